@@ -13,19 +13,19 @@ def _mask(lengths, width):
 
 # ----------------------------------------------------------------------------- log-probs
 
-def test_response_logits_alignment_and_temperature():
+def test_shift_to_response_alignment_and_temperature():
     torch.manual_seed(0)
     B, P, R, V = 2, 3, 4, 7
     ids = torch.randint(V, (B, P + R))
     logits = torch.randn(B, P + R, V)
     T = 0.7
-    got = ppo.token_logprobs(ppo.response_logits(logits, P), ids[:, P:], temperature=T)
+    got = ppo.token_logprobs(ppo.shift_to_response(logits, P), ids[:, P:], temperature=T)
     for b in range(B):
         for i in range(R):  # response token P+i is predicted by position P+i-1
             want = torch.log_softmax(logits[b, P + i - 1] / T, -1)[ids[b, P + i]]
             assert got[b, i].item() == pytest.approx(want.item(), abs=1e-6)
     with pytest.raises(ValueError, match="prompt_len"):
-        ppo.response_logits(logits, 0)
+        ppo.shift_to_response(logits, 0)
 
 
 def test_logprobs_are_fp32_from_bf16_logits():

@@ -25,22 +25,23 @@ import torch
 
 # ----------------------------------------------------------------------------- log-probs
 
-def response_logits(logits: torch.Tensor, prompt_len: int) -> torch.Tensor:
-    """Logits that predict the response tokens: `logits[:, P-1:-1]` for a `[B, P+R, V]` forward.
+def shift_to_response(x: torch.Tensor, prompt_len: int) -> torch.Tensor:
+    """The positions that predict the response tokens: `x[:, P-1:-1]` of a `[B, P+R, ...]` output.
 
     Position i predicts token i+1, so the response (tokens P..P+R-1) is scored by positions
-    P-1..P+R-2; the logits after the last token predict nothing we sampled.
+    P-1..P+R-2; the output after the last token predicts nothing we sampled. Used for logits and,
+    as in the paper's code, for the critic's values (V_t is the value of the state before token t).
     """
-    if not 0 < prompt_len < logits.shape[1]:
-        raise ValueError(f"prompt_len must be in 1..{logits.shape[1] - 1} for logits of shape "
-                         f"{tuple(logits.shape)}, got {prompt_len}")
-    return logits[:, prompt_len - 1 : -1]
+    if not 0 < prompt_len < x.shape[1]:
+        raise ValueError(f"prompt_len must be in 1..{x.shape[1] - 1} for an output of shape "
+                         f"{tuple(x.shape)}, got {prompt_len}")
+    return x[:, prompt_len - 1 : -1]
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log pi(token | context) under softmax(logits / T), computed in fp32.
 
-    `logits` `[B, R, V]` must already be aligned with `tokens` `[B, R]` (see `response_logits`).
+    `logits` `[B, R, V]` must already be aligned with `tokens` `[B, R]` (see `shift_to_response`).
     Scoring must use the sampling temperature, or the PPO ratio and the KL are of a different
     distribution than the one the rollout came from.
     """
