@@ -1,0 +1,429 @@
+"""The toolbox's functions: deterministic, offline, and documented so that their schemas can be
+derived from them (`tl.schema.tool_from_function`: signature + type hints + the `Args:` block).
+
+Every function is a pure function of its arguments and the fixed tables in `facts.py`; bad values
+raise ValueError with a short message, which the sandbox turns into tool-call-failure feedback.
+Names come in families that share prefixes (`get_weather_current` / `get_weather_forecast` /
+`get_weekday`, `convert_currency` / `convert_units` / `convert_timezone`, `get_country_*` /
+`get_city_*`, `calculate*`, `date_*`, `text_*`) so that picking the right one is a matter of a
+few key tokens, which is what PKT weights.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+import zlib
+from contextlib import redirect_stdout
+from datetime import date as _date
+from datetime import timedelta
+
+from tl.toolbox.facts import (CITIES, COUNTRIES, REFERENCE_DATE, TEMPERATURE_UNITS, UNITS, USD_RATES,
+                              WEATHER_CONDITIONS, WEEKDAYS)
+
+FORECAST_DAYS = 30  # forecasts exist for REFERENCE_DATE .. REFERENCE_DATE + 29 days
+MAX_PRINTED_CHARS = 100_000  # run_python stops code that prints more than this
+
+# ----------------------------------------------------------------------------- lookups
+
+_COUNTRY_ALIASES = {"usa": "United States", "us": "United States", "uk": "United Kingdom",
+                    "korea": "South Korea", "britain": "United Kingdom"}
+
+
+def _lookup(table: dict, name, what: str, aliases: dict | None = None) -> str:
+    """Case-insensitive key lookup; ValueError naming the bad value otherwise."""
+    if not isinstance(name, str):
+        raise ValueError(f"{what} must be a name, got {name!r}")
+    key = name.strip().lower()
+    for k in table:
+        if k.lower() == key:
+            return k
+    if aliases and key in aliases:
+        return aliases[key]
+    raise ValueError(f"unknown {what} {name!r}")
+
+
+def _parse_date(text, what: str = "date") -> _date:
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        raise ValueError(f"{what} must be written YYYY-MM-DD, got {text!r}")
+    try:
+        return _date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not a calendar date") from None
+
+
+def _stable_int(*parts) -> int:
+    """A hash that is the same in every process and run (unlike hash(str))."""
+    return zlib.crc32("|".join(str(p) for p in parts).encode())
+
+
+def _sig(x: float, digits: int = 6) -> float | int:
+    """Round to `digits` significant digits; whole numbers come back as int (100.0 -> 100)."""
+    y = float(f"{x:.{digits}g}")
+    return int(y) if y.is_integer() and abs(y) < 1e15 else y
+
+
+# ----------------------------------------------------------------------------- weather and dates
+
+
+def _weather(city: str, day: _date) -> tuple[int, str, int]:
+    """(temperature °C, condition, humidity %) for a city on a day: a seasonal curve by latitude
+    plus a fixed pseudo-random wobble, so every (city, day) has one answer."""
+    _, lat, _, _ = CITIES[city]
+    # Annual mean falls with latitude, the seasonal swing grows with it; southern seasons flip.
+    season = math.cos(2 * math.pi * (day.timetuple().tm_yday - 200) / 365.25)
+    if lat < 0:
+        season = -season
+    h = _stable_int(city, day.isoformat())
+    temp = round(28 - 0.35 * abs(lat) + 0.18 * abs(lat) * season + (h % 7) - 3)
+    condition = WEATHER_CONDITIONS[(h >> 8) % len(WEATHER_CONDITIONS)]
+    if condition == "snow" and temp > 2:
+        condition = "cloudy"
+    elif condition in ("rain", "light rain") and temp < 0:
+        condition = "snow"
+    return temp, condition, 35 + (h >> 16) % 60
+
+
+def get_weather_current(city: str, unit: str = "c") -> dict:
+    """Current weather in a city.
+
+    Args:
+        city: City name, e.g. "Paris".
+        unit: Temperature unit, "c" (default) or "f".
+    """
+    city = _lookup(CITIES, city, "city")
+    if unit not in ("c", "f"):
+        raise ValueError(f"unit must be 'c' or 'f', got {unit!r}")
+    temp, condition, humidity = _weather(city, _parse_date(REFERENCE_DATE))
+    if unit == "f":
+        temp = round(temp * 9 / 5 + 32)
+    return {"city": city, "temperature": temp, "unit": unit.upper(), "condition": condition, "humidity": humidity}
+
+
+def get_weather_forecast(city: str, date: str) -> dict:
+    """Weather forecast for a city on a given day (up to 30 days ahead).
+
+    Args:
+        city: City name, e.g. "Tokyo".
+        date: Day of the forecast, YYYY-MM-DD.
+    """
+    city = _lookup(CITIES, city, "city")
+    day, first = _parse_date(date), _parse_date(REFERENCE_DATE)
+    if not 0 <= (day - first).days < FORECAST_DAYS:
+        last = first + timedelta(days=FORECAST_DAYS - 1)
+        raise ValueError(f"forecasts are available from {first} to {last}, got {date!r}")
+    temp, condition, humidity = _weather(city, day)
+    spread = 3 + _stable_int(city, date, "spread") % 6
+    return {"city": city, "date": day.isoformat(), "condition": condition,
+            "high_c": temp + spread // 2, "low_c": temp - (spread - spread // 2), "humidity": humidity}
+
+
+def get_weekday(date: str) -> dict:
+    """Day of the week of a date.
+
+    Args:
+        date: The date, YYYY-MM-DD.
+    """
+    day = _parse_date(date)
+    return {"date": day.isoformat(), "weekday": WEEKDAYS[day.weekday()]}
+
+
+def date_add_days(date: str, days: int) -> dict:
+    """Add a number of days to a date (negative to go back).
+
+    Args:
+        date: Start date, YYYY-MM-DD.
+        days: Number of days to add.
+    """
+    if abs(days) > 100_000:
+        raise ValueError(f"days must be within ±100000, got {days}")
+    day = _parse_date(date)
+    return {"date": day.isoformat(), "days": days, "result": (day + timedelta(days=days)).isoformat()}
+
+
+def date_diff_days(start_date: str, end_date: str) -> dict:
+    """Number of days from one date to another.
+
+    Args:
+        start_date: First date, YYYY-MM-DD.
+        end_date: Second date, YYYY-MM-DD.
+    """
+    a, b = _parse_date(start_date, "start_date"), _parse_date(end_date, "end_date")
+    return {"start_date": a.isoformat(), "end_date": b.isoformat(), "days": (b - a).days}
+
+
+# ----------------------------------------------------------------------------- countries and cities
+
+
+def get_country_capital(country: str) -> dict:
+    """Capital city of a country.
+
+    Args:
+        country: Country name, e.g. "Japan".
+    """
+    country = _lookup(COUNTRIES, country, "country", _COUNTRY_ALIASES)
+    return {"country": country, "capital": COUNTRIES[country][0]}
+
+
+def get_country_population(country: str) -> dict:
+    """Population of a country.
+
+    Args:
+        country: Country name, e.g. "Brazil".
+    """
+    country = _lookup(COUNTRIES, country, "country", _COUNTRY_ALIASES)
+    return {"country": country, "population": COUNTRIES[country][1]}
+
+
+def get_country_currency(country: str) -> dict:
+    """Currency code used in a country.
+
+    Args:
+        country: Country name, e.g. "Sweden".
+    """
+    country = _lookup(COUNTRIES, country, "country", _COUNTRY_ALIASES)
+    return {"country": country, "currency": COUNTRIES[country][2]}
+
+
+def get_city_country(city: str) -> dict:
+    """Country a city is in.
+
+    Args:
+        city: City name, e.g. "Osaka".
+    """
+    city = _lookup(CITIES, city, "city")
+    return {"city": city, "country": CITIES[city][0]}
+
+
+def get_city_distance(city_a: str, city_b: str) -> dict:
+    """Great-circle distance between two cities in kilometres.
+
+    Args:
+        city_a: First city.
+        city_b: Second city.
+    """
+    a, b = _lookup(CITIES, city_a, "city"), _lookup(CITIES, city_b, "city")
+    (_, lat1, lon1, _), (_, lat2, lon2, _) = CITIES[a], CITIES[b]
+    p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
+    hav = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return {"city_a": a, "city_b": b, "distance_km": round(2 * 6371.0 * math.asin(math.sqrt(hav)))}
+
+
+# ----------------------------------------------------------------------------- conversions
+
+
+def _rate(from_currency: str, to_currency: str) -> tuple[str, str, float]:
+    codes = []
+    for code in (from_currency, to_currency):
+        if not isinstance(code, str) or code.strip().upper() not in USD_RATES:
+            raise ValueError(f"unknown currency code {code!r}; use ISO codes like 'USD' or 'EUR'")
+        codes.append(code.strip().upper())
+    return codes[0], codes[1], USD_RATES[codes[1]] / USD_RATES[codes[0]]
+
+
+def convert_currency(amount: float, from_currency: str, to_currency: str) -> dict:
+    """Convert an amount of money between currencies at the reference-day rate.
+
+    Args:
+        amount: Amount to convert.
+        from_currency: ISO code of the source currency, e.g. "USD".
+        to_currency: ISO code of the target currency, e.g. "EUR".
+    """
+    src, dst, rate = _rate(from_currency, to_currency)
+    return {"amount": amount, "from_currency": src, "to_currency": dst, "result": round(amount * rate, 2)}
+
+
+def get_exchange_rate(from_currency: str, to_currency: str) -> dict:
+    """Exchange rate between two currencies on the reference day.
+
+    Args:
+        from_currency: ISO code of the source currency.
+        to_currency: ISO code of the target currency.
+    """
+    src, dst, rate = _rate(from_currency, to_currency)
+    return {"from_currency": src, "to_currency": dst, "rate": _sig(rate)}
+
+
+def convert_units(value: float, from_unit: str, to_unit: str) -> dict:
+    """Convert a length, mass, volume or temperature between units.
+
+    Args:
+        value: The quantity to convert.
+        from_unit: Source unit: mm, cm, m, km, in, ft, yd, mi, mg, g, kg, oz, lb, ml, l, gal, cup, c, f or k.
+        to_unit: Target unit, of the same kind.
+    """
+    src, dst = str(from_unit).strip().lower(), str(to_unit).strip().lower()
+    for u in (src, dst):
+        if u not in UNITS and u not in TEMPERATURE_UNITS:
+            raise ValueError(f"unknown unit {u!r}")
+    if (src in TEMPERATURE_UNITS) != (dst in TEMPERATURE_UNITS) or (
+            src in UNITS and dst in UNITS and UNITS[src][0] != UNITS[dst][0]):
+        raise ValueError(f"cannot convert {src} to {dst}")
+    if src in TEMPERATURE_UNITS:
+        kelvin = {"c": value + 273.15, "f": (value - 32) * 5 / 9 + 273.15, "k": value}[src]
+        result = {"c": kelvin - 273.15, "f": (kelvin - 273.15) * 9 / 5 + 32, "k": kelvin}[dst]
+        result = round(result, 2)
+    else:
+        result = value * UNITS[src][1] / UNITS[dst][1]
+    return {"value": value, "from_unit": src, "to_unit": dst, "result": _sig(result)}
+
+
+def convert_timezone(time: str, from_city: str, to_city: str) -> dict:
+    """Convert a clock time in one city to the local time in another city.
+
+    Args:
+        time: Local time in from_city, HH:MM (24-hour).
+        from_city: City where the time is given.
+        to_city: City to convert to.
+    """
+    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(time).strip())
+    if m is None:
+        raise ValueError(f"time must be HH:MM (24-hour), got {time!r}")
+    a, b = _lookup(CITIES, from_city, "city"), _lookup(CITIES, to_city, "city")
+    minutes = int(m.group(1)) * 60 + int(m.group(2)) + round((CITIES[b][3] - CITIES[a][3]) * 60)
+    day_offset, minutes = divmod(minutes, 24 * 60)
+    return {"time": f"{int(m.group(1)):02d}:{m.group(2)}", "from_city": a, "to_city": b,
+            "converted_time": f"{minutes // 60:02d}:{minutes % 60:02d}", "day_offset": day_offset}
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+
+
+def _arith(node):
+    """Evaluate an arithmetic AST (numbers, + - * / // % **, parentheses) without eval."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_arith(node.operand))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _arith(node.left), _arith(node.right)
+        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 1e6):
+            raise ValueError("exponent too large")  # 9**9**9 would run for hours
+        return _BINARY[type(node.op)](left, right)
+    raise ValueError(f"unsupported expression element: {ast.unparse(node)!r}")
+
+
+def calculate(expression: str) -> dict:
+    """Evaluate an arithmetic expression with + - * / // % ** and parentheses.
+
+    Args:
+        expression: The expression, e.g. "(12 + 30) * 1.5".
+    """
+    if not isinstance(expression, str) or len(expression) > 500:
+        raise ValueError("expression must be a string of at most 500 characters")
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        raise ValueError(f"invalid expression {expression!r}") from None
+    value = _arith(tree.body)
+    return {"expression": expression, "result": value if isinstance(value, int) else _sig(value, 10)}
+
+
+def calculate_percentage(part: float, whole: float) -> dict:
+    """What percentage one number is of another.
+
+    Args:
+        part: The part.
+        whole: The whole (not zero).
+    """
+    if whole == 0:
+        raise ValueError("whole must not be zero")
+    return {"part": part, "whole": whole, "percentage": round(100 * part / whole, 2)}
+
+
+def calculate_average(numbers: list[float]) -> dict:
+    """Arithmetic mean of a list of numbers.
+
+    Args:
+        numbers: The numbers, e.g. [3, 5, 10].
+    """
+    if not numbers or not all(type(x) in (int, float) for x in numbers):
+        raise ValueError("numbers must be a non-empty list of numbers")
+    return {"count": len(numbers), "average": _sig(sum(numbers) / len(numbers))}
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def text_reverse(text: str) -> str:
+    """Reverse a piece of text character by character.
+
+    Args:
+        text: The text to reverse.
+    """
+    return text[::-1]
+
+
+def text_uppercase(text: str) -> str:
+    """Convert text to upper case.
+
+    Args:
+        text: The text to convert.
+    """
+    return text.upper()
+
+
+def text_word_count(text: str) -> dict:
+    """Count the words in a piece of text.
+
+    Args:
+        text: The text to count.
+    """
+    return {"words": len(text.split())}
+
+
+def text_count_char(text: str, char: str) -> dict:
+    """Count how often a character occurs in a text (case-insensitive).
+
+    Args:
+        text: The text to search.
+        char: A single character.
+    """
+    if len(char) != 1:
+        raise ValueError(f"char must be a single character, got {char!r}")
+    return {"char": char, "count": text.lower().count(char.lower())}
+
+
+# ----------------------------------------------------------------------------- code
+
+
+def run_python(code: str) -> str:
+    """Run a short Python program and return what it prints (and the value of a last bare expression).
+
+    Args:
+        code: Python source code.
+    """
+    # This executes model-written code, so it only ever runs inside a sandbox child process
+    # (tl.sandbox sets the flag there after applying its limits); anywhere else it refuses.
+    from tl import sandbox
+
+    if not sandbox.in_sandbox_child():
+        raise RuntimeError("run_python only runs inside tl.sandbox.Sandbox")
+    tree = ast.parse(code, "<run_python>", "exec")
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    scope = {"__name__": "__main__"}
+    out = sandbox.CappedStringIO(MAX_PRINTED_CHARS)
+    with redirect_stdout(out):
+        exec(compile(tree, "<run_python>", "exec"), scope)  # noqa: S102 - contained, see above
+        if last is not None:
+            value = eval(compile(ast.Expression(last.value), "<run_python>", "eval"), scope)  # noqa: S307
+            if value is not None:
+                print(repr(value))
+    return out.getvalue().rstrip("\n")
+
+
+# Kept as a module-level list so that the registry's order (and so every schema list built from
+# it) is fixed.
+FUNCTIONS = [
+    get_weather_current, get_weather_forecast, get_weekday, date_add_days, date_diff_days,
+    get_country_capital, get_country_population, get_country_currency, get_city_country, get_city_distance,
+    convert_currency, get_exchange_rate, convert_units, convert_timezone,
+    calculate, calculate_percentage, calculate_average,
+    text_reverse, text_uppercase, text_word_count, text_count_char,
+    run_python,
+]
