@@ -279,9 +279,12 @@ def _parse_react(text: str) -> Parsed:
         name = m.group(1).strip().strip("`'\"").strip()
         if "(" in name:  # `Action: get_weather(city="Paris")`
             try:
-                calls.extend(_parse_python(name))
+                inline = _parse_python(name)
             except (SyntaxError, ValueError, _ParseError) as e:
                 return _error(f"Action {n}: {e}", "react")
+            if not inline:
+                return _error(f"Action {n}: expected a tool name; found {name[:80]!r}", "react")
+            calls.extend(inline)
             continue
         if not _NAME.fullmatch(name):
             return _error(f"Action {n}: expected a tool name; found {name[:80]!r}", "react")
