@@ -1,0 +1,320 @@
+"""The sandbox: Python-worded validation, and attacks that must end in an error result while the
+caller stays alive and later calls still work.
+
+The attacks run both as model-written code (`run_python`) and as deliberately misbehaving tools
+defined below (module-level, so the workers can import them). Attacks that could hurt this
+process or the machine if a protection were missing (fork bomb, killing the parent, reading the
+parent's /proc environ) first check `Sandbox.isolation` and skip when the protection that stops
+them is not in place, so they cannot take down the test runner or other people's processes.
+"""
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from tl.classify import (ALL_RIGHT, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
+                         TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
+from tl.sandbox import Result, Sandbox, run_in_process, validate_call
+from tl.schema import Call
+from tl.toolbox import TOOLS, Tool
+
+SECRET = "tl-sandbox-test-secret-7f3a"
+
+
+# ----------------------------------------------------------------------------- misbehaving tools
+
+
+def evil_loop() -> str:
+    """Spin forever."""
+    while True:
+        pass
+
+
+def evil_sleep(seconds: float) -> str:
+    """Sleep.
+
+    Args:
+        seconds: How long.
+    """
+    time.sleep(seconds)
+    return "slept"
+
+
+def evil_fork_bomb() -> str:
+    """Fork until the machine falls over."""
+    while True:
+        os.fork()
+
+
+def evil_allocate() -> str:
+    """Allocate 10 GB."""
+    return str(len(bytearray(10 * 2**30)))
+
+
+def evil_write(path: str) -> str:
+    """Write a file.
+
+    Args:
+        path: Where.
+    """
+    with open(path, "w") as f:
+        f.write("escaped")
+    return "written"
+
+
+def evil_kill(pid: int) -> str:
+    """Kill a process.
+
+    Args:
+        pid: Which.
+    """
+    os.kill(pid, signal.SIGKILL)
+    return "killed"
+
+
+def evil_connect(port: int) -> str:
+    """Connect to a local port.
+
+    Args:
+        port: Which.
+    """
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    return "connected"
+
+
+def evil_read_environ(pid: int) -> str:
+    """Read another process's environment.
+
+    Args:
+        pid: Whose.
+    """
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def evil_huge_output() -> str:
+    """Return 100 MB of text."""
+    return "x" * 100_000_000
+
+
+def evil_recursion() -> str:
+    """Recurse without end."""
+    return evil_recursion()
+
+
+def evil_segfault() -> str:
+    """Crash the interpreter."""
+    import ctypes
+
+    return str(ctypes.string_at(0))
+
+
+def echo(text: str, times: int = 1) -> str:
+    """Repeat a text.
+
+    Args:
+        text: The text.
+        times: How often.
+    """
+    return text * times
+
+
+EVIL = [evil_loop, evil_sleep, evil_fork_bomb, evil_allocate, evil_write, evil_kill, evil_connect,
+        evil_read_environ, evil_huge_output, evil_recursion, evil_segfault, echo]
+
+
+@pytest.fixture(scope="module")
+def box():
+    # A secret in the caller's environment that no sandboxed code may see.
+    os.environ["TL_SANDBOX_TEST_SECRET"] = SECRET
+    tools = dict(TOOLS, **{f.__name__: Tool.from_function(f) for f in EVIL})
+    try:
+        sandbox = Sandbox(tools, timeout=1.0, memory_mb=256, max_output=4096, workers=2)
+    finally:
+        del os.environ["TL_SANDBOX_TEST_SECRET"]
+    yield sandbox
+    sandbox.close()
+
+
+def run_code(box, code: str) -> Result:
+    return box.run(Call("run_python", {"code": code}))
+
+
+def assert_contained(box, result: Result, category: str | None = None):
+    """The attack failed with an error result, worded so MAE reads the same category, and the
+    sandbox still works afterwards (this process being alive to check is the other half)."""
+    assert not result.ok, result
+    assert result.feedback == result.message != ""
+    assert classify_feedback(result.feedback) == result.category
+    if category is not None:
+        assert result.category == category, result
+    after = box.run(Call("get_weekday", {"date": "2025-01-15"}))
+    assert after.ok and after.output == '{"date": "2025-01-15", "weekday": "Wednesday"}'
+
+
+def need(box, *protections):
+    missing = [p for p in protections if not box.isolation[p]]
+    if missing:
+        pytest.skip(f"this OS/user gives the sandbox no {missing}; the attack would not be contained")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("call, category, message", [
+    (Call("get_wether", {"city": "Paris"}), TOOL_HALLUCINATION, "NameError: name 'get_wether' is not defined"),
+    (Call("get_weather_current", {"city": "Paris", "country": "France"}), PARAM_HALLUCINATION,
+     "TypeError: get_weather_current() got an unexpected keyword argument 'country'"),
+    (Call("get_weather_current", {}), PARAM_MISSING,
+     "TypeError: get_weather_current() missing 1 required positional argument: 'city'"),
+    (Call("convert_units", {"value": 3}), PARAM_MISSING,
+     "TypeError: convert_units() missing 2 required positional arguments: 'from_unit' and 'to_unit'"),
+    (Call("date_add_days", {"date": "2025-01-15", "days": "3"}), OTHERS,
+     "TypeError: date_add_days() argument 'days' must be int, not str"),
+    (Call("date_add_days", {"date": "2025-01-15", "days": True}), OTHERS,
+     "TypeError: date_add_days() argument 'days' must be int, not bool"),
+])
+def test_validation_is_worded_like_python_and_classified(box, call, category, message):
+    expected = Result(False, "", category, message)
+    assert validate_call(call, box.schemas) == expected
+    assert box.run(call) == expected
+    assert classify_feedback(expected.feedback) == category
+    assert classify_feedback(expected.to_dict()) == category
+
+
+def test_valid_calls_run_and_match_in_process_execution(box):
+    calls = [Call("convert_currency", {"amount": 100, "from_currency": "USD", "to_currency": "EUR"}),
+             Call("convert_units", {"value": 2.5, "from_unit": "km", "to_unit": "mi"}),  # int/float both numbers
+             Call("get_weather_current", {"city": "Paris", "unit": None}),  # None = not given
+             Call("get_weather_forecast", {"city": "Paris", "date": "2024-01-01"}),  # the tool raises
+             Call("text_reverse", {"text": "stressed"})]
+    results = box.map(calls)
+    assert results[0] == Result(True, '{"amount": 100, "from_currency": "USD", "to_currency": "EUR", "result": 92.0}')
+    assert results[4].output == "desserts" and results[2].ok
+    assert results[3] == Result(False, "", TOOL_CALL_FAILURE,
+                                "ValueError: forecasts are available from 2025-01-15 to 2025-02-13, got '2024-01-01'")
+    assert [run_in_process(TOOLS, c) for c in calls] == results
+    for r in results:
+        assert classify_feedback(r.feedback) == r.category
+
+
+def test_run_python_never_runs_outside_a_sandbox(box):
+    with pytest.raises(ValueError, match="Sandbox"):
+        run_in_process(TOOLS, Call("run_python", {"code": "print(1)"}))
+    with pytest.raises(RuntimeError, match="only runs inside"):
+        TOOLS["run_python"].fn("print(1)")
+    assert run_code(box, "x = 6 * 7\nprint('x =', x)\nx + 1") == Result(True, "x = 42\n43")
+
+
+def test_each_call_gets_a_fresh_process_and_an_empty_scratch_dir(box):
+    first = run_code(box, "import os\nopen('note.txt', 'w').write('hi')\nprint(os.getpid(), sorted(os.listdir('.')))")
+    again = run_code(box, "import os\nprint(os.getpid(), sorted(os.listdir('.')))")
+    assert first.ok and again.ok and first.output.endswith("['note.txt']") and again.output.endswith("[]")
+    assert first.output.split()[0] != again.output.split()[0]
+
+
+# ----------------------------------------------------------------------------- attacks
+
+
+def test_infinite_loop_times_out(box):
+    assert_contained(box, run_code(box, "while True:\n    pass"), TOOL_INSTABILITY)
+    assert_contained(box, box.run(Call("evil_loop", {})), TOOL_INSTABILITY)
+    assert "timed out" in box.run(Call("evil_sleep", {"seconds": 30})).message
+
+
+def test_fork_bomb_cannot_fork(box):
+    if os.geteuid() == 0:
+        need(box, "separate_uid")  # RLIMIT_NPROC does not bind root
+    assert_contained(box, run_code(box, "import os\nwhile True:\n    os.fork()"), TOOL_CALL_FAILURE)
+    assert_contained(box, box.run(Call("evil_fork_bomb", {})), TOOL_CALL_FAILURE)
+    assert_contained(box, run_code(box, "import subprocess\nsubprocess.run(['true'])"))
+
+
+def test_ten_gigabyte_allocation_hits_the_memory_limit(box):
+    assert_contained(box, run_code(box, "x = bytearray(10 * 2**30)"), TOOL_INSTABILITY)
+    assert_contained(box, box.run(Call("evil_allocate", {})), TOOL_INSTABILITY)
+
+
+def test_writing_outside_the_scratch_dir_fails(box, tmp_path):
+    if not box.isolation["readonly_fs"]:
+        need(box, "separate_uid")  # then at least file permissions protect root's files
+    target = tmp_path / "escaped.txt"
+    assert_contained(box, run_code(box, f"open({str(target)!r}, 'w').write('x')"), TOOL_CALL_FAILURE)
+    assert_contained(box, box.run(Call("evil_write", {"path": str(target)})), TOOL_CALL_FAILURE)
+    assert_contained(box, box.run(Call("evil_write", {"path": "../escaped.txt"})), TOOL_CALL_FAILURE)
+    assert not target.exists()
+
+
+def test_killing_the_parent_fails(box):
+    need(box, "separate_uid")  # without it the child runs as our user and really could kill us
+    me = os.getpid()
+    assert_contained(box, run_code(box, f"import os, signal\nos.kill({me}, signal.SIGKILL)"), TOOL_CALL_FAILURE)
+    assert_contained(box, run_code(box, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), TOOL_CALL_FAILURE)
+    assert_contained(box, box.run(Call("evil_kill", {"pid": me})), TOOL_CALL_FAILURE)
+
+
+def test_a_lost_worker_is_replaced(box):
+    """What a child could do without root (kill its worker) and what a crash does: the call in
+    flight gets an instability error, the worker is replaced, later calls work."""
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=box.run(Call("evil_sleep", {"seconds": 0.8}))))
+    t.start()
+    time.sleep(0.3)
+    old = box.worker_pids()
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    t.join()
+    assert_contained(box, result["r"], TOOL_INSTABILITY)
+    assert box.map([Call("echo", {"text": "a", "times": 2})] * 4) == [Result(True, "aa")] * 4
+    assert not set(box.worker_pids()) & set(old)
+
+
+def test_opening_a_socket_fails(box):
+    need(box, "network")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.setblocking(False)
+        port = server.getsockname()[1]
+        assert_contained(box, box.run(Call("evil_connect", {"port": port})), TOOL_CALL_FAILURE)
+        assert_contained(box, run_code(box, f"import socket\nsocket.create_connection(('127.0.0.1', {port}))"))
+        assert_contained(box, run_code(box, "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=0.5)"))
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nobody ever connected
+
+
+def test_the_parents_environment_is_out_of_reach(box):
+    assert_contained(box, run_code(box, "import os\nprint(os.environ['TL_SANDBOX_TEST_SECRET'])"), TOOL_CALL_FAILURE)
+    own = run_code(box, "print(open('/proc/self/environ', 'rb').read())")  # unreadable, or scrubbed
+    assert SECRET not in own.feedback
+    need(box, "separate_uid")  # as the same user, /proc/<pid>/environ of the caller is readable
+    assert_contained(box, box.run(Call("evil_read_environ", {"pid": os.getpid()})), TOOL_CALL_FAILURE)
+
+
+def test_printing_100_megabytes_hits_the_output_cap(box):
+    assert_contained(box, run_code(box, "print('x' * 100_000_000)"), TOOL_INSTABILITY)
+    assert_contained(box, box.run(Call("evil_huge_output", {})), TOOL_INSTABILITY)
+    assert_contained(box, box.run(Call("echo", {"text": "abc", "times": 2000})), TOOL_INSTABILITY)  # 6000 > 4096
+
+
+def test_deep_recursion_and_crashes(box):
+    assert_contained(box, run_code(box, "def f(n):\n    return f(n + 1)\nf(0)"), TOOL_CALL_FAILURE)
+    assert_contained(box, box.run(Call("evil_recursion", {})), TOOL_CALL_FAILURE)
+    crash = box.run(Call("evil_segfault", {}))
+    assert_contained(box, crash, TOOL_INSTABILITY)
+    assert "SIGSEGV" in crash.message
+    # RecursionError suppressed: the C stack or the memory limit ends it, or the timeout does.
+    assert_contained(box, run_code(box, "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)"),
+                     TOOL_INSTABILITY)
+
+
+def test_model_code_cannot_forge_the_protocol(box):
+    """A child inherits no protocol fd: writing fake replies to fds 3..63 reaches nothing."""
+    code = ("import os\nfor fd in range(4, 64):\n    try:\n        os.write(fd, b'{\"ok\": true}\\n')\n"
+            "    except OSError:\n        pass\nprint('done')")
+    assert run_code(box, code) == Result(True, "done")
+    assert box.run(Call("echo", {"text": "still in sync"})) == Result(True, "still in sync")
+    assert classify_feedback(Result(True, "still in sync").feedback) == ALL_RIGHT
