@@ -61,7 +61,8 @@ def _error(msg: str, fmt: str | None = None) -> Parsed:
     return Parsed("error", [], msg, fmt)
 
 
-NO_CALL = Parsed("no_call")
+def _no_call() -> Parsed:
+    return Parsed("no_call")  # a fresh object each time: `calls` is a list callers may keep
 
 # ----------------------------------------------------------------------------- literal walker
 
@@ -214,7 +215,7 @@ def _calls_from_obj(obj, fmt: str) -> Parsed:
     if isinstance(obj, dict):
         obj = [obj]
     if not isinstance(obj, list) or not any(isinstance(o, dict) for o in obj):
-        return NO_CALL  # a JSON answer (a number, a string, a list of values)
+        return _no_call()  # a JSON answer (a number, a string, a list of values)
     calls = []
     for i, o in enumerate(obj):
         try:
@@ -333,7 +334,7 @@ def _parse(text) -> Parsed:
         return _error(f"output longer than {MAX_CHARS} characters")
     text = _strip_fences(text)
     if not text:
-        return NO_CALL
+        return _no_call()
     if _max_nesting(text) > MAX_DEPTH:
         return _error(f"brackets nested deeper than {MAX_DEPTH}")
     if _ACTION.search(text):
@@ -353,8 +354,8 @@ def _parse(text) -> Parsed:
     except (SyntaxError, ValueError, _ParseError) as e:
         if _CALL_START.match(text):
             return _error(f"not a valid call: {e}", "python")
-        return NO_CALL  # prose
-    return Parsed("calls", calls, None, "python") if calls else NO_CALL
+        return _no_call()  # prose
+    return Parsed("calls", calls, None, "python") if calls else _no_call()
 
 
 def parse(text) -> Parsed:
