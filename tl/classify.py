@@ -14,7 +14,8 @@ Value comparison, by `mode`:
   (1 == 1.0). Booleans are not numbers (true != 1); strings are compared exactly.
 - "rotbench": what RoTBench's evaluate.py does: values compared with Python `==` after
   json.loads (so "1" != 1, but also true == 1), a gold value "None" is not checked (the key must
-  still be present), and the values of `finish` / `ask_to_user` calls are never checked. Not
+  still be present), and the values of `finish` / `ask_to_user` calls are never checked (by
+  name by default; RoTBench itself takes these roles by position, see `classify`). Not
   copied: evaluate.py skips (counts wrong) every prediction with an empty argument dict, even
   when the gold call has no arguments either.
 - "bfcl": gold values are lists of acceptable values (BFCL possible_answer); "" in the list
@@ -178,9 +179,14 @@ def _details(mode, pred_name=None, gold_name=None, **extra) -> dict:
     return d
 
 
-def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokenize) -> Classification:
+def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokenize,
+                  unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
     d = _details(mode, pred.name, gold.name)
-    if tools is not None and pred.name not in tools:
+    if aliases and aliases.get(pred.name) == gold.name:
+        pred = Call(gold.name, pred.arguments)  # e.g. RoTBench: "finish" names the finish-role tool
+    # Naming the gold tool is never a hallucination, even when the tool list does not document
+    # it (ToolAlpaca's gold names a few undocumented functions; RoTBench's TS compares names only).
+    if tools is not None and pred.name not in tools and pred.name != gold.name:
         return Classification(TOOL_HALLUCINATION, d)
     if pred.name != gold.name:
         d.update(_name_token_stats(pred.name, gold.name, tokenize))
@@ -200,7 +206,7 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
         if d[key]:
             return Classification(category, d)
     d["pi"] = True
-    if not (mode == "rotbench" and gold.name in ROTBENCH_UNCHECKED_TOOLS):
+    if not (mode == "rotbench" and gold.name in unchecked_tools):
         d["wrong_values"] = [k for k in gold.arguments if k in pred.arguments
                              and not _value_ok(pred.arguments[k], gold.arguments[k], mode, props.get(k))]
     if d["wrong_values"]:
@@ -230,12 +236,21 @@ def _gold_calls(gold) -> list[Call]:
     return [Call.from_dict(g) for g in golds]
 
 
-def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None) -> Classification:
+def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None,
+             unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
     """Classify model output (text or a `Parsed`) against `gold` (see the module docstring for
     gold forms and modes). `tools`: the available tools in any form `normalize_tools` accepts;
     None skips the tool-hallucination check and treats every key gold does not use as
     hallucinated. `tokenize`: name -> tokens for the wrong-tool statistics (default
-    `split_name`; SFT/eval may pass the model's tokenizer)."""
+    `split_name`; SFT/eval may pass the model's tokenizer).
+
+    RoTBench's role rules (mode "rotbench"): `unchecked_tools` = the tools whose argument values
+    are not checked, and `aliases` = {predicted name: gold name} read as the same tool. RoTBench's
+    evaluate.py takes these roles by *position* -- the last two tools of the prompt are
+    ask_to_user and finish, which its noisy variants rename -- and accepts a literal "finish" for
+    the finish-role tool; `tl.benchmarks.rotbench` passes them. With several acceptable golds,
+    "rotbench" picks the gold that reaches the furthest stage (CF, then PI, then TS, then reward),
+    which is RoTBench's "any answer" rule for each of TS, PI and CF; other modes pick the best reward."""
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     if parsed.kind == "error":
         return Classification(UNPARSABLE, _details(mode, parse_error=parsed.error))
@@ -247,8 +262,13 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None) -> Class
     elif first is None:
         return Classification(NO_CALL, _details(mode, gold_name=_gold_calls(gold)[0].name))
     else:
-        results = [_classify_one(first, g, tools, mode, tokenize) for g in _gold_calls(gold)]
-        best = max(range(len(results)), key=lambda i: (call_reward(results[i]), -i))
+        results = [_classify_one(first, g, tools, mode, tokenize, unchecked_tools, aliases) for g in _gold_calls(gold)]
+
+        def rank(i):
+            d = results[i].details
+            stages = (d["cf"], d["pi"], d["ts"]) if mode == "rotbench" else ()
+            return (*stages, call_reward(results[i]), -i)
+        best = max(range(len(results)), key=rank)
         c = results[best]
         c.details["gold_index"] = best
     c.details["extra_calls"] = extra
