@@ -1,0 +1,115 @@
+"""The synthetic trajectory generator: valid records, byte-determinism, the error share, and every
+recorded tool output equal to re-executing its call in a real Sandbox."""
+import json
+
+import pytest
+
+from tl.classify import ALL_RIGHT, classify_feedback
+from tl.render import render_prompt
+from tl.sandbox import Sandbox
+from tl.schema import Call
+from tl.synth import generate, generate_heldout, main
+from tl.toolbox import TOOLS
+
+
+@pytest.fixture(scope="module")
+def records():
+    return generate(150, seed=3)
+
+
+@pytest.fixture(scope="module")
+def heldout(records):
+    return generate_heldout(40, 20, seed=3, exclude_queries=[r["messages"][0]["content"] for r in records])
+
+
+@pytest.fixture(scope="module")
+def box():
+    with Sandbox(TOOLS, workers=2) as sandbox:
+        yield sandbox
+
+
+def calls_and_feedback(messages):
+    """(call, following tool message) pairs of a conversation."""
+    return [(Call.from_dict(m["tool_call"]), messages[i + 1]) for i, m in enumerate(messages) if "tool_call" in m]
+
+
+def test_every_record_is_a_valid_trajectory(records):
+    assert [r["id"] for r in records] == [f"synth-{i:05d}" for i in range(150)]
+    for r in records:
+        assert set(r) == {"id", "tools", "messages"}
+        names = [t["name"] for t in r["tools"]]
+        assert len(names) == len(set(names)) and 2 <= len(names) <= 5
+        assert all(TOOLS[n].schema == t for n, t in zip(names, r["tools"]))
+        msgs = r["messages"]
+        assert msgs[0]["role"] == "user" and msgs[-1]["role"] == "assistant" and isinstance(msgs[-1]["content"], str)
+        roles = [m["role"] for m in msgs[1:-1]]
+        assert roles == ["assistant", "tool"] * (len(roles) // 2)  # call, feedback, call, feedback, ...
+        pairs = calls_and_feedback(msgs)
+        assert 1 <= len(pairs) <= 5  # 1-4 task calls, plus at most one mistaken call
+        for call, tool_msg in pairs:
+            assert set(tool_msg) == {"role", "content", "result"}
+            assert classify_feedback(tool_msg["content"]) == tool_msg["result"]["category"]  # MAE reads the text
+            if tool_msg["result"]["ok"]:
+                assert call.name in names  # successful calls only use offered tools
+        # A mistake is followed by the corrected call, and the task ends with a successful one.
+        oks = [t["result"]["ok"] for _, t in pairs]
+        assert oks[-1] and all(oks[i + 1] for i, ok in enumerate(oks) if not ok)
+        render_prompt(r["tools"], msgs, add_generation_prompt=False)  # renders without error
+
+
+def test_the_requested_error_share_is_met():
+    def n_flawed(recs):
+        return sum(any(m["role"] == "tool" and not m["result"]["ok"] for m in r["messages"]) for r in recs)
+
+    assert n_flawed(generate(100)) == 17  # default 0.17
+    assert n_flawed(generate(40, seed=1, error_share=0.5)) == 20
+    assert n_flawed(generate(30, seed=1, error_share=0.0)) == 0
+    with pytest.raises(ValueError, match="error_share"):
+        generate(3, error_share=1.5)
+
+
+def test_mistakes_cover_the_kinds_the_paper_names(records):
+    categories = {t["result"]["category"] for r in records for _, t in calls_and_feedback(r["messages"])}
+    # hallucinated parameter / wrong tool, missing parameter, hallucinated tool, bad value (exception, wrong type)
+    assert {"param_hallucination", "param_missing", "tool_hallucination", "tool_call_failure"} <= categories
+
+
+def test_recorded_outputs_equal_re_executing_in_a_sandbox(records, heldout, box):
+    pairs = [p for r in records for p in calls_and_feedback(r["messages"])]
+    singles, _ = heldout
+    results = box.map([c for c, _ in pairs] + [s["gold"] for s in singles])
+    for (call, tool_msg), result in zip(pairs, results):
+        assert (result.feedback, result.to_dict()) == (tool_msg["content"], tool_msg["result"]), call
+    assert all(r.ok for r in results[len(pairs):])  # every held-out gold call succeeds
+    assert any(c.name == "run_python" for c, _ in pairs)  # the sandboxed tool is covered too
+
+
+def test_heldout_splits(records, heldout):
+    singles, multis = heldout
+    assert len(singles) == 40 and len(multis) == 20
+    train_queries = {r["messages"][0]["content"] for r in records}
+    for s in singles:
+        assert set(s) == {"id", "tools", "messages", "gold"}
+        assert s["messages"][0]["role"] == "user" and s["messages"][-1]["role"] in ("user", "tool")
+        assert s["messages"][0]["content"] not in train_queries
+        assert s["gold"]["name"] in [t["name"] for t in s["tools"]]
+        assert all(m["result"]["category"] == ALL_RIGHT for m in s["messages"] if m["role"] == "tool")
+    for m in multis:
+        assert set(m) == {"id", "tools", "query", "reference", "answer"}
+        assert m["query"] not in train_queries and 1 <= len(m["reference"]) <= 4
+        assert {c["name"] for c in m["reference"]} <= {t["name"] for t in m["tools"]}
+
+
+def test_cli_is_byte_deterministic_for_a_seed(tmp_path):
+    def run(folder, seed):
+        out = tmp_path / folder / "train.jsonl"
+        main(["--n", "40", "--seed", str(seed), "--out", str(out), "--heldout_single", "6", "--heldout_multi", "4"])
+        return {name: (tmp_path / folder / name).read_bytes()
+                for name in ("train.jsonl", "heldout_single.jsonl", "heldout_multi.jsonl")}
+
+    a, b, c = run("a", 5), run("b", 5), run("c", 6)
+    assert a == b
+    assert a["train.jsonl"] != c["train.jsonl"]
+    lines = a["train.jsonl"].decode().splitlines()
+    assert len(lines) == 40 and all(json.loads(line)["id"] for line in lines)
+    assert len(a["heldout_single.jsonl"].decode().splitlines()) == 6

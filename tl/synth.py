@@ -1,0 +1,310 @@
+"""Synthetic tool-use trajectories with real tool feedback: the demo's training data and the offline
+stand-in for the paper's 1,217 GPT-4o trajectories.
+
+    python -m tl.synth --n 1217 --seed 0 --out out/data/train.jsonl \\
+        [--error_share 0.17] [--heldout_single 300] [--heldout_multi 100]
+
+writes, next to `--out`:
+- `train.jsonl` (the `--out` file): trajectory records (docs/ARCHITECTURE.md)
+  `{"id": "synth-00042", "tools": [schema, ...], "messages": [user, assistant call, tool, ...,
+  assistant answer]}`; tool messages carry the feedback text in `content` and the sandbox's
+  `result` `{"ok", "category", "message"}`;
+- `heldout_single.jsonl`: single-turn items `{"id": "single-00007", "tools", "messages" (the
+  history before the target call), "gold": {"name", "arguments"}}` (evaluation, PPO prompts);
+- `heldout_multi.jsonl`: multi-turn tasks `{"id": "multi-00003", "tools", "query",
+  "reference": [{"name", "arguments"}, ...], "answer"}` for the episode runner.
+
+Tasks come from the templates in `tl.toolbox.tasks` (1-4 calls each). Every call is executed: the
+toolbox's own deterministic functions in-process through the sandbox's validation and execution
+path (`tl.sandbox.run_in_process`, byte-identical to a Sandbox run, and fast), `run_python` in a
+real `Sandbox`. Exactly round(n * error_share) training records contain one realistic mistake
+before one of their calls -- a hallucinated parameter, a missing parameter, a wrong (sibling)
+tool, a hallucinated tool name, or a bad value -- followed by its real error feedback and the
+corrected call. Each record offers the tools it needs plus 1-3 distractors, chosen mostly among
+tools whose names share a prefix with the needed ones (`get_weather_current` next to
+`get_weather_forecast`), so picking the name takes the key tokens PKT weights. Held-out items are
+clean and their queries never occur in the training file. The same arguments give the same
+bytes: every record draws from its own `random.Random` seeded by a string (seeding from a str is
+stable across processes), and nothing depends on set order or time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+
+from tl.classify import TOOL_INSTABILITY, classify_feedback
+from tl.sandbox import Result, Sandbox, run_in_process
+from tl.schema import Call
+from tl.toolbox import TOOLS
+from tl.toolbox.tasks import TASKS
+
+FLAW_KINDS = ("param_hallucination", "param_missing", "wrong_tool", "tool_hallucination", "bad_value")
+MAX_TOOLS = 5
+
+# ----------------------------------------------------------------------------- execution
+
+
+class _Executor:
+    """Toolbox calls in-process; run_python (model-style code) in a Sandbox started on first use."""
+
+    def __init__(self):
+        self.sandbox = None
+
+    def run(self, call: Call) -> Result:
+        if call.name != "run_python":
+            return run_in_process(TOOLS, call)
+        if self.sandbox is None:
+            self.sandbox = Sandbox({"run_python": TOOLS["run_python"]}, workers=1, timeout=10.0)
+        for _ in range(3):  # a timeout on an overloaded machine must not change the data
+            result = self.sandbox.run(call)
+            if result.category != TOOL_INSTABILITY:
+                break
+        return result
+
+    def close(self):
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+
+def _value(output: str):
+    try:
+        return json.loads(output)
+    except json.JSONDecodeError:
+        return output
+
+
+def _play(task, rng, executor) -> tuple[str, list[tuple[Call, Result]], str]:
+    """Run a task's script: (query, [(call, result)], answer)."""
+    query, script = task(rng)
+    steps, reply = [], None
+    try:
+        while True:
+            call = script.send(reply)
+            result = executor.run(call)
+            if not result.ok:
+                raise RuntimeError(f"tl.synth: task {task.__name__} made a failing call {call}: {result.message}")
+            steps.append((call, result))
+            reply = _value(result.output)
+    except StopIteration as stop:
+        return query, steps, stop.value
+
+
+# ----------------------------------------------------------------------------- mistakes
+
+_EXTRA_KEYS = {"units": "metric", "format": "json", "language": "en", "country": "France", "precision": 2,
+               "verbose": True, "region": "Europe", "timezone": "UTC"}
+_CURRENCY_WORDS = {"USD": "dollars", "EUR": "euro", "GBP": "pounds", "JPY": "yen", "INR": "rupees", "CNY": "yuan"}
+_UNIT_WORDS = {"km": "kilometers", "mi": "miles", "m": "meters", "ft": "feet", "kg": "kilograms", "lb": "pounds",
+               "c": "celsius", "f": "fahrenheit", "l": "liters", "gal": "gallons", "g": "grams", "oz": "ounces"}
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _misspell(word: str, rng) -> str:
+    i = rng.randrange(1, len(word))
+    return word[:i] + word[i:][1:] if rng.random() < 0.5 else word + word[-1]
+
+
+def _bad_value(key: str, value, rng):
+    """A realistic wrong value for one argument, or None when any value would do."""
+    if key in ("city", "from_city", "to_city", "city_a", "city_b", "country"):
+        return _misspell(value, rng)
+    if key in ("from_currency", "to_currency"):
+        return _CURRENCY_WORDS.get(value, value.lower() + "s")
+    if key in ("from_unit", "to_unit", "unit"):
+        return _UNIT_WORDS.get(value, value + "s")
+    if key in ("date", "start_date", "end_date"):
+        y, m, d = value.split("-")
+        return rng.choice([f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{y}.{m}.{d}"])
+    if key == "time":
+        h = int(value[:2])
+        return f"{h % 12 or 12}{'am' if h < 12 else 'pm'}"
+    if key == "expression":
+        return value.replace("*", " times ").replace("+", " plus ")
+    if key == "char":
+        return value * 2
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # a number written as a string: a wrong type
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return None
+
+
+def _flawed_call(kind: str, call: Call, rng) -> Call | None:
+    """A mistaken version of `call` of the given kind, or None if the kind does not apply."""
+    schema = TOOLS[call.name].schema["parameters"]
+    if kind == "param_hallucination":
+        key = rng.choice([k for k in _EXTRA_KEYS if k not in schema["properties"]])
+        return Call(call.name, {**call.arguments, key: _EXTRA_KEYS[key]})
+    if kind == "param_missing":
+        present = [k for k in schema["required"] if k in call.arguments]
+        if not present:
+            return None
+        drop = rng.choice(present)
+        return Call(call.name, {k: v for k, v in call.arguments.items() if k != drop})
+    if kind == "wrong_tool":
+        ranked = sorted((-_common_prefix(n, call.name), n) for n in TOOLS if n != call.name)
+        siblings = [n for score, n in ranked if -score >= 4][:4]
+        return Call(rng.choice(siblings), dict(call.arguments)) if siblings else None
+    if kind == "tool_hallucination":
+        parts = call.name.split("_")
+        names = ["_".join(parts[:-1]), "_".join([parts[0], parts[-1]] + parts[1:-1]), "fetch_" + "_".join(parts[1:]),
+                 "get_" + call.name, call.name.replace("_", ""), call.name + "s"]
+        names = [n for n in names if n and n != call.name and n not in TOOLS and "_" in n.strip("_")]
+        return Call(rng.choice(names), dict(call.arguments)) if names else None
+    bad = {k: _bad_value(k, v, rng) for k, v in call.arguments.items()}
+    keys = [k for k, v in bad.items() if v is not None]
+    if not keys:
+        return None
+    key = rng.choice(keys)
+    return Call(call.name, {**call.arguments, key: bad[key]})
+
+
+def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
+    """Try the mistake kinds in a random order until one really fails, with feedback that MAE
+    reads as the same category the sandbox reports."""
+    for kind in rng.sample(FLAW_KINDS, len(FLAW_KINDS)):
+        flawed = _flawed_call(kind, call, rng)
+        if flawed is None:
+            continue
+        result = executor.run(flawed)
+        if not result.ok and classify_feedback(result.feedback) == result.category:
+            return flawed, result, kind
+    return None
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def _offered_tools(needed: list[str], rng) -> list[dict]:
+    """The needed tools plus 1-3 distractors, mostly prefix-sharing ones, shuffled."""
+    others = sorted((-max(_common_prefix(n, m) for m in needed), n) for n in TOOLS if n not in needed)
+    pool = [n for _, n in others[:5]] + rng.sample([n for _, n in others[5:]], 2)
+    k = min(rng.randint(1, 3), max(0, MAX_TOOLS - len(needed)))
+    names = needed + rng.sample(pool, k)
+    rng.shuffle(names)
+    return [TOOLS[n].schema for n in names]
+
+
+def _call_message(call: Call) -> dict:
+    return {"role": "assistant", "tool_call": {"name": call.name, "arguments": dict(call.arguments)}}
+
+
+def _tool_message(result: Result) -> dict:
+    return {"role": "tool", "content": result.feedback, "result": result.to_dict()}
+
+
+def _trajectory(rng, executor, flawed: bool) -> tuple[dict, dict]:
+    """One record (without id) and its plan: query, reference calls, answer, mistake kind."""
+    task = rng.choice(TASKS)
+    query, steps, answer = _play(task, rng, executor)
+    mistake, at = None, None
+    if flawed:
+        for at in rng.sample(range(len(steps)), len(steps)):
+            mistake = _mistake(steps[at][0], rng, executor)
+            if mistake is not None:
+                break
+        if mistake is None:
+            return _trajectory(rng, executor, flawed)  # this task offers no mistake: draw another
+    needed = list(dict.fromkeys(c.name for c, _ in steps))
+    if mistake is not None and mistake[2] == "wrong_tool":
+        needed.append(mistake[0].name)  # a wrong tool is one the model was offered
+    messages = [{"role": "user", "content": query}]
+    for i, (call, result) in enumerate(steps):
+        if i == at and mistake is not None:
+            messages += [_call_message(mistake[0]), _tool_message(mistake[1])]
+        messages += [_call_message(call), _tool_message(result)]
+    messages.append({"role": "assistant", "content": answer})
+    plan = {"query": query, "reference": [c.to_dict() for c, _ in steps], "answer": answer,
+            "mistake": mistake[2] if mistake else None}
+    return {"tools": _offered_tools(needed, rng), "messages": messages}, plan
+
+
+def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
+    """`n` training records; exactly round(n * error_share) of them hold one mistake."""
+    if not 0.0 <= error_share <= 1.0:
+        raise ValueError(f"error_share must be in [0, 1]; found {error_share}")
+    flawed = set(random.Random(f"{seed}:flawed").sample(range(n), round(n * error_share)))
+    executor = _Executor()
+    try:
+        return [{"id": f"synth-{i:05d}", **_trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0]}
+                for i in range(n)]
+    finally:
+        executor.close()
+
+
+def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries=()) -> tuple[list, list]:
+    """Clean held-out items: single-turn (history before one gold call) and multi-turn tasks.
+    Queries in `exclude_queries` (the training set's) are skipped."""
+    seen, executor = set(exclude_queries), _Executor()
+    singles, multis, k = [], [], 0
+    try:
+        while len(singles) < n_single or len(multis) < n_multi:
+            rng = random.Random(f"{seed}:heldout:{k}")
+            k += 1
+            record, plan = _trajectory(rng, executor, flawed=False)
+            if plan["query"] in seen:
+                continue
+            seen.add(plan["query"])
+            if len(singles) < n_single:
+                calls = [i for i, m in enumerate(record["messages"]) if "tool_call" in m]
+                at = rng.choice(calls)
+                singles.append({"id": f"single-{len(singles):05d}", "tools": record["tools"],
+                                "messages": record["messages"][:at], "gold": record["messages"][at]["tool_call"]})
+            else:
+                multis.append({"id": f"multi-{len(multis):05d}", "tools": record["tools"], "query": plan["query"],
+                               "reference": plan["reference"], "answer": plan["answer"]})
+    finally:
+        executor.close()
+    return singles, multis
+
+
+def write_jsonl(path: str, records) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def write_splits(out: str, n: int = 1217, seed: int = 0, error_share: float = 0.17, heldout_single: int = 300,
+                 heldout_multi: int = 100) -> dict:
+    """Write the training file to `out` and the held-out splits next to it; return their paths."""
+    train = generate(n, seed, error_share)
+    paths = {"train": out}
+    write_jsonl(out, train)
+    if heldout_single or heldout_multi:
+        queries = [r["messages"][0]["content"] for r in train]
+        singles, multis = generate_heldout(heldout_single, heldout_multi, seed, queries)
+        folder = os.path.dirname(os.path.abspath(out))
+        for name, records in (("heldout_single", singles), ("heldout_multi", multis)):
+            if records:
+                paths[name] = os.path.join(folder, f"{name}.jsonl")
+                write_jsonl(paths[name], records)
+    return paths
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tl.synth", description="Synthetic tool-use trajectories with real "
+                                 "tool feedback (held-out splits are written next to --out).")
+    ap.add_argument("--n", type=int, default=1217, help="training trajectories (paper: 1,217)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="out/data/train.jsonl")
+    ap.add_argument("--error_share", type=float, default=0.17, help="share of trajectories with a mistake (paper: 17%%)")
+    ap.add_argument("--heldout_single", type=int, default=300, help="single-turn items -> heldout_single.jsonl")
+    ap.add_argument("--heldout_multi", type=int, default=100, help="multi-turn tasks -> heldout_multi.jsonl")
+    args = ap.parse_args(argv)
+    paths = write_splits(args.out, args.n, args.seed, args.error_share, args.heldout_single, args.heldout_multi)
+    for name, path in paths.items():
+        with open(path, encoding="utf-8") as f:
+            print(f"{name}: {sum(1 for _ in f)} records -> {path}")
+
+
+if __name__ == "__main__":
+    main()
