@@ -1,0 +1,120 @@
+"""RoTBench (Ye et al., 2024): `First_Turn/*.json` and `Third_Turn/*.json`, clean and noisy.
+
+A file is a JSON list of `{"id", "conversations": [{"from", "value"}], "scenario"}`:
+- `conversations[0]` is the ReAct system prompt; the tools are the JSON list inside it;
+- then the user query (ending in "\\nBegin!\\n", ReAct scaffolding that is dropped here because
+  the item is rendered in the model's own format);
+- in Third_Turn files, two earlier steps: assistant ReAct calls and `function` feedback
+  (including error feedback), which become `tool_call` / `tool` messages;
+- the last assistant `value` is a LIST of acceptable ReAct answers, the gold.
+
+The noisy levels (slight, medium, heavy, union) share the format; they rename tools and keys, so
+the `finish` / `ask_to_user` roles are found by position (the last two tools), as RoTBench's own
+evaluator does (see tl.classify's "rotbench" mode for the scoring rules).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json, require, tool_list_from_prompt, unique_ids
+from tl.parse import parse
+from tl.schema import normalize_tools
+
+_BEGIN = "\nBegin!"
+
+
+def _user_text(value: str) -> str:
+    text = value.rstrip()
+    return text[: -len(_BEGIN)].rstrip() if text.endswith(_BEGIN) else text
+
+
+def _history_message(turn: dict, where: str) -> dict:
+    """A Third_Turn history step -> a trajectory message."""
+    role, value = turn.get("from"), turn.get("value")
+    if not isinstance(value, str):
+        raise BenchmarkError(f"{where}: a history turn's 'value' should be a string, found {type(value).__name__}")
+    if role == "function":
+        return {"role": "tool", "content": value}
+    if role == "user":
+        return {"role": "user", "content": _user_text(value)}
+    if role == "assistant":
+        parsed = parse(value)
+        if parsed.kind == "calls":
+            return {"role": "assistant", "tool_call": parsed.calls[0].to_dict()}
+        return {"role": "assistant", "content": value}  # kept as the model saw it
+    raise BenchmarkError(f"{where}: unexpected speaker {role!r} (expected user/assistant/function)")
+
+
+def role_rules(raw_tools) -> dict:
+    """RoTBench's evaluate.py finds the ask_to_user and finish roles by position (`config[-2]`,
+    `config[-1]`): their argument values are never checked, and a predicted literal "finish"
+    counts as the finish-role tool (the noisy variants rename it)."""
+    ask, finish = raw_tools[-2]["name"], raw_tools[-1]["name"]
+    return {"unchecked_tools": (ask, finish), "aliases": {"finish": finish}}
+
+
+def load_file(path, benchmark: str | None = None) -> Loaded:
+    """One RoTBench JSON file -> Items (mode "rotbench", category = scenario)."""
+    path = Path(path)
+    benchmark = benchmark or f"rotbench/{path.parent.name}/{path.stem}"
+    records = read_json(path)
+    if not isinstance(records, list):
+        raise BenchmarkError(f"{path}: expected a JSON list of records, found {type(records).__name__}")
+    ids = unique_ids([str(require(r, "id", str, f"{path}:{i}")) for i, r in enumerate(records)])
+    items, skipped = [], []
+    for i, (rec, item_id) in enumerate(zip(records, ids)):
+        where = f"{path}:{i}"
+        conv = require(rec, "conversations", list, where)
+        if len(conv) < 3 or not all(isinstance(t, dict) for t in conv):
+            raise BenchmarkError(f"{where}: 'conversations' needs system, user and gold turns; found {len(conv)} turns")
+        if conv[0].get("from") != "system" or conv[1].get("from") != "user" or conv[-1].get("from") != "assistant":
+            roles = [t.get("from") for t in conv]
+            raise BenchmarkError(f"{where}: expected turns system, user, ..., assistant; found {roles}")
+        raw_tools = tool_list_from_prompt(require(conv[0], "value", str, where), where)
+        try:
+            tools = normalize_tools(raw_tools)
+        except ValueError as e:
+            raise BenchmarkError(f"{where}: {e}") from None
+        if len(tools) < 2:
+            raise BenchmarkError(f"{where}: expected the API tools plus ask_to_user and finish; found {len(tools)} tools")
+        messages = [_history_message(t, f"{where} turn {k}") for k, t in enumerate(conv[1:-1], 1)]
+        answers = conv[-1].get("value")
+        if isinstance(answers, str):
+            answers = [answers]
+        if not isinstance(answers, list) or not answers:
+            raise BenchmarkError(f"{where}: the last assistant value should be a non-empty list of ReAct answers")
+        gold = []
+        for k, text in enumerate(answers):
+            parsed = parse(text) if isinstance(text, str) else None
+            if parsed is None or parsed.kind != "calls":
+                reason = parsed.error if parsed is not None else f"not a string: {text!r:.80}"
+                skipped.append(Skipped(where, f"gold answer {k} does not parse: {reason}"))
+                break
+            gold.append(parsed.calls[0])
+        else:
+            items.append(Item(item_id, benchmark, tools, messages, gold, "rotbench", str(rec.get("scenario", "")),
+                              role_rules(raw_tools)))
+    return Loaded(benchmark, items, skipped)
+
+
+def find_files(path) -> list[Path]:
+    """A RoTBench file, or every `*.json` under `First_Turn/` and `Third_Turn/` of a directory
+    (clean first, then slight, medium, heavy, union, then any other file)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    order = {"clean": 0, "slight": 1, "medium": 2, "heavy": 3, "union": 4}
+    found = []
+    for turn in ("First_Turn", "Third_Turn"):
+        files = sorted((path / turn).glob("*.json"), key=lambda p: (order.get(p.stem, 9), p.stem))
+        found.extend(files)
+    return found
+
+
+def load(path) -> list[Loaded]:
+    """Every RoTBench file under `path` (a file or the data directory), one unit per file."""
+    files = find_files(path)
+    if not files:
+        raise BenchmarkError(f"{path}: no RoTBench files found (expected First_Turn/*.json or Third_Turn/*.json)")
+    return [load_file(f) for f in files]

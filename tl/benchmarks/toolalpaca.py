@@ -1,0 +1,79 @@
+"""ToolAlpaca (Tang et al., 2023): `eval_real.json` and `eval_simulated.json`.
+
+Each file is a JSON list of APIs: `{"Name", "Function_Description": {function: "<description>
+\\nParameters: {...}\\nOutput: ..."}, "Instructions": [str], "Golden_Answers": [[{"Action",
+"Action_Input": "<json>"}, ...]], ...}`. One item per instruction, id `<Name>/<i>`; the tools are
+the API's functions (schemas from `tl.schema.normalize_tools`, which skips the `components`
+entry); the gold is the first step of `Golden_Answers[i]`, scored with RoTBench's rules (the
+paper, Sec. 4.3). Two flaws of the released `eval_real.json` are handled as follows:
+- some gold steps name a function the API's `Function_Description` does not document (6
+  AviationAPI items): the items are kept, as the benchmark ships them; only a model that guesses
+  the undocumented name can get them right;
+- some gold `Action_Input`s are not JSON (4 CurrencyBeacon items, `"symbols": "symbols": [...]`):
+  those items are skipped and reported (`Skipped`), since no prediction can be compared with them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json, require
+from tl.schema import Call, normalize_tools
+
+
+def load_file(path, name: str | None = None) -> Loaded:
+    """One ToolAlpaca evaluation file -> Items (mode "rotbench", category = the API's Category)."""
+    path = Path(path)
+    name = name or f"toolalpaca/{path.stem}"
+    apis = read_json(path)
+    if not isinstance(apis, list):
+        raise BenchmarkError(f"{path}: expected a JSON list of APIs, found {type(apis).__name__}")
+    items, skipped = [], []
+    for a, api in enumerate(apis):
+        where = f"{path}:{a}"
+        api_name = require(api, "Name", str, where)
+        instructions = require(api, "Instructions", list, where)
+        answers = require(api, "Golden_Answers", list, where)
+        if len(answers) != len(instructions):
+            raise BenchmarkError(f"{where} ({api_name}): {len(instructions)} Instructions but {len(answers)} Golden_Answers")
+        try:
+            tools = normalize_tools(require(api, "Function_Description", dict, where))
+        except ValueError as e:
+            raise BenchmarkError(f"{where} ({api_name}): Function_Description: {e}") from None
+        for i, (instruction, steps) in enumerate(zip(instructions, answers)):
+            item_where = f"{where} ({api_name}) instruction {i}"
+            if not isinstance(instruction, str) or not isinstance(steps, list):
+                raise BenchmarkError(f"{item_where}: expected an instruction string and a list of gold steps")
+            if not steps:
+                skipped.append(Skipped(item_where, "Golden_Answers is empty"))
+                continue
+            step = steps[0]
+            try:
+                gold = Call.from_dict({"name": step.get("Action"), "arguments": step.get("Action_Input")})
+            except (ValueError, AttributeError) as e:
+                skipped.append(Skipped(item_where, f"gold step 0 is not a readable call: {e}"))
+                continue
+            items.append(Item(f"{api_name}/{i}", name, tools, [{"role": "user", "content": instruction}],
+                              [gold], "rotbench", str(api.get("Category", ""))))
+    return Loaded(name, items, skipped)
+
+
+def find_files(path) -> list[Path]:
+    """A ToolAlpaca file, or `eval_real.json` / `eval_simulated.json` in a directory (or its `data/`)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    for folder in (path, path / "data"):
+        found = [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).is_file()]
+        if found:
+            return found
+    return []
+
+
+def load(path) -> list[Loaded]:
+    """Every ToolAlpaca evaluation file under `path`, one unit per file."""
+    files = find_files(path)
+    if not files:
+        raise BenchmarkError(f"{path}: no ToolAlpaca files found (expected eval_real.json or eval_simulated.json)")
+    return [load_file(f) for f in files]
+
