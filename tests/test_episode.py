@@ -1,0 +1,121 @@
+"""The episode runner with scripted policies: one correct, one that hallucinates, one that never
+stops; plus reference-based categories, batched lock-step episodes and a pluggable executor."""
+import pytest
+
+from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
+                         TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL, classify_feedback)
+from tl.episode import MAX_TURNS, Episode, run_episode, run_episodes
+from tl.render import render_prompt
+from tl.sandbox import Result, Sandbox, validate_call
+from tl.toolbox import TOOLS, schemas
+
+TOOL_LIST = schemas(["get_country_capital", "get_weather_current", "get_weather_forecast", "get_weekday"])
+QUERY = "What's the weather in the capital of Japan right now?"
+
+
+@pytest.fixture(scope="module")
+def box():
+    with Sandbox(TOOLS, workers=1) as sandbox:
+        yield sandbox
+
+
+def scripted(*outputs):
+    """A policy that answers the n-th prompt with the n-th output and records the prompts."""
+    prompts = []
+
+    def policy(prompt):
+        prompts.append(prompt)
+        return outputs[len(prompts) - 1]
+    policy.prompts = prompts
+    return policy
+
+
+def test_a_correct_policy_finishes_with_every_call_correct(box):
+    policy = scripted(' get_country_capital(country="Japan")</s>', ' get_weather_current(city="Tokyo")',
+                      " It is 9 °C and sunny in Tokyo.</s>")
+    ep = run_episode(policy, TOOL_LIST, QUERY, executor=box)
+    assert ep.finished and ep.answer == "It is 9 °C and sunny in Tokyo."
+    assert [t.kind for t in ep.turns] == ["calls", "calls", "answer"]
+    assert [(c.call.name, c.category, c.result.category) for c in ep.calls] == [
+        ("get_country_capital", CORRECT, ALL_RIGHT), ("get_weather_current", CORRECT, ALL_RIGHT)]
+    assert ep.calls[0].result.output == '{"country": "Japan", "capital": "Tokyo"}'
+    # The trajectory is a training record, and each prompt renders the conversation so far.
+    assert [m["role"] for m in ep.messages] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert ep.messages[2] == {"role": "tool", "content": '{"country": "Japan", "capital": "Tokyo"}',
+                              "result": {"ok": True, "category": ALL_RIGHT, "message": ""}}
+    assert policy.prompts[1] == render_prompt(TOOL_LIST, ep.messages[:3])
+    assert policy.prompts[1].endswith('Output: {"country": "Japan", "capital": "Tokyo"}\nAssistant:')
+    assert [t.prompt for t in ep.turns] == policy.prompts
+
+
+def test_a_hallucinating_policy_gets_python_worded_feedback_and_categories(box):
+    policy = scripted('get_capital(country="Japan")', 'get_country_capital(country="Japan", lang="en")',
+                      "get_weather_current()", 'get_weather_current(city="Tokyo"', "",
+                      'get_weather_current(city="Tokio")', 'finish(answer="It is cold in Tokyo.")')
+    ep = run_episode(policy, TOOL_LIST, QUERY, executor=box)
+    assert [c.category for c in ep.calls] == [TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING, UNPARSABLE,
+                                              UNPARSABLE, CONTENT_ERROR]
+    assert [c.result.category for c in ep.calls] == [TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING,
+                                                     TOOL_CALL_FAILURE, TOOL_CALL_FAILURE, TOOL_CALL_FAILURE]
+    assert ep.calls[0].result.message == "NameError: name 'get_capital' is not defined"
+    assert ep.calls[3].call is None and ep.calls[3].result.message.startswith("SyntaxError: could not read a tool call")
+    assert ep.calls[5].result.message == "ValueError: unknown city 'Tokio'"
+    for m in ep.messages:  # MAE reads the feedback text as the category the run recorded
+        if m["role"] == "tool":
+            assert classify_feedback(m["content"]) == m["result"]["category"]
+    assert ep.finished and ep.answer == "It is cold in Tokyo." and ep.turns[-1].kind == "answer"
+    assert len(ep.turns) == 7 and ep.messages[-1] == {"role": "assistant", "content": "It is cold in Tokyo."}
+
+
+def test_a_policy_that_never_stops_is_cut_at_nine_turns(box):
+    ep = run_episode(lambda prompt: 'get_weekday(date="2025-01-15")', TOOL_LIST, QUERY, executor=box)
+    assert MAX_TURNS == 9 and len(ep.turns) == 9 and len(ep.calls) == 9
+    assert not ep.finished and ep.answer is None and ep.done
+    assert all(c.category == CORRECT and c.result.ok for c in ep.calls)
+    with pytest.raises(RuntimeError, match="over"):
+        ep.step("Done.")
+    short = run_episode(lambda prompt: 'get_weekday(date="2025-01-15")', TOOL_LIST, QUERY, executor=box, max_turns=2)
+    assert len(short.turns) == 2 and not short.finished
+
+
+def test_reference_calls_decide_the_category_and_parallel_calls_run_in_order(box):
+    reference = [{"name": "get_country_capital", "arguments": {"country": "Japan"}},
+                 {"name": "get_weather_current", "arguments": {"city": "Tokyo"}}]
+    policy = scripted('[get_country_capital(country="Japan"), get_weather_current(city="Kyoto")]',
+                      'get_weather_forecast(city="Tokyo", date="2025-01-20")', "Cold.")
+    ep = run_episode(policy, TOOL_LIST, QUERY, executor=box, reference=reference)
+    assert [c.category for c in ep.calls] == [CORRECT, CONTENT_ERROR, WRONG_TOOL]
+    assert ep.calls[1].result.category == TOOL_CALL_FAILURE  # Kyoto is not in the facts table
+    assert ep.messages[1] == {"role": "assistant", "tool_calls": reference[:1] + [
+        {"name": "get_weather_current", "arguments": {"city": "Kyoto"}}]}
+    assert [m["role"] for m in ep.messages[:4]] == ["user", "assistant", "tool", "tool"]
+
+
+def test_batched_episodes_match_single_ones_and_any_executor_plugs_in():
+    class Simulator:
+        """A ToolEyes-style stand-in: the sandbox's validation, then a made-up output."""
+
+        def __init__(self):
+            self.seen = []
+
+        def run(self, call):
+            self.seen.append(call.name)
+            return validate_call(call, TOOL_LIST) or Result(True, f'{{"simulated": "{call.name}"}}')
+
+    def policy(prompt):
+        return 'get_weekday(date="2025-03-01")' if prompt.count("Output:") < 1 else "It is a Saturday."
+
+    tasks = [{"tools": TOOL_LIST, "query": "Which weekday is 2025-03-01?"},
+             {"tools": TOOL_LIST, "query": "Day of 2025-03-01?", "reference": [
+                 {"name": "get_weekday", "arguments": {"date": "2025-03-01"}}]}]
+    sim = Simulator()
+    batch = run_episodes(lambda prompts: [policy(p) for p in prompts], tasks, executor=sim)
+    single = [run_episode(policy, t["tools"], t["query"], executor=Simulator(), reference=t.get("reference"))
+              for t in tasks]
+    assert [e.messages for e in batch] == [e.messages for e in single]
+    assert all(e.finished and e.answer == "It is a Saturday." for e in batch)
+    assert sim.seen == ["get_weekday", "get_weekday"]
+    assert batch[0].messages[2]["content"] == '{"simulated": "get_weekday"}'
+    with pytest.raises(ValueError, match="outputs"):
+        run_episodes(lambda prompts: [], tasks, executor=sim)
+    assert Episode(TOOL_LIST, "q", sim).prompt().endswith("User: q\nAssistant:")

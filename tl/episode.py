@@ -1,0 +1,168 @@
+"""Multi-turn episodes: generate -> parse -> execute -> `Output:` feedback, up to 9 turns.
+
+    from tl.episode import run_episode
+    ep = run_episode(policy, tools, "What's the weather in the capital of Japan?", executor=sandbox)
+    ep.answer, ep.finished, [(c.call, c.category, c.result.category) for c in ep.calls]
+
+`policy(prompt_text) -> text` is any function (a model with `tl.generate`, a scripted stub). Each
+turn renders the conversation with `tl.render.render_prompt` (messages in the trajectory format
+of docs/ARCHITECTURE.md, so an episode's `messages` is a trajectory record's), parses the output
+with `tl.parse.parse` and:
+- plain text (`kind == "no_call"`) or a `finish(answer=...)` call (RoTBench / ToolEyes style) is
+  the final answer: the episode ends;
+- calls are executed one by one by `executor.run(call) -> Result` -- a `tl.sandbox.Sandbox`, or
+  any object with that method (e.g. a ToolEyes simulator that validates with
+  `tl.sandbox.validate_call` and fabricates outputs) -- and each result's feedback becomes a
+  tool message (`Output: ...`);
+- an unreadable output (`kind == "error"`, or an empty one) is kept as the assistant's text and
+  answered with `SyntaxError: ...` feedback, so the model can retry.
+
+Every call gets a call category (tl.classify): `unparsable` for an unreadable output; with
+`reference` calls given (a multi-turn task's reference solution), `tl.classify.classify` against
+them (any reference call may match); otherwise from the executor's feedback: all_right ->
+correct, tool_hallucination / param_hallucination / param_missing -> the same, and a wrong type,
+an exception in the tool or an instability (timeout, crash) -> content_error. The feedback
+category itself stays in `EpisodeCall.result.category`. DE/CE/VA (paper Sec. 4.3) are computed
+from these by `tl.metrics`.
+
+For batched generation, drive episodes step by step: `ep = Episode(tools, query, executor)`,
+then `while not ep.done: ep.step(generate(ep.prompt()))`; `run_episodes` does this for a batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
+                         TOOL_HALLUCINATION, UNPARSABLE, classify)
+from tl.parse import Parsed, parse
+from tl.render import EOS_MARK, format_call, render_prompt
+from tl.sandbox import Result
+from tl.schema import Call, normalize_tools
+
+MAX_TURNS = 9  # ToolEyes / the paper's multi-turn limit
+FINISH = "finish"
+_SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)
+
+
+def call_category_from_feedback(result: Result) -> str:
+    """The call category an executed call earns from its feedback alone (no reference)."""
+    if result.category == ALL_RIGHT:
+        return CORRECT
+    return result.category if result.category in _SAME else CONTENT_ERROR
+
+
+@dataclass
+class EpisodeCall:
+    """One call of an episode. `call` is None for an unreadable output (category unparsable)."""
+
+    call: Call | None
+    result: Result
+    category: str
+
+
+@dataclass
+class Turn:
+    prompt: str
+    output: str  # the policy's raw text
+    parsed: Parsed
+    kind: str  # "calls", "answer" or "unparsable"
+    calls: list[EpisodeCall] = field(default_factory=list)
+
+
+def _finish_answer(call: Call) -> str:
+    value = call.arguments.get("answer", next(iter(call.arguments.values()), ""))
+    return value if isinstance(value, str) else format_call(call)
+
+
+class Episode:
+    """One task's episode; `run_episode` drives it with a policy. See the module docstring."""
+
+    def __init__(self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, reference=None):
+        self.tools = normalize_tools(tools)
+        self.query, self.executor, self.max_turns = query, executor, max_turns
+        self.reference = None if reference is None else [Call.from_dict(c) for c in reference]
+        self.messages: list[dict] = [{"role": "user", "content": query}]
+        self.turns: list[Turn] = []
+        self.answer: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """A final answer came within max_turns (the paper's VA, per task)."""
+        return self.answer is not None
+
+    @property
+    def done(self) -> bool:
+        return self.finished or len(self.turns) >= self.max_turns
+
+    @property
+    def calls(self) -> list[EpisodeCall]:
+        return [c for t in self.turns for c in t.calls]
+
+    def prompt(self) -> str:
+        return render_prompt(self.tools, self.messages, add_generation_prompt=True)
+
+    def _category(self, call: Call, result: Result) -> str:
+        if self.reference is None:
+            return call_category_from_feedback(result)
+        return classify(Parsed("calls", [call]), self.reference, self.tools).category
+
+    def step(self, output: str) -> Turn:
+        """Feed the policy's output for the current prompt; returns the recorded turn."""
+        if self.done:
+            raise RuntimeError("Episode.step: the episode is over (answered or out of turns)")
+        prompt, parsed = self.prompt(), parse(output)
+        text = output.split(EOS_MARK, 1)[0].strip() if isinstance(output, str) else ""
+        if parsed.kind == "no_call" and text:
+            turn = Turn(prompt, output, parsed, "answer")
+            self.answer = text
+            self.messages.append({"role": "assistant", "content": text})
+        elif parsed.kind == "calls":
+            turn = Turn(prompt, output, parsed, "calls")
+            calls = parsed.calls
+            finish_at = next((i for i, c in enumerate(calls) if c.name.lower() == FINISH), None)
+            executed = calls if finish_at is None else calls[:finish_at]
+            if executed:
+                key = {"tool_call": executed[0].to_dict()} if len(executed) == 1 else \
+                    {"tool_calls": [c.to_dict() for c in executed]}
+                self.messages.append({"role": "assistant", **key})
+            for call in executed:
+                result = self.executor.run(call)
+                turn.calls.append(EpisodeCall(call, result, self._category(call, result)))
+                self.messages.append({"role": "tool", "content": result.feedback, "result": result.to_dict()})
+            if finish_at is not None:
+                turn.kind = "answer" if not executed else "calls"
+                self.answer = _finish_answer(calls[finish_at])
+                self.messages.append({"role": "assistant", "content": self.answer})
+        else:
+            why = parsed.error or "empty output; expected a tool call or a final answer"
+            result = Result(False, "", TOOL_CALL_FAILURE, f"SyntaxError: could not read a tool call: {why}")
+            turn = Turn(prompt, output, parsed, "unparsable", [EpisodeCall(None, result, UNPARSABLE)])
+            self.messages += [{"role": "assistant", "content": text or "(empty)"},
+                              {"role": "tool", "content": result.feedback, "result": result.to_dict()}]
+        self.turns.append(turn)
+        return turn
+
+
+def run_episode(policy, tools, query: str, *, executor, max_turns: int = MAX_TURNS, reference=None) -> Episode:
+    """Run `policy(prompt) -> text` on one task until a final answer or `max_turns` outputs."""
+    episode = Episode(tools, query, executor, max_turns=max_turns, reference=reference)
+    while not episode.done:
+        episode.step(policy(episode.prompt()))
+    return episode
+
+
+def run_episodes(batch_policy, tasks, *, executor, max_turns: int = MAX_TURNS) -> list[Episode]:
+    """Run many tasks in lock-step so that one `batch_policy(list_of_prompts) -> list_of_texts`
+    call serves every unfinished episode per turn (batched generation). `tasks`: dicts with
+    "tools", "query" and optionally "reference" (e.g. `heldout_multi.jsonl` records)."""
+    episodes = [Episode(t["tools"], t["query"], executor, max_turns=max_turns, reference=t.get("reference"))
+                for t in tasks]
+    while True:
+        active = [e for e in episodes if not e.done]
+        if not active:
+            return episodes
+        outputs = batch_policy([e.prompt() for e in active])
+        if len(outputs) != len(active):
+            raise ValueError(f"batch_policy returned {len(outputs)} outputs for {len(active)} prompts")
+        for e, out in zip(active, outputs):
+            e.step(out)
