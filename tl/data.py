@@ -1,0 +1,364 @@
+"""Trajectories -> SFT samples: loading and validation, MAE, PKT, and `(input_ids, weights)`.
+
+A record (docs/ARCHITECTURE.md, "Trajectory record") is rendered by `tl.render.render_segments`
+and encoded segment by segment, so the ids are exactly those of `Tokenizer.encode_chat` on the
+rendered prompt (what inference sees). Each token gets a loss weight:
+
+- context (system, user, `Output:` feedback, role headers): 0;
+- a final answer and the EOS after it: 1 (answers are never masked);
+- a tool call and the EOS after it: 1, key tokens of the tool name `w` (PKT, paper Sec. 3.2),
+  and 0 for every token when the feedback after the call is an error (MAE, paper Sec. 3.1).
+  The masked call stays in the context of later turns; only its own tokens get no gradient.
+
+The weight of token i is the weight of *predicting* token i (the trainer shifts by one).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, classify_feedback
+from tl.render import render_segments
+from tl.schema import Call, normalize_tools
+
+ROLES = ("system", "user", "assistant", "tool", "function")
+
+
+class DataError(ValueError):
+    """A bad training record; the message starts with `file:line`."""
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def from_raw_conversations(raw: dict) -> dict:
+    """The authors' raw format -> a project record.
+
+    Raw: `{"id", "conversations": [{"role": system|user|assistant|function, "content"}]}`; the
+    system content is a JSON tool list, an assistant call is `name\\n{json arguments}` and a
+    `function` message is the feedback. An assistant message that is not `name\\n{...}` is
+    kept as a final answer.
+    """
+    convs = raw.get("conversations")
+    if not isinstance(convs, list) or not convs:
+        raise ValueError(f"'conversations' must be a non-empty list; found {type(convs).__name__}")
+    tools, messages = [], []
+    for i, m in enumerate(convs):
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            found = m.get("role") if isinstance(m, dict) else type(m).__name__
+            raise ValueError(f"conversations[{i}]: expected role in {list(ROLES)}; found {found!r}")
+        content = m.get("content")
+        if not isinstance(content, str):
+            raise ValueError(f"conversations[{i}] ({m['role']}): expected string 'content'; found {type(content).__name__}")
+        if m["role"] == "system" and i == 0:
+            try:
+                tools = normalize_tools(content)
+            except ValueError as e:
+                raise ValueError(f"conversations[0] (system): expected a JSON tool list; {e}") from None
+        elif m["role"] == "assistant":
+            name, _, rest = content.partition("\n")
+            try:
+                arguments = json.loads(rest) if rest.strip() else None
+            except json.JSONDecodeError:
+                arguments = None
+            if isinstance(arguments, dict) and name.strip() and " " not in name.strip():
+                messages.append({"role": "assistant", "tool_call": {"name": name.strip(), "arguments": arguments}})
+            else:
+                messages.append({"role": "assistant", "content": content})
+        else:
+            messages.append({"role": "tool" if m["role"] == "function" else m["role"], "content": content})
+    return {"id": str(raw.get("id", "")), "tools": tools, "messages": messages}
+
+
+def _calls_of(message: dict) -> list[Call]:
+    """The calls of an assistant message (`tool_call` or `tool_calls`), else []."""
+    raw = message.get("tool_calls")
+    if raw is None and message.get("tool_call") is not None:
+        raw = [message["tool_call"]]
+    return [Call.from_dict(c) for c in raw or []]
+
+
+def validate_record(record) -> dict:
+    """Check one record and return it in the project format (tools normalised).
+
+    Raises ValueError with the reason: not an object, neither `messages` nor `conversations`,
+    a message without a valid role, no assistant turn, a call to a tool that is not in the
+    record's tool list when the feedback after it reports success (flawed trajectories
+    legitimately hold hallucinated calls followed by error feedback; MAE masks those), or
+    anything the renderer rejects.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object; found {type(record).__name__}")
+    if "messages" not in record and "conversations" in record:
+        record = from_raw_conversations(record)
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"expected a non-empty 'messages' list (or raw 'conversations'); found keys {sorted(record)}")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m:
+            found = sorted(m) if isinstance(m, dict) else type(m).__name__
+            raise ValueError(f"messages[{i}]: missing 'role'; found {found}")
+        if m["role"] not in ROLES:
+            raise ValueError(f"messages[{i}]: unknown role {m['role']!r}; expected one of {list(ROLES)}")
+    tools = normalize_tools(record.get("tools") or [])
+    record = {**record, "tools": tools}
+    segments = render_segments(tools, messages, add_generation_prompt=False)  # raises on malformed messages
+    if not any(s.kind in ("call", "answer") for s in segments):
+        raise ValueError("no assistant turn: nothing to train on")
+    names = {t["name"] for t in tools}
+    categories = feedback_categories(messages)
+    for i, m in enumerate(messages):
+        for call in _calls_of(m) if m["role"] == "assistant" else []:
+            if call.name not in names and categories[i] in (None, ALL_RIGHT):
+                after = "the feedback after it reports success" if categories[i] else "no feedback follows it"
+                raise ValueError(f"messages[{i}]: call to unknown tool {call.name!r} (tools: {sorted(names)}), "
+                                 f"and {after}; such a call would be trained as correct")
+    return record
+
+
+def _read_json_records(path: str):
+    """Yield (line number, parsed object or the JSONDecodeError) for a JSONL file, or for a JSON
+    array file (the authors' raw files), where the number is the record's 1-based index."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if not text.strip():
+        raise DataError(f"{path}:1: empty file; expected one JSON trajectory per line")
+    if text.lstrip().startswith("["):
+        try:
+            array = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); a file starting with '[' must be one JSON array") from None
+        yield from ((i + 1, r) for i, r in enumerate(array))
+        return
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            yield n, e
+
+
+def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], list[str]]:
+    """Read and validate every record of a JSONL (or JSON array) file.
+
+    on_error: "raise" stops at the first bad record with `DataError("file:line: reason")`;
+    "skip" drops it. Returns (records, messages of the skipped ones).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip'; found {on_error!r}")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file; expected JSONL trajectories (docs/ARCHITECTURE.md)")
+    records, skipped = [], []
+    for n, obj in _read_json_records(path):
+        try:
+            if isinstance(obj, json.JSONDecodeError):
+                raise ValueError(f"malformed JSON ({obj.msg} at column {obj.colno})")
+            records.append(validate_record(obj))
+        except ValueError as e:
+            message = f"{path}:{n}: {e}"
+            if on_error == "raise":
+                raise DataError(message + " (pass --skip_bad_records to drop bad records instead)") from None
+            skipped.append(message)
+    if not records:
+        raise DataError(f"{path}:1: no valid trajectory in the file ({len(skipped)} skipped)"
+                        + (f"; first: {skipped[0]}" if skipped else ""))
+    return records, skipped
+
+
+# ----------------------------------------------------------------------------- MAE
+
+
+def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
+    """For each assistant message holding a call: the feedback category (`tl.classify`) of the
+    tool message(s) right after it, or None when no feedback follows (e.g. a trajectory that
+    ends with a call). For parallel calls answered by several tool messages, the first
+    erroneous one decides. MAE reads the feedback *text*, as the paper does."""
+    out = {}
+    for i, m in enumerate(messages):
+        if m.get("role") != "assistant" or not (m.get("tool_call") or m.get("tool_calls")):
+            continue
+        category = None
+        j = i + 1
+        while j < len(messages) and messages[j].get("role") in ("tool", "function"):
+            c = classify_feedback(str(messages[j].get("content", "")))
+            category = c if category in (None, ALL_RIGHT) else category
+            j += 1
+        out[i] = category
+    return out
+
+
+def erroneous_calls(messages: list[dict]) -> dict[int, str]:
+    """T_e of L_MAE (paper Sec. 3.1, Eq. 1): {assistant message index: feedback category} of
+    every call whose feedback is anything but `all_right`. A call with no feedback after it is
+    not in T_e (there is no evidence against it). Final answers are never in T_e."""
+    return {i: c for i, c in feedback_categories(messages).items() if c not in (None, ALL_RIGHT)}
+
+
+# ----------------------------------------------------------------------------- PKT
+
+
+def _common_prefix_len(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def key_token_positions(call_ids: list[int], rival_ids: list[list[int]], start: int = 0) -> list[int]:
+    """K_i of L_PKT (paper Sec. 3.2): positions in `call_ids` of the call's key tokens.
+
+    call_ids: the tokens of the call, starting at the tool name (` name(k="v")`).
+    rival_ids: for every *other* available tool, the tokens of ` other_name(` encoded the same
+        way. A rival that shares a token prefix of length p >= 1 with the call makes position p
+        key: the token where the gold name diverges from it, or, when the gold name is a prefix
+        of the rival's, the token right after the gold name (e.g. `(`).
+    Position `start` (0), the first token of the name, is always key.
+    start: where the name starts when `call_ids` (and every rival) begin with shared tokens
+        before it (a later call in a parallel turn `[f(...), g(...)]`); 0 for a plain call.
+    """
+    if not call_ids:
+        return []
+    key = {start}
+    for rival in rival_ids:
+        p = _common_prefix_len(call_ids, rival)
+        if start < p < len(call_ids):
+            key.add(p)
+    return sorted(key)
+
+
+def key_token_weight(n_key: int, n_nonkey: int, w_max: float) -> float:
+    """w = CLIP(|NK_i| / |K_i|, 1, w_max), the loss weight of each key token (paper Sec. 3.2)."""
+    if n_key < 1:
+        raise ValueError(f"a call has at least one key token (its first); found n_key={n_key}")
+    return float(min(max(n_nonkey / n_key, 1.0), w_max))
+
+
+def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[float]:
+    """Per-token weights of one supervised call under PKT: `key_token_weight` on K_i, 1 on NK_i.
+
+    NK_i = the other tokens of the call text (rest of the name, `(`, arguments, `)`). The EOS
+    that closes the turn is not part of the call text: it is trained with weight 1 but not
+    counted in NK_i, as the authors' code treats closing delimiters.
+    """
+    w, key = key_token_weight(len(key), n_tokens - len(key), w_max), set(key)
+    return [w if i in key else 1.0 for i in range(n_tokens)]
+
+
+# ----------------------------------------------------------------------------- tokenisation
+
+
+@dataclass
+class Sample:
+    """One trajectory as training ids. weights[i] is the loss weight of predicting input_ids[i]."""
+
+    id: str
+    input_ids: list[int]
+    weights: list[float]
+    n_calls: int = 0  # supervised or masked calls
+    masked: Counter = field(default_factory=Counter)  # feedback category -> calls masked by MAE
+    n_key_tokens: int = 0  # PKT key tokens of supervised calls (whatever w they got after the clip)
+
+
+def _token_index_at(tok, ids: list[int], char: int) -> int:
+    """Index of the token of `ids` (a continuation encoding) that holds character `char`."""
+    for k in range(len(ids)):
+        if len(tok.decode(ids[:k + 1], continuation=True)) > char:
+            return k
+    raise ValueError(f"character {char} lies beyond the {len(ids)} tokens")
+
+
+def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
+    """PKT key positions inside a call segment's continuation ids, for each call in the turn.
+
+    For a call whose name starts at character s of the segment text, the rivals are the
+    segment's own prefix followed by ` other_name(` for every other tool, encoded the same way,
+    so the common-prefix rule of `key_token_positions` applies from the name's first token.
+    With one call (the usual turn) this is exactly `key_token_positions(ids, [ids(" other(")])`.
+    """
+    ids = tok.encode_continuation(segment.text)
+    key = set()
+    for call, (s, _) in zip(segment.calls, segment.name_spans):
+        prefix = segment.text[:s]
+        rivals = [tok.encode_continuation(prefix + other + "(") for other in tool_names if other != call.name]
+        key.update(key_token_positions(ids, rivals, start=_token_index_at(tok, ids, s)))
+    return sorted(key)
+
+
+def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0) -> Sample:
+    """A validated record -> `Sample` (ids equal `tok.encode_chat(render_prompt(...))`).
+
+    mae: calls in `erroneous_calls` get weight 0 on all their tokens and their EOS.
+    pkt: key tokens of each supervised call get `key_token_weight` (see `call_token_weights`).
+    """
+    segments = render_segments(record["tools"], record["messages"], add_generation_prompt=False)
+    masked_calls = erroneous_calls(record["messages"]) if mae else {}
+    names = [t["name"] for t in record["tools"]]
+    sample = Sample(str(record.get("id", "")), [tok.bos_id], [0.0])
+    turn_weight = 0.0  # the EOS after a turn gets 1 when the turn is trained, else 0
+    for n, seg in enumerate(segments):
+        if seg.kind == "eos":
+            sample.input_ids.append(tok.eos_id)
+            sample.weights.append(turn_weight)
+            continue
+        ids = tok.encode(seg.text) if n == 0 else tok.encode_continuation(seg.text)
+        if seg.kind == "context":
+            weights = [0.0] * len(ids)
+        elif seg.kind == "answer":
+            weights = [1.0] * len(ids)
+        elif seg.message_index in masked_calls:
+            weights = [0.0] * len(ids)
+            sample.masked[masked_calls[seg.message_index]] += 1
+        else:
+            weights = [1.0] * len(ids)
+            if pkt:
+                key = segment_key_positions(tok, seg, names)
+                weights = call_token_weights(len(ids), key, w_max)
+                sample.n_key_tokens += len(key)
+        sample.n_calls += seg.kind == "call"
+        turn_weight = 1.0 if seg.kind != "context" and any(weights) else 0.0
+        sample.input_ids += ids
+        sample.weights += weights
+    return sample
+
+
+def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
+                  max_seq_len: int = 2048, overlong: str = "drop") -> tuple[list[Sample], dict]:
+    """Tokenise every record; samples longer than `max_seq_len` are dropped (`overlong="drop"`)
+    or cut to `max_seq_len` tokens (`"truncate"`, the cut-off turns are lost).
+    Returns (samples, stats) with stats = {"records", "overlong", "calls", "masked": Counter,
+    "key_tokens", "trained_tokens"}."""
+    if overlong not in ("drop", "truncate"):
+        raise ValueError(f"overlong must be 'drop' or 'truncate'; found {overlong!r}")
+    samples, stats = [], {"records": len(records), "overlong": 0, "calls": 0, "masked": Counter(),
+                          "key_tokens": 0, "trained_tokens": 0}
+    for record in records:
+        s = tokenize_record(tok, record, mae=mae, pkt=pkt, w_max=w_max)
+        if len(s.input_ids) > max_seq_len:
+            stats["overlong"] += 1
+            if overlong == "drop":
+                continue
+            s.input_ids, s.weights = s.input_ids[:max_seq_len], s.weights[:max_seq_len]
+        if not any(s.weights[1:]):
+            continue  # e.g. a truncated sample that kept no trained token: nothing to learn
+        stats["calls"] += s.n_calls
+        stats["masked"].update(s.masked)
+        stats["key_tokens"] += s.n_key_tokens
+        stats["trained_tokens"] += sum(w > 0 for w in s.weights[1:])
+        samples.append(s)
+    return samples, stats
+
+
+def mae_table(stats: dict) -> str:
+    """Per-category counts of calls masked by MAE, like the paper's Fig. 1."""
+    masked, calls = stats["masked"], max(stats["calls"], 1)
+    lines = [f"MAE: {sum(masked.values())} of {stats['calls']} calls masked (erroneous feedback)",
+             f"  {'feedback category':<22}{'calls':>7}{'share':>9}"]
+    for category in FEEDBACK_CATEGORIES:
+        if category != ALL_RIGHT:
+            lines.append(f"  {category:<22}{masked[category]:>7}{100 * masked[category] / calls:>8.1f}%")
+    return "\n".join(lines)
