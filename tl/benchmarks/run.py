@@ -11,8 +11,10 @@ import json
 
 from tl.benchmarks.base import BenchmarkError
 from tl.classify import classify, classify_calls
+from tl.episode import MAX_TURNS, Episode
 from tl.metrics import item_stages, single_turn_metrics
 from tl.render import render_prompt
+from tl.sandbox import validate_call
 from tl.schema import Call
 
 
@@ -53,21 +55,72 @@ def prompt_ids(tok, item) -> list[int]:
     return tok.encode_chat(render_prompt(item.tools, item.messages))
 
 
-def predict(model, tok, items, *, batch_size: int = 8, max_new_tokens: int = 256, progress=None) -> dict:
-    """Greedy predictions for Items -> {id: output text}. Prompts are sorted by length and
+def generate_texts(model, tok, prompts: list[str], *, batch_size: int = 8, max_new_tokens: int = 256,
+                   progress=None) -> list[str]:
+    """Greedy completions of rendered prompts, in order. Prompts are sorted by token length and
     batched (`batch_size`), so rows in a batch need little left padding; the KV cache is
     `tl.generate`'s. `progress(k)` is called after each batch with its size."""
     from tl.generate import generate  # torch only when a model runs
 
-    prompts = [prompt_ids(tok, it) for it in items]
-    order = sorted(range(len(items)), key=lambda i: len(prompts[i]))
-    outputs = {}
+    ids = [tok.encode_chat(p) for p in prompts]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    texts = [""] * len(ids)
     for start in range(0, len(order), batch_size):
         batch = order[start:start + batch_size]
-        gen = generate(model, [prompts[i] for i in batch], max_new_tokens=max_new_tokens, eos_id=tok.eos_id,
+        gen = generate(model, [ids[i] for i in batch], max_new_tokens=max_new_tokens, eos_id=tok.eos_id,
                        pad_id=tok.pad_id, temperature=0.0, tokenizer=tok)
         for i, text in zip(batch, gen.texts):
-            outputs[items[i].id] = text
+            texts[i] = text
         if progress is not None:
             progress(len(batch))
-    return outputs
+    return texts
+
+
+def predict(model, tok, items, **kw) -> dict:
+    """Greedy predictions for Items -> {id: output text} (see `generate_texts` for the options)."""
+    texts = generate_texts(model, tok, [render_prompt(it.tools, it.messages) for it in items], **kw)
+    return {it.id: text for it, text in zip(items, texts)}
+
+
+class OfferedTools:
+    """An executor that runs only the tools a task offers: a call to any other tool gets the
+    sandbox's `NameError` feedback even when the shared `executor` (e.g. a Sandbox over the
+    whole toolbox) could run it."""
+
+    def __init__(self, executor, tools):
+        self.executor, self.tools = executor, {t["name"]: t for t in tools}
+
+    def run(self, call):
+        return validate_call(call, self.tools) or self.executor.run(call)
+
+
+def run_tasks(tasks, batch_policy, executor_for, *, max_turns: int = MAX_TURNS, progress=None) -> list:
+    """Run multi-turn Tasks in lock-step (tl.episode's step-by-step driving, as `run_episodes`
+    does, but with one executor per task: ToolEyes tasks each have their own tools).
+    `batch_policy(prompts) -> outputs`; `executor_for(task)` -> an object with `.run(call)`;
+    `progress(k)` is called with the number of tasks that finished in each round."""
+    episodes = [Episode(t.tools, t.query, executor_for(t), max_turns=max_turns) for t in tasks]
+    reported = 0
+    while True:
+        active = [e for e in episodes if not e.done]
+        if progress is not None and len(episodes) - len(active) > reported:
+            progress(len(episodes) - len(active) - reported)
+            reported = len(episodes) - len(active)
+        if not active:
+            return episodes
+        outputs = list(batch_policy([e.prompt() for e in active]))
+        if len(outputs) != len(active):
+            raise ValueError(f"batch_policy returned {len(outputs)} outputs for {len(active)} prompts")
+        for e, out in zip(active, outputs):
+            e.step(out)
+
+
+def episode_record(task, episode) -> dict:
+    """One task's record: the feedback category of every call (DE/CE), whether it ended with a
+    valid final answer within the turn limit (VA), and the transcript."""
+    answer = episode.answer
+    return {"id": task.id, "scenario": task.category, "turns": len(episode.turns),
+            "calls": [c.result.category for c in episode.calls],
+            "call_categories": [c.category for c in episode.calls],
+            "valid_answer": bool(answer and answer.strip()), "answer": answer,
+            "outputs": [t.output for t in episode.turns], "messages": _jsonable(episode.messages)}
