@@ -122,7 +122,16 @@ def echo(text: str, times: int = 1) -> str:
     return text * times
 
 
-EVIL = [evil_loop, evil_sleep, evil_fork_bomb, evil_allocate, evil_write, evil_kill, evil_connect,
+def echo_json(data: dict) -> dict:
+    """Return a JSON object.
+
+    Args:
+        data: The object.
+    """
+    return data
+
+
+EVIL = [echo_json, evil_loop, evil_sleep, evil_fork_bomb, evil_allocate, evil_write, evil_kill, evil_connect,
         evil_read_environ, evil_huge_output, evil_recursion, evil_segfault, echo]
 
 
@@ -318,3 +327,14 @@ def test_model_code_cannot_forge_the_protocol(box):
     assert run_code(box, code) == Result(True, "done")
     assert box.run(Call("echo", {"text": "still in sync"})) == Result(True, "still in sync")
     assert classify_feedback(Result(True, "still in sync").feedback) == ALL_RIGHT
+
+
+
+def test_arguments_that_are_not_json_give_an_error_result(box):
+    """Calls built in Python (not parsed from text) may hold values JSON cannot carry."""
+    assert box.run(Call("echo_json", {"data": {"k": [1, "a"]}})) == Result(True, '{"k": [1, "a"]}')
+    bad = box.run(Call("echo_json", {"data": {"k": {1, 2}}}))
+    assert_contained(box, bad, TOOL_CALL_FAILURE)
+    assert bad.message == "TypeError: Object of type set is not JSON serializable"
+    odd = box.run(Call("run_python", {"code": {1, 2}}))  # caught earlier, by the type check
+    assert odd.category == OTHERS and odd.message == "TypeError: run_python() argument 'code' must be str, not set"

@@ -49,8 +49,10 @@ What it does NOT protect against -- this is process isolation, not a VM or a sec
   and by the scratch filesystem, not in total; there is no cgroup.
 - Tools that run in-process (`run_in_process`, used by the synthetic data generator for the
   trusted toolbox functions) get validation and error wording but no isolation at all.
-Where root is not available the sandbox silently degrades to the non-root guarantees above;
-check `Sandbox.isolation` if you rely on more.
+Linux only (namespaces, prctl, mount_setattr via ctypes). Where root is not available the
+sandbox silently degrades to the non-root guarantees above; check `Sandbox.isolation` if you
+rely on more. Root without CAP_SETUID (some containers) keeps the child root: then
+RLIMIT_NPROC does not bind and a fork bomb is not stopped.
 """
 from __future__ import annotations
 
@@ -486,9 +488,9 @@ class _Worker:
         line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
-    def request(self, req: dict, timeout: float) -> dict:
+    def request(self, req: str, timeout: float) -> dict:
         try:
-            self.proc.stdin.write((json.dumps(req, ensure_ascii=False) + "\n").encode())
+            self.proc.stdin.write((req + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as e:
             raise _WorkerLost(f"the worker process is gone ({e})") from None
@@ -587,7 +589,11 @@ class Sandbox:
         failed = validate_call(call, self.schemas)
         if failed is not None:
             return failed
-        req = {"name": call.name, "arguments": _given_arguments(call, self.schemas[call.name])}
+        try:
+            req = json.dumps({"name": call.name, "arguments": _given_arguments(call, self.schemas[call.name])},
+                             ensure_ascii=False)
+        except (TypeError, ValueError) as e:  # a Call built in Python with, say, a set in it
+            return _fail(TOOL_CALL_FAILURE, f"TypeError: {e}")
         if self._closed:
             raise RuntimeError("Sandbox.run: the sandbox is closed")
         w = self._idle.get()
