@@ -64,6 +64,9 @@ def test_a_hallucinating_policy_gets_python_worded_feedback_and_categories(box):
         if m["role"] == "tool":
             assert classify_feedback(m["content"]) == m["result"]["category"]
     assert ep.finished and ep.answer == "It is cold in Tokyo." and ep.turns[-1].kind == "answer"
+    # The sandbox knows every toolbox tool, but only the offered ones exist in this episode.
+    unoffered = run_episode(scripted('get_city_country(city="Tokyo")', "Japan."), TOOL_LIST, QUERY, executor=box)
+    assert unoffered.calls[0].result.message == "NameError: name 'get_city_country' is not defined"
     assert len(ep.turns) == 7 and ep.messages[-1] == {"role": "assistant", "content": "It is cold in Tokyo."}
 
 

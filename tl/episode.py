@@ -10,7 +10,9 @@ of docs/ARCHITECTURE.md, so an episode's `messages` is a trajectory record's), p
 with `tl.parse.parse` and:
 - plain text (`kind == "no_call"`) or a `finish(answer=...)` call (RoTBench / ToolEyes style) is
   the final answer: the episode ends;
-- calls are executed one by one by `executor.run(call) -> Result` -- a `tl.sandbox.Sandbox`, or
+- calls are checked against the episode's own tools (`tl.sandbox.validate_call`: a tool the
+  prompt does not offer is a hallucination even if the executor knows it), then executed one by
+  one by `executor.run(call) -> Result` -- a `tl.sandbox.Sandbox`, or
   any object with that method (e.g. a ToolEyes simulator that validates with
   `tl.sandbox.validate_call` and fabricates outputs) -- and each result's feedback becomes a
   tool message (`Output: ...`);
@@ -36,7 +38,7 @@ from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION,
                          TOOL_HALLUCINATION, UNPARSABLE, classify)
 from tl.parse import Parsed, parse
 from tl.render import EOS_MARK, format_call, render_prompt
-from tl.sandbox import Result
+from tl.sandbox import Result, validate_call
 from tl.schema import Call, normalize_tools
 
 MAX_TURNS = 9  # ToolEyes / the paper's multi-turn limit
@@ -79,6 +81,7 @@ class Episode:
 
     def __init__(self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, reference=None):
         self.tools = normalize_tools(tools)
+        self._schemas = {t["name"]: t for t in self.tools}
         self.query, self.executor, self.max_turns = query, executor, max_turns
         self.reference = None if reference is None else [Call.from_dict(c) for c in reference]
         self.messages: list[dict] = [{"role": "user", "content": query}]
@@ -126,7 +129,9 @@ class Episode:
                     {"tool_calls": [c.to_dict() for c in executed]}
                 self.messages.append({"role": "assistant", **key})
             for call in executed:
-                result = self.executor.run(call)
+                # Only the tools this episode offers exist: a toolbox tool the prompt did not list
+                # is a hallucination even if the executor could run it.
+                result = validate_call(call, self._schemas) or self.executor.run(call)
                 turn.calls.append(EpisodeCall(call, result, self._category(call, result)))
                 self.messages.append({"role": "tool", "content": result.feedback, "result": result.to_dict()})
             if finish_at is not None:
