@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tl.benchmarks import Task
-from tl.benchmarks.run import OfferedTools, episode_record, run_tasks
+from tl.benchmarks.run import episode_record, run_tasks
 from tl.classify import classify, classify_calls
 from tl.metrics import error_analysis, item_stages, multi_turn_metrics, single_turn_metrics
 from tl.simulator import NO_USER_REPLY, Simulator
@@ -63,6 +63,27 @@ def test_de_ce_va_on_scripted_policies():
                                          "result": {"ok": True, "category": "all_right", "message": ""}}
 
 
+def test_synthetic_tasks_run_in_the_real_sandbox_over_the_offered_tools():
+    from tl.benchmarks.run import task_executors
+    from tl.toolbox import schemas
+    scripts = {"Weather in Paris?": [
+        'get_weather_current(city="Paris")',                   # runs in the sandbox: all right
+        'get_country_capital(country="France")',               # a toolbox tool this task does not offer: DE
+        'get_weather_forecast(city="Atlantis", date="2024-01-01")',  # the tool raises (unknown city): CE
+        "It is cloudy in Paris."]}
+    task = Task("m0", "synthetic/multi", schemas(["get_weather_current", "get_weather_forecast"]), "Weather in Paris?")
+    executor_for, close = task_executors("synthetic/multi")
+    try:
+        episode, = run_tasks([task], scripted(scripts), executor_for)
+    finally:
+        close()
+    record = episode_record(task, episode)
+    assert record["calls"] == ["all_right", "tool_hallucination", "tool_call_failure"]
+    assert json.loads(record["messages"][2]["content"])["city"] == "Paris"  # the toolbox's real output
+    m = multi_turn_metrics([record])
+    assert (m["DE"], m["CE"], m["VA"]) == (33.33, 33.33, 100.0)
+
+
 def test_simulator_is_deterministic_and_validates_like_the_sandbox():
     sim = Simulator(RANDOM)
     a = sim.run(Call("get_random_number", {"max": "9"}))
@@ -72,15 +93,6 @@ def test_simulator_is_deterministic_and_validates_like_the_sandbox():
     assert sim.run(Call("nope", {})).message == "NameError: name 'nope' is not defined"
     assert sim.run(Call("get_random_number", {"max": 9})).message == \
         "TypeError: get_random_number() argument 'max' must be str, not int"
-
-
-def test_offered_tools_refuses_a_tool_the_task_does_not_offer():
-    class Echo:
-        def run(self, call):
-            return Simulator(RANDOM).run(call)
-    only_ask = OfferedTools(Echo(), RANDOM[1:2])
-    assert only_ask.run(Call("get_random_number", {"max": "1"})).category == "tool_hallucination"
-    assert only_ask.run(Call("ask_to_user", {"question": "?"})).ok
 
 
 def tool(name, *keys):

@@ -14,7 +14,6 @@ from tl.classify import classify, classify_calls
 from tl.episode import MAX_TURNS, Episode
 from tl.metrics import item_stages, single_turn_metrics
 from tl.render import render_prompt
-from tl.sandbox import validate_call
 from tl.schema import Call
 
 
@@ -82,16 +81,18 @@ def predict(model, tok, items, **kw) -> dict:
     return {it.id: text for it, text in zip(items, texts)}
 
 
-class OfferedTools:
-    """An executor that runs only the tools a task offers: a call to any other tool gets the
-    sandbox's `NameError` feedback even when the shared `executor` (e.g. a Sandbox over the
-    whole toolbox) could run it."""
-
-    def __init__(self, executor, tools):
-        self.executor, self.tools = executor, {t["name"]: t for t in tools}
-
-    def run(self, call):
-        return validate_call(call, self.tools) or self.executor.run(call)
+def task_executors(unit_name: str):
+    """(executor_for(task), close()) for a multi-turn unit: the ToolEyes simulator, one per task
+    (`tl.simulator`; tool names repeat across ToolEyes' groups with different schemas), or for
+    the synthetic split one real Sandbox over the whole offline toolbox (tl.episode validates
+    every call against the task's offered tools before the executor sees it)."""
+    if unit_name.startswith("tooleyes"):
+        from tl.simulator import Simulator
+        return (lambda task: Simulator(task.tools)), (lambda: None)
+    from tl.sandbox import Sandbox
+    from tl.toolbox import TOOLS
+    sandbox = Sandbox(TOOLS)
+    return (lambda task: sandbox), sandbox.close
 
 
 def run_tasks(tasks, batch_policy, executor_for, *, max_turns: int = MAX_TURNS, progress=None) -> list:
