@@ -116,7 +116,7 @@ def compute_context(info: DistInfo, bf16: bool):
 
 
 def load_model(source: str | ModelArgs, info: DistInfo, *, seed: int = 0, bf16: bool = False,
-               activation_checkpointing: bool = False, tokenizer=None) -> Transformer:
+               activation_checkpointing: bool = False, tokenizer=None, wrap=None) -> Transformer:
     """A float32 training model from an HF directory (`source` a path) or randomly initialised
     (`source` a `ModelArgs`, `Transformer.from_config(seed=seed)`), sharded with `shard_model`.
 
@@ -124,11 +124,20 @@ def load_model(source: str | ModelArgs, info: DistInfo, *, seed: int = 0, bf16: 
     the checkpoint (or draws the random weights), and the tensors are broadcast into every
     rank's shards, so no rank but 0 ever holds a full copy in memory. `tokenizer` (path or
     Tokenizer) is checked against the vocabulary size.
+
+    `wrap(transformer) -> module` (e.g. PPO's critic: trunk + value head, lm_head dropped) is
+    applied before sharding, to the meta model and to rank 0's loaded one alike; the module
+    must expose `.layers` and initialise its new parameters deterministically (rank 0's values
+    are broadcast).
     """
+    wrap = wrap or (lambda model: model)
+
     def full_model(device):
         if isinstance(source, ModelArgs):
-            return Transformer.from_config(source, seed=seed, device=device, dtype=torch.float32)
-        return Transformer.from_pretrained(source, dtype=torch.float32, device=device, tokenizer=tokenizer)
+            model = Transformer.from_config(source, seed=seed, device=device, dtype=torch.float32)
+        else:
+            model = Transformer.from_pretrained(source, dtype=torch.float32, device=device, tokenizer=tokenizer)
+        return wrap(model)
 
     if not info.distributed:
         return shard_model(full_model(info.device), info, bf16=bf16, activation_checkpointing=activation_checkpointing)
@@ -144,7 +153,7 @@ def load_model(source: str | ModelArgs, info: DistInfo, *, seed: int = 0, bf16: 
         raise NotImplementedError("tie_word_embeddings=true under FSDP2 meta-device loading is not supported "
                                   "(LLaMA/CodeLLaMA do not tie); run without torchrun or untie the model")
     with torch.device("meta"):
-        model = Transformer(replace(args, dtype="float32"))
+        model = wrap(Transformer(replace(args, dtype="float32")))
     shard_model(model, info, bf16=bf16, activation_checkpointing=activation_checkpointing)
     model.to_empty(device=info.device)
     full = full_model("cpu").state_dict() if info.is_main else {}
