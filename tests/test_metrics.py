@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tl.benchmarks import Task
-from tl.benchmarks.run import episode_record, run_tasks
+from tl.benchmarks.run import episode_record, run_tasks, task_executors
 from tl.classify import classify, classify_calls
 from tl.metrics import error_analysis, item_stages, multi_turn_metrics, single_turn_metrics
 from tl.simulator import NO_USER_REPLY, Simulator
@@ -46,7 +46,8 @@ def test_de_ce_va_on_scripted_policies():
         "D": ['get_random_number(max="9", seed="1")', 'ask_to_user(question="Range?")', 'finish(answer="")'],
     }
     tasks = [Task(q, "t", RANDOM, q, "RS" if q in "AB" else "TG") for q in scripts]
-    episodes = run_tasks(tasks, scripted(scripts), lambda t: Simulator(t.tools))
+    executor_for, _ = task_executors("tooleyes/zero")  # a Simulator per task
+    episodes = run_tasks(tasks, scripted(scripts), executor_for)
     records = [episode_record(t, e) for t, e in zip(tasks, episodes)]
     assert [r["calls"] for r in records] == [
         ["tool_hallucination", "all_right"],
@@ -64,7 +65,6 @@ def test_de_ce_va_on_scripted_policies():
 
 
 def test_synthetic_tasks_run_in_the_real_sandbox_over_the_offered_tools():
-    from tl.benchmarks.run import task_executors
     from tl.toolbox import schemas
     scripts = {"Weather in Paris?": [
         'get_weather_current(city="Paris")',                   # runs in the sandbox: all right

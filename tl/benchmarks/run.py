@@ -8,6 +8,7 @@ The wiring only: prompts come from `tl.render`, ids from the model's `Tokenizer`
 from __future__ import annotations
 
 import json
+import warnings
 
 from tl.benchmarks.base import BenchmarkError
 from tl.classify import classify, classify_calls
@@ -62,6 +63,11 @@ def generate_texts(model, tok, prompts: list[str], *, batch_size: int = 8, max_n
     from tl.generate import generate  # torch only when a model runs
 
     ids = [tok.encode_chat(p) for p in prompts]
+    context = getattr(getattr(model, "args", None), "max_position_embeddings", None)
+    too_long = sum(len(x) + max_new_tokens > context for x in ids) if context else 0
+    if too_long:  # RoPE still runs past it, but the model never saw such positions
+        warnings.warn(f"{too_long} of {len(ids)} prompts plus max_new_tokens={max_new_tokens} exceed the model's "
+                      f"max_position_embeddings ({context})")
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     texts = [""] * len(ids)
     for start in range(0, len(order), batch_size):
