@@ -1,0 +1,281 @@
+"""PPO with the error-category reward (TL-Training's IRM, paper Sec. 3.3), FSDP2 under torchrun.
+
+    torchrun --standalone --nproc_per_node=2 train_ppo.py      # CPU demo: continues out/sft/model
+    torchrun --nproc_per_node=8 train_ppo.py --preset paper7b --sft out/sft/model --data train.jsonl
+    python train_ppo.py ...                                      # one process, no FSDP
+
+Actor and reference start from the SFT export; the critic is the SFT trunk plus a zero value head.
+Each step: generate one call per prompt, score it with `tl.classify.reward`, then one PPO update
+(tl/ppo.py). Explicit flags override the preset. See README (section "PPO") for every default.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+from tqdm import tqdm
+
+from tl import dist as D
+from tl import ppo
+from tl.classify import CALL_CATEGORIES
+from tl.data import load_trajectories
+from tl.rollout import (Critic, compute_advantages, encode_prompt, prompts_from_trajectories, response_logprobs,
+                        response_values, rollout, score)
+from tl.sft import epoch_batches, micro_batches, param_groups
+from tl.tokenizer import Tokenizer
+
+PRESETS = {
+    # A few minutes on 2 CPU cores, from the SFT demo's export (see README for why these values).
+    "demo": dict(actor_lr=2e-5, critic_lr=1e-4, batch_size=8, micro_batch=4, epochs=1, max_steps=24,
+                 temperature=1.0, max_new_tokens=48, max_prompt_len=1024, kl_coef=0.05),
+    # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers
+    # up to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch).
+    "paper7b": dict(actor_lr=2e-6, critic_lr=1e-6, batch_size=8, micro_batch=1, epochs=3, temperature=0.0,
+                    max_new_tokens=512, max_prompt_len=8192, kl_coef=0.4, bf16=True, activation_checkpointing=True,
+                    export_dtype="bfloat16"),
+}
+DEFAULTS = dict(sft="out/sft/model", data="out/data/train.jsonl", actor_lr=2e-6, critic_lr=1e-6, batch_size=8,
+                micro_batch=1, epochs=3, max_steps=0, temperature=0.0, max_new_tokens=512, max_prompt_len=8192,
+                kl_coef=0.4, bf16=None, activation_checkpointing=False, export_dtype=None)
+RUN_DEFINING = ("sft", "data", "seed", "batch_size", "epochs", "ppo_epochs", "actor_lr", "critic_lr", "temperature",
+                "top_p", "max_new_tokens", "max_prompt_len", "kl_coef", "kl_target", "gamma", "lam", "clip_eps",
+                "value_clip_eps", "score_clip", "whiten", "keep_erroneous", "grad_clip", "weight_decay")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), help="default: demo when --sft is not given")
+    p.add_argument("--sft", help="HF directory of the SFT model (actor, reference and critic trunk)")
+    p.add_argument("--data", help="trajectories (JSONL); every call with all-right feedback is a prompt")
+    p.add_argument("--out", default="out/ppo", help="run directory: metrics.jsonl, checkpoints/, model/")
+    p.add_argument("--keep_erroneous", action="store_true", help="also use calls whose feedback was an error")
+    p.add_argument("--actor_lr", type=float)
+    p.add_argument("--critic_lr", type=float)
+    p.add_argument("--weight_decay", type=float, default=0.0)
+    p.add_argument("--grad_clip", type=float, default=1.0)
+    p.add_argument("--batch_size", type=int, help="prompts per PPO step, over all ranks")
+    p.add_argument("--micro_batch", type=int, help="prompts per forward pass per rank")
+    p.add_argument("--epochs", type=int, help="passes over the prompts")
+    p.add_argument("--ppo_epochs", type=int, default=1, help="updates per rollout batch (paper's code: 1)")
+    p.add_argument("--max_steps", type=int, help="stop after this many PPO steps (0: all epochs)")
+    p.add_argument("--temperature", type=float, help="0: greedy (the paper's script); >0: sampling, scored at the same T")
+    p.add_argument("--top_p", type=float, default=1.0)
+    p.add_argument("--max_new_tokens", type=int)
+    p.add_argument("--max_prompt_len", type=int, help="longer prompts are dropped (counted)")
+    p.add_argument("--kl_coef", type=float, help="beta of the per-token KL penalty")
+    p.add_argument("--kl_target", type=float, help="adaptive KL controller target (default: fixed beta)")
+    p.add_argument("--kl_horizon", type=float, default=10000)
+    p.add_argument("--gamma", type=float, default=1.0)
+    p.add_argument("--lam", type=float, default=0.95)
+    p.add_argument("--clip_eps", type=float, default=0.2)
+    p.add_argument("--value_clip_eps", type=float, default=0.2)
+    p.add_argument("--score_clip", type=float, default=5.0, help="clip the score to +-this (0: off)")
+    p.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=False,
+                   help="whiten advantages over the global batch (the paper's code does not)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 compute (default: on CUDA)")
+    p.add_argument("--activation_checkpointing", action=argparse.BooleanOptionalAction)
+    p.add_argument("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
+    p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT/checkpoints")
+    p.add_argument("--export_dtype", choices=("float32", "bfloat16"), help="dtype of the HF export")
+    args = p.parse_args(argv)
+    preset = PRESETS.get(args.preset or ("demo" if args.sft is None else ""), {})
+    for key, value in {**DEFAULTS, **preset}.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+def load_prompts(args, tok, log):
+    """Prompts from the trajectories, without those longer than --max_prompt_len."""
+    records, _ = load_trajectories(args.data)
+    prompts, counts = prompts_from_trajectories(records, keep_erroneous=args.keep_erroneous)
+    lengths = [len(encode_prompt(tok, p)) for p in prompts]
+    keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
+    dropped = ", ".join(f"{k.removeprefix('dropped_')} {v}" for k, v in sorted(counts.items()) if k.startswith("dropped_"))
+    log(f"prompts: {args.data}: {counts['kept']} of {counts['calls']} calls kept (all-right feedback; "
+        f"dropped: {dropped or 'none'}); {len(prompts) - len(keep)} longer than {args.max_prompt_len} tokens dropped")
+    return [prompts[i] for i in keep], [lengths[i] for i in keep]
+
+
+def build_models(args, info, tok, bf16):
+    """Actor, frozen reference and critic, all from the SFT export (FSDP2-sharded under torchrun),
+    and one AdamW per trained model (separate learning rates, as in the paper)."""
+    common = dict(bf16=bf16, activation_checkpointing=args.activation_checkpointing, tokenizer=tok)
+    actor = D.load_model(args.sft, info, **common)
+    reference = D.load_model(args.sft, info, **common).requires_grad_(False).eval()
+    critic = D.load_model(args.sft, info, wrap=Critic, **common)
+    opt_actor = torch.optim.AdamW(param_groups(actor, args.weight_decay), lr=args.actor_lr, betas=(0.9, 0.95))
+    opt_critic = torch.optim.AdamW(param_groups(critic, args.weight_decay), lr=args.critic_lr, betas=(0.9, 0.95))
+    return actor, reference, critic, opt_actor, opt_critic
+
+
+def collect(models, tok, prompts, mine, step, kl_coef, args, info):
+    """Rollouts of this rank's micro-batches, scored (old/ref log-probs, values) with advantages.
+    Returns the rollouts, the generation time and (sequence-KL sum, sequences, entropy sum)."""
+    actor, reference, critic = models
+    t0 = time.perf_counter()
+    rollouts = [rollout(actor, tok, [prompts[i] for i in mb], max_new_tokens=args.max_new_tokens,
+                        temperature=args.temperature, top_p=args.top_p, score_clip=args.score_clip or None,
+                        seed=(args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k)
+                for k, mb in enumerate(mine)]
+    gen_time = time.perf_counter() - t0
+    sums = torch.zeros(3, dtype=torch.float64)
+    for b in rollouts:
+        score(b, actor, reference, critic, args.score_temperature)
+        kl = compute_advantages(b, kl_coef, args.gamma, args.lam)
+        entropy = torch.where(b.response_mask.bool(), b.entropy.cpu(), 0.0).sum()
+        sums += torch.tensor([kl.sum().item(), len(b.texts), entropy.item()], dtype=torch.float64)
+    if args.whiten:
+        moments = D.all_reduce_sum(sum(ppo.masked_moments(b.advantages, b.response_mask) for b in rollouts), info)
+        for b in rollouts:
+            b.advantages = ppo.whiten(b.advantages, b.response_mask, moments)
+    return rollouts, gen_time, sums
+
+
+def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16):
+    """One PPO update over this rank's scored rollouts: `ppo_epochs` optimizer steps per model,
+    each over all micro-batches, with losses normalised by the global count of response tokens.
+    Returns token-summed stats (all-reduced) and grad norms."""
+    n_tokens = D.all_reduce_sum(sum(b.response_mask.sum() for b in batches).float(), info)
+    sums = torch.zeros(5)  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
+    norms = []
+    for _ in range(args.ppo_epochs):
+        for k, b in enumerate(batches):
+            if info.distributed:  # reduce-scatter gradients only after the last micro-batch
+                actor.set_requires_gradient_sync(k == len(batches) - 1)
+                critic.set_requires_gradient_sync(k == len(batches) - 1)
+            ids, attn, mask = b.input_ids.to(info.device), b.attention_mask.to(info.device), b.response_mask.to(info.device)
+            with D.compute_context(info, bf16):
+                logp, _ = response_logprobs(actor, ids, attn, b.response_len, args.score_temperature)
+                policy_loss, pstats = ppo.policy_loss(logp, b.logp_old, b.advantages, mask, n_tokens, args.clip_eps)
+                # FSDP2 averages gradients over ranks; this rank's loss is its share of a global sum.
+                (policy_loss * info.world_size).backward()
+                values = response_values(critic, ids, attn, b.response_len)
+                value_loss, vstats = ppo.value_loss(values, b.values, b.returns, mask, n_tokens, args.value_clip_eps)
+                (value_loss * info.world_size).backward()
+            sums += torch.stack([policy_loss.detach() * n_tokens, value_loss.detach() * n_tokens, pstats["clipped"],
+                                 pstats["approx_kl"], vstats["clipped"]]).cpu()
+        for model, opt in ((actor, opt_actor), (critic, opt_critic)):
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            norms.append((norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item())
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    sums = D.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
+    keys = ("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac")
+    return {**dict(zip(keys, sums.tolist())), "actor_grad_norm": norms[-2], "critic_grad_norm": norms[-1]}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # Greedy decoding has no temperature; its tokens are scored under the plain softmax (T = 1).
+    args.score_temperature = args.temperature or 1.0
+    info = D.init_distributed(args.device)
+    log = print if info.is_main else (lambda *a, **k: None)
+    bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
+    torch.manual_seed(args.seed)
+    if not os.path.isfile(os.path.join(args.sft, "config.json")):
+        raise SystemExit(f"{args.sft}: no SFT model (config.json) found; run "
+                         f"`torchrun --standalone --nproc_per_node=2 train_sft.py` first, or pass --sft")
+    tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
+    prompts, lengths = load_prompts(args, tok, log)
+    per_step = info.world_size * args.micro_batch
+    if args.batch_size % per_step:
+        raise SystemExit(f"--batch_size {args.batch_size} must be a multiple of world_size ({info.world_size}) "
+                         f"x --micro_batch ({args.micro_batch})")
+
+    actor, reference, critic, opt_actor, opt_critic = build_models(args, info, tok, bf16)
+    kl_ctl = (ppo.AdaptiveKLController(args.kl_coef, args.kl_target, args.kl_horizon) if args.kl_target
+              else ppo.FixedKLController(args.kl_coef))
+
+    steps_per_epoch = len(prompts) // args.batch_size
+    total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
+    if total_steps < 1:
+        raise SystemExit(f"{len(prompts)} prompts give no full batch of {args.batch_size}")
+    run = {k: getattr(args, k) for k in RUN_DEFINING}
+    ckpt_dir, metrics_file = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
+    models, optimizers = {"actor": actor, "critic": critic}, {"actor": opt_actor, "critic": opt_critic}
+    start = 0
+    if args.resume and (path := D.latest_checkpoint(ckpt_dir)):
+        meta = D.load_checkpoint(path, info, models, optimizers)
+        changed = {k: (meta["run"].get(k), v) for k, v in run.items() if meta["run"].get(k) != v}
+        if changed:
+            raise SystemExit(f"--resume: {path} was written with other settings {changed} (saved, now)")
+        start = meta["step"]
+        kl_ctl.load_state_dict(meta["kl_ctl"])
+        log(f"resumed from {path} at step {start}")
+    if info.is_main:
+        os.makedirs(args.out, exist_ok=True)
+        kept = [line for line in open(metrics_file) if json.loads(line)["step"] <= start] if (
+            start and os.path.exists(metrics_file)) else []
+        with open(metrics_file, "w") as f:
+            f.writelines(kept)
+    n_params = sum(p.numel() for p in actor.parameters())
+    log(f"models: actor / reference / critic of {n_params / 1e6:.2f}M parameters, {info.world_size} rank(s) on "
+        f"{info.device}{' with FSDP2' if info.distributed else ''}; {total_steps} steps of {args.batch_size} prompts, "
+        f"{'greedy' if not args.temperature else f'T={args.temperature}'} rollouts of <= {args.max_new_tokens} tokens, "
+        f"beta={args.kl_coef}{' (adaptive)' if args.kl_target else ''}")
+
+    bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="ppo", dynamic_ncols=True)
+    batches_of_epoch = {}
+    for step in range(start, total_steps):
+        epoch, index = divmod(step, steps_per_epoch)
+        if epoch not in batches_of_epoch:
+            batches_of_epoch = {epoch: epoch_batches(lengths, args.batch_size, args.seed, epoch)}
+        mine = micro_batches(batches_of_epoch[epoch][index], info.rank, info.world_size, args.micro_batch)
+
+        t0 = time.perf_counter()
+        rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, kl_ctl.value,
+                                              args, info)
+        t1 = t0 + gen_time
+        t2 = time.perf_counter()
+        stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16)
+        t3 = time.perf_counter()
+
+        # Global rollout stats: scores, categories, lengths, KL, entropy of the rollout policy.
+        counts = torch.tensor([sum(c == cat for b in rollouts for c in b.categories) for cat in CALL_CATEGORIES],
+                              dtype=torch.float64)
+        extra = torch.tensor([sum(b.scores.sum().item() for b in rollouts), sum(b.response_mask.sum().item() for b in rollouts),
+                              *kl_sums.tolist()], dtype=torch.float64)
+        counts, extra = D.all_reduce_sum(counts, info), D.all_reduce_sum(extra, info)
+        n_seq = extra[3].item()
+        seq_kl = extra[2].item() / n_seq
+        kl_coef = kl_ctl.value
+        kl_ctl.update(seq_kl, int(n_seq))
+        record = {"step": step + 1, "epoch": epoch, "score": extra[0].item() / n_seq,
+                  **{f"share_{c}": counts[i].item() / n_seq for i, c in enumerate(CALL_CATEGORIES)},
+                  "kl": seq_kl, "kl_coef": kl_coef, **stats, "entropy": extra[4].item() / extra[1].item(),
+                  "response_len": extra[1].item() / n_seq,
+                  "gen_time_s": t1 - t0, "score_time_s": t2 - t1, "train_time_s": t3 - t2,
+                  "gen_share": (t1 - t0) / (t3 - t0), "gen_tokens_per_s": extra[1].item() / (t1 - t0)}
+        if info.is_main:
+            with open(metrics_file, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            bar.set_postfix(score=f"{record['score']:.2f}", kl=f"{seq_kl:.3f}", gen=f"{record['gen_share']:.0%}")
+            bar.update()
+        if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
+            D.save_checkpoint(ckpt_dir, step + 1, info, models, optimizers,
+                              {"run": run, "kl_ctl": kl_ctl.state_dict()}, keep=args.keep)
+    bar.close()
+    D.save_checkpoint(ckpt_dir, total_steps, info, models, optimizers, {"run": run, "kl_ctl": kl_ctl.state_dict()},
+                      keep=args.keep)
+    export = os.path.join(args.out, "model")
+    D.export_hf(actor, export, info, tokenizer=tok, dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)
+    if info.is_main:
+        scores = [json.loads(line)["score"] for line in open(metrics_file)]
+        w = max(1, len(scores) // 4)
+        print(f"\ndone: {total_steps} steps, mean score {sum(scores[:w]) / w:+.3f} (first {w} steps) -> "
+              f"{sum(scores[-w:]) / w:+.3f} (last {w} steps)"
+              f"\n  run directory: {args.out} (metrics.jsonl, checkpoints/)"
+              f"\n  HF model:      {export}"
+              f"\n  next:          python evaluate.py --model {export}")
+    D.close_distributed()
+
+
+if __name__ == "__main__":
+    main()
