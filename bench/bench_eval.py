@@ -4,12 +4,14 @@ next to references measured in the same process: one item at a time (batch 1), a
 (no model: what `--predictions` costs).
 
     python bench/bench_eval.py [--model out/sft/model] [--items 32] [--batch_size 8] [--max_new_tokens 48]
+    python bench/bench_eval.py --benchmark rotbench --data ../shared/data/RoTBench/First_Turn/clean.json --items 105
 
 Without --model it uses the SFT demo's export when it exists, else a random model of the demo's
 shape (train_sft.py preset "demo": vocab 1024, hidden 192, 4 layers, 4 heads) with a tokenizer
 trained on the items' own prompts. A random model almost never emits EOS, so nearly every
 item generates --max_new_tokens tokens: the worst case; a trained model stops after its call.
-Items: the synthetic held-out split (`tl.synth.generate_heldout`).
+Items: the synthetic held-out split (`tl.synth.generate_heldout`), or the first --items of a
+single-turn benchmark (--benchmark, --data).
 """
 import argparse
 import os
@@ -53,13 +55,18 @@ def main():
     ap.add_argument("--items", type=int, default=32)
     ap.add_argument("--batch_size", type=int, default=8)
     ap.add_argument("--max_new_tokens", type=int, default=48)
+    ap.add_argument("--benchmark", help="a single-turn benchmark instead of the synthetic split (needs --data)")
+    ap.add_argument("--data", help="its file or folder")
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
     with tempfile.TemporaryDirectory() as tmp:
-        singles, _ = generate_heldout(args.items, 0, seed=123)
-        write_jsonl(os.path.join(tmp, "heldout_single.jsonl"), singles)
-        items = load("synthetic", tmp)[0].items
+        if args.benchmark:
+            items = load(args.benchmark, args.data)[0].items[: args.items]
+        else:
+            singles, _ = generate_heldout(args.items, 0, seed=123)
+            write_jsonl(os.path.join(tmp, "heldout_single.jsonl"), singles)
+            items = load("synthetic", tmp)[0].items
         path = args.model or (DEMO_MODEL if os.path.isfile(os.path.join(DEMO_MODEL, "config.json")) else None)
         if path:
             tok = Tokenizer(os.path.join(path, "tokenizer.model"))
@@ -78,7 +85,7 @@ def main():
 
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads (shared machine: timings are noisy)")
     print(f"model: {what}; {n_params / 1e6:.2f}M parameters, {model.args.num_hidden_layers} layers, hidden {model.args.hidden_size}")
-    print(f"items: {len(items)} synthetic single-turn, mean prompt {prompt_len:.0f} tokens, "
+    print(f"items: {len(items)} of {items[0].benchmark}, mean prompt {prompt_len:.0f} tokens, "
           f"max_new_tokens {args.max_new_tokens}")
     rows = [(f"generate + score, batch {args.batch_size}", len(items) / (t_batched + t_score)),
             ("generate + score, batch 1", len(items) / (t_single + t_score)),
