@@ -176,7 +176,10 @@ def main(argv=None):
     model = tok = None
     if args.model is not None and (predictions is None or any(is_multi.values())):
         model, tok = load_model(args)
-    tokenize = (lambda name: tok.encode(name)) if tok is not None else None
+    if args.model is not None and tok is None:  # scoring only: the tokenizer still serves Table 1
+        from tl.tokenizer import Tokenizer
+        tok = Tokenizer(os.path.join(args.model, "tokenizer.model"))
+    tokenize = (lambda name: tok.encode(name)) if tok is not None else None  # wrong-tool name tokens (Table 1)
     summary, out = {}, Path(args.out)
     for unit in units:
         for s in unit.skipped:

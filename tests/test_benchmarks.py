@@ -84,6 +84,20 @@ def test_rotbench_scores_gold_100_and_each_corruption_moves_one_metric(rotbench_
                                                     "RS": {"n": 1, "TS": 100.0, "PI": 100.0, "CF": 100.0}}
 
 
+def test_rotbench_noisy_variant_roles_by_position(tmp_path):
+    # heavy noise renames tools: the finish role (last tool) is now called get_random_event, and a
+    # tool literally named "finish" is the weather API
+    renamed = [dict(WEATHER, name="finish"), dict(ASK, name="get_weather"), dict(FINISH, name="get_random_event")]
+    f = tmp_path / "heavy.json"
+    f.write_text(json.dumps([rot_record("Turn 1: q", [react("get_random_event", {"answer": "Sunny"})], tools=renamed)]))
+    item = load("rotbench", f)[0].items[0]
+    assert item.options == {"unchecked_tools": ("get_weather", "get_random_event"), "aliases": {"finish": "get_random_event"}}
+    for output, cf in [('finish(answer="I cannot handle the task")', 100.0),  # RoTBench: "finish" = the finish role
+                       ('get_random_event(answer="anything")', 100.0),       # its values are not checked
+                       ('finish(city="Paris")', 0.0)]:                       # but its keys are
+        assert score([item], {item.id: output})[0]["CF"] == cf, output
+
+
 def test_rotbench_malformed_files_name_file_record_and_reason(tmp_path):
     f = tmp_path / "clean.json"
     f.write_text(json.dumps([rot_record("a", [react("get_weather", {"city": "x"})]), {"id": "b"}]))
