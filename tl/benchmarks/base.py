@@ -118,6 +118,20 @@ def read_jsonl(path):
     return records
 
 
+def read_json_list(path, what: str = "records") -> list:
+    """A JSON file that must hold a list (of `what`)."""
+    records = read_json(path)
+    if not isinstance(records, list):
+        raise BenchmarkError(f"{path}: expected a JSON list of {what}, found {type(records).__name__}")
+    return records
+
+
+def record_ids(records, path, first: int = 0) -> list:
+    """The records' own `id`s made unique (`unique_ids`). `first` numbers the records in errors:
+    0 for the items of a JSON list, 1 for the lines of a JSONL file."""
+    return unique_ids([str(require(r, "id", str, f"{path}:{k + first}")) for k, r in enumerate(records)])
+
+
 def require(record, key, types, where):
     """`record[key]`, checked to be of `types`; else a BenchmarkError naming `where` and the key."""
     if not isinstance(record, dict):

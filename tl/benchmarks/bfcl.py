@@ -16,7 +16,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, read_jsonl, require, unique_ids
+from tl.benchmarks.base import BenchmarkError, Item, Loaded, read_jsonl, record_ids, require
 from tl.schema import normalize_tools
 
 CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
@@ -72,9 +72,8 @@ def load_category(question_file, category: str, name: str = "bfcl") -> list[Item
         answer_file = question_file.parent / "possible_answer" / question_file.name
         for k, rec in enumerate(read_jsonl(answer_file)):
             answers[str(require(rec, "id", str, f"{answer_file}:{k + 1}"))] = require(rec, "ground_truth", list, f"{answer_file}:{k + 1}")
-    raw_ids = [str(require(r, "id", str, f"{question_file}:{k + 1}")) for k, r in enumerate(records)]
     items = []
-    for k, (rec, item_id) in enumerate(zip(records, unique_ids(raw_ids))):
+    for k, (rec, item_id) in enumerate(zip(records, record_ids(records, question_file, first=1))):
         where = f"{question_file}:{k + 1}"
         try:
             tools = normalize_tools(require(rec, "function", list, where))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json, require, tool_list_from_prompt, unique_ids
+from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json_list, record_ids, require, tool_list_from_prompt
 from tl.parse import parse
 from tl.schema import normalize_tools
 
@@ -58,10 +58,8 @@ def load_file(path, benchmark: str | None = None) -> Loaded:
     """One RoTBench JSON file -> Items (mode "rotbench", category = scenario)."""
     path = Path(path)
     benchmark = benchmark or f"rotbench/{path.parent.name}/{path.stem}"
-    records = read_json(path)
-    if not isinstance(records, list):
-        raise BenchmarkError(f"{path}: expected a JSON list of records, found {type(records).__name__}")
-    ids = unique_ids([str(require(r, "id", str, f"{path}:{i}")) for i, r in enumerate(records)])
+    records = read_json_list(path)
+    ids = record_ids(records, path)
     items, skipped = [], []
     for i, (rec, item_id) in enumerate(zip(records, ids)):
         where = f"{path}:{i}"

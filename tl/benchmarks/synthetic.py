@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, Task, read_jsonl, require, unique_ids
+from tl.benchmarks.base import BenchmarkError, Item, Loaded, Task, read_jsonl, record_ids, require
 from tl.schema import Call, normalize_tools
 
 SINGLE, MULTI = "heldout_single.jsonl", "heldout_multi.jsonl"
@@ -27,7 +27,7 @@ def _tools(rec, where):
 def load_single(path, name: str = "synthetic/single") -> Loaded:
     """`heldout_single.jsonl` -> Items."""
     records = read_jsonl(path)
-    ids = unique_ids([str(require(r, "id", str, f"{path}:{k + 1}")) for k, r in enumerate(records)])
+    ids = record_ids(records, path, first=1)
     items = []
     for k, (rec, item_id) in enumerate(zip(records, ids)):
         where = f"{path}:{k + 1}"
@@ -43,7 +43,7 @@ def load_single(path, name: str = "synthetic/single") -> Loaded:
 def load_multi(path, name: str = "synthetic/multi") -> Loaded:
     """`heldout_multi.jsonl` -> Tasks (category = the number of reference calls)."""
     records = read_jsonl(path)
-    ids = unique_ids([str(require(r, "id", str, f"{path}:{k + 1}")) for k, r in enumerate(records)])
+    ids = record_ids(records, path, first=1)
     tasks = []
     for k, (rec, task_id) in enumerate(zip(records, ids)):
         where = f"{path}:{k + 1}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json, require
+from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json_list, require
 from tl.schema import Call, normalize_tools
 
 
@@ -25,9 +25,7 @@ def load_file(path, name: str | None = None) -> Loaded:
     """One ToolAlpaca evaluation file -> Items (mode "rotbench", category = the API's Category)."""
     path = Path(path)
     name = name or f"toolalpaca/{path.stem}"
-    apis = read_json(path)
-    if not isinstance(apis, list):
-        raise BenchmarkError(f"{path}: expected a JSON list of APIs, found {type(apis).__name__}")
+    apis = read_json_list(path, "APIs")
     items, skipped = [], []
     for a, api in enumerate(apis):
         where = f"{path}:{a}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Loaded, Task, read_json, require, tool_list_from_prompt, unique_ids
+from tl.benchmarks.base import BenchmarkError, Loaded, Task, read_json, read_json_list, record_ids, require, tool_list_from_prompt
 from tl.schema import normalize_tools
 
 
@@ -35,10 +35,8 @@ def load_file(path, root=None, name: str | None = None) -> Loaded:
     root = Path(root) if root is not None else path.parent.parent
     variant = path.stem.replace("scenario_data_", "").replace("_processed", "")
     name = name or f"tooleyes/{variant}"
-    records = read_json(path)
-    if not isinstance(records, list):
-        raise BenchmarkError(f"{path}: expected a JSON list of tasks, found {type(records).__name__}")
-    ids = unique_ids([str(require(r, "id", str, f"{path}:{i}")) for i, r in enumerate(records)])
+    records = read_json_list(path, "tasks")
+    ids = record_ids(records, path)
     configs = {}
     tasks = []
     for i, (rec, task_id) in enumerate(zip(records, ids)):
