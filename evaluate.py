@@ -194,6 +194,10 @@ def main(argv=None):
         else:
             if predictions is not None:
                 outputs = predictions[unit.name]
+                unknown = set(outputs) - {it.id for it in unit.items}
+                if unknown and not args.limit:
+                    print(f"{unit.name}: {len(unknown)} predictions match no item (e.g. {min(unknown)!r}); ignored",
+                          file=sys.stderr)
             else:
                 with tqdm(total=len(unit.items), desc=unit.name, unit="item") as bar:
                     outputs = predict(model, tok, unit.items, batch_size=args.batch_size,
