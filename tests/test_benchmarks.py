@@ -165,6 +165,14 @@ def test_bfcl_loader_and_rules(bfcl_dir):
         assert (rec["TS"], rec["PI"], rec["CF"]) == tuple(map(bool, expected)), output
 
 
+def test_bfcl_simple_call_is_named_after_its_function(bfcl_dir):
+    # BFCL's simple checker reads the name from the question's function, not from ground_truth
+    (bfcl_dir / "possible_answer" / "BFCL_v3_simple.json").write_text(json.dumps(
+        {"id": "simple_0", "ground_truth": [{"area": {"base": [10], "height": [5]}}]}) + "\n")
+    item = load("bfcl", bfcl_dir)[0].items[0]
+    assert score([item], {item.id: "geometry.area(base=10, height=5)"})[0]["CF"] == 100.0
+
+
 def test_bfcl_missing_answer_names_the_file(bfcl_dir):
     (bfcl_dir / "possible_answer" / "BFCL_v3_simple.json").write_text('{"id": "simple_9", "ground_truth": []}\n')
     with pytest.raises(BenchmarkError, match=r"BFCL_v3_simple\.json:1: id 'simple_0' has no entry"):

@@ -7,7 +7,9 @@ Files are JSON Lines despite their `.json` suffix:
 Categories: simple, multiple, parallel, parallel_multiple, and irrelevance (no answer file: the
 right output is no call). Later releases (the `bfcl-eval` PyPI package ships `BFCL_v4_*` files)
 rename `simple` to `simple_python`; both spellings are read, and the category is reported under
-the v3 name. Ids are BFCL's own (`simple_0`, `parallel_3`, ...), unique across categories.
+the v3 name. Ids are BFCL's own (`simple_0`, `parallel_3`, ...), unique across categories. As in
+BFCL's checker, a simple item's expected call is named after the question's function, whatever
+name its ground_truth entry uses (they differ once: simple_363).
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ def load_category(question_file, category: str, name: str = "bfcl") -> list[Item
             for g in gold:
                 if not (isinstance(g, dict) and len(g) == 1 and isinstance(next(iter(g.values())), dict)):
                     raise BenchmarkError(f"{answer_file}: id {rec['id']!r}: each ground_truth entry should be {{name: {{param: [values]}}}}, found {g!r:.120}")
+            if category == "simple" and len(gold) == 1 and tools:
+                # BFCL's simple checker expects the question's only function by *its* name and reads
+                # just the gold's parameters (simple_363's gold says find_closest for
+                # restaurant_search.find_closest).
+                gold = [{tools[0]["name"]: next(iter(gold[0].values()))}]
         items.append(Item(item_id, name, tools, _messages(rec.get("question"), where), gold, "bfcl", category))
     return items
 
