@@ -118,7 +118,8 @@ def main(argv=None):
     samples, stats = build_samples(tok, records, mae=args.mae, pkt=args.pkt, w_max=args.w_max,
                                    max_seq_len=args.max_seq_len, overlong=args.overlong)
     log(f"data: {args.data}: {len(records)} trajectories, {len(skipped)} bad records skipped, "
-        f"{stats['overlong']} longer than {args.max_seq_len} tokens ({args.overlong}), {len(samples)} samples, "
+        f"{stats['overlong']} longer than {args.max_seq_len} tokens ({args.overlong}), {stats['untrained']} with "
+        f"no trained token dropped, {len(samples)} samples, "
         f"{stats['trained_tokens']} trained tokens, {stats['key_tokens']} PKT key tokens")
     log(mae_table(stats) if args.mae else "MAE off: erroneous calls are trained like the others")
 
@@ -220,8 +221,8 @@ def main(argv=None):
               f"\n  run directory: {args.out} (metrics.jsonl, checkpoints/)"
               f"\n  HF model:      {export} (Transformer.from_pretrained / LlamaForCausalLM.from_pretrained)"
               f"\n  next:          torchrun --standalone --nproc_per_node=2 train_ppo.py --sft {export}")
-    D.close_distributed()
 
 
 if __name__ == "__main__":
     main()
+    D.close_distributed()  # not in main(): a test runs main() several times in one process group

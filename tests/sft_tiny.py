@@ -62,3 +62,14 @@ def tokenizer(directory, recs=None, vocab_size: int = 400) -> Tokenizer:
                  render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)]
         train_tokenizer(texts * 4, path, vocab_size=vocab_size)
     return Tokenizer(path)
+
+
+if __name__ == "__main__":
+    # Under torchrun: run train_sft.main once per argument list (one launch, several configs).
+    import sys
+
+    import train_sft
+
+    for argv in json.loads(sys.argv[1]):
+        train_sft.main(argv)
+    train_sft.D.close_distributed()

@@ -330,11 +330,12 @@ def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = Tru
                   max_seq_len: int = 2048, overlong: str = "drop") -> tuple[list[Sample], dict]:
     """Tokenise every record; samples longer than `max_seq_len` are dropped (`overlong="drop"`)
     or cut to `max_seq_len` tokens (`"truncate"`, the cut-off turns are lost).
-    Returns (samples, stats) with stats = {"records", "overlong", "calls", "masked": Counter,
-    "key_tokens", "trained_tokens"}."""
+    A sample left with no trained token (all masked, or all cut off) is dropped and counted.
+    Returns (samples, stats) with stats = {"records", "overlong", "untrained", "calls",
+    "masked": Counter, "key_tokens", "trained_tokens"}."""
     if overlong not in ("drop", "truncate"):
         raise ValueError(f"overlong must be 'drop' or 'truncate'; found {overlong!r}")
-    samples, stats = [], {"records": len(records), "overlong": 0, "calls": 0, "masked": Counter(),
+    samples, stats = [], {"records": len(records), "overlong": 0, "untrained": 0, "calls": 0, "masked": Counter(),
                           "key_tokens": 0, "trained_tokens": 0}
     for record in records:
         s = tokenize_record(tok, record, mae=mae, pkt=pkt, w_max=w_max)
@@ -344,7 +345,8 @@ def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = Tru
                 continue
             s.input_ids, s.weights = s.input_ids[:max_seq_len], s.weights[:max_seq_len]
         if not any(s.weights[1:]):
-            continue  # e.g. a truncated sample that kept no trained token: nothing to learn
+            stats["untrained"] += 1
+            continue
         stats["calls"] += s.n_calls
         stats["masked"].update(s.masked)
         stats["key_tokens"] += s.n_key_tokens

@@ -1,0 +1,93 @@
+"""Loading trajectories: both formats, clear file:line errors for bad data, the length policy."""
+import json
+
+import pytest
+
+import sft_tiny
+from tl.data import DataError, build_samples, from_raw_conversations, load_trajectories, mae_table
+
+GOOD = sft_tiny.records(3)
+
+
+def _write(tmp_path, lines, name="train.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+def _error(path, **kw):
+    with pytest.raises(DataError) as e:
+        load_trajectories(path, **kw)
+    return str(e.value)
+
+
+def test_bad_records_give_file_line_and_reason(tmp_path):
+    good = json.dumps(GOOD[0])
+    path = _write(tmp_path, [good, '{"id": "x", "messages": [', good])
+    assert _error(path).startswith(f"{path}:2: malformed JSON")
+
+    no_role = {**GOOD[0], "messages": [{"content": "hi"}] + GOOD[0]["messages"]}
+    path = _write(tmp_path, [good, good, json.dumps(no_role)])
+    message = _error(path)
+    assert message.startswith(f"{path}:3: messages[0]: missing 'role'") and "--skip_bad_records" in message
+
+    unknown_ok = {**GOOD[0], "messages": [{"role": "user", "content": "?"},
+                                          {"role": "assistant", "tool_call": {"name": "get_temp", "arguments": {}}},
+                                          {"role": "tool", "content": '{"temp_c": 3}'}]}
+    path = _write(tmp_path, [json.dumps(unknown_ok)])
+    assert _error(path).startswith(f"{path}:1: messages[1]: call to unknown tool 'get_temp'")
+    assert "reports success" in _error(path)
+
+    path = _write(tmp_path, [])
+    assert _error(path) == f"{path}:1: empty file; expected one JSON trajectory per line"
+    assert "no such file" in _error(str(tmp_path / "missing.jsonl"))
+
+
+def test_hallucinated_tool_with_error_feedback_is_valid(tmp_path):
+    """Flawed trajectories legitimately call a tool that does not exist and get an error back."""
+    record = sft_tiny.records(9)[8]  # its first call is `get_wether(...)` + NameError feedback
+    assert record["messages"][1]["tool_call"]["name"] == "get_wether"
+    records, skipped = load_trajectories(_write(tmp_path, [json.dumps(record)]))
+    assert len(records) == 1 and skipped == []
+
+
+def test_skip_mode_counts_bad_records(tmp_path):
+    lines = [json.dumps(GOOD[0]), "not json", json.dumps({"id": 1}), json.dumps(GOOD[1])]
+    records, skipped = load_trajectories(_write(tmp_path, lines), on_error="skip")
+    assert [r["id"] for r in records] == ["t0", "t1"]
+    assert [s.split(": ", 1)[0].rsplit(":", 1)[1] for s in skipped] == ["2", "3"]
+
+
+def test_raw_authors_format(tmp_path):
+    tools = [{"type": "function", "function": sft_tiny.TOOLS[0]}]
+    raw = {"id": "raw-1", "conversations": [
+        {"role": "system", "content": json.dumps(tools)},
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": 'get_weather_current\n{"city": "Oslo"}'},
+        {"role": "function", "content": '{"temp_c": 4}'},
+        {"role": "assistant", "content": "It is 4 C."}]}
+    assert from_raw_conversations(raw) == {"id": "raw-1", "tools": [sft_tiny.TOOLS[0]], "messages": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "tool_call": {"name": "get_weather_current", "arguments": {"city": "Oslo"}}},
+        {"role": "tool", "content": '{"temp_c": 4}'},
+        {"role": "assistant", "content": "It is 4 C."}]}
+    path = tmp_path / "raw.json"  # the authors' files are one JSON array
+    path.write_text(json.dumps([raw, raw]))
+    assert len(load_trajectories(str(path))[0]) == 2
+
+
+def test_overlong_policy_and_mae_counts(tmp_path):
+    tok = sft_tiny.tokenizer(tmp_path)
+    records, _ = load_trajectories(sft_tiny.write_jsonl(tmp_path / "t.jsonl", sft_tiny.records(12)))
+    full, stats = build_samples(tok, records, max_seq_len=10_000)
+    assert stats["overlong"] == 0 and len(full) == 12
+    limit = sorted(len(s.input_ids) for s in full)[6]
+    dropped, stats = build_samples(tok, records, max_seq_len=limit)
+    assert stats["overlong"] == sum(len(s.input_ids) > limit for s in full) == 12 - len(dropped)
+    cut, cut_stats = build_samples(tok, records, max_seq_len=limit, overlong="truncate")
+    assert max(len(s.input_ids) for s in cut) == limit and cut_stats["overlong"] == stats["overlong"]
+    assert len(cut) == 12 - cut_stats["untrained"] > len(dropped)  # truncated to nothing trained: dropped too
+    full, stats = build_samples(tok, records, max_seq_len=10_000)
+    # records(12): 4 erroneous first calls: 2 parameter hallucinations, 1 missing parameter, 1 tool hallucination.
+    assert stats["masked"] == {"param_hallucination": 2, "param_missing": 1, "tool_hallucination": 1}
+    assert "4 of 16 calls masked" in mae_table(stats)

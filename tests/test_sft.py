@@ -1,0 +1,167 @@
+"""The SFT loss, data order and training loop: world-size / accumulation invariance, exact resume."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import sft_tiny
+import train_sft
+from tl.data import Sample
+from tl.model import Transformer
+from tl.sft import collate, epoch_batches, lr_at, micro_batches, weighted_token_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_weighted_token_loss_hand_computed():
+    # Uniform logits over 4 classes: -log p = log 4 for every token; weights 1, 2, 0 -> (1 + 2) log 4 / 3.
+    logits = torch.zeros(1, 3, 4)
+    loss = weighted_token_loss(logits, torch.tensor([[0, 1, 2]]), torch.tensor([[1.0, 2.0, 0.0]]), 3.0)
+    assert loss.item() == pytest.approx(math.log(4))
+    # A confident right prediction costs ~0; the normaliser is the caller's global sum.
+    logits = torch.tensor([[[20.0, 0, 0, 0], [0, 0, 0, 0]]])
+    loss = weighted_token_loss(logits, torch.tensor([[0, 3]]), torch.tensor([[9.0, 1.0]]), 10.0)
+    assert loss.item() == pytest.approx(math.log(4) / 10, rel=1e-6)
+
+
+def test_epoch_batches_and_micro_batches():
+    lengths = [(i * 37) % 101 for i in range(50)]
+    batches = epoch_batches(lengths, 8, seed=3, epoch=0, bucket_batches=2)
+    assert batches == epoch_batches(lengths, 8, seed=3, epoch=0, bucket_batches=2)  # deterministic
+    assert batches != epoch_batches(lengths, 8, seed=3, epoch=1, bucket_batches=2)
+    flat = [i for b in batches for i in b]
+    assert len(batches) == 6 and len(set(flat)) == 48  # 50 // 8 batches, the remainder dropped
+    assert all(lengths[b[j]] <= lengths[b[j + 1]] for b in batches for j in range(7))  # length-sorted
+    batch = batches[0]
+    for world, micro in [(1, 8), (1, 1), (2, 2), (4, 1), (2, 4), (8, 1)]:
+        per_rank = [micro_batches(batch, r, world, micro) for r in range(world)]
+        assert all(len(mb) == micro for rank in per_rank for mb in rank)
+        assert sorted(i for rank in per_rank for mb in rank for i in mb) == sorted(batch)
+    with pytest.raises(ValueError, match="not a multiple"):
+        micro_batches(batch, 0, 3, 1)
+
+
+def test_lr_schedule_warmup_cosine_floor():
+    lrs = [lr_at(s, 200, 1.0, warmup_ratio=0.01, min_lr_ratio=0.1) for s in range(200)]
+    assert lrs[0] == 0.5 and lrs[1] == 1.0  # ceil(0.01 * 200) = 2 warmup steps
+    assert lrs[-1] == pytest.approx(0.1) and all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+
+
+def test_collate_pads_right_with_zero_weight():
+    batch = collate([Sample("a", [1, 5, 6, 2], [0, 1, 1, 1]), Sample("b", [1, 7], [0, 1])], pad_id=0)
+    assert batch["input_ids"].tolist() == [[1, 5, 6], [1, 7, 0]]
+    assert batch["targets"].tolist() == [[5, 6, 2], [7, 0, 0]]
+    assert batch["weights"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert collate([Sample("a", [1, 5], [0, 1])], pad_id=0)["attention_mask"] is None
+
+
+# ----------------------------------------------------------------------------- the training loop
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sft")
+    data = sft_tiny.write_jsonl(root / "train.jsonl", sft_tiny.records(24))
+    tok = sft_tiny.tokenizer(root)
+    base = ["--data", data, "--tokenizer", tok.model_path, "--global_batch", "4", "--max_steps", "3",
+            "--hidden_size", "32", "--num_layers", "2", "--num_heads", "2", "--lr", "3e-3"]
+    return root, base
+
+
+def _metrics(run):
+    return [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+
+
+def _weights(run):
+    return Transformer.from_pretrained(os.path.join(run, "model")).state_dict()
+
+
+def _assert_same_run(a, b, rtol=1e-5, atol=2e-5):
+    """Same step losses and gradient norms (to rtol) and final weights (to atol: Adam turns float
+    noise in a near-zero gradient into an update of up to ~lr in rare coordinates)."""
+    ma, mb = _metrics(a), _metrics(b)
+    assert [m["step"] for m in ma] == [m["step"] for m in mb]
+    for key in ("loss", "grad_norm"):
+        assert [m[key] for m in ma] == pytest.approx([m[key] for m in mb], rel=rtol), key
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.allclose(wa[k], wb[k], rtol=rtol, atol=atol) for k in wa)
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    """One process, no accumulation: 1 rank x 1 micro-batch of 4."""
+    root, base = setup
+    train_sft.main(base + ["--micro_batch", "4", "--out", str(root / "ref")])
+    return str(root / "ref")
+
+
+def test_demo_run_learns_and_exports(reference):
+    m = _metrics(reference)
+    assert len(m) == 3 and m[-1]["loss"] < m[0]["loss"]
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "masked_calls", "key_tokens", "step_time_s"} <= set(m[0])
+    assert sum(r["masked_calls"] for r in m) > 0 and all(r["key_tokens"] > 0 for r in m)
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.LlamaForCausalLM.from_pretrained(os.path.join(reference, "model"))
+    ours = Transformer.from_pretrained(os.path.join(reference, "model"))
+    ids = torch.arange(1, 21)[None]
+    assert torch.allclose(hf(ids).logits, ours(ids), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def accumulated(setup):
+    """One process, 4 x 1 and 2 x 2 accumulation steps (micro-batches of 1 and 2)."""
+    root, base = setup
+    for micro in ("1", "2"):
+        train_sft.main(base + ["--micro_batch", micro, "--out", str(root / f"acc{micro}")])
+    return {micro: str(root / f"acc{micro}") for micro in (1, 2)}
+
+
+def test_gradient_accumulation_matches(reference, accumulated):
+    for run in accumulated.values():
+        _assert_same_run(reference, run)
+
+
+def _run(cmd, **kw):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_torchrun_two_ranks_match_one_process(setup, reference):
+    """FSDP2 on 2 gloo ranks: 2 x 2 accumulation and 2 x 1 give the single-process losses,
+    gradient norms and final weights (one torchrun launch runs both configs)."""
+    root, base = setup
+    configs = [base + ["--micro_batch", "1", "--out", str(root / "fsdp_2x2")],
+               base + ["--micro_batch", "2", "--out", str(root / "fsdp_2x1")]]
+    done = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                 str(ROOT / "tests" / "sft_tiny.py"), json.dumps(configs)])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "with FSDP2" in done.stdout
+    for name in ("fsdp_2x2", "fsdp_2x1"):
+        _assert_same_run(reference, str(root / name))
+
+
+def test_resume_after_sigkill_is_exact(setup, accumulated):
+    root, base = setup
+    run = str(root / "killed")
+    args = base + ["--micro_batch", "2", "--out", run, "--save_every", "1", "--keep", "1"]
+    killed = _run([sys.executable, "train_sft.py", *args, "--kill_at_step", "2"])
+    assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILL after step 2, before its checkpoint
+    assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == ["step_00000001"]
+    assert len(_metrics(run)) == 2
+    resumed = _run([sys.executable, "train_sft.py", *args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout and "at step 1" in resumed.stdout
+    # Bit-identical to the uninterrupted run with the same settings.
+    assert _metrics(run)[-1]["loss"] == _metrics(accumulated[2])[-1]["loss"]
+    assert [m["loss"] for m in _metrics(run)] == [m["loss"] for m in _metrics(accumulated[2])]
+    final, uninterrupted = _weights(run), _weights(accumulated[2])
+    assert all(torch.equal(final[k], uninterrupted[k]) for k in final)
+    # A different run definition is refused rather than silently mixed.
+    with pytest.raises(SystemExit, match="other settings.*'lr': \\(0.003, 0.001\\)"):
+        train_sft.main(args + ["--resume", "--lr", "1e-3"])
