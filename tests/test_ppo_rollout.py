@@ -12,6 +12,15 @@ from tl.rollout import (Critic, compute_advantages, pack, prompts_from_trajector
                         response_values, rollout, score)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread is faster than two, which oversubscribe a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     setup = ppo_tiny.write_setup(tmp_path_factory.mktemp("ppo_tiny"))
