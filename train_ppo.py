@@ -22,9 +22,11 @@ from tl import dist as D
 from tl import ppo
 from tl.classify import CALL_CATEGORIES
 from tl.data import load_trajectories
+from tl.multi_turn import episode_rollout, tasks_from_trajectories
 from tl.rollout import (Critic, compute_advantages, encode_prompt, prompts_from_trajectories, response_logprobs,
                         response_values, rollout, score)
 from tl.sft import epoch_batches, micro_batches, param_groups
+from tl.render import render_prompt
 from tl.tokenizer import Tokenizer
 
 PRESETS = {
@@ -42,7 +44,8 @@ DEFAULTS = dict(sft="out/sft/model", data="out/data/train.jsonl", actor_lr=2e-6,
                 kl_coef=0.4, bf16=None, activation_checkpointing=False, export_dtype=None)
 RUN_DEFINING = ("sft", "data", "seed", "batch_size", "epochs", "ppo_epochs", "actor_lr", "critic_lr", "temperature",
                 "top_p", "max_new_tokens", "max_prompt_len", "kl_coef", "kl_target", "gamma", "lam", "clip_eps",
-                "value_clip_eps", "score_clip", "whiten", "keep_erroneous", "grad_clip", "weight_decay")
+                "value_clip_eps", "score_clip", "whiten", "keep_erroneous", "grad_clip", "weight_decay", "multi_turn",
+                "max_turns", "max_seq_len")
 
 
 def parse_args(argv=None):
@@ -52,6 +55,10 @@ def parse_args(argv=None):
     p.add_argument("--data", help="trajectories (JSONL); every call with all-right feedback is a prompt")
     p.add_argument("--out", default="out/ppo", help="run directory: metrics.jsonl, checkpoints/, model/")
     p.add_argument("--keep_erroneous", action="store_true", help="also use calls whose feedback was an error")
+    p.add_argument("--multi_turn", action="store_true",
+                   help="online episodes in the sandbox (offline toolbox): one task per trajectory's first query")
+    p.add_argument("--max_turns", type=int, default=4, help="--multi_turn: outputs per episode (ToolEyes: 9)")
+    p.add_argument("--max_seq_len", type=int, default=2048, help="--multi_turn: longest episode sequence")
     p.add_argument("--actor_lr", type=float)
     p.add_argument("--critic_lr", type=float)
     p.add_argument("--weight_decay", type=float, default=0.0)
@@ -92,8 +99,17 @@ def parse_args(argv=None):
 
 
 def load_prompts(args, tok, log):
-    """Prompts from the trajectories, without those longer than --max_prompt_len."""
+    """Prompts from the trajectories, without those longer than --max_prompt_len (with --multi_turn:
+    tasks, one per trajectory)."""
     records, _ = load_trajectories(args.data)
+    if args.multi_turn:
+        tasks = tasks_from_trajectories(records)
+        lengths = [len(tok.encode_chat(render_prompt(t["tools"], [{"role": "user", "content": t["query"]}])))
+                   for t in tasks]
+        keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
+        log(f"tasks: {args.data}: {len(keep)} of {len(records)} trajectories (first query, tools), "
+            f"{len(tasks) - len(keep)} longer than {args.max_prompt_len} tokens dropped")
+        return [tasks[i] for i in keep], [lengths[i] for i in keep]
     prompts, counts = prompts_from_trajectories(records, keep_erroneous=args.keep_erroneous)
     lengths = [len(encode_prompt(tok, p)) for p in prompts]
     keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
@@ -115,15 +131,22 @@ def build_models(args, info, tok, bf16):
     return actor, reference, critic, opt_actor, opt_critic
 
 
-def collect(models, tok, prompts, mine, step, kl_coef, args, info):
+def collect(models, tok, prompts, mine, step, kl_coef, args, info, executor=None):
     """Rollouts of this rank's micro-batches, scored (old/ref log-probs, values) with advantages.
     Returns the rollouts, the generation time and (sequence-KL sum, sequences, entropy sum)."""
     actor, reference, critic = models
     t0 = time.perf_counter()
-    rollouts = [rollout(actor, tok, [prompts[i] for i in mb], max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, top_p=args.top_p, score_clip=args.score_clip or None,
-                        seed=(args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k)
-                for k, mb in enumerate(mine)]
+    rollouts = []
+    for k, mb in enumerate(mine):
+        seed = (args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k
+        if args.multi_turn:
+            rollouts.append(episode_rollout(actor, tok, [prompts[i] for i in mb], executor, max_turns=args.max_turns,
+                                            max_new_tokens=args.max_new_tokens, max_len=args.max_seq_len,
+                                            temperature=args.temperature, top_p=args.top_p, seed=seed))
+        else:
+            rollouts.append(rollout(actor, tok, [prompts[i] for i in mb], max_new_tokens=args.max_new_tokens,
+                                    temperature=args.temperature, top_p=args.top_p,
+                                    score_clip=args.score_clip or None, seed=seed))
     gen_time = time.perf_counter() - t0
     sums = torch.zeros(3, dtype=torch.float64)
     for b in rollouts:
@@ -190,6 +213,11 @@ def main(argv=None):
                          f"x --micro_batch ({args.micro_batch})")
 
     actor, reference, critic, opt_actor, opt_critic = build_models(args, info, tok, bf16)
+    executor = None
+    if args.multi_turn:  # calls run in the real sandbox over the offline toolbox
+        from tl.sandbox import Sandbox
+        from tl.toolbox import TOOLS
+        executor = Sandbox(TOOLS)
     kl_ctl = (ppo.AdaptiveKLController(args.kl_coef, args.kl_target, args.kl_horizon) if args.kl_target
               else ppo.FixedKLController(args.kl_coef))
 
@@ -231,7 +259,7 @@ def main(argv=None):
 
         t0 = time.perf_counter()
         rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, kl_ctl.value,
-                                              args, info)
+                                              args, info, executor)
         t1 = t0 + gen_time
         t2 = time.perf_counter()
         stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16)
@@ -247,8 +275,10 @@ def main(argv=None):
         seq_kl = extra[2].item() / n_seq
         kl_coef = kl_ctl.value
         kl_ctl.update(seq_kl, int(n_seq))
+        # score: mean score per prompt (with --multi_turn: per episode, the sum over its calls);
+        # shares: over all scored calls
         record = {"step": step + 1, "epoch": epoch, "score": extra[0].item() / n_seq,
-                  **{f"share_{c}": counts[i].item() / n_seq for i, c in enumerate(CALL_CATEGORIES)},
+                  **{f"share_{c}": counts[i].item() / max(counts.sum().item(), 1) for i, c in enumerate(CALL_CATEGORIES)},
                   "kl": seq_kl, "kl_coef": kl_coef, **stats, "entropy": extra[4].item() / extra[1].item(),
                   "response_len": extra[1].item() / n_seq,
                   "gen_time_s": t1 - t0, "score_time_s": t2 - t1, "train_time_s": t3 - t2,
@@ -262,6 +292,8 @@ def main(argv=None):
             D.save_checkpoint(ckpt_dir, step + 1, info, models, optimizers,
                               {"run": run, "kl_ctl": kl_ctl.state_dict()}, keep=args.keep)
     bar.close()
+    if executor is not None:
+        executor.close()
     D.save_checkpoint(ckpt_dir, total_steps, info, models, optimizers, {"run": run, "kl_ctl": kl_ctl.state_dict()},
                       keep=args.keep)
     export = os.path.join(args.out, "model")

@@ -98,3 +98,13 @@ def left_pad(prompts: list[list[int]], pad_id: int):
         ids[row, width - len(prompt):] = torch.tensor(prompt)
         mask[row, width - len(prompt):] = 1
     return ids, mask
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one intra-op thread (restored after): for tiny models a second thread costs
+    more than it gives, and on a shared 2-core machine it oversubscribes the cores badly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

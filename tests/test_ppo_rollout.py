@@ -11,14 +11,7 @@ from tl.model import Transformer
 from tl.rollout import (Critic, compute_advantages, pack, prompts_from_trajectories, response_logprobs,
                         response_values, rollout, score)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster than two, which oversubscribe a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

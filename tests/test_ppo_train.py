@@ -17,14 +17,7 @@ from tl.tokenizer import Tokenizer
 REPO = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("score", "kl", "policy_loss", "value_loss", "response_len", "entropy", "share_no_call")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster than two, which oversubscribe a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

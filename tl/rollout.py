@@ -123,8 +123,10 @@ class Rollout:
     attention_mask: torch.Tensor
     response_mask: torch.Tensor
     texts: list[str]
-    scores: torch.Tensor          # [B], after the optional clip
-    categories: list[str]
+    scores: torch.Tensor          # [B] (after the optional clip), or [B, K] with score_positions
+    categories: list[str]         # one per scored call
+    score_positions: torch.Tensor | None = None  # [B, K] response index of each score, -1 = none;
+                                                 # None = one score per row at its last valid token
     logp_old: torch.Tensor | None = None
     logp_ref: torch.Tensor | None = None
     values: torch.Tensor | None = None
@@ -218,11 +220,12 @@ def score(batch: Rollout, actor: nn.Module, reference: nn.Module, critic: Critic
 
 
 def compute_advantages(batch: Rollout, kl_coef: float, gamma: float = 1.0, lam: float = 0.95) -> torch.Tensor:
-    """Token rewards (-beta k1 KL + the score at the last valid token), then GAE; fills
-    `advantages` and `returns` and gives back the per-token KL `[B, R]` for logging."""
+    """Token rewards (-beta k1 KL + each score at its token: the last valid one by default), then
+    GAE; fills `advantages` and `returns` and gives back the per-token KL `[B, R]` for logging."""
     mask = batch.response_mask.to(batch.values.device).bool()
     kl = ppo.kl_k1(batch.logp_old, batch.logp_ref)
-    scores = ppo.place_scores(batch.scores.to(mask.device), ppo.last_valid_index(mask), mask.shape)
+    positions = ppo.last_valid_index(mask) if batch.score_positions is None else batch.score_positions.to(mask.device)
+    scores = ppo.place_scores(batch.scores.to(mask.device), positions, mask.shape)
     rewards = ppo.token_rewards(kl, mask, kl_coef, scores)
     batch.advantages, batch.returns = ppo.gae(rewards, batch.values, mask, gamma, lam)
     return torch.where(mask, kl, 0.0)
