@@ -63,6 +63,14 @@ def test_missing_key(saved):
         Transformer.from_pretrained(path)
 
 
+def test_tied_checkpoint_with_a_different_head(make_tiny_model, tmp_path):
+    make_tiny_model(tie_word_embeddings=True).save_pretrained(tmp_path)
+    rewrite(tmp_path / "model.safetensors",
+            lambda t: t.update({"lm_head.weight": t["model.embed_tokens.weight"] + 1}))
+    with pytest.raises(ValueError, match="lm_head.weight differs from model.embed_tokens.weight"):
+        Transformer.from_pretrained(tmp_path)
+
+
 def test_index_disagrees_with_shard(saved):
     path = saved(max_shard_size="30KB")
     index = json.loads((path / "model.safetensors.index.json").read_text())

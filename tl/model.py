@@ -7,9 +7,9 @@ RoPE uses HF's rotate-half convention, so HF weights load with no Q/K permutatio
 """
 
 import json
-import math
 import os
-from dataclasses import asdict, dataclass, fields
+import shutil
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn as nn
@@ -59,20 +59,19 @@ class ModelArgs:
         Anything this model does not implement (another architecture, rope scaling, biases,
         another activation) is an error rather than a silently different model.
         """
-        where = f"{source}"
         if config.get("model_type") != "llama":
-            raise ValueError(f"{where}: expected model_type 'llama', found {config.get('model_type')!r}")
+            raise ValueError(f"{source}: expected model_type 'llama', found {config.get('model_type')!r}")
         if config.get("hidden_act", "silu") != "silu":
-            raise ValueError(f"{where}: expected hidden_act 'silu', found {config['hidden_act']!r}")
+            raise ValueError(f"{source}: expected hidden_act 'silu', found {config['hidden_act']!r}")
         for key in ("attention_bias", "mlp_bias"):
             if config.get(key):
-                raise ValueError(f"{where}: {key}=true is not supported (LLaMA has no biases)")
+                raise ValueError(f"{source}: {key}=true is not supported (LLaMA has no biases)")
         rope = dict(config.get("rope_parameters") or {})
         legacy_scaling = config.get("rope_scaling") or {}
         for spec in (rope, legacy_scaling):
             rope_type = spec.get("rope_type", spec.get("type", "default"))
             if rope_type != "default":
-                raise ValueError(f"{where}: rope type {rope_type!r} is not implemented "
+                raise ValueError(f"{source}: rope type {rope_type!r} is not implemented "
                                  f"(only plain RoPE; found {spec})")
         theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
         dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
@@ -354,8 +353,7 @@ class Transformer(nn.Module):
         state = self.state_dict()
         if self.args.tie_word_embeddings:
             del state["lm_head.weight"]  # HF stores a tied head once, as the embedding
-        args = ModelArgs(**{**asdict(self.args),
-                            "dtype": _dtype_name(self.model.embed_tokens.weight.dtype)})
+        args = replace(self.args, dtype=_dtype_name(self.model.embed_tokens.weight.dtype))
         save_hf_checkpoint(state, args, path, max_shard_size=max_shard_size, tokenizer=tokenizer)
 
 
@@ -509,8 +507,6 @@ def save_hf_checkpoint(state_dict: dict[str, torch.Tensor], args: ModelArgs, pat
         json.dump(args.to_hf_config(), f, indent=2)
     if tokenizer is not None:
         check_vocab(args.vocab_size, config_file, tokenizer)
-        import shutil
-
         source = os.fspath(getattr(tokenizer, "model_path", tokenizer))
         if os.path.abspath(source) != os.path.abspath(os.path.join(path, "tokenizer.model")):
             shutil.copyfile(source, os.path.join(path, "tokenizer.model"))
