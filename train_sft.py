@@ -87,8 +87,7 @@ def prepare_data(args, info):
     """Generate the synthetic demo data when the default path is missing (rank 0 only)."""
     if not os.path.exists(args.data) and args.data == PRESETS["demo"]["data"] and info.is_main:
         print(f"{args.data} not found: generating the synthetic demo data (python -m tl.synth)", flush=True)
-        subprocess.run([sys.executable, "-m", "tl.synth", "--n", "1217", "--seed", "0",
-                        "--out", os.path.dirname(args.data)], check=True)
+        subprocess.run([sys.executable, "-m", "tl.synth", "--n", "1217", "--seed", "0", "--out", args.data], check=True)
     D.barrier(info)
 
 

@@ -1,0 +1,83 @@
+"""tl/dist.py in one process: checkpoints (atomic, keep-K, exact state), HF export and load.
+The 2-rank FSDP2 paths (broadcast load, sharded checkpoints, gathered export) run in
+tests/test_sft.py::test_torchrun_two_ranks_match_one_process."""
+import json
+import os
+
+import pytest
+import torch
+
+import sft_tiny
+from tl import dist as D
+from tl.model import ModelArgs, Transformer
+
+ARGS = ModelArgs(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+
+
+@pytest.fixture
+def info():
+    return D.init_distributed("cpu")
+
+
+def _trained(info, steps=2, seed=0):
+    model = D.load_model(ARGS, info, seed=seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    ids = torch.arange(40).reshape(2, 20) % ARGS.vocab_size
+    for _ in range(steps):
+        model(ids).float().logsumexp(-1).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model, optimizer, ids
+
+
+def test_checkpoint_round_trip_keep_k_and_tmp_ignored(tmp_path, info):
+    model, optimizer, ids = _trained(info)
+    ckpt = str(tmp_path / "checkpoints")
+    for step in (1, 2, 3):
+        D.save_checkpoint(ckpt, step, info, {"model": model}, {"model": optimizer}, {"note": step}, keep=2)
+    assert sorted(os.listdir(ckpt)) == ["step_00000002", "step_00000003"]
+    os.makedirs(os.path.join(ckpt, "step_00000009.tmp"))  # a save killed midway
+    os.makedirs(os.path.join(ckpt, "step_00000010"))  # no meta.json: incomplete
+    assert D.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000003")
+
+    torch.manual_seed(123)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(123)
+    D.save_checkpoint(ckpt, 4, info, {"model": model}, {"model": optimizer}, keep=2)
+    assert not os.path.exists(os.path.join(ckpt, "step_00000009.tmp"))  # cleaned by the next save
+    # A fresh model and optimizer restored from the checkpoint continue identically.
+    fresh, fresh_opt, _ = _trained(info, steps=0, seed=7)
+    meta = D.load_checkpoint(D.latest_checkpoint(ckpt), info, {"model": fresh}, {"model": fresh_opt})
+    assert meta["step"] == 4 and meta["world_size"] == 1
+    assert torch.equal(torch.rand(3), expected_draw)  # RNG state restored
+    for m, o in ((model, optimizer), (fresh, fresh_opt)):
+        m(ids).float().logsumexp(-1).mean().backward()
+        o.step()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+
+
+def test_other_world_size_warns_and_skips_rng(tmp_path, info):
+    model, optimizer, _ = _trained(info, steps=1)
+    path = D.save_checkpoint(str(tmp_path), 1, info, {"model": model}, {"model": optimizer})
+    meta_file = os.path.join(path, "meta.json")
+    json.dump({**json.load(open(meta_file)), "world_size": 2}, open(meta_file, "w"))
+    fresh, fresh_opt, _ = _trained(info, steps=0, seed=5)
+    with pytest.warns(UserWarning, match="written by 2 rank"):
+        D.load_checkpoint(path, info, {"model": fresh}, {"model": fresh_opt})
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="meta.json"):
+        D.load_checkpoint(str(tmp_path), info, {"model": fresh}, {})
+
+
+def test_export_hf_round_trip(tmp_path, info):
+    tok = sft_tiny.tokenizer(tmp_path)
+    model, _, ids = _trained(info)
+    out = str(tmp_path / "model")
+    D.export_hf(model, out, info, tokenizer=tok)
+    D.export_hf(model, out, info, tokenizer=tok, dtype=torch.bfloat16)  # replaces the first export
+    assert sorted(os.listdir(tmp_path)) == ["model", "tokenizer.model"]  # no .tmp / .old left
+    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer.model"]
+    loaded = D.load_model(out, info, tokenizer=tok)  # loads as float32 training weights
+    assert loaded.model.embed_tokens.weight.dtype == torch.float32
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v.to(torch.bfloat16).float())
