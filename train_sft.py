@@ -12,8 +12,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import torch
@@ -28,8 +26,8 @@ from tl.tokenizer import Tokenizer, train_tokenizer
 
 PRESETS = {
     # A few minutes on 2 CPU cores: synthetic data, a tokenizer trained on it, a small LLaMA.
-    "demo": dict(data="out/data/train.jsonl", lr=3e-3, min_lr_ratio=0.1, epochs=3, global_batch=16,
-                 micro_batch=8, max_seq_len=768, vocab_size=1024, hidden_size=192, num_layers=4,
+    "demo": dict(data="out/data/train.jsonl", lr=3e-3, min_lr_ratio=0.1, epochs=3, global_batch=8,
+                 micro_batch=4, max_seq_len=768, vocab_size=1024, hidden_size=192, num_layers=4,
                  num_heads=4, bf16=False, activation_checkpointing=False, save_every=50),
     # The paper's 7B run (Sec. 4.4 + the authors' script): CodeLLaMA-2-7B, full fine-tune.
     "paper7b": dict(lr=1e-6, min_lr_ratio=0.0, epochs=1, global_batch=4, micro_batch=1, max_seq_len=8192,
@@ -86,8 +84,11 @@ def parse_args(argv=None):
 def prepare_data(args, info):
     """Generate the synthetic demo data when the default path is missing (rank 0 only)."""
     if not os.path.exists(args.data) and args.data == PRESETS["demo"]["data"] and info.is_main:
+        from tl.synth import write_splits
+
         print(f"{args.data} not found: generating the synthetic demo data (python -m tl.synth)", flush=True)
-        subprocess.run([sys.executable, "-m", "tl.synth", "--n", "1217", "--seed", "0", "--out", args.data], check=True)
+        paths = write_splits(args.data, n=1217, seed=0)
+        print("  wrote " + ", ".join(paths.values()))
     D.barrier(info)
 
 

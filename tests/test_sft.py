@@ -173,3 +173,20 @@ def test_resume_after_sigkill_is_exact(setup, accumulated):
     # A different run definition is refused rather than silently mixed.
     with pytest.raises(SystemExit, match="other settings.*'lr': \\(0.003, 0.001\\)"):
         train_sft.main(args + ["--resume", "--lr", "1e-3"])
+
+
+def test_presets_and_overrides():
+    demo = train_sft.parse_args([])
+    assert (demo.data, demo.global_batch, demo.lr, demo.mae, demo.pkt, demo.w_max) == (
+        "out/data/train.jsonl", 8, 3e-3, True, True, 9.0)
+    paper = train_sft.parse_args(["--preset", "paper7b", "--model", "m", "--global_batch", "8", "--no-mae"])
+    assert (paper.lr, paper.epochs, paper.max_seq_len, paper.bf16, paper.activation_checkpointing) == (
+        1e-6, 1, 8192, True, True)
+    assert paper.global_batch == 8 and paper.mae is False  # explicit flags win over the preset
+
+
+def test_demo_data_is_generated_when_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train_sft.prepare_data(train_sft.parse_args([]), train_sft.D.init_distributed("cpu"))
+    assert sorted(os.listdir(tmp_path / "out" / "data")) == ["heldout_multi.jsonl", "heldout_single.jsonl", "train.jsonl"]
+    assert sum(1 for _ in open(tmp_path / "out" / "data" / "train.jsonl")) == 1217
