@@ -107,7 +107,12 @@ def prepare_tokenizer(args, info, records):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.preset == "paper7b" and not args.model:
+        raise SystemExit("--preset paper7b fine-tunes a given model: pass --model (an HF CodeLLaMA-2-7B directory)")
     info = D.init_distributed(args.device)
+    if args.global_batch % (args.micro_batch * info.world_size):
+        raise SystemExit(f"--global_batch {args.global_batch} must be a multiple of --micro_batch "
+                         f"{args.micro_batch} x {info.world_size} rank(s)")
     log = print if info.is_main else (lambda *a, **k: None)
     bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(args.seed)
