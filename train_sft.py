@@ -225,7 +225,9 @@ def main(argv=None):
         print(f"\ndone: {total_steps} steps, loss {losses[0]:.3f} (step 1) -> {losses[-1]:.3f} (step {total_steps})"
               f"\n  run directory: {args.out} (metrics.jsonl, checkpoints/)"
               f"\n  HF model:      {export} (Transformer.from_pretrained / LlamaForCausalLM.from_pretrained)"
-              f"\n  next:          torchrun --standalone --nproc_per_node=2 train_ppo.py --sft {export}")
+              f"\n  next:          torchrun --standalone --nproc_per_node=2 train_ppo.py"
+              + ("" if export == "out/sft/model" else f" --sft {export}")
+              + f"\n                 python evaluate.py --model {export}")
 
 
 if __name__ == "__main__":
