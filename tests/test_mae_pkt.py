@@ -85,6 +85,19 @@ def test_pkt_hand_computed_with_tokenizer(tok):
     assert [w for _, w in _trained_spans(tok, tokenize_record(tok, record, pkt=False))[0]] == [1] * 18
 
 
+def test_pkt_parallel_calls_each_name(tok):
+    """A parallel turn `[f(..), g(..)]`: each name's first token and divergence points are key."""
+    record = _record([{"role": "user", "content": "Paris?"}, {"role": "assistant", "tool_calls": [
+        {"name": "get_weather_current", "arguments": {"city": "Paris"}},
+        {"name": "convert_currency", "arguments": {"amount": 1, "to": "EUR"}}]}])
+    [span] = _trained_spans(tok, tokenize_record(tok, record))
+    key = [tok.id_to_piece(i) for i, w in span if w > 1]
+    # ' [get_weather_current(' -> ▁ [ g et _ weather _ curre nt (; ', convert_currency(' -> , ▁ c on v ...
+    assert key == ["g", "_", "curre", "c"]
+    assert len(span) == 48  # 47 call tokens + EOS: one w for the turn, |NK| / |K| = 43 / 4 clipped at 9
+    assert {w for _, w in span if w > 1} == {9.0}
+
+
 # ----------------------------------------------------------------------------- MAE
 
 MESSAGES = [

@@ -278,7 +278,8 @@ def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
     For a call whose name starts at character s of the segment text, the rivals are the
     segment's own prefix followed by ` other_name(` for every other tool, encoded the same way,
     so the common-prefix rule of `key_token_positions` applies from the name's first token.
-    With one call (the usual turn) this is exactly `key_token_positions(ids, [ids(" other(")])`.
+    With one call whose first token carries the leading space (the usual case) this is exactly
+    `key_token_positions(ids, [ids(" other(") ...])`.
     """
     ids = tok.encode_continuation(segment.text)
     key = set()
