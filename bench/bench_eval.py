@@ -94,7 +94,8 @@ def main():
     print(f"{'mode':<32}{'items/s':>10}{'x batch 1':>12}")
     for name, r in rows:
         print(f"{name:<32}{r:>10.2f}{r / ref:>12.1f}")
-    print(f"metrics of this run (not meaningful for a random model): TS {metrics['TS']} PI {metrics['PI']} CF {metrics['CF']}")
+    note = " (a random model: not meaningful)" if not path else ""
+    print(f"metrics of this run{note}: TS {metrics['TS']} PI {metrics['PI']} CF {metrics['CF']}")
 
 
 if __name__ == "__main__":
