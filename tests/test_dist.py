@@ -11,6 +11,8 @@ import sft_tiny
 from tl import dist as D
 from tl.model import ModelArgs, Transformer
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 ARGS = ModelArgs(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 
 

@@ -10,6 +10,8 @@ from tl.render import render_prompt
 from tl.sft import collate, weighted_token_loss
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
     return sft_tiny.tokenizer(tmp_path_factory.mktemp("tok"))
