@@ -23,7 +23,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run(label, launcher, train_args, out, env):
     cmd = launcher + [os.path.join(ROOT, "train_sft.py"), *train_args, "--out", out]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    # Its own session, as torchrun gives its workers: on a busy Linux machine the scheduler
+    # shares CPU per session (autogroup), so a plain child of this shell would get less.
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, start_new_session=True)
     if done.returncode:
         sys.exit(f"{label} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
