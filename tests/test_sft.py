@@ -145,8 +145,8 @@ def _run(cmd, **kw):
 
 def test_torchrun_two_ranks_match_one_process(setup, reference):
     """FSDP2 on 2 gloo ranks: 2 x 2 accumulation and 2 x 1 give the single-process losses,
-    gradient norms and final weights; so does fine-tuning an HF directory (read on rank 0 and
-    broadcast into the shards). One torchrun launch runs all three configs."""
+    gradient norms and final weights, also with activation checkpointing; so does fine-tuning an
+    HF directory (read on rank 0 and broadcast into the shards). One torchrun launch runs all."""
     root, base = setup
     hf = str(root / "init")  # an HF checkpoint to fine-tune: the reference run's export
     tokenizer = base[base.index("--tokenizer") + 1]
@@ -155,12 +155,13 @@ def test_torchrun_two_ranks_match_one_process(setup, reference):
     _train(from_hf + ["--micro_batch", "4", "--out", str(root / "ref_hf")])
     configs = [base + ["--micro_batch", "1", "--out", str(root / "fsdp_2x2")],
                base + ["--micro_batch", "2", "--out", str(root / "fsdp_2x1")],
+               base + ["--micro_batch", "2", "--activation_checkpointing", "--out", str(root / "fsdp_ac")],
                from_hf + ["--micro_batch", "1", "--out", str(root / "fsdp_hf")]]
     done = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                  str(ROOT / "tests" / "sft_tiny.py"), json.dumps(configs)])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "with FSDP2" in done.stdout
-    for name in ("fsdp_2x2", "fsdp_2x1"):
+    for name in ("fsdp_2x2", "fsdp_2x1", "fsdp_ac"):
         _assert_same_run(reference, str(root / name))
     _assert_same_run(str(root / "ref_hf"), str(root / "fsdp_hf"))
 
