@@ -30,9 +30,12 @@ from tl.render import render_prompt
 from tl.tokenizer import Tokenizer
 
 PRESETS = {
-    # A few minutes on 2 CPU cores, from the SFT demo's export (see README for why these values).
-    "demo": dict(actor_lr=2e-5, critic_lr=1e-4, batch_size=8, micro_batch=4, epochs=1, max_steps=24,
-                 temperature=1.0, max_new_tokens=48, max_prompt_len=1024, kl_coef=0.05),
+    # A few minutes on 2 CPU cores, from the SFT demo's export. Not the paper's settings: a small
+    # model needs larger learning rates, and a zero value head facing scores near -2 must be fitted
+    # first (critic warm-up, fast critic lr, no value clip) or every advantage is negative; see README.
+    "demo": dict(actor_lr=1e-4, critic_lr=2e-3, critic_warmup_steps=3, value_clip_eps=0.0, lam=1.0, batch_size=16,
+                 micro_batch=8, ppo_epochs=2, epochs=1, max_steps=30, temperature=0.7, max_new_tokens=48,
+                 max_prompt_len=1024, kl_coef=0.1),
     # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers
     # up to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch).
     "paper7b": dict(actor_lr=2e-6, critic_lr=1e-6, batch_size=8, micro_batch=1, epochs=3, temperature=0.0,
@@ -40,12 +43,13 @@ PRESETS = {
                     export_dtype="bfloat16"),
 }
 DEFAULTS = dict(sft="out/sft/model", data="out/data/train.jsonl", actor_lr=2e-6, critic_lr=1e-6, batch_size=8,
-                micro_batch=1, epochs=3, max_steps=0, temperature=0.0, max_new_tokens=512, max_prompt_len=8192,
-                kl_coef=0.4, bf16=None, activation_checkpointing=False, export_dtype=None)
+                micro_batch=1, epochs=3, ppo_epochs=1, max_steps=0, temperature=0.0, max_new_tokens=512,
+                max_prompt_len=8192, kl_coef=0.4, lam=0.95, value_clip_eps=0.2, critic_warmup_steps=0, bf16=None,
+                activation_checkpointing=False, export_dtype=None)
 RUN_DEFINING = ("sft", "data", "seed", "batch_size", "epochs", "ppo_epochs", "actor_lr", "critic_lr", "temperature",
                 "top_p", "max_new_tokens", "max_prompt_len", "kl_coef", "kl_target", "gamma", "lam", "clip_eps",
-                "value_clip_eps", "score_clip", "whiten", "keep_erroneous", "grad_clip", "weight_decay", "multi_turn",
-                "max_turns", "max_seq_len")
+                "value_clip_eps", "score_clip", "whiten", "critic_warmup_steps", "keep_erroneous", "grad_clip",
+                "weight_decay", "multi_turn", "max_turns", "max_seq_len")
 
 
 def parse_args(argv=None):
@@ -66,7 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, help="prompts per PPO step, over all ranks")
     p.add_argument("--micro_batch", type=int, help="prompts per forward pass per rank")
     p.add_argument("--epochs", type=int, help="passes over the prompts")
-    p.add_argument("--ppo_epochs", type=int, default=1, help="updates per rollout batch (paper's code: 1)")
+    p.add_argument("--ppo_epochs", type=int, help="updates per rollout batch (paper's code: 1)")
+    p.add_argument("--critic_warmup_steps", type=int, help="first steps train only the critic (paper's code: 0)")
     p.add_argument("--max_steps", type=int, help="stop after this many PPO steps (0: all epochs)")
     p.add_argument("--temperature", type=float, help="0: greedy (the paper's script); >0: sampling, scored at the same T")
     p.add_argument("--top_p", type=float, default=1.0)
@@ -76,9 +81,9 @@ def parse_args(argv=None):
     p.add_argument("--kl_target", type=float, help="adaptive KL controller target (default: fixed beta)")
     p.add_argument("--kl_horizon", type=float, default=10000)
     p.add_argument("--gamma", type=float, default=1.0)
-    p.add_argument("--lam", type=float, default=0.95)
+    p.add_argument("--lam", type=float, help="GAE lambda (paper's code: 0.95)")
     p.add_argument("--clip_eps", type=float, default=0.2)
-    p.add_argument("--value_clip_eps", type=float, default=0.2)
+    p.add_argument("--value_clip_eps", type=float, help="value clip (paper's code: 0.2); 0: none")
     p.add_argument("--score_clip", type=float, default=5.0, help="clip the score to +-this (0: off)")
     p.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=False,
                    help="whiten advantages over the global batch (the paper's code does not)")
@@ -161,9 +166,10 @@ def collect(models, tok, prompts, mine, step, kl_coef, args, info, executor=None
     return rollouts, gen_time, sums
 
 
-def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16):
+def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, train_actor=True):
     """One PPO update over this rank's scored rollouts: `ppo_epochs` optimizer steps per model,
     each over all micro-batches, with losses normalised by the global count of response tokens.
+    `train_actor=False` updates only the critic (the policy loss is still measured).
     Returns token-summed stats (all-reduced) and grad norms."""
     n_tokens = D.all_reduce_sum(sum(b.response_mask.sum() for b in batches).float(), info)
     sums = torch.zeros(5)  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
@@ -174,24 +180,27 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16):
                 actor.set_requires_gradient_sync(k == len(batches) - 1)
                 critic.set_requires_gradient_sync(k == len(batches) - 1)
             ids, attn, mask = b.input_ids.to(info.device), b.attention_mask.to(info.device), b.response_mask.to(info.device)
-            with D.compute_context(info, bf16):
+            with D.compute_context(info, bf16), torch.set_grad_enabled(train_actor):
                 logp, _ = response_logprobs(actor, ids, attn, b.response_len, args.score_temperature)
                 policy_loss, pstats = ppo.policy_loss(logp, b.logp_old, b.advantages, mask, n_tokens, args.clip_eps)
-                # FSDP2 averages gradients over ranks; this rank's loss is its share of a global sum.
-                (policy_loss * info.world_size).backward()
+                if train_actor:  # FSDP2 averages gradients over ranks; this loss is a share of a global sum
+                    (policy_loss * info.world_size).backward()
+            with D.compute_context(info, bf16):
                 values = response_values(critic, ids, attn, b.response_len)
-                value_loss, vstats = ppo.value_loss(values, b.values, b.returns, mask, n_tokens, args.value_clip_eps)
+                value_loss, vstats = ppo.value_loss(values, b.values, b.returns, mask, n_tokens,
+                                                     args.value_clip_eps or float("inf"))
                 (value_loss * info.world_size).backward()
             sums += torch.stack([policy_loss.detach() * n_tokens, value_loss.detach() * n_tokens, pstats["clipped"],
                                  pstats["approx_kl"], vstats["clipped"]]).cpu()
-        for model, opt in ((actor, opt_actor), (critic, opt_critic)):
+        for model, opt in ((actor, opt_actor), (critic, opt_critic))[0 if train_actor else 1:]:
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             norms.append((norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item())
             opt.step()
             opt.zero_grad(set_to_none=True)
     sums = D.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
     keys = ("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac")
-    return {**dict(zip(keys, sums.tolist())), "actor_grad_norm": norms[-2], "critic_grad_norm": norms[-1]}
+    return {**dict(zip(keys, sums.tolist())), "actor_grad_norm": norms[-2] if train_actor else 0.0,
+            "critic_grad_norm": norms[-1]}
 
 
 def main(argv=None):
@@ -262,7 +271,8 @@ def main(argv=None):
                                               args, info, executor)
         t1 = t0 + gen_time
         t2 = time.perf_counter()
-        stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16)
+        stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16,
+                         train_actor=step >= args.critic_warmup_steps)
         t3 = time.perf_counter()
 
         # Global rollout stats: scores, categories, lengths, KL, entropy of the rollout policy.

@@ -42,7 +42,7 @@ def _assert_same_losses(a, b, rtol=1e-4):
             assert ra[key] == pytest.approx(rb[key], rel=rtol, abs=1e-6), (ra["step"], key)
 
 
-def test_update_moves_actor_and_critic_never_reference(setup, tmp_path):
+def test_update_moves_actor_and_critic_never_reference_and_warmup_only_critic(setup, tmp_path):
     args = train_ppo.parse_args(_argv(setup, tmp_path, "--temperature", "1.0"))
     args.score_temperature = 1.0
     info = D.init_distributed("cpu")
@@ -61,6 +61,14 @@ def test_update_moves_actor_and_critic_never_reference(setup, tmp_path):
     for k, v in reference.state_dict().items():
         assert torch.equal(v, sft[k]), k
     assert any(not torch.equal(v, actor_before[k]) for k, v in actor.state_dict().items())
+    assert not torch.equal(critic.value_head.weight, head_before)
+
+    # critic warm-up: the actor stays put, the critic still learns
+    actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
+    head_before = critic.value_head.weight.detach().clone()
+    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[4, 5], [6, 7]], 1, 0.4, args, info)
+    train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False, train_actor=False)
+    assert all(torch.equal(v, actor_before[k]) for k, v in actor.state_dict().items())
     assert not torch.equal(critic.value_head.weight, head_before)
 
 
