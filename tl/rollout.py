@@ -105,7 +105,8 @@ class Critic(nn.Module):
                 logits_to_keep: int | None = None) -> torch.Tensor:
         """Values `[B, T]` (fp32) for each position (the last `logits_to_keep` only, if given)."""
         hidden = self.trunk(input_ids, attention_mask, return_hidden=True, logits_to_keep=logits_to_keep)
-        return self.value_head(hidden).squeeze(-1).float()
+        # clone: FSDP2 hooks the root module's output, and warns when that output is a view
+        return self.value_head(hidden).squeeze(-1).float().clone()
 
 
 # ----------------------------------------------------------------------------- rollouts
