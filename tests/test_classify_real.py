@@ -70,13 +70,14 @@ def test_bfcl_simple_and_multiple(shared_data):
     checked = 0
     for category in ("simple", "multiple"):
         for item_id, tools, (gold,) in _bfcl(shared_data, category):
-            if gold.name not in {t["name"] for t in tools}:
-                continue  # simple_363: the gold name differs from the only function's (a data error)
+            # simple_363's gold names `find_closest` for `restaurant_search.find_closest` (a data
+            # error): the gold-named tool counts as available, so it is scored like the others.
             pred = Call(gold.name, {k: _first_acceptable(v[0]) for k, v in gold.arguments.items() if v[0] != ""})
             assert classify(format_call(pred), gold, tools, mode="bfcl").category == CORRECT, item_id
-            _mutations_classify_as_expected(pred, gold, tools, "bfcl", "x")
+            if gold.name in {t["name"] for t in tools}:
+                _mutations_classify_as_expected(pred, gold, tools, "bfcl", "x")
             checked += 1
-    assert checked == 599
+    assert checked == 600
 
 
 def test_bfcl_parallel_in_any_order(shared_data):
@@ -93,11 +94,8 @@ def test_toolalpaca_golden_answers(shared_data):
     n = 0
     for api in json.loads((shared_data / "ToolAlpaca" / "eval_real.json").read_text()):
         tools = normalize_tools(api["Function_Description"])
-        names = {t["name"] for t in tools}
         for steps in api["Golden_Answers"]:
             for step in steps:
-                if step["Action"] not in names:
-                    continue  # 6 AviationAPI answers name functions its Function_Description lacks
                 react = f"Action: {step['Action']}\nAction Input: {step['Action_Input']}"
                 try:
                     gold = Call.from_dict({"name": step["Action"], "arguments": step["Action_Input"]})
@@ -106,4 +104,6 @@ def test_toolalpaca_golden_answers(shared_data):
                     continue
                 assert classify(react, gold, tools).category == CORRECT
                 n += 1
-    assert n == 133  # of 143 gold steps; the other 10 are the data errors skipped above
+    # of 143 gold steps; the other 4 are CurrencyBeacon inputs that are not JSON. The 6 AviationAPI
+    # answers naming functions its Function_Description lacks count: the gold-named tool is available.
+    assert n == 139
