@@ -10,7 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import hf_llama_like, left_pad
-from tl.generate import generate, sample_next
+from tl.generate import _decode_head, generate, sample_next
 
 PROMPTS = [[1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49], [1, 60, 61], [1, 70, 71, 72, 73, 74, 75]]
 
@@ -50,6 +50,14 @@ def test_cached_decoding_equals_full_recomputation(model):
         assert logits.argmax(-1).tolist() == out.tokens[row]
         expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.tokens[row])[:, None])[:, 0]
         torch.testing.assert_close(torch.tensor(out.logprobs[row]), expected, atol=1e-5, rtol=0)
+
+
+def test_cpu_decoding_uses_a_transposed_copy_of_the_head(model):
+    # the cached-decoding test above checks its logits against the model's own lm_head
+    head = _decode_head(model)
+    assert head.shape == model.lm_head.weight.shape[::-1] and head.is_contiguous()
+    assert torch.equal(head, model.lm_head.weight.t())
+    assert head.data_ptr() != model.lm_head.weight.data_ptr()
 
 
 def test_sampling_is_seeded_and_logprobs_are_of_logits_over_temperature(model):
