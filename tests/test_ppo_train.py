@@ -106,3 +106,15 @@ def test_one_vs_two_ranks_and_accumulation_give_the_same_losses(setup, tmp_path)
     _assert_same_losses(one, _metrics(tmp_path / "accum"))
     _assert_same_losses(one, _metrics(tmp_path / "two"))
     assert one[1]["kl"] > 0  # step 2 ran on updated weights, so the update itself agreed too
+
+
+def test_max_prompts_is_a_seeded_subset_of_the_kept_prompts(setup, tmp_path):
+    tok = Tokenizer(os.path.join(setup["model"], "tokenizer.model"))
+    quiet = lambda *a, **k: None  # noqa: E731
+    everything, _ = train_ppo.load_prompts(train_ppo.parse_args(_argv(setup, tmp_path)), tok, quiet)
+    subsets = [train_ppo.load_prompts(train_ppo.parse_args(_argv(setup, tmp_path, "--max_prompts", "3", *seed)),
+                                      tok, quiet)[0] for seed in ((), (), ("--seed", "1"))]
+    assert len(everything) > 3 and all(len(s) == 3 for s in subsets)
+    ids = [[p.id for p in s] for s in subsets]
+    assert ids[0] == ids[1] and set(ids[0]) <= {p.id for p in everything}
+    assert ids[0] != ids[2]  # another seed, another subset
