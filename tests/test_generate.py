@@ -58,6 +58,11 @@ def test_cpu_decoding_uses_a_transposed_copy_of_the_head(model):
     assert head.shape == model.lm_head.weight.shape[::-1] and head.is_contiguous()
     assert torch.equal(head, model.lm_head.weight.t())
     assert head.data_ptr() != model.lm_head.weight.data_ptr()
+    assert _decode_head(model) is head  # reused while the weight is unchanged
+    with torch.no_grad():
+        model.lm_head.weight.mul_(2)  # an in-place update, like an optimizer step
+    fresh = _decode_head(model)
+    assert fresh is not head and torch.equal(fresh, model.lm_head.weight.t())
 
 
 def test_sampling_is_seeded_and_logprobs_are_of_logits_over_temperature(model):

@@ -1,5 +1,6 @@
 """Batched KV-cached generation over left-padded prompts: greedy or temperature/top-p sampling."""
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -57,10 +58,12 @@ def _decode_head(model) -> torch.Tensor | None:
     At batch 1 a decode step is a matrix-vector product per weight, bound by how fast the weights
     stream from memory. On CPU, MKL reads `x @ W` (W stored [in, out]) about 2.4x faster than
     `nn.Linear`'s `x @ W.T` (W stored [out, in]) on this project's machines, and the vocab
-    projection is the largest single matrix (a third of a 20M-parameter model's weights). One
-    copy per `generate` call costs vocab x hidden elements (0.26 GB for CodeLLaMA-7B in bf16) and
-    a few milliseconds. Skipped for sharded (FSDP) models, whose weights are not local, and on
-    GPUs, where cuBLAS is indifferent to the layout.
+    projection is the largest single matrix (a third of a 20M-parameter model's weights). The copy
+    (vocab x hidden elements: 0.26 GB for CodeLLaMA-7B in bf16) takes ~60 ms for a 32016 x 512
+    head here, so it is kept with the module and remade only when the weight changes (its
+    version counter moves on every in-place update: optimizer steps, load_state_dict): evaluation
+    pays it once, PPO once per step. Skipped for sharded (FSDP) models, whose weights are not
+    local, and on GPUs, where cuBLAS is indifferent to the layout.
     """
     head = getattr(model, "lm_head", None)
     weight = getattr(head, "weight", None)
@@ -68,7 +71,14 @@ def _decode_head(model) -> torch.Tensor | None:
         return None
     if (dist.is_available() and dist.is_initialized()) or type(weight.data) is not torch.Tensor:
         return None  # FSDP2 parameters are DTensors; their full weight exists only inside forward
-    return weight.detach().t().contiguous()
+    key = (weight.data_ptr(), weight._version, weight.dtype)
+    cached = _decode_heads.get(head)
+    if cached is None or cached[0] != key:
+        cached = _decode_heads[head] = (key, weight.detach().t().contiguous())
+    return cached[1]
+
+
+_decode_heads = weakref.WeakKeyDictionary()  # lm_head module -> (weight key, transposed copy)
 
 
 def _first_stop(text: str, stop_strings) -> int:
