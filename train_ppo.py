@@ -131,6 +131,14 @@ def load_prompts(args, tok, log):
     return [prompts[i] for i in keep], [lengths[i] for i in keep]
 
 
+def prompt_batches(lengths, args, epoch):
+    """The global batches of prompt indices for one pass. Unlike SFT's, not length-bucketed
+    (`bucket_batches=1`): similar-length prompts tend to be one kind of task, so a bucketed step's
+    mean score swings with its batch's difficulty; random batches keep every step a sample of the
+    whole prompt set, for some extra left padding. (On the demo the difference was within noise.)"""
+    return epoch_batches(lengths, args.batch_size, args.seed, epoch, bucket_batches=1)
+
+
 def build_models(args, info, tok, bf16):
     """Actor, frozen reference and critic, all from the SFT export (FSDP2-sharded under torchrun),
     and one AdamW per trained model (separate learning rates, as in the paper)."""
@@ -270,7 +278,7 @@ def main(argv=None):
     for step in range(start, total_steps):
         epoch, index = divmod(step, steps_per_epoch)
         if epoch not in batches_of_epoch:
-            batches_of_epoch = {epoch: epoch_batches(lengths, args.batch_size, args.seed, epoch, bucket_batches=1)}
+            batches_of_epoch = {epoch: prompt_batches(lengths, args, epoch)}
         mine = micro_batches(batches_of_epoch[epoch][index], info.rank, info.world_size, args.micro_batch)
 
         t0 = time.perf_counter()

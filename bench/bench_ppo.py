@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 import train_ppo  # noqa: E402
 from tl import dist as D  # noqa: E402
-from tl.sft import epoch_batches, micro_batches  # noqa: E402
+from tl.sft import micro_batches  # noqa: E402
 from tl.tokenizer import Tokenizer  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def main():
     tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
     prompts, lengths = train_ppo.load_prompts(args, tok, lambda *a: None)
     actor, reference, critic, opt_actor, opt_critic = train_ppo.build_models(args, info, tok, bf16=False)
-    batches = epoch_batches(lengths, args.batch_size, args.seed, 0)
+    batches = train_ppo.prompt_batches(lengths, args, 0)
     phases = torch.zeros(4, dtype=torch.float64)  # gen, score, train seconds; response tokens
     for step in range(bench.steps + 1):  # step 0 warms up (allocator, first FSDP all-gathers)
         mine = micro_batches(batches[step % len(batches)], info.rank, info.world_size, args.micro_batch)
