@@ -2,7 +2,8 @@
 import pytest
 
 from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING,
-                         TOOL_CALL_FAILURE, TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
+                         TOOL_CALL_FAILURE, TOOL_HALLUCINATION, TOOL_INSTABILITY, authors_feedback_is_error,
+                         classify_feedback)
 
 
 @pytest.mark.parametrize("text, category", [
@@ -28,6 +29,27 @@ from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINA
     ("Error: the upstream service returned nothing", TOOL_CALL_FAILURE),
     ("{'error': 'Invalid API key'}", OTHERS),  # a Python-dict-ish error payload
     ('{"status": "error", "message": "Language not supported"}', OTHERS),
+    # ToolEyes' wrapper (paper Table 14): any reason after it is a failed call
+    ("The function cannot be executed successfully with the given parameters for the reason: 'related_searches'",
+     TOOL_CALL_FAILURE),
+    ("The function cannot be executed successfully with the given parameters for the reason: "
+     "f() missing 1 required positional argument: 'q'", PARAM_MISSING),
+    ('{"Error Message": "Invalid API call. Please retry or visit the documentation"}', TOOL_INSTABILITY),
+    ('{"message": "Internal Server Error", "code": 500}', TOOL_INSTABILITY),
+    ('{"data": {"error": "not found"}}', OTHERS),
+    ("An unexpected error occurred while processing the request.", TOOL_CALL_FAILURE),
+    ("Error", TOOL_CALL_FAILURE),
+    ("HTTP Error 404: Not Found", TOOL_INSTABILITY),
+    ("slice indices must be integers or None or have an __index__ method", TOOL_CALL_FAILURE),
+    ("Sorry, this currency pair is not supported.", OTHERS),
+    # a Python exception's last traceback line, with or without a message
+    ("ValueError", TOOL_CALL_FAILURE),
+    ("Exception", TOOL_CALL_FAILURE),
+    ("TimeoutError", TOOL_CALL_FAILURE),
+    ("SystemExit: 3", TOOL_CALL_FAILURE),
+    ("StopIteration", TOOL_CALL_FAILURE),
+    ("KeyboardInterrupt", TOOL_CALL_FAILURE),
+    ("Error: Boom: it broke", TOOL_CALL_FAILURE),  # how the sandbox words a custom exception class
 ])
 def test_free_text_errors(text, category):
     assert classify_feedback(text) == category
@@ -46,6 +68,9 @@ def test_free_text_errors(text, category):
     '{"agreement": "AGREEMENT", "confidence": "100", "score_tag": "N", '
     '"status": {"code": "0", "msg": "OK", "credits": "1", "remaining_credits": "19989"}}',
     "42",
+    '{"status": 200, "message": "OK", "data": {"items": []}}',
+    "Warning: rain is expected this afternoon.",
+    "No error occurred in the last 24 hours.",
 ])
 def test_honest_outputs_stay_all_right(text):
     assert classify_feedback(text) == ALL_RIGHT
@@ -93,3 +118,17 @@ def test_sandbox_results_and_tool_messages():
     assert classify_feedback(None) == ALL_RIGHT
     assert set(FEEDBACK_CATEGORIES) == {ALL_RIGHT, TOOL_INSTABILITY, TOOL_CALL_FAILURE, TOOL_HALLUCINATION,
                                         PARAM_HALLUCINATION, PARAM_MISSING, OTHERS}
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("NameError: name 'x' is not defined", True),
+    ('{"error": "Response error."}', True),
+    ('{"mean": 3.2, "standard error of the mean": 0.1}', True),  # their rule reads any "error"
+    ("Sorry, this currency pair is not supported.", True),
+    ("slice indices must be integers or None or have an __index__ method", True),
+    ("KeyError: 'related_searches'", True),
+    ('{"temp_c": 18}', False),
+    ("timed out", False),  # not in their list
+])
+def test_authors_mae_rule(text, masked):
+    assert authors_feedback_is_error(text) is masked

@@ -32,6 +32,7 @@ and the others are listed in details["extra_calls"]; use `classify_calls` for pa
 """
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ FEEDBACK_CATEGORIES = (ALL_RIGHT, TOOL_INSTABILITY, TOOL_CALL_FAILURE, TOOL_HALL
 MODES = ("strict", "rotbench", "bfcl")
 PARAM_CATEGORIES = (PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT)  # reporting precedence
 ROTBENCH_UNCHECKED_TOOLS = ("finish", "ask_to_user")
+# Python's built-in exception classes whose names end in neither Error nor Exception.
+_EXCEPTION_NAMES = sorted(n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)
+                          and not n.endswith(("Error", "Exception", "Warning")))
 
 
 @dataclass(frozen=True)
@@ -353,23 +357,40 @@ _FEEDBACK_RULES = [(cat, re.compile(rx, re.I)) for cat, rx in [
                          r"|no such (?:tool|function)|module '[^']*' has no attribute"),
     (OTHERS, r"argument '[^']*' must be [\w. ]+, not \w+|must be (?:a |an )?\w+, not \w+"),  # a wrong argument type
     (TOOL_INSTABILITY, r"connection ?error|connection (?:refused|reset|aborted)|timed out|\btimeout\b|max retries exceeded"
-                       r"|\b[45]\d\d (?:client|server) error|invalid api call|service unavailable|too many requests"
+                       r"|\b[45]\d\d (?:client|server) error|\bhttp ?error:? ?[45]\d\d\b|internal server error"
+                       r"|invalid api call|service unavailable|too many requests"
                        r"|rate limit|bad gateway|temporary failure in name resolution|name or service not known"
                        r"|\bhttperror\b|status code:? ?[45]\d\d\b|network is unreachable"),
     (TOOL_CALL_FAILURE, r"response error|traceback \(most recent call last\)|is not json serializable"
-                        r"|^\s*(?:[\w.]*(?:error|exception)|error)\s*[:!\-]|^\s*(?:an )?error (?:occurred|occured|happened|while)"),
+                        r"|slice indices must be integers"
+                        # A Python exception's last traceback line (`ValueError: x`, a bare `SystemExit`),
+                        # at the start of the text only: "Error handling in Python ..." stays all right.
+                        r"|\A\s*(?:[\w.]*(?:error|exception)|error|" + "|".join(_EXCEPTION_NAMES) + r")\s*(?:[:!\-]|\Z)"
+                        r"|\A\s*(?:an? )?(?:unexpected |unknown |internal )?error (?:occurred|occured|happened|while)"),
+    (OTHERS, r"\bnot supported\b"),  # the authors' pattern list ("Sorry, this currency pair is not supported.")
 ]]
-_ERROR_KEYS = ("error", "errors", "error_message", "errormessage", "err", "exception")
+
+# ToolEyes wraps every failed call in this sentence (paper Table 14); whatever reason follows, the call failed.
+_TOOLEYES_FAILURE = re.compile(r"^\s*the function cannot be executed successfully with the given parameters"
+                               r"(?: for the reason)?:?\s*", re.I)
+_ERROR_KEYS = ("error", "errors", "errormessage", "errmsg", "err", "exception", "fault")
 
 
-def _error_of_payload(obj: dict):
-    """The error part of a structured tool output, or None when it reports success."""
+def _error_of_payload(obj, depth: int = 0):
+    """The error part of a structured tool output, or None when it reports success: a top-level
+    or nested error field (keys compared on their letters, so "Error Message" is one), a failed
+    status, or an HTTP error code beside a message."""
+    if not isinstance(obj, dict) or depth > 3:
+        return None
     for k, v in obj.items():
-        if isinstance(k, str) and k.lower() in _ERROR_KEYS and v:
+        if isinstance(k, str) and re.sub(r"[^a-z]", "", k.lower()) in _ERROR_KEYS and v:
             return v
     if str(obj.get("status", "")).lower() in ("error", "fail", "failed", "failure") or obj.get("success") is False:
         return obj.get("message") or obj.get("msg") or obj
-    return None
+    code = next((obj[k] for k in ("code", "status", "status_code", "statusCode") if k in obj), None)
+    if isinstance(code, (int, str)) and not isinstance(code, bool) and re.fullmatch(r"[45]\d\d", str(code)):
+        return obj.get("message") or obj.get("msg") or f"{code} Server Error"
+    return next((e for v in obj.values() if (e := _error_of_payload(v, depth + 1)) is not None), None)
 
 
 def _match_rules(text: str) -> str | None:
@@ -380,6 +401,9 @@ def _classify_feedback_text(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         return ALL_RIGHT
+    wrapped = _TOOLEYES_FAILURE.match(stripped)
+    if wrapped:
+        return _match_rules(stripped[wrapped.end():]) or TOOL_CALL_FAILURE
     if stripped[0] in "{[\"'":
         try:
             value = parse_literal(stripped)
@@ -398,6 +422,24 @@ def _classify_feedback_text(text: str) -> str:
     # Free text: known error messages anywhere; a generic exception only at the start, so an
     # honest output such as "the standard error of the mean is 0.1" stays all right.
     return _match_rules(stripped) or ALL_RIGHT
+
+
+# The authors' MAE rule (code/mae/mae.py): after stripping everything but letters and digits and
+# lower-casing, a feedback is an error if it contains one of these (so, in effect, "error").
+AUTHORS_ERROR_PATTERNS = ("is not defined", "positional argument", "unexpected keyword", "'related_searches'",
+                          "ConnectionError", '"error":', "not supported", "Invalid API call", "Response error",
+                          "Object of type SerpResults is not JSON serializable", "400 Client Error", "'error'",
+                          "slice indices must be integers or None or have an __index__ method", "connection error")
+
+
+def _letters_and_digits(text: str) -> str:
+    return re.sub(r"[^\u4e00-\u9fa5a-zA-Z0-9]", "", text).lower()
+
+
+def authors_feedback_is_error(text: str) -> bool:
+    """`--mae_rule authors`: the authors' substring test on the stripped, lower-cased feedback."""
+    flat = _letters_and_digits(str(text))
+    return any(_letters_and_digits(p) in flat for p in AUTHORS_ERROR_PATTERNS)
 
 
 def classify_feedback(text_or_result) -> str:
