@@ -29,6 +29,7 @@ from tqdm import tqdm
 from tl.benchmarks import LOADERS, BenchmarkError, Item, discover, gold_output, load
 from tl.benchmarks.run import episode_record, generate_texts, predict, run_tasks, score, task_executors
 from tl.metrics import multi_turn_metrics
+from tl.render import PROMPT_FORMATS
 
 DEMO_MODELS = ("out/ppo/model", "out/sft/model")
 DEMO_DATA = "out/data"
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--device", help="default: cuda when available, else cpu")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="weights dtype (auto: as stored)")
+    p.add_argument("--prompt_format", choices=PROMPT_FORMATS, default="project",
+                   help="authors: the template of the authors' finetune.py (no </s> after history turns, raw "
+                        "tool descriptions), for checkpoints their code trained, e.g. TL-CodeLLaMA-2")
     return p.parse_args(argv)
 
 
@@ -120,7 +124,7 @@ def evaluate_tasks(unit, model, tok, args):
         return generate_texts(model, tok, prompts, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     try:
         episodes = run_tasks(unit.items, batch_policy, executor_for, max_turns=args.max_turns,
-                             progress=bar.update)
+                             progress=bar.update, prompt_format=args.prompt_format)
     finally:
         bar.close()
         close()
@@ -200,8 +204,9 @@ def main(argv=None):
                           file=sys.stderr)
             else:
                 with tqdm(total=len(unit.items), desc=unit.name, unit="item") as bar:
-                    outputs = predict(model, tok, unit.items, batch_size=args.batch_size,
-                                      max_new_tokens=args.max_new_tokens, progress=bar.update)
+                    outputs = predict(model, tok, unit.items, prompt_format=args.prompt_format,
+                                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                      progress=bar.update)
             try:
                 metrics, records = score(unit.items, outputs, tokenize)
             except BenchmarkError as e:

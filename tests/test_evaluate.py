@@ -121,3 +121,19 @@ def test_bfcl_eval_package_when_installed():
     assert {it.category for it in unit.items} == set(bfcl.CATEGORIES)
     metrics, _ = score(unit.items, {it.id: gold_output(it) for it in unit.items})
     assert (metrics["TS"], metrics["PI"], metrics["CF"]) == (100.0, 100.0, 100.0)
+
+
+def test_prompt_format_authors_reaches_every_prompt(tmp_path, tiny_model_dir, monkeypatch):
+    import tl.benchmarks.run as run
+    from tl.render import EOS_MARK
+    seen = []
+    real = run.generate_texts
+    def spy(model, tok, prompts, **kw):
+        seen.extend(prompts)
+        return real(model, tok, prompts, **kw)
+    monkeypatch.setattr(run, "generate_texts", spy)
+    monkeypatch.setattr(evaluate, "generate_texts", spy)
+    data = write_synthetic(tmp_path / "data")
+    evaluate.main(["--model", str(tiny_model_dir), "--data", str(data), "--prompt_format", "authors", "--max_turns", "2",
+                   "--max_new_tokens", "4", "--out", str(tmp_path / "eval")])
+    assert len(seen) >= 3 + 2 and all(p.endswith("\nAssistant:") and EOS_MARK not in p for p in seen)

@@ -116,3 +116,31 @@ def test_malformed_messages_name_the_index():
         render_prompt(TOOLS, [{"role": "assistant", "content": "hi", "tool_call": {"name": "f", "arguments": {}}}])
     with pytest.raises(ValueError, match=r"messages\[0\]: expected 'content'"):
         render_prompt(TOOLS, [{"role": "user"}])
+
+
+def test_authors_prompt_format_byte_for_byte():
+    # Written from the authors' template (finetune.py's chat template, mae.py's tool blocks):
+    # messages as "Role: content" joined by "\n", "\nAssistant:" as the generation prompt, "</s>"
+    # only after the last message of a training sample, descriptions pasted as they are.
+    tools = [{"name": "get_weather", "description": "Weather now.\nFrom a live API.",
+              "parameters": {"type": "object", "required": ["city"],
+                             "properties": {"city": {"type": "string", "description": "City name,\ne.g. Paris."},
+                                            "unit": {"type": "string", "description": "c or f"}}}},
+             {"name": "ping", "description": "Ping.", "parameters": {"type": "object", "properties": {}}}]
+    messages = [{"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+                {"role": "tool", "content": '{"temp_c": 18}'},
+                {"role": "assistant", "content": "It is 18 °C."},
+                {"role": "user", "content": "And ping?"}]
+    system = ('System: Function:\ndef get_weather(city: string, unit: string = None):\n    """\n    Weather now.\n'
+              'From a live API.\n\n    Args:\n    city (string): City name,\ne.g. Paris.\n    unit (string): c or f\n'
+              '    """\n\nFunction:\ndef ping():\n    """\n    Ping.\n\n    Args:\n    """')
+    history = ('\nUser: Weather in Paris?\nAssistant: get_weather(city="Paris")\nOutput: {"temp_c": 18}\n'
+               'Assistant: It is 18 °C.\nUser: And ping?')
+    assert render_prompt(tools, messages, prompt_format="authors") == system + history + "\nAssistant:"
+    assert render_prompt(tools, messages[:4], add_generation_prompt=False, prompt_format="authors") == \
+        system + history[: history.index("\nUser: And")] + "</s>"
+    project = render_prompt(tools, messages)
+    assert project.count(EOS_MARK) == 2 and "    Weather now.\n    From a live API." in project
+    with pytest.raises(ValueError, match="prompt_format"):
+        render_prompt(tools, messages, prompt_format="chatml")

@@ -79,10 +79,11 @@ def _finish_answer(call: Call) -> str:
 class Episode:
     """One task's episode; `run_episode` drives it with a policy. See the module docstring."""
 
-    def __init__(self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, reference=None):
+    def __init__(self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, reference=None,
+                 prompt_format: str = "project"):
         self.tools = normalize_tools(tools)
         self._schemas = {t["name"]: t for t in self.tools}
-        self.query, self.executor, self.max_turns = query, executor, max_turns
+        self.query, self.executor, self.max_turns, self.prompt_format = query, executor, max_turns, prompt_format
         self.reference = None if reference is None else [Call.from_dict(c) for c in reference]
         self.messages: list[dict] = [{"role": "user", "content": query}]
         self.turns: list[Turn] = []
@@ -102,7 +103,7 @@ class Episode:
         return [c for t in self.turns for c in t.calls]
 
     def prompt(self) -> str:
-        return render_prompt(self.tools, self.messages, add_generation_prompt=True)
+        return render_prompt(self.tools, self.messages, add_generation_prompt=True, prompt_format=self.prompt_format)
 
     def _category(self, call: Call, result: Result) -> str:
         if self.reference is None:

@@ -99,18 +99,21 @@ def _indent_continuations(text: str) -> str:
     return text.strip().replace("\n", "\n    ")
 
 
-def render_tool(tool: dict) -> str:
-    """One normal-form tool as the paper's Python-signature-with-docstring block."""
+def render_tool(tool: dict, raw: bool = False) -> str:
+    """One normal-form tool as the paper's Python-signature-with-docstring block. `raw` pastes
+    the descriptions as written, as the authors' `mae.py` does, instead of stripping them and
+    indenting their continuation lines."""
+    indent = (lambda text: text) if raw else _indent_continuations
     params = tool["parameters"]
     props, required = params["properties"], params["required"]
     optional = [k for k in props if k not in required]
     sig = [f"{k}: {props[k]['type']}" for k in required] + [f"{k}: {props[k]['type']} = None" for k in optional]
-    args = [f"    {k} ({props[k]['type']}): {_indent_continuations(props[k].get('description', ''))}" for k in required + optional]
+    args = [f"    {k} ({props[k]['type']}): {indent(props[k].get('description', ''))}" for k in required + optional]
     return "\n".join([
         "Function:",
         f"def {tool['name']}({', '.join(sig)}):",
         '    """',
-        f"    {_indent_continuations(tool['description'])}",
+        f"    {indent(tool['description'])}",
         "",
         "    Args:",
         *args,
@@ -118,11 +121,11 @@ def render_tool(tool: dict) -> str:
     ])
 
 
-def render_tools(tools) -> str:
+def render_tools(tools, raw: bool = False) -> str:
     """The system content: every tool's block (required parameters first, optional ones
     `= None`, JSON-schema type words), separated by a blank line. `tools` in any form
     `tl.schema.normalize_tools` accepts."""
-    return escape_eos("\n\n".join(render_tool(t) for t in normalize_tools(tools)))
+    return escape_eos("\n\n".join(render_tool(t, raw) for t in normalize_tools(tools)))
 
 
 # ----------------------------------------------------------------------------- conversations
@@ -170,7 +173,7 @@ def _content_text(m: dict, where: str) -> str:
     return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
 
 
-def render_segments(tools, messages, *, add_generation_prompt: bool) -> list[Segment]:
+def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: bool = False) -> list[Segment]:
     """The conversation as segments (see `Segment`); `"".join(s.text for s in segs)` equals
     `render_prompt(tools, messages, add_generation_prompt)`. Context segments are only ever cut
     right before a trained segment's leading space or right after an EOS marker, which is what
@@ -186,7 +189,7 @@ def render_segments(tools, messages, *, add_generation_prompt: bool) -> list[Seg
 
     tools = normalize_tools(tools)
     if tools:
-        context.append("System: " + render_tools(tools))
+        context.append("System: " + render_tools(tools, raw_tools))
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(m, dict) or m.get("role") not in ROLE_HEADERS:
@@ -215,6 +218,19 @@ def render_segments(tools, messages, *, add_generation_prompt: bool) -> list[Seg
     return segments
 
 
-def render_prompt(tools, messages, add_generation_prompt: bool = True) -> str:
-    """The full prompt text in the paper's format (see the module docstring)."""
-    return "".join(s.text for s in render_segments(tools, messages, add_generation_prompt=add_generation_prompt))
+PROMPT_FORMATS = ("project", "authors")
+
+
+def render_prompt(tools, messages, add_generation_prompt: bool = True, prompt_format: str = "project") -> str:
+    """The full prompt text in the paper's format (see the module docstring).
+
+    prompt_format "authors": the template of the authors' `finetune.py`, for checkpoints their
+    code trained: history turns joined by "\n" alone (no `</s>` after each assistant turn; only
+    after the last message when there is no generation prompt) and tool descriptions pasted raw.
+    """
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}; found {prompt_format!r}")
+    authors = prompt_format == "authors"
+    segments = render_segments(tools, messages, add_generation_prompt=add_generation_prompt, raw_tools=authors)
+    text = "".join(s.text for s in segments if not (authors and s.kind == "eos"))
+    return text + EOS_MARK if authors and not add_generation_prompt else text

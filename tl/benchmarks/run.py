@@ -81,9 +81,10 @@ def generate_texts(model, tok, prompts: list[str], *, batch_size: int = 8, max_n
     return texts
 
 
-def predict(model, tok, items, **kw) -> dict:
+def predict(model, tok, items, prompt_format: str = "project", **kw) -> dict:
     """Greedy predictions for Items -> {id: output text} (see `generate_texts` for the options)."""
-    texts = generate_texts(model, tok, [render_prompt(it.tools, it.messages) for it in items], **kw)
+    prompts = [render_prompt(it.tools, it.messages, prompt_format=prompt_format) for it in items]
+    texts = generate_texts(model, tok, prompts, **kw)
     return {it.id: text for it, text in zip(items, texts)}
 
 
@@ -101,12 +102,14 @@ def task_executors(unit_name: str):
     return (lambda task: sandbox), sandbox.close
 
 
-def run_tasks(tasks, batch_policy, executor_for, *, max_turns: int = MAX_TURNS, progress=None) -> list:
+def run_tasks(tasks, batch_policy, executor_for, *, max_turns: int = MAX_TURNS, progress=None,
+              prompt_format: str = "project") -> list:
     """Run multi-turn Tasks in lock-step (tl.episode's step-by-step driving, as `run_episodes`
     does, but with one executor per task: ToolEyes tasks each have their own tools).
     `batch_policy(prompts) -> outputs`; `executor_for(task)` -> an object with `.run(call)`;
     `progress(k)` is called with the number of tasks that finished in each round."""
-    episodes = [Episode(t.tools, t.query, executor_for(t), max_turns=max_turns) for t in tasks]
+    episodes = [Episode(t.tools, t.query, executor_for(t), max_turns=max_turns, prompt_format=prompt_format)
+                for t in tasks]
     reported = 0
     while True:
         active = [e for e in episodes if not e.done]
