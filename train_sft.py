@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import time
@@ -18,10 +19,10 @@ import torch
 from tqdm import tqdm
 
 from tl import dist as D
-from tl.data import build_samples, load_trajectories, mae_table
+from tl.data import MAE_RULES, SAMPLE_UNITS, build_samples, load_trajectories, mae_table
 from tl.model import ModelArgs
 from tl.render import EOS_MARK, render_prompt
-from tl.sft import collate, epoch_batches, lr_at, micro_batches, param_groups, weighted_token_loss
+from tl.sft import LR_SCHEDULES, collate, epoch_batches, lr_at, micro_batches, param_groups, weighted_token_loss
 from tl.tokenizer import Tokenizer, train_tokenizer
 
 PRESETS = {
@@ -29,7 +30,10 @@ PRESETS = {
     "demo": dict(data="out/data/train.jsonl", lr=3e-3, min_lr_ratio=0.1, epochs=3, global_batch=8,
                  micro_batch=4, max_seq_len=768, vocab_size=1024, hidden_size=192, num_layers=4,
                  num_heads=4, bf16=False, activation_checkpointing=False, save_every=50),
-    # The paper's 7B run (Sec. 4.4 + the authors' script): CodeLLaMA-2-7B, full fine-tune.
+    # The paper's 7B run (Sec. 4.4 + the authors' script): CodeLLaMA-2-7B, full fine-tune, lr 1e-6, batch 4,
+    # 1 epoch, 8192 tokens. Where the paper and the authors' code differ, the paper's formula: whole
+    # trajectories and a cosine schedule (to 0, as HF's). The authors' run: add --sample_unit turn
+    # --mae_rule authors --lr_schedule constant.
     "paper7b": dict(lr=1e-6, min_lr_ratio=0.0, epochs=1, global_batch=4, micro_batch=1, max_seq_len=8192,
                     bf16=True, activation_checkpointing=True, save_every=100, export_dtype="bfloat16"),
 }
@@ -37,7 +41,8 @@ DEFAULTS = dict(data="out/data/train.jsonl", lr=1e-5, min_lr_ratio=0.1, epochs=1
                 max_seq_len=2048, vocab_size=1024, hidden_size=192, num_layers=4, num_heads=4, bf16=None,
                 activation_checkpointing=False, save_every=0, export_dtype=None)
 RUN_DEFINING = ("data", "seed", "global_batch", "epochs", "max_steps", "lr", "min_lr_ratio", "warmup_ratio",
-                "mae", "pkt", "w_max", "max_seq_len", "overlong", "weight_decay", "grad_clip")
+                "lr_schedule", "mae", "mae_rule", "pkt", "w_max", "sample_unit", "max_seq_len", "overlong",
+                "weight_decay", "grad_clip")
 
 
 def parse_args(argv=None):
@@ -48,11 +53,18 @@ def parse_args(argv=None):
     p.add_argument("--tokenizer", help="tokenizer.model (default: beside --model; demo: trained on the data)")
     p.add_argument("--out", default="out/sft", help="run directory: metrics.jsonl, checkpoints/, model/")
     p.add_argument("--mae", action=argparse.BooleanOptionalAction, default=True, help="mask erroneous calls")
+    p.add_argument("--mae_rule", choices=MAE_RULES, default="taxonomy",
+                   help="which feedback is an error: the error taxonomy, or the authors' substring list")
     p.add_argument("--pkt", action=argparse.BooleanOptionalAction, default=True, help="weight key tokens")
     p.add_argument("--w_max", type=float, default=9.0, help="PKT weight clip")
     p.add_argument("--lr", type=float)
     p.add_argument("--min_lr_ratio", type=float, help="cosine floor as a fraction of --lr")
     p.add_argument("--warmup_ratio", type=float, default=0.01)
+    p.add_argument("--lr_schedule", choices=LR_SCHEDULES, default="cosine",
+                   help="cosine (the paper) or warm-up then constant (the authors' DeepSpeed WarmupLR)")
+    p.add_argument("--sample_unit", choices=SAMPLE_UNITS, default="trajectory",
+                   help="trajectory: one token-weighted mean per step (the paper's sums); turn: one sample per "
+                        "assistant turn, each normalised by its own weight sum, averaged (the authors' code)")
     p.add_argument("--weight_decay", type=float, default=0.01)
     p.add_argument("--grad_clip", type=float, default=1.0)
     p.add_argument("--epochs", type=int)
@@ -121,7 +133,8 @@ def main(argv=None):
     records, skipped = load_trajectories(args.data, on_error="skip" if args.skip_bad_records else "raise")
     tok = prepare_tokenizer(args, info, records)
     samples, stats = build_samples(tok, records, mae=args.mae, pkt=args.pkt, w_max=args.w_max,
-                                   max_seq_len=args.max_seq_len, overlong=args.overlong)
+                                   max_seq_len=args.max_seq_len, overlong=args.overlong, unit=args.sample_unit,
+                                   mae_rule=args.mae_rule)
     log(f"data: {args.data}: {len(records)} trajectories, {len(skipped)} bad records skipped, "
         f"{stats['overlong']} longer than {args.max_seq_len} tokens ({args.overlong}), {stats['untrained']} with "
         f"no trained token dropped, {len(samples)} samples, "
@@ -179,6 +192,9 @@ def main(argv=None):
         batch = epoch_cache[epoch][index]
         mine = [collate([samples[i] for i in mb], tok.pad_id, info.device)
                 for mb in micro_batches(batch, info.rank, info.world_size, args.micro_batch)]
+        if args.sample_unit == "turn":  # each sample its own weighted mean, then the mean over samples
+            for mb in mine:
+                mb["weights"] = mb["weights"] / mb["weights"].sum(1, keepdim=True)
         # One normaliser for the whole step: the global sum of weights (see tl/sft.py).
         normaliser = D.all_reduce_sum(sum(mb["weights"].sum() for mb in mine), info)
         step_loss = torch.zeros((), device=info.device)
@@ -193,7 +209,8 @@ def main(argv=None):
             step_loss += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-        lr = lr_at(step, total_steps, args.lr, args.warmup_ratio, args.min_lr_ratio)
+        lr = lr_at(step, total_steps, args.lr, math.ceil(args.warmup_ratio * total_steps), args.min_lr_ratio,
+                   args.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()

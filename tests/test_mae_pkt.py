@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import sft_tiny
-from tl.data import (call_token_weights, erroneous_calls, feedback_categories, key_token_positions,
-                     key_token_weight, tokenize_record, validate_record)
+from tl.data import (build_samples, call_token_weights, erroneous_calls, feedback_categories, key_token_positions,
+                     key_token_weight, split_turns, tokenize_record, validate_record)
 from tl.model import ModelArgs, Transformer
 from tl.render import render_prompt
 from tl.sft import collate, weighted_token_loss
@@ -117,6 +117,36 @@ def test_erroneous_calls_reads_the_feedback():
     assert erroneous_calls(MESSAGES) == {1: "param_missing"}
     tail = MESSAGES[:4]  # a call with no feedback after it is not erroneous
     assert erroneous_calls(tail) == {1: "param_missing"} and feedback_categories(tail)[3] is None
+
+
+def test_authors_mae_rule_reads_only_the_next_message():
+    messages = [{"role": "user", "content": "x"},
+                {"role": "assistant", "tool_call": {"name": "f", "arguments": {}}},
+                {"role": "tool", "content": '{"mean": 1, "standard error": 0.1}'},  # a success to the taxonomy
+                {"role": "assistant", "tool_call": {"name": "f", "arguments": {}}},
+                {"role": "tool", "content": "timed out"},  # an error to the taxonomy, not in their list
+                {"role": "assistant", "content": "done"}]
+    assert erroneous_calls(messages) == {3: "tool_instability"}
+    assert erroneous_calls(messages, rule="authors") == {1: "others"}
+    with pytest.raises(ValueError, match="rule"):
+        erroneous_calls(messages, rule="regex")
+
+
+def test_turn_unit_one_sample_per_trained_turn(tok):
+    """The authors' unit: each trained turn is a prefix of the trajectory with only its own
+    weights; the masked call gives no sample; the trajectory unit's weights are their union."""
+    record = _record(MESSAGES)
+    whole = tokenize_record(tok, record)
+    turns = split_turns(whole)
+    assert len(turns) == 2  # the later call and the answer; the masked call is not among them
+    for t in turns:
+        assert t.input_ids == whole.input_ids[:len(t.input_ids)] and t.input_ids[-1] == tok.eos_id
+        trained = [i for i, w in enumerate(t.weights) if w]
+        assert t.weights[min(trained):] == whole.weights[min(trained):len(t.input_ids)]
+    assert [sum(x) for x in zip(*(t.weights + [0.0] * (len(whole.weights) - len(t.weights)) for t in turns))] == whole.weights
+    assert turns[0].n_key_tokens == whole.n_key_tokens and turns[1].n_key_tokens == 0
+    samples, stats = build_samples(tok, [record], unit="turn")
+    assert [s.input_ids for s in samples] == [t.input_ids for t in turns] and stats["masked"] == {"param_missing": 1}
 
 
 def test_weights_line_up_with_tokens(tok):

@@ -46,10 +46,15 @@ def test_epoch_batches_and_micro_batches():
         micro_batches(batch, 0, 3, 1)
 
 
-def test_lr_schedule_warmup_cosine_floor():
-    lrs = [lr_at(s, 200, 1.0, warmup_ratio=0.01, min_lr_ratio=0.1) for s in range(200)]
-    assert lrs[0] == 0.5 and lrs[1] == 1.0  # ceil(0.01 * 200) = 2 warmup steps
+def test_lr_schedule_warmup_cosine_floor_and_constant():
+    lrs = [lr_at(s, 200, 1.0, warmup_steps=2, min_lr_ratio=0.1) for s in range(200)]
+    assert lrs[0] == 0.5 and lrs[1] == 1.0
     assert lrs[-1] == pytest.approx(0.1) and all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+    constant = [lr_at(s, 200, 1.0, warmup_steps=4, schedule="constant") for s in range(200)]
+    assert constant[:4] == [0.25, 0.5, 0.75, 1.0] and set(constant[3:]) == {1.0}
+    assert lr_at(199, 200, 2.0, 100, min_lr_ratio=0.0) == pytest.approx(0.0)  # PPO paper7b: HF's cosine to 0
+    with pytest.raises(ValueError, match="schedule"):
+        lr_at(0, 10, 1.0, schedule="linear")
 
 
 def test_collate_pads_right_with_zero_weight():
@@ -184,6 +189,29 @@ def test_resume_after_sigkill_is_exact(setup, accumulated, capsys):
     # A different run definition is refused rather than silently mixed.
     with pytest.raises(SystemExit, match="other settings.*'lr': \\(0.003, 0.001\\)"):
         _train(args + ["--resume", "--lr", "1e-3"])
+
+
+def test_turn_unit_loss_is_the_mean_of_per_sample_means(setup):
+    """--sample_unit turn: a step's loss is the mean over its samples of each sample's own
+    weighted mean (the authors' batch-1 normalisation); lr 0 keeps the exported model the
+    initial one, so the loss can be recomputed from the export."""
+    from tl.data import build_samples, load_trajectories
+    from tl.tokenizer import Tokenizer
+    root, base = setup
+    run = str(root / "turns")
+    _train(base + ["--micro_batch", "2", "--out", run, "--sample_unit", "turn", "--max_steps", "1", "--lr", "0",
+                   "--mae_rule", "authors", "--lr_schedule", "constant"])
+    tok = Tokenizer(base[base.index("--tokenizer") + 1])
+    records, _ = load_trajectories(base[base.index("--data") + 1])
+    samples, _ = build_samples(tok, records, unit="turn", mae_rule="authors", max_seq_len=2048)
+    assert len(samples) > len(records)  # one per trained turn
+    batch = epoch_batches([len(s.input_ids) for s in samples], 4, seed=0, epoch=0)[0]
+    model = Transformer.from_pretrained(os.path.join(run, "model"))
+    means = []
+    for i in batch:
+        b = collate([samples[i]], tok.pad_id)
+        means.append(weighted_token_loss(model(b["input_ids"]), b["targets"], b["weights"], b["weights"].sum()).item())
+    assert _metrics(run)[0]["loss"] == pytest.approx(sum(means) / len(means), rel=1e-5)
 
 
 def test_presets_and_overrides():

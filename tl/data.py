@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, classify_feedback
+from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, authors_feedback_is_error, classify_feedback
 from tl.render import render_segments
 from tl.schema import Call, normalize_tools
 
@@ -190,11 +190,29 @@ def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
     return out
 
 
-def erroneous_calls(messages: list[dict]) -> dict[int, str]:
+MAE_RULES = ("taxonomy", "authors")
+
+
+def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, str]:
     """T_e of L_MAE (paper Sec. 3.1, Eq. 1): {assistant message index: feedback category} of
     every call whose feedback is anything but `all_right`. A call with no feedback after it is
-    not in T_e (there is no evidence against it). Final answers are never in T_e."""
-    return {i: c for i, c in feedback_categories(messages).items() if c not in (None, ALL_RIGHT)}
+    not in T_e (there is no evidence against it). Final answers are never in T_e.
+
+    rule "authors": the authors' `mae.py` instead -- a call is erroneous when the message right
+    after it is feedback that `authors_feedback_is_error` flags (reported with its taxonomy
+    category, or `others` where the taxonomy sees none).
+    """
+    if rule == "taxonomy":
+        return {i: c for i, c in feedback_categories(messages).items() if c not in (None, ALL_RIGHT)}
+    if rule != "authors":
+        raise ValueError(f"rule must be one of {MAE_RULES}; found {rule!r}")
+    out = {}
+    for i in feedback_categories(messages):
+        after = messages[i + 1] if i + 1 < len(messages) else {}
+        if after.get("role") in ("tool", "function") and authors_feedback_is_error(after.get("content", "")):
+            category = classify_feedback(str(after.get("content", "")))
+            out[i] = OTHERS if category == ALL_RIGHT else category
+    return out
 
 
 # ----------------------------------------------------------------------------- PKT
@@ -262,6 +280,7 @@ class Sample:
     n_calls: int = 0  # supervised or masked calls
     masked: Counter = field(default_factory=Counter)  # feedback category -> calls masked by MAE
     n_key_tokens: int = 0  # PKT key tokens of supervised calls (whatever w they got after the clip)
+    turns: list = field(default_factory=list)  # (start, end, key tokens) of each trained turn, EOS included
 
 
 def _token_index_at(tok, ids: list[int], char: int) -> int:
@@ -290,22 +309,27 @@ def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
     return sorted(key)
 
 
-def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0) -> Sample:
+def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
+                    mae_rule: str = "taxonomy") -> Sample:
     """A validated record -> `Sample` (ids equal `tok.encode_chat(render_prompt(...))`).
 
-    mae: calls in `erroneous_calls` get weight 0 on all their tokens and their EOS.
+    mae: calls in `erroneous_calls(messages, mae_rule)` get weight 0 on all their tokens and their EOS.
     pkt: key tokens of each supervised call get `key_token_weight` (see `call_token_weights`).
     """
     segments = render_segments(record["tools"], record["messages"], add_generation_prompt=False)
-    masked_calls = erroneous_calls(record["messages"]) if mae else {}
+    masked_calls = erroneous_calls(record["messages"], mae_rule) if mae else {}
     names = [t["name"] for t in record["tools"]]
     sample = Sample(str(record.get("id", "")), [tok.bos_id], [0.0])
     turn_weight = 0.0  # the EOS after a turn gets 1 when the turn is trained, else 0
+    turn_start = turn_keys = 0
     for n, seg in enumerate(segments):
         if seg.kind == "eos":
             sample.input_ids.append(tok.eos_id)
             sample.weights.append(turn_weight)
+            if turn_weight:
+                sample.turns.append((turn_start, len(sample.input_ids), turn_keys))
             continue
+        turn_start, turn_keys = len(sample.input_ids), 0
         ids = tok.encode(seg.text) if n == 0 else tok.encode_continuation(seg.text)
         if seg.kind == "context":
             weights = [0.0] * len(ids)
@@ -320,6 +344,7 @@ def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_
                 key = segment_key_positions(tok, seg, names)
                 weights = call_token_weights(len(ids), key, w_max)
                 sample.n_key_tokens += len(key)
+                turn_keys = len(key)
         sample.n_calls += seg.kind == "call"
         turn_weight = 1.0 if seg.kind != "context" and any(weights) else 0.0
         sample.input_ids += ids
@@ -327,32 +352,53 @@ def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_
     return sample
 
 
+def split_turns(sample: Sample) -> list[Sample]:
+    """The authors' sample unit: one sample per trained assistant turn, holding the conversation
+    up to the end of that turn with only that turn's weights (its masked, MAE-dropped turns and
+    everything after it gone). Encoding segment by segment makes each a prefix of the ids."""
+    out = []
+    for k, (start, end, keys) in enumerate(sample.turns):
+        weights = [0.0] * start + sample.weights[start:end]
+        out.append(Sample(f"{sample.id}@{k}", sample.input_ids[:end], weights, n_calls=int(keys > 0),
+                          n_key_tokens=keys, turns=[(start, end, keys)]))
+    return out
+
+
+SAMPLE_UNITS = ("trajectory", "turn")
+
+
 def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
-                  max_seq_len: int = 2048, overlong: str = "drop") -> tuple[list[Sample], dict]:
-    """Tokenise every record; samples longer than `max_seq_len` are dropped (`overlong="drop"`)
-    or cut to `max_seq_len` tokens (`"truncate"`, the cut-off turns are lost).
-    A sample left with no trained token (all masked, or all cut off) is dropped and counted.
+                  max_seq_len: int = 2048, overlong: str = "drop", unit: str = "trajectory",
+                  mae_rule: str = "taxonomy") -> tuple[list[Sample], dict]:
+    """Tokenise every record into samples: one per trajectory (the paper's sums over whole
+    trajectories), or one per trained assistant turn (`unit="turn"`, the authors' code, see
+    `split_turns`). Samples longer than `max_seq_len` are dropped (`overlong="drop"`) or cut to
+    `max_seq_len` tokens (`"truncate"`, the cut-off turns are lost). A sample left with no
+    trained token (all masked, or all cut off) is dropped and counted.
     Returns (samples, stats) with stats = {"records", "overlong", "untrained", "calls",
-    "masked": Counter, "key_tokens", "trained_tokens"}."""
+    "masked": Counter, "key_tokens", "trained_tokens"} (calls, masked and key tokens per record)."""
     if overlong not in ("drop", "truncate"):
         raise ValueError(f"overlong must be 'drop' or 'truncate'; found {overlong!r}")
+    if unit not in SAMPLE_UNITS:
+        raise ValueError(f"unit must be one of {SAMPLE_UNITS}; found {unit!r}")
     samples, stats = [], {"records": len(records), "overlong": 0, "untrained": 0, "calls": 0, "masked": Counter(),
                           "key_tokens": 0, "trained_tokens": 0}
     for record in records:
-        s = tokenize_record(tok, record, mae=mae, pkt=pkt, w_max=w_max)
-        if len(s.input_ids) > max_seq_len:
-            stats["overlong"] += 1
-            if overlong == "drop":
-                continue
-            s.input_ids, s.weights = s.input_ids[:max_seq_len], s.weights[:max_seq_len]
-        if not any(s.weights[1:]):
-            stats["untrained"] += 1
-            continue
+        s = tokenize_record(tok, record, mae=mae, pkt=pkt, w_max=w_max, mae_rule=mae_rule)
         stats["calls"] += s.n_calls
         stats["masked"].update(s.masked)
         stats["key_tokens"] += s.n_key_tokens
-        stats["trained_tokens"] += sum(w > 0 for w in s.weights[1:])
-        samples.append(s)
+        for piece in [s] if unit == "trajectory" else split_turns(s):
+            if len(piece.input_ids) > max_seq_len:
+                stats["overlong"] += 1
+                if overlong == "drop":
+                    continue
+                piece.input_ids, piece.weights = piece.input_ids[:max_seq_len], piece.weights[:max_seq_len]
+            if not any(piece.weights[1:]):
+                stats["untrained"] += 1
+                continue
+            stats["trained_tokens"] += sum(w > 0 for w in piece.weights[1:])
+            samples.append(piece)
     return samples, stats
 
 

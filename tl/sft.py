@@ -102,12 +102,21 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def lr_at(step: int, total_steps: int, lr: float, warmup_ratio: float = 0.01, min_lr_ratio: float = 0.1) -> float:
-    """Learning rate of optimizer step `step` (0-based): linear warmup over
-    ceil(warmup_ratio * total_steps) steps to `lr`, then a cosine down to `min_lr_ratio * lr`
-    at the last step (HF's cosine schedule ends at 0; a floor keeps the last steps useful)."""
-    warmup = math.ceil(warmup_ratio * total_steps)
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total_steps - 1 - warmup)
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def lr_at(step: int, total_steps: int, lr: float, warmup_steps: int = 0, min_lr_ratio: float = 0.1,
+          schedule: str = "cosine") -> float:
+    """Learning rate of optimizer step `step` (0-based): a linear warm-up over `warmup_steps` to
+    `lr`, then either a cosine down to `min_lr_ratio * lr` at the last step ("cosine", the paper;
+    HF's cosine ends at 0, a floor keeps the last steps useful) or `lr` ("constant": the authors'
+    SFT run, whose DeepSpeed WarmupLR scheduler overrode HF's cosine; WarmupLR ramps up
+    logarithmically, over the same steps)."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"schedule must be one of {LR_SCHEDULES}; found {schedule!r}")
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    progress = (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps)
     return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
