@@ -26,7 +26,7 @@ from tl.data import load_trajectories
 from tl.multi_turn import episode_rollout, tasks_from_trajectories
 from tl.rollout import (Critic, compute_advantages, encode_prompt, prompts_from_trajectories, response_logprobs,
                         response_values, rollout, score)
-from tl.sft import epoch_batches, micro_batches, param_groups
+from tl.sft import LR_SCHEDULES, epoch_batches, lr_at, micro_batches, param_groups
 from tl.render import render_prompt
 from tl.tokenizer import Tokenizer
 
@@ -40,16 +40,18 @@ PRESETS = {
                  micro_batch=8, ppo_epochs=2, epochs=5, max_prompts=128, temperature=0.7, max_new_tokens=48,
                  max_prompt_len=1024, kl_coef=0.1),
     # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers
-    # up to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch).
+    # up to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch, cosine
+    # schedule with 100 warm-up steps for actor and critic; the paper states no schedule).
     "paper7b": dict(actor_lr=2e-6, critic_lr=1e-6, batch_size=8, micro_batch=1, epochs=3, temperature=0.0,
                     max_new_tokens=512, max_prompt_len=8192, kl_coef=0.4, bf16=True, activation_checkpointing=True,
-                    export_dtype="bfloat16"),
+                    export_dtype="bfloat16", lr_schedule="cosine", warmup_steps=100),
 }
 DEFAULTS = dict(sft="out/sft/model", data="out/data/train.jsonl", actor_lr=2e-6, critic_lr=1e-6, batch_size=8,
                 micro_batch=1, epochs=3, ppo_epochs=1, max_steps=0, temperature=0.0, max_new_tokens=512,
                 max_prompt_len=8192, kl_coef=0.4, lam=0.95, value_clip_eps=0.2, critic_warmup_steps=0, bf16=None,
-                activation_checkpointing=False, export_dtype=None, max_prompts=0)
-RUN_DEFINING = ("sft", "data", "max_prompts", "seed", "batch_size", "epochs", "ppo_epochs", "actor_lr", "critic_lr", "temperature",
+                activation_checkpointing=False, export_dtype=None, max_prompts=0, lr_schedule="constant", warmup_steps=0)
+RUN_DEFINING = ("sft", "data", "max_prompts", "seed", "batch_size", "epochs", "ppo_epochs", "actor_lr", "critic_lr",
+                "lr_schedule", "warmup_steps", "temperature",
                 "top_p", "max_new_tokens", "max_prompt_len", "kl_coef", "kl_target", "gamma", "lam", "clip_eps",
                 "value_clip_eps", "score_clip", "whiten", "critic_warmup_steps", "keep_erroneous", "grad_clip",
                 "weight_decay", "multi_turn", "max_turns", "max_seq_len")
@@ -69,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--max_seq_len", type=int, default=2048, help="--multi_turn: longest episode sequence")
     p.add_argument("--actor_lr", type=float)
     p.add_argument("--critic_lr", type=float)
+    p.add_argument("--lr_schedule", choices=LR_SCHEDULES, help="both models (default constant; paper7b: cosine to 0)")
+    p.add_argument("--warmup_steps", type=int, help="linear lr warm-up steps (paper7b: 100, the authors' code)")
     p.add_argument("--weight_decay", type=float, default=0.0)
     p.add_argument("--grad_clip", type=float, default=1.0)
     p.add_argument("--batch_size", type=int, help="prompts per PPO step, over all ranks")
@@ -151,9 +155,16 @@ def build_models(args, info, tok, bf16):
     return actor, reference, critic, opt_actor, opt_critic
 
 
-def collect(models, tok, prompts, mine, step, kl_coef, args, info, executor=None):
-    """Rollouts of this rank's micro-batches, scored (old/ref log-probs, values) with advantages.
-    Returns the rollouts, the generation time and (sequence-KL sum, sequences, entropy sum)."""
+def collect(models, tok, prompts, mine, step, kl_coef, args, info, bf16, executor=None):
+    """Rollouts of this rank's micro-batches, scored (old/ref log-probs, values) with advantages,
+    in the update's compute precision (`D.compute_context`), so that the PPO ratio is exactly 1
+    before the first update. Returns the rollouts, the generation time and (sequence-KL sum,
+    sequences, entropy sum)."""
+    with D.compute_context(info, bf16):
+        return _collect(models, tok, prompts, mine, step, kl_coef, args, info, executor)
+
+
+def _collect(models, tok, prompts, mine, step, kl_coef, args, info, executor):
     actor, reference, critic = models
     t0 = time.perf_counter()
     rollouts = []
@@ -281,9 +292,12 @@ def main(argv=None):
             batches_of_epoch = {epoch: prompt_batches(lengths, args, epoch)}
         mine = micro_batches(batches_of_epoch[epoch][index], info.rank, info.world_size, args.micro_batch)
 
+        for opt, lr in ((opt_actor, args.actor_lr), (opt_critic, args.critic_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total_steps, lr, args.warmup_steps, 0.0, args.lr_schedule)
         t0 = time.perf_counter()
         rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, kl_ctl.value,
-                                              args, info, executor)
+                                              args, info, bf16, executor)
         t1 = t0 + gen_time
         t2 = time.perf_counter()
         stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16,
@@ -304,7 +318,8 @@ def main(argv=None):
         # shares: over all scored calls
         record = {"step": step + 1, "epoch": epoch, "score": extra[0].item() / n_seq,
                   **{f"share_{c}": counts[i].item() / max(counts.sum().item(), 1) for i, c in enumerate(CALL_CATEGORIES)},
-                  "kl": seq_kl, "kl_coef": kl_coef, **stats, "entropy": extra[4].item() / extra[1].item(),
+                  "kl": seq_kl, "kl_coef": kl_coef, "actor_lr": opt_actor.param_groups[0]["lr"],
+                  "critic_lr": opt_critic.param_groups[0]["lr"], **stats, "entropy": extra[4].item() / extra[1].item(),
                   "response_len": extra[1].item() / n_seq,
                   "gen_time_s": t1 - t0, "score_time_s": t2 - t1, "train_time_s": t3 - t2,
                   "gen_share": (t1 - t0) / (t3 - t0), "gen_tokens_per_s": extra[1].item() / (t1 - t0)}

@@ -53,7 +53,7 @@ def test_update_moves_actor_and_critic_never_reference_and_warmup_only_critic(se
     actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
     head_before = critic.value_head.weight.detach().clone()
 
-    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, 0.4, args, info)
+    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, 0.4, args, info, False)
     stats = train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False)
 
     assert stats["clipfrac"] == 0 and stats["approx_kl"] == pytest.approx(0.0, abs=1e-7)  # one PPO epoch: ratio 1
@@ -66,10 +66,25 @@ def test_update_moves_actor_and_critic_never_reference_and_warmup_only_critic(se
     # critic warm-up: the actor stays put, the critic still learns
     actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
     head_before = critic.value_head.weight.detach().clone()
-    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[4, 5], [6, 7]], 1, 0.4, args, info)
+    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[4, 5], [6, 7]], 1, 0.4, args, info, False)
     train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False, train_actor=False)
     assert all(torch.equal(v, actor_before[k]) for k, v in actor.state_dict().items())
     assert not torch.equal(critic.value_head.weight, head_before)
+
+
+def test_bf16_in_one_process_gives_ratio_one_before_the_first_update(setup, tmp_path):
+    """--bf16 without torchrun: rollout, old log-probs and update all run under the same autocast
+    (CPU autocast supports bf16), so the first PPO epoch's ratio is exactly 1."""
+    args = train_ppo.parse_args(_argv(setup, tmp_path, "--temperature", "1.0", "--bf16"))
+    args.score_temperature = 1.0
+    info = D.init_distributed("cpu")
+    tok = Tokenizer(os.path.join(setup["model"], "tokenizer.model"))
+    prompts, _ = train_ppo.load_prompts(args, tok, lambda *a: None)
+    actor, reference, critic, opt_actor, opt_critic = train_ppo.build_models(args, info, tok, bf16=True)
+    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, 0.4, args, info,
+                                       True)
+    stats = train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=True)
+    assert stats["approx_kl"] == 0.0 and stats["clipfrac"] == 0.0 and stats["value_clipfrac"] == 0.0
 
 
 def test_end_to_end_and_resume_equals_uninterrupted(setup, tmp_path):
@@ -118,3 +133,14 @@ def test_max_prompts_is_a_seeded_subset_of_the_kept_prompts(setup, tmp_path):
     ids = [[p.id for p in s] for s in subsets]
     assert ids[0] == ids[1] and set(ids[0]) <= {p.id for p in everything}
     assert ids[0] != ids[2]  # another seed, another subset
+
+
+def test_lr_schedules(setup, tmp_path):
+    from tl.sft import lr_at
+    train_ppo.main(_argv(setup, tmp_path / "cos", "--max_steps", "3", "--lr_schedule", "cosine", "--warmup_steps", "1"))
+    rows = _metrics(tmp_path / "cos")
+    assert [r["actor_lr"] for r in rows] == pytest.approx([lr_at(s, 3, 3e-3, 1, 0.0) for s in range(3)])
+    assert rows[0]["actor_lr"] == 3e-3 and rows[-1]["critic_lr"] == pytest.approx(0.0)  # HF's cosine ends at 0
+    assert train_ppo.parse_args([]).lr_schedule == "constant"
+    paper = train_ppo.parse_args(["--preset", "paper7b", "--sft", "m"])
+    assert (paper.lr_schedule, paper.warmup_steps) == ("cosine", 100)

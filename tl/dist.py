@@ -109,9 +109,11 @@ def shard_model(model: Transformer, info: DistInfo, *, bf16: bool = False,
 
 
 def compute_context(info: DistInfo, bf16: bool):
-    """bf16 autocast for a single CUDA process (FSDP's policy does the casting under torchrun)."""
-    if bf16 and not info.distributed and info.device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast for a single process, on CUDA or CPU (FSDP's policy does the casting under
+    torchrun). Every forward whose numbers are compared with another one -- PPO's rollout, its
+    old log-probs and its update -- must run under the same context."""
+    if bf16 and not info.distributed:
+        return torch.autocast(info.device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 
