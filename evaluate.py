@@ -30,6 +30,7 @@ from tl.benchmarks import LOADERS, BenchmarkError, Item, discover, gold_output, 
 from tl.benchmarks.run import episode_record, generate_texts, predict, run_tasks, score, task_executors
 from tl.metrics import multi_turn_metrics
 from tl.render import PROMPT_FORMATS
+from tl.schema import valid_unicode
 
 DEMO_MODELS = ("out/ppo/model", "out/sft/model")
 DEMO_DATA = "out/data"
@@ -100,7 +101,7 @@ def read_predictions(path, units) -> dict:
             if name not in out:
                 raise BenchmarkError(f"{f}:{lineno}: cannot tell which benchmark {item_id!r} belongs to "
                                      f"(add \"benchmark\": one of {sorted(out)})")
-            out[name][str(item_id)] = output if isinstance(output, str) else json.dumps(output)
+            out[name][str(item_id)] = valid_unicode(output) if isinstance(output, str) else json.dumps(output)
     return out
 
 

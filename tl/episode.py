@@ -39,7 +39,7 @@ from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION,
 from tl.parse import Parsed, parse
 from tl.render import EOS_MARK, format_call, render_prompt
 from tl.sandbox import Result, validate_call
-from tl.schema import Call, normalize_tools
+from tl.schema import Call, normalize_tools, valid_unicode
 
 MAX_TURNS = 9  # ToolEyes / the paper's multi-turn limit
 FINISH = "finish"
@@ -114,6 +114,7 @@ class Episode:
         """Feed the policy's output for the current prompt; returns the recorded turn."""
         if self.done:
             raise RuntimeError("Episode.step: the episode is over (answered or out of turns)")
+        output = valid_unicode(output)  # the output goes back into the next prompt
         prompt, parsed = self.prompt(), parse(output)
         text = output.split(EOS_MARK, 1)[0].strip() if isinstance(output, str) else ""
         if parsed.kind == "no_call" and text:

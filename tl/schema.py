@@ -37,16 +37,36 @@ from dataclasses import dataclass, field
 # ----------------------------------------------------------------------------- the Call value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(x):
+    """`x` with every lone surrogate (a JSON `"\\ud800"` escape decodes to one) in its strings,
+    keys included, replaced by U+FFFD: such a string cannot be encoded as UTF-8, so it would crash
+    the tokenizer, the sandbox's pipe or a JSON file the moment a model wrote one."""
+    if isinstance(x, str):
+        return _SURROGATE.sub("\ufffd", x) if not x.isascii() else x
+    if isinstance(x, dict):
+        return {valid_unicode(k): valid_unicode(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [valid_unicode(v) for v in x]
+    return x
+
+
 @dataclass(frozen=True)
 class Call:
     """One tool call: a tool name and its keyword arguments (JSON values).
 
     Frozen so a parsed call cannot be edited by accident; `arguments` is a plain dict, so a
-    Call is not hashable.
+    Call is not hashable. Its strings are always valid Unicode (`valid_unicode`).
     """
 
     name: str
     arguments: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", valid_unicode(self.name))
+        object.__setattr__(self, "arguments", valid_unicode(self.arguments))
 
     def to_dict(self) -> dict:
         """The trajectory-record form `{"name": ..., "arguments": {...}}`."""

@@ -11,6 +11,8 @@ import os
 
 import sentencepiece as spm
 
+from tl.schema import valid_unicode
+
 EOS_MARK = "</s>"  # how EOS appears in rendered text (tl.render.EOS_MARK is the same string)
 
 # A serialized ModelProto field that turns the dummy prefix off: protobuf merges a repeated
@@ -44,7 +46,7 @@ class Tokenizer:
 
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
         """Ids of `text` as the start of a document (with sentencepiece's dummy-prefix space)."""
-        return [self.bos_id] * bos + self.sp.encode(text) + [self.eos_id] * eos
+        return [self.bos_id] * bos + self.sp.encode(valid_unicode(text)) + [self.eos_id] * eos
 
     def encode_continuation(self, text: str) -> list[int]:
         """Ids of `text` as it is tokenized in the middle of a document: no dummy prefix.
@@ -53,7 +55,7 @@ class Tokenizer:
         a word boundary for sentencepiece -- `encode(a) + encode_continuation(b)` equals
         `encode(a + b)`; tests check this on many random splits.
         """
-        return self._sp_continuation.encode(text)
+        return self._sp_continuation.encode(valid_unicode(text))
 
     def encode_chat(self, text: str) -> list[int]:
         """BOS + `text` with each literal `</s>` marker turned into the EOS id.
