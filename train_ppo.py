@@ -22,7 +22,7 @@ from tqdm import tqdm
 from tl import dist as D
 from tl import ppo
 from tl.classify import CALL_CATEGORIES
-from tl.data import load_trajectories
+from tl.data import DataError, load_trajectories
 from tl.multi_turn import episode_rollout, tasks_from_trajectories
 from tl.rollout import (Critic, compute_advantages, encode_prompt, prompts_from_trajectories, response_logprobs,
                         response_values, rollout, score)
@@ -356,4 +356,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (DataError, FileNotFoundError) as e:  # bad input: one line naming the file, no traceback
+        raise SystemExit(f"train_ppo.py: {e}") from None

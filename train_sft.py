@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from tl import dist as D
-from tl.data import MAE_RULES, SAMPLE_UNITS, build_samples, load_trajectories, mae_table
+from tl.data import MAE_RULES, SAMPLE_UNITS, DataError, build_samples, load_trajectories, mae_table
 from tl.model import ModelArgs
 from tl.render import EOS_MARK, render_prompt
 from tl.sft import LR_SCHEDULES, collate, epoch_batches, lr_at, micro_batches, param_groups, weighted_token_loss
@@ -248,5 +248,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (DataError, FileNotFoundError) as e:  # bad input: one line naming the file, no traceback
+        raise SystemExit(f"train_sft.py: {e}") from None
     D.close_distributed()  # not in main(): a test runs main() several times in one process group

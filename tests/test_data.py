@@ -91,3 +91,61 @@ def test_overlong_policy_and_mae_counts(tmp_path):
     # records(12): 4 erroneous first calls: 2 parameter hallucinations, 1 missing parameter, 1 tool hallucination.
     assert stats["masked"] == {"param_hallucination": 2, "param_missing": 1, "tool_hallucination": 1}
     assert "4 of 16 calls masked" in mae_table(stats)
+
+
+HOSTILE = {  # file content -> what the one-line error must say
+    b'{"id": "a", "messages": [{"role": "user", "content": "caf\xe9"}]}\n': ":1: not UTF-8 text (byte 0xe9 at column",
+    bytes(range(256)) * 4: ":1: malformed JSON",  # its first line is control characters
+    b'{"id": ' + b"9" * 5000 + b"}\n": ":1: unreadable JSON (ValueError",
+    b"[" * 100000 + b"\n": "unreadable JSON (RecursionError",
+    b'{"a":' * 100000 + b"\n": ":1: unreadable JSON (RecursionError",
+}
+
+
+@pytest.mark.parametrize("content", HOSTILE, ids=["latin-1", "binary", "huge-int", "deep-array", "deep-object"])
+def test_hostile_files_give_file_line_and_reason(tmp_path, content):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(content)
+    message = _error(str(path))
+    assert message.startswith(str(path) + ":") and HOSTILE[content] in message
+
+
+def test_directories_missing_paths_and_skipping_content_errors(tmp_path):
+    assert _error(str(tmp_path)) == f"{tmp_path}: is a directory; expected a JSONL file of trajectories"
+    assert _error(str(tmp_path / "nope.jsonl")).startswith(f"{tmp_path / 'nope.jsonl'}: no such file")
+    odd_schema = {**GOOD[0], "tools": [{"name": "f", "parameters": {"properties": {}, "required": [["x"]]}}]}
+    lines = [json.dumps(odd_schema), "\xff", json.dumps(GOOD[1]), '{"id": ' + "9" * 5000 + "}"]
+    path = _write(tmp_path, lines)
+    assert _error(path).startswith(f"{path}:1: TypeError")
+    records, skipped = load_trajectories(path, on_error="skip")
+    assert [r["id"] for r in records] == ["t1"] and len(skipped) == 3
+
+
+def test_a_huge_record_is_dropped_without_tokenising_it(tmp_path, monkeypatch):
+    import tl.data
+    huge = {**GOOD[0], "messages": [{"role": "user", "content": "word " * 2_000_000}] + GOOD[0]["messages"][1:]}
+    records, _ = load_trajectories(_write(tmp_path, [json.dumps(huge), json.dumps(GOOD[1])]))
+    tok = sft_tiny.tokenizer(tmp_path)
+    calls = []
+    real = tl.data.tokenize_record
+    monkeypatch.setattr(tl.data, "tokenize_record", lambda *a, **k: calls.append(1) or real(*a, **k))
+    samples, stats = build_samples(tok, records, max_seq_len=512)
+    assert stats["overlong"] == 1 and len(samples) == 1 and len(calls) == 1
+
+
+def test_the_trainers_print_one_line_and_no_traceback(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    bad = tmp_path / "train.jsonl"
+    bad.write_bytes(b'{"id": ' + b"9" * 5000 + b"}\n")
+    root = Path(__file__).resolve().parents[1]
+    import ppo_tiny
+    (tmp_path / "sft").mkdir()
+    sft = ppo_tiny.write_setup(tmp_path / "sft")["model"]
+    for script in ("train_sft.py", "train_ppo.py"):
+        extra = ["--sft", sft] if script == "train_ppo.py" else []
+        done = subprocess.run([sys.executable, script, "--data", str(bad), *extra], cwd=root, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines()[-1].startswith(script), done.stderr[-500:]

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, authors_feedback_is_error, classify_feedback
-from tl.render import render_segments
+from tl.render import render_prompt, render_segments
 from tl.schema import Call, normalize_tools
 
 ROLES = ("system", "user", "assistant", "tool", "function")
@@ -118,26 +118,43 @@ def validate_record(record) -> dict:
     return record
 
 
+def _json(text: str):
+    """json.loads, with the errors a hostile file can cause (over-deep nesting, an integer of over
+    4,300 digits) turned into ValueError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"unreadable JSON ({type(e).__name__}: {str(e)[:120]})") from None
+
+
 def _read_json_records(path: str):
-    """Yield (line number, parsed object or the JSONDecodeError) for a JSONL file, or for a JSON
-    array file (the authors' raw files), where the number is the record's 1-based index."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if not text.strip():
+    """Yield (line number, parsed object or the ValueError saying why not) for a JSONL file, or
+    for a JSON array file (the authors' raw files), where the number is the record's 1-based index."""
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory; expected a JSONL file of trajectories")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file; expected JSONL trajectories (docs/ARCHITECTURE.md)")
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.strip():
         raise DataError(f"{path}:1: empty file; expected one JSON trajectory per line")
-    if text.lstrip().startswith("["):
+    if data.lstrip().startswith(b"["):
         try:
-            array = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); a file starting with '[' must be one JSON array") from None
+            array = _json(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}:1: {e}; a file starting with '[' must be one JSON array") from None
         yield from ((i + 1, r) for i, r in enumerate(array))
         return
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
         try:
-            yield n, json.loads(line)
-        except json.JSONDecodeError as e:
+            yield n, _json(line.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            yield n, ValueError(f"not UTF-8 text (byte {line[e.start]:#04x} at column {e.start + 1})")
+        except ValueError as e:
             yield n, e
 
 
@@ -145,20 +162,18 @@ def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], l
     """Read and validate every record of a JSONL (or JSON array) file.
 
     on_error: "raise" stops at the first bad record with `DataError("file:line: reason")`;
-    "skip" drops it. Returns (records, messages of the skipped ones).
+    "skip" drops it (whatever is wrong with it). Returns (records, messages of the skipped ones).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip'; found {on_error!r}")
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file; expected JSONL trajectories (docs/ARCHITECTURE.md)")
     records, skipped = [], []
     for n, obj in _read_json_records(path):
         try:
-            if isinstance(obj, json.JSONDecodeError):
-                raise ValueError(f"malformed JSON ({obj.msg} at column {obj.colno})")
+            if isinstance(obj, ValueError):
+                raise obj
             records.append(validate_record(obj))
-        except ValueError as e:
-            message = f"{path}:{n}: {e}"
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+            message = f"{path}:{n}: {e if isinstance(e, ValueError) else f'{type(e).__name__}: {e}'}"
             if on_error == "raise":
                 raise DataError(message + " (pass --skip_bad_records to drop bad records instead)") from None
             skipped.append(message)
@@ -367,6 +382,17 @@ def split_turns(sample: Sample) -> list[Sample]:
 SAMPLE_UNITS = ("trajectory", "turn")
 
 
+def _surely_longer(tok, record: dict, max_seq_len: int, unit: str) -> bool:
+    """Whether the record (for unit "turn": already its first assistant turn) must have more than
+    `max_seq_len` tokens, judged from its character count without tokenising it."""
+    messages = record["messages"]
+    if unit == "turn":
+        first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), len(messages))
+        messages = messages[:first + 1]
+    text = render_prompt(record["tools"], messages, add_generation_prompt=False)
+    return len(text) > max_seq_len * tok.max_piece_chars
+
+
 def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
                   max_seq_len: int = 2048, overlong: str = "drop", unit: str = "trajectory",
                   mae_rule: str = "taxonomy") -> tuple[list[Sample], dict]:
@@ -384,6 +410,9 @@ def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = Tru
     samples, stats = [], {"records": len(records), "overlong": 0, "untrained": 0, "calls": 0, "masked": Counter(),
                           "key_tokens": 0, "trained_tokens": 0}
     for record in records:
+        if overlong == "drop" and _surely_longer(tok, record, max_seq_len, unit):
+            stats["overlong"] += 1  # not tokenised: a 50 MB record would take minutes only to be dropped
+            continue
         s = tokenize_record(tok, record, mae=mae, pkt=pkt, w_max=w_max, mae_rule=mae_rule)
         stats["calls"] += s.n_calls
         stats["masked"].update(s.masked)

@@ -37,6 +37,8 @@ class Tokenizer:
         with open(self.model_path, "rb") as f:
             self._sp_continuation = spm.SentencePieceProcessor(model_proto=f.read() + _NO_DUMMY_PREFIX)
         self.vocab_size: int = self.sp.vocab_size()
+        # No token covers more characters than this: a text of n characters has >= n / this tokens.
+        self.max_piece_chars = max(len(self.sp.id_to_piece(i)) for i in range(self.vocab_size))
         self.bos_id: int = self.sp.bos_id()
         self.eos_id: int = self.sp.eos_id()
         self.pad_id: int = self.sp.pad_id() if self.sp.pad_id() >= 0 else self.sp.unk_id()
