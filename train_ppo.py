@@ -260,7 +260,8 @@ def main(argv=None):
     total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
     if total_steps < 1:
         raise SystemExit(f"{len(prompts)} prompts give no full batch of {args.batch_size}")
-    run = {k: getattr(args, k) for k in RUN_DEFINING}
+    # the data file's content, not just its path, defines the run
+    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": D.file_sha256(args.data)}
     ckpt_dir, metrics_file = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
     models, optimizers = {"actor": actor, "critic": critic}, {"actor": opt_actor, "critic": opt_critic}
     start = 0

@@ -156,7 +156,8 @@ def main(argv=None):
     if total_steps < 1:
         raise SystemExit(f"{len(samples)} samples give no full global batch of {args.global_batch}")
     lengths = [len(s.input_ids) for s in samples]
-    run = {k: getattr(args, k) for k in RUN_DEFINING}
+    # the data file's content, not just its path, defines the run
+    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": D.file_sha256(args.data)}
     ckpt_dir, metrics_file = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
     start = 0
     if args.resume and (path := D.latest_checkpoint(ckpt_dir)):

@@ -83,3 +83,44 @@ def test_export_hf_round_trip(tmp_path, info):
     assert loaded.model.embed_tokens.weight.dtype == torch.float32
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v.to(torch.bfloat16).float())
+
+
+def test_torn_checkpoints_and_interrupted_resaves(tmp_path, info, monkeypatch):
+    model, optimizer, _ = _trained(info, steps=1)
+    ckpt = str(tmp_path)
+    save = lambda step, **kw: D.save_checkpoint(ckpt, step, info, {"model": model}, {"model": optimizer}, **kw)  # noqa: E731
+    save(1, keep=3)
+    second = save(2, keep=3)
+    shard = next(f for f in os.listdir(second) if f.endswith(".distcp"))
+    with open(os.path.join(second, shard), "r+b") as f:  # a torn newest checkpoint: its shard cut short
+        f.truncate(10)
+    assert D.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000001")  # resume falls back
+    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+        D.load_checkpoint(second, info, {"model": model}, {})
+
+    # Killed while re-saving step 2, after the old copy was set aside: that copy is the checkpoint.
+    save(2, keep=3)
+    real_rename = os.rename
+
+    def killed_after_first(src, dst):
+        if str(src).endswith("step_00000002.tmp"):
+            raise KeyboardInterrupt  # stands in for SIGKILL between setting step 2 aside and renaming the new one in
+        real_rename(src, dst)
+    monkeypatch.setattr(os, "rename", killed_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        save(2, keep=3)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert D.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000002.old")
+    D.load_checkpoint(D.latest_checkpoint(ckpt), info, {"model": model}, {"model": optimizer})
+    save(3, keep=3)
+    assert sorted(os.listdir(ckpt)) == ["step_00000001", "step_00000002.old", "step_00000003"]
+
+
+def test_a_fresh_run_in_an_old_directory_keeps_its_own_checkpoints(tmp_path, info):
+    model, optimizer, _ = _trained(info, steps=1)
+    for step in (7, 8):  # an earlier, longer run
+        D.save_checkpoint(str(tmp_path), step, info, {"model": model}, {"model": optimizer}, keep=2)
+    for step in (1, 2):
+        D.save_checkpoint(str(tmp_path), step, info, {"model": model}, {"model": optimizer}, keep=2)
+    assert sorted(os.listdir(tmp_path)) == ["step_00000001", "step_00000002"]
+    assert D.latest_checkpoint(str(tmp_path)).endswith("step_00000002")

@@ -214,6 +214,19 @@ def test_turn_unit_loss_is_the_mean_of_per_sample_means(setup):
     assert _metrics(run)[0]["loss"] == pytest.approx(sum(means) / len(means), rel=1e-5)
 
 
+def test_resume_guard_reads_the_data_content(setup, tmp_path):
+    import shutil
+    root, base = setup
+    data = str(tmp_path / "train.jsonl")
+    shutil.copy(base[base.index("--data") + 1], data)
+    argv = base + ["--data", data, "--micro_batch", "4", "--max_steps", "1", "--out", str(tmp_path / "run")]
+    _train(argv)
+    with open(data, "a") as f:  # same path, other content
+        f.write(open(data).readline())
+    with pytest.raises(SystemExit, match="data_sha256"):
+        _train(argv + ["--resume"])
+
+
 def test_presets_and_overrides():
     demo = train_sft.parse_args([])
     assert (demo.data, demo.global_batch, demo.lr, demo.mae, demo.pkt, demo.w_max) == (

@@ -12,10 +12,12 @@ before backward so the gradient equals the single-process one; see train_sft.py.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import shutil
+import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -205,27 +207,68 @@ def _replace_dir(src: str, dst: str) -> None:
 #
 # A checkpoint is a directory `step_{N:08d}/` holding the sharded model and optimizer state
 # (torch.distributed.checkpoint, one file per rank), `rng_{rank}.pt` per rank and `meta.json`
-# (the step and whatever the trainer adds). It is written as `step_N.tmp/` and renamed when
-# complete, so a crash mid-write leaves no half checkpoint behind; `latest_checkpoint` only
-# sees finished ones. DCP reshards on load, so model and optimizer state load at any world
-# size; the per-rank RNG states are restored only at the world size they were saved with.
+# (the step, when it was saved, the size of every other file, and whatever the trainer adds).
+# It is written as `step_N.tmp/`, fsynced, and only then renamed into place; an existing
+# `step_N/` is first renamed to `step_N.old/` and deleted after, so a crash at any moment
+# leaves a complete checkpoint of that step. A directory whose files do not match its
+# meta.json (a torn copy, a disk that lost data) is not a checkpoint: resume falls back to the
+# newest complete one. "Newest" means most recently saved, so a fresh run in an old run
+# directory keeps its own checkpoints, not the old run's higher step numbers. DCP reshards on
+# load, so model and optimizer state load at any world size; the per-rank RNG states are
+# restored only at the world size they were saved with.
 
 
-def _step_dirs(ckpt_dir: str) -> list[tuple[int, str]]:
+def _complete(path: str) -> dict | None:
+    """The meta dict of a complete checkpoint directory, else None."""
+    try:
+        with open(os.path.join(path, "meta.json")) as f:
+            meta = json.load(f)
+        sizes = meta["files"]
+        if all(os.path.getsize(os.path.join(path, name)) == size for name, size in sizes.items()):
+            return meta
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _step_dirs(ckpt_dir: str) -> list[tuple[float, int, str]]:
+    """(saved at, step, path) of every complete checkpoint, oldest first (`step_N.old` counts
+    only in the moment when it is the sole copy of its step)."""
     if not os.path.isdir(ckpt_dir):
         return []
+    names = set(os.listdir(ckpt_dir))
     out = []
-    for name in os.listdir(ckpt_dir):
-        full = os.path.join(ckpt_dir, name)
-        if name.startswith("step_") and name[5:].isdigit() and os.path.isfile(os.path.join(full, "meta.json")):
-            out.append((int(name[5:]), full))
+    for name in names:
+        step = name[5:].removesuffix(".old")
+        if not (name.startswith("step_") and step.isdigit()) or (name.endswith(".old") and name[:-4] in names):
+            continue
+        meta = _complete(os.path.join(ckpt_dir, name))
+        if meta is not None:
+            out.append((float(meta.get("saved_at", 0.0)), int(step), os.path.join(ckpt_dir, name)))
     return sorted(out)
 
 
 def latest_checkpoint(ckpt_dir: str) -> str | None:
-    """The newest complete checkpoint directory in `ckpt_dir`, or None."""
+    """The most recently saved complete checkpoint directory in `ckpt_dir`, or None."""
     steps = _step_dirs(ckpt_dir)
-    return steps[-1][1] if steps else None
+    return steps[-1][2] if steps else None
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes (a run's data file, for the resume guard)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _rng_state() -> dict:
@@ -266,7 +309,7 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
     if info.is_main:
         os.makedirs(ckpt_dir, exist_ok=True)
         for name in os.listdir(ckpt_dir):  # leftovers of a run killed while saving
-            if name.endswith(".tmp"):
+            if name.endswith(".tmp") or (name.endswith(".old") and _complete(os.path.join(ckpt_dir, name[:-4]))):
                 shutil.rmtree(os.path.join(ckpt_dir, name), ignore_errors=True)
         os.makedirs(tmp)
     barrier(info)
@@ -274,13 +317,25 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
     torch.save(_rng_state(), os.path.join(tmp, f"rng_{info.rank}.pt"))
     barrier(info)
     if info.is_main:
+        files = sorted(os.listdir(tmp))
+        for name in files:
+            _fsync(os.path.join(tmp, name))
+        sizes = {name: os.path.getsize(os.path.join(tmp, name)) for name in files}
         with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump({"step": step, "world_size": info.world_size, **(meta or {})}, f, indent=2)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        for _, old in _step_dirs(ckpt_dir)[:-keep] if keep > 0 else []:
+            json.dump({"step": step, "world_size": info.world_size, "saved_at": time.time(), "files": sizes,
+                       **(meta or {})}, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync(tmp)
+        old = final + ".old"
+        if os.path.exists(final):  # re-saving a step: set the old copy aside, never delete it first
             shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+        os.rename(tmp, final)
+        _fsync(ckpt_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        for _, _, stale in _step_dirs(ckpt_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(stale, ignore_errors=True)
     barrier(info)
     return final
 
@@ -288,11 +343,9 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
 def load_checkpoint(path: str, info: DistInfo, models: dict, optimizers: dict) -> dict:
     """Restore models, optimizers and (at the same world size) this rank's RNG states from a
     checkpoint directory written by `save_checkpoint`; returns its meta dict."""
-    meta_file = os.path.join(path, "meta.json")
-    if not os.path.isfile(meta_file):
-        raise FileNotFoundError(f"{meta_file}: not a complete checkpoint (no meta.json)")
-    with open(meta_file) as f:
-        meta = json.load(f)
+    meta = _complete(path)
+    if meta is None:
+        raise FileNotFoundError(f"{path}: not a complete checkpoint (no meta.json, or files that do not match it)")
     state = _app_state(models, optimizers)
     dcp.load(state, checkpoint_id=path, no_dist=not info.distributed)
     for name, model in models.items():
