@@ -13,7 +13,8 @@ turn identical between rollout and update even when the model writes a call in a
 
 - Response mask: 1 on the model's tokens, 0 on obs tokens, so feedback tokens get no policy or
   value loss and no KL; `tl.ppo.gae` skips them (advantages flow from one turn to the next).
-- Rewards: each call's R(t) (paper Sec. 3.3) at the last token of the output that made it, from
+- Rewards: each output's R(t) (paper Sec. 3.3) at its last token: the worst of its calls' (so,
+  as in tl.classify, several calls in one output never earn more than one), each from
   the call category the episode runner gives it (its feedback: all right -> correct, a missing or
   hallucinated parameter or tool -> that penalty, other failures -> content error; unreadable
   output -> unparsable). A final answer earns no score of its own.
@@ -60,7 +61,7 @@ def _any_rank(flag: bool) -> bool:
 def episode_rollout(actor, tokenizer, tasks: list[dict], executor, *, max_turns: int, max_new_tokens: int,
                     max_len: int, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None) -> Rollout:
     """Play one episode per task and pack them as a `Rollout` with obs tokens masked and one score
-    per call (`score_positions`). An episode also stops when its sequence would exceed `max_len`."""
+    per output that made calls (`score_positions`). An episode also stops when its sequence would exceed `max_len`."""
     episodes = [Episode(t["tools"], t["query"], executor, max_turns=max_turns) for t in tasks]
     prompts = [tokenizer.encode_chat(ep.prompt()) for ep in episodes]
     tokens = [[] for _ in tasks]        # everything after the first prompt
@@ -79,7 +80,8 @@ def episode_rollout(actor, tokenizer, tasks: list[dict], executor, *, max_turns:
             step = episodes[i].step(text)
             tokens[i] += ids
             trained[i] += [1] * len(ids)
-            calls[i] += [(len(tokens[i]) - 1, c.category) for c in step.calls]
+            if step.calls:  # one score per output, its worst call's, as for single-turn extra calls: no free +1 per call
+                calls[i].append((len(tokens[i]) - 1, min((c.category for c in step.calls), key=category_reward)))
             if not episodes[i].done:
                 obs = tokenizer.encode_continuation(observation_text(episodes[i]))
                 tokens[i] += obs
