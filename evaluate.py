@@ -10,8 +10,12 @@
 Single-turn benchmarks (rotbench, bfcl, toolalpaca, the synthetic single-turn split) report TS /
 PI / CF; multi-turn ones (tooleyes, the synthetic multi-turn split) DE / CE / VA. Predictions
 are JSONL lines `{"id": <item id>, "output": <raw model text>}` (add `"benchmark": <unit>` when
-one file serves several units); the output may be in any format tl.parse reads. `--predictions
-gold` scores each item's own gold answer (a self-check: 100 / 100 / 100). Results go to `--out`:
+one file serves several units); the output may be in any format tl.parse reads (BFCL: its own
+Python call list, as BFCL's decoder reads it). `--predictions
+gold` scores each item's own gold answer (a self-check: 100 / 100 / 100 wherever the benchmark's
+own checker can credit an answer at all; see tl.benchmarks.gold_output). Outputs are read and
+scored as each benchmark's own checker does; --bfcl_json_literals and --rotbench_empty_input_ok
+are the two documented deviations. Results go to `--out`:
 `metrics.json`, `items.jsonl` (one record per item with the category of its prediction) and
 `predictions.jsonl`, in a subfolder per unit when there are several (plus `summary.json`).
 """
@@ -53,6 +57,12 @@ def parse_args(argv=None):
     p.add_argument("--prompt_format", choices=PROMPT_FORMATS, default="project",
                    help="authors: the template of the authors' finetune.py (no </s> after history turns, raw "
                         "tool descriptions), for checkpoints their code trained, e.g. TL-CodeLLaMA-2")
+    p.add_argument("--bfcl_json_literals", action="store_true",
+                   help="BFCL: read true/false/null in calls as JSON literals (the project's own call format, which "
+                        "models trained here write) instead of as the strings BFCL's decoder makes of them")
+    p.add_argument("--rotbench_empty_input_ok", action="store_true",
+                   help="RoTBench: score a call without arguments like any other (its evaluate.py counts it wrong, "
+                        "so e.g. 8 of First_Turn/clean's 105 items cannot be right)")
     return p.parse_args(argv)
 
 
@@ -152,6 +162,8 @@ def markdown(name: str, metrics: dict) -> str:
     rows += [f"| {name} / {g} | {m['n']} | " + " | ".join(f"{m[c]:.2f}" for c in cols) + " |"
              for g, m in metrics["by_category"].items() if len(metrics["by_category"]) > 1]
     text = "\n".join([f"| benchmark | n | {' | '.join(cols)} |", "|---|---|" + "---|" * len(cols), *rows])
+    if name == "bfcl":
+        text += "\n\nBFCL scores each category on its own (CF = BFCL's accuracy); the first row pools all items."
     if "errors" in metrics:
         e = metrics["errors"]
         cats, params, wrong = e["categories"], e["parameters"], e["wrong_tool"]
@@ -209,7 +221,8 @@ def main(argv=None):
                                       batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                                       progress=bar.update)
             try:
-                metrics, records = score(unit.items, outputs, tokenize)
+                metrics, records = score(unit.items, outputs, tokenize, bfcl_json_literals=args.bfcl_json_literals,
+                                         rotbench_empty_input_ok=args.rotbench_empty_input_ok)
             except BenchmarkError as e:
                 sys.exit(f"evaluate.py: {unit.name}: {e}")
             outputs = {it.id: outputs[it.id] for it in unit.items}

@@ -119,23 +119,72 @@ def test_bfcl_mode():
         classify('geo.find(city="SF")', Call("geo.find", {"city": "SF"}), tools, mode="bfcl")
 
 
+def test_bfcl_mode_follows_bfcls_checker():
+    tools = [{"name": "f", "parameters": {"type": "dict", "required": ["a", "xs"], "properties": {
+        "a": {"type": "string"}, "xs": {"type": "array", "items": {"type": "float"}}, "t": {"type": "tuple", "items": {"type": "integer"}},
+        "n": {"type": "integer"}}}}]
+
+    def cat(text, **gold):
+        gold = {"a": ["x"], "xs": [[1.5, 2.0]], **gold}
+        return classify(text, Call("f", gold), tools, mode="bfcl").category
+    assert cat('f(a="x", xs=[1.5, 2.0])') == CORRECT
+    assert cat('f(xs=[1.5, 2.0])', a=["x", ""]) == PARAM_MISSING  # required by the schema, whatever the answer lists
+    assert cat('f(a="x", xs=[1.5, 2])') == CONTENT_ERROR          # array items are type-checked: 2 is no float
+    assert cat('f(a="x", xs=[1, 2])', xs=[[1, 2]]) == CORRECT      # ... unless the answer itself holds ints
+    assert cat('f(a="x", xs=[1.5, 2.0], zz=1)', zz=[1]) == PARAM_HALLUCINATION  # not in the schema, though in the answer
+    assert cat('f(a="x", xs=[1.5, 2.0], t=[1, 2])', t=[[1, 2]]) == CORRECT
+    assert cat('f(a="x", xs=[1.5, 2.0], n="7")', n=["7"]) == CORRECT  # BFCL's "variable": the answer's type counts
+
+
 def test_no_call_expected_and_extra_calls():
     assert classify("I can't help with that.", None, TOOLS).category == CORRECT
     assert classify('fetch_time(tz="x")', None, TOOLS).category == WRONG_TOOL
     assert classify('nope(tz="x")', None, TOOLS).category == TOOL_HALLUCINATION
     assert reward("Just text.", None, TOOLS) == 1.0
-    c = classify('[get_weather_current(city="Paris"), fetch_time(tz="x")]', GOLD, TOOLS)
-    assert c.category == CORRECT and c.details["extra_calls"] == ["fetch_time"]
     assert classify('x(a=1)', GOLD, None).category == WRONG_TOOL  # tools=None: names are not checked
+
+
+@pytest.mark.parametrize("pred, category, value", [
+    # more calls than the gold expects: the first against the gold, each further one as an
+    # unexpected call, the output the worst of them -- never +1
+    ('[get_weather_current(city="Paris"), made_up(x=1)]', TOOL_HALLUCINATION, -2.0),   # a made-up tool anywhere
+    ('[made_up(x=1), get_weather_current(city="Paris")]', TOOL_HALLUCINATION, -2.0),
+    ('[get_weather_current(city="Paris"), fetch_time(tz="x")]', WRONG_TOOL, -1.5),     # an offered tool
+    ('[get_weather_current(city="Paris"), get_weather_current(city="Paris")]', WRONG_TOOL, -1.5),  # a repeat too
+    ('get_weather_current(city="Paris")\nget_weather_current(city="Lyon")', WRONG_TOOL, -1.5),
+    ('[get_weather_current(wind=1, unit="c"), fetch_time(tz="x")]', PARAM_HALLUCINATION, -1.8),  # the worst wins
+    ('Thought:\nAction: get_weather_current\nAction Input: {"city": "Paris"}\n'
+     'Action: made_up\nAction Input: {}', TOOL_HALLUCINATION, -2.0),                    # ReAct, two Action blocks
+])
+def test_extra_calls_are_never_rewarded(pred, category, value):
+    c = classify(pred, GOLD, TOOLS)
+    assert (c.category, reward(pred, GOLD, TOOLS)) == (category, value)
+    assert (c.details["ts"], c.details["pi"], c.details["cf"]) == (False, False, False)  # as both official checkers
+    assert c.details["extra_calls"] and c.details["predicted_name"] == parse(pred).calls[0].name
+    for mode in ("rotbench", "strict"):
+        assert reward(pred, [GOLD], TOOLS, mode=mode) < 0
+    # no call expected: every call is unexpected
+    assert classify('[fetch_time(tz="x"), nope()]', None, TOOLS).category == TOOL_HALLUCINATION
+
+
+def test_ppo_reward_is_the_same_function():
+    from tl.rollout import Prompt, score_response
+    prompt = Prompt("p", TOOLS, [{"role": "user", "content": "Weather in Paris?"}], GOLD)
+    assert score_response('get_weather_current(city="Paris")', prompt) == (1.0, CORRECT)
+    assert score_response('[get_weather_current(city="Paris"), made_up(x=1)]', prompt) == (-2.0, TOOL_HALLUCINATION)
+    assert score_response('[get_weather_current(city="Paris"), fetch_time(tz="x")]', prompt) == (-1.5, WRONG_TOOL)
     with pytest.raises(ValueError, match="mode must be one of"):
         classify("f()", GOLD, TOOLS, mode="loose")
 
 
-def test_classify_calls_is_order_free():
+def test_classify_calls_is_order_free_and_matches_like_bfcl():
     golds = [Call("get_weather_current", {"city": ["Paris", "Rome"]}), Call("get_weather_current", {"city": ["Paris"]})]
-    # First-fit matching would give Paris to gold 0 and fail gold 1; the best assignment does not.
+    r = classify_calls('[get_weather_current(city="Rome"), get_weather_current(city="Paris")]', golds, TOOLS, mode="bfcl")
+    assert r.category == CORRECT and r.details["matches"] == [(0, 0), (1, 1)]
+    # BFCL's first-fit rule: gold 0 takes the first prediction it accepts (Paris), and gold 1 then
+    # finds none, although another assignment exists; its checker calls this invalid, and so do we
     r = classify_calls('[get_weather_current(city="Paris"), get_weather_current(city="Rome")]', golds, TOOLS, mode="bfcl")
-    assert r.category == CORRECT and r.details["matches"] == [(0, 1), (1, 0)]
+    assert r.category == CONTENT_ERROR and r.details["matches"] == [(0, 0), (1, 1)]
     r = classify_calls('[get_weather_current(city="Rome")]', golds, TOOLS, mode="bfcl")
     assert r.category == NO_CALL and [c.category for c in r.per_call] == [CORRECT, NO_CALL]
     r = classify_calls('[get_weather_current(city="Rome"), get_weather_current(city="Paris"), fetch_time(tz="x")]',

@@ -117,10 +117,15 @@ def test_batched_generation_matches_one_at_a_time(tmp_path, tiny_model_dir):
 def test_bfcl_eval_package_when_installed():
     if bfcl.package_data_dir() is None:
         pytest.skip("bfcl-eval is not installed (pip install bfcl-eval --no-deps)")
-    unit, = load("bfcl")  # no path: the package's own data files (BFCL_v4_*, simple_python -> simple)
+    unit, = load("bfcl")  # no path: the package's own data files (BFCL_v4_*, simple_python -> simple; live ones)
     assert {it.category for it in unit.items} == set(bfcl.CATEGORIES)
-    metrics, _ = score(unit.items, {it.id: gold_output(it) for it in unit.items})
-    assert (metrics["TS"], metrics["PI"], metrics["CF"]) == (100.0, 100.0, 100.0)
+    _, records = score(unit.items, {it.id: gold_output(it) for it in unit.items})
+    # BFCL's own checker accepts no output for four possible answers (checked side by side by
+    # experiments/official_checkers.py): a key the function does not declare but the answer
+    # requires (live_multiple_862, _964), a key whose acceptable list is empty (live_simple_106, _112)
+    unsatisfiable = {"live_simple_106-63-0", "live_simple_112-68-0", "live_multiple_862-181-3", "live_multiple_964-207-0"}
+    assert {r["id"] for r in records if not r["CF"]} == unsatisfiable
+    assert all(r["TS"] for r in records)
 
 
 def test_prompt_format_authors_reaches_every_prompt(tmp_path, tiny_model_dir, monkeypatch):

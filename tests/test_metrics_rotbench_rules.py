@@ -1,5 +1,6 @@
 """RoTBench's own evaluate.py rules that tl.classify applies in mode "rotbench" (the metrics
 TS/PI/CF are read from these classifications)."""
+from tl.benchmarks.rotbench import role_rules
 from tl.classify import classify
 from tl.schema import Call
 
@@ -13,7 +14,7 @@ def tool(name, *keys):
 # two tools ("get_x" asks the user, "get_y" finishes) while a tool literally named "finish" is
 # some other API.
 NOISY = [tool("finish", "type"), tool("search", "q"), tool("get_x", "question"), tool("get_y", "answer")]
-ROLES = {"unchecked_tools": ("get_x", "get_y"), "aliases": {"finish": "get_y"}}
+ROLES = role_rules(NOISY)
 
 
 def test_literal_finish_counts_for_the_renamed_finish_role_and_its_answer_is_not_checked():
@@ -24,12 +25,16 @@ def test_literal_finish_counts_for_the_renamed_finish_role_and_its_answer_is_not
     assert classify('finish(answer="no idea")', gold, NOISY, mode="rotbench").category == "wrong_tool"
 
 
-def test_values_are_unchecked_for_the_roles_by_position_not_by_name():
+def test_values_are_unchecked_for_the_roles_by_position_and_by_name():
+    assert ROLES == {"unchecked_tools": ("get_x", "get_y", "ask_to_user", "finish"), "aliases": {"finish": "get_y"}}
     ask = [Call("get_x", {"question": "Which city?"})]
     assert classify('get_x(question="Where?")', ask, NOISY, mode="rotbench", **ROLES).category == "correct"
-    # the tool *named* finish is an ordinary API here: its values are checked
+    # the tool *named* finish is some other API here, but evaluate.py compares the gold's name with
+    # "finish" / "ask_to_user" too, so its values are not checked either (only its keys)
     fin = [Call("finish", {"type": "music"})]
-    assert classify('finish(type="diy")', fin, NOISY, mode="rotbench", **ROLES).category == "content_error"
+    assert classify('finish(type="diy")', fin, NOISY, mode="rotbench", **ROLES).category == "correct"
+    assert classify('finish(kind="diy")', fin, NOISY, mode="rotbench", **ROLES).category != "correct"
+    assert classify('search(q="x")', [Call("search", {"q": "y"})], NOISY, mode="rotbench", **ROLES).category == "content_error"
 
 
 def test_several_golds_take_the_furthest_stage_like_rotbench():

@@ -5,30 +5,28 @@ first category that applies is reported (paper Sec. 3.3):
   unparsable / no_call -> tool_hallucination (name not among the tools) -> wrong_tool ->
   param_hallucination > param_missing > param_redundant (all three flags kept in details) ->
   content_error (right tool and keys, a value differs) -> correct.
-Parameter flags (the original code's definitions): hallucinated = a predicted key the gold
-tool does not declare (and gold does not use); redundant = declared but not in the gold call;
-missing = a gold key not predicted.
+Parameter flags (the original code's): hallucinated = a predicted key the gold tool does not
+declare (and gold does not use); redundant = declared, not in gold; missing = a gold key not predicted.
+
+More calls than the gold expects: the first is scored against the gold, each further one as an
+unexpected call (wrong_tool; tool_hallucination if its tool is not offered), the output as the
+worst, with TS = PI = CF = False (RoTBench's evaluate.py cannot read two Action blocks, BFCL
+rejects a wrong number of calls). So such an output's R(t) is -2 when any call names a tool that
+is not offered, else at most -1.5, never +1.
 
 Value comparison, by `mode`:
 - "strict": JSON equality; the only normalisation is that ints and floats compare by value
   (1 == 1.0). Booleans are not numbers (true != 1); strings are compared exactly.
-- "rotbench": what RoTBench's evaluate.py does: values compared with Python `==` after
-  json.loads (so "1" != 1, but also true == 1), a gold value "None" is not checked (the key must
-  still be present), and the values of `finish` / `ask_to_user` calls are never checked (by
-  name by default; RoTBench itself takes these roles by position, see `classify`). Not
-  copied: evaluate.py skips (counts wrong) every prediction with an empty argument dict, even
-  when the gold call has no arguments either.
-- "bfcl": gold values are lists of acceptable values (BFCL possible_answer); "" in the list
-  means the key may be omitted. Strings compare after BFCL's standardize_string (drop
-  spaces and , . / - _ * ^, lower-case, ' -> "); numbers by value (int accepted for float),
-  except that a float is rejected for an `integer` parameter; booleans only equal booleans;
-  lists element-wise in order; dicts key by key against nested acceptable lists.
+- "rotbench": RoTBench's evaluate.py: values compared with Python `==` (so "1" != 1, but true ==
+  1), a gold value "None" not checked (the key must be there), nor any value of the
+  `unchecked_tools` (finish / ask_to_user, tl.benchmarks.rotbench.role_rules).
+- "bfcl": gold values are lists of acceptable values (BFCL possible_answer) judged as BFCL's own
+  checker does (tl.benchmarks.bfcl.value_ok); "" = the key may be omitted unless the schema
+  requires it; a key the schema does not declare is hallucinated even if the answer lists it.
 
 Gold forms: a Call (or {"name", "arguments"} dict); a list of Calls = several acceptable answers
-(RoTBench), scored against the best-scoring one; None = no call expected (BFCL irrelevance):
-a plain answer is correct, a call is `wrong_tool` (or `tool_hallucination` if its name is not a
-tool). When the prediction holds several calls but gold is one call, the first call is scored
-and the others are listed in details["extra_calls"]; use `classify_calls` for parallel gold.
+(RoTBench), scored against the best-scoring one; None = no call expected: a plain answer is
+correct, a call unexpected. `classify_calls` takes parallel gold.
 """
 from __future__ import annotations
 
@@ -37,6 +35,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from tl.benchmarks.bfcl import value_ok as bfcl_value_ok
 from tl.parse import Parsed, parse, parse_literal
 from tl.schema import Call, normalize_tools
 
@@ -51,7 +50,7 @@ FEEDBACK_CATEGORIES = (ALL_RIGHT, TOOL_INSTABILITY, TOOL_CALL_FAILURE, TOOL_HALL
                        PARAM_HALLUCINATION, PARAM_MISSING, OTHERS)
 MODES = ("strict", "rotbench", "bfcl")
 PARAM_CATEGORIES = (PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT)  # reporting precedence
-ROTBENCH_UNCHECKED_TOOLS = ("finish", "ask_to_user")
+ROTBENCH_UNCHECKED_TOOLS = ("finish", "ask_to_user")  # by name; rotbench.role_rules adds the roles by position
 # Python's built-in exception classes whose names end in neither Error nor Exception.
 _EXCEPTION_NAMES = sorted(n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)
                           and not n.endswith(("Error", "Exception", "Warning")))
@@ -138,37 +137,12 @@ def strict_equal(pred, gold) -> bool:
     return type(pred) is type(gold) and pred == gold
 
 
-def bfcl_standardize(s: str) -> str:
-    """BFCL's standardize_string: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
-    return re.sub(r"[ ,./\-_*^]", "", s).lower().replace("'", '"')
-
-
-def bfcl_match(pred, acceptable) -> bool:
-    """One predicted value against one acceptable BFCL value (recursively for lists/dicts)."""
-    if isinstance(acceptable, dict):
-        if not isinstance(pred, dict):
-            return False
-        for k, v in pred.items():
-            options = acceptable.get(k)
-            options = options if isinstance(options, list) else [options]
-            if k not in acceptable or not any(bfcl_match(v, o) for o in options):
-                return False
-        return all(k in pred or (isinstance(o, list) and "" in o) for k, o in acceptable.items())
-    if isinstance(acceptable, list):
-        return isinstance(pred, list) and len(pred) == len(acceptable) and all(map(bfcl_match, pred, acceptable))
-    if isinstance(acceptable, str):
-        return isinstance(pred, str) and bfcl_standardize(pred) == bfcl_standardize(acceptable)
-    return strict_equal(pred, acceptable)
-
-
 def _value_ok(pred_value, gold_value, mode: str, prop: dict | None) -> bool:
     if mode == "strict":
         return strict_equal(pred_value, gold_value)
     if mode == "rotbench":
         return gold_value == "None" or pred_value == gold_value
-    if (prop or {}).get("type") == "integer" and isinstance(pred_value, float):
-        return False
-    return any(bfcl_match(pred_value, a) for a in gold_value)
+    return bfcl_value_ok(pred_value, gold_value, prop or {})
 
 
 # ----------------------------------------------------------------------------- one call
@@ -196,16 +170,20 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
         d.update(_name_token_stats(pred.name, gold.name, tokenize))
         return Classification(WRONG_TOOL, d)
     d["ts"] = True
-    schema = (tools or {}).get(gold.name)
-    props = schema["parameters"]["properties"] if schema else {}
-    if mode == "bfcl":
-        for k, v in gold.arguments.items():
-            if not isinstance(v, list):
-                raise ValueError(f"mode='bfcl': gold {gold.name}.{k} must be a list of acceptable values; found {v!r:.100}")
-    optional = {k for k, v in gold.arguments.items() if mode == "bfcl" and "" in v}
-    d["hallucinated"] = [k for k in pred.arguments if k not in props and k not in gold.arguments]
+    params = ((tools or {}).get(gold.name) or {}).get("parameters", {})
+    props = params.get("properties", {})
+    if mode == "bfcl":  # BFCL's checker: a key outside the schema is unexpected, a required key never optional
+        bad = next((k for k, v in gold.arguments.items() if not isinstance(v, list)), None)
+        if bad is not None:
+            raise ValueError(f"mode='bfcl': gold {gold.name}.{bad} must be a list of acceptable values; found {gold.arguments[bad]!r:.100}")
+        required = params.get("required", [])
+        wanted = [*required, *(k for k, v in gold.arguments.items() if "" not in v and k not in required)]
+        d["hallucinated"] = [k for k in pred.arguments if k not in props]
+    else:
+        wanted = list(gold.arguments)
+        d["hallucinated"] = [k for k in pred.arguments if k not in props and k not in gold.arguments]
     d["redundant"] = [k for k in pred.arguments if k in props and k not in gold.arguments]
-    d["missing"] = [k for k in gold.arguments if k not in pred.arguments and k not in optional]
+    d["missing"] = [k for k in wanted if k not in pred.arguments]
     for category, key in zip(PARAM_CATEGORIES, ("hallucinated", "missing", "redundant")):
         if d[key]:
             return Classification(category, d)
@@ -221,15 +199,15 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
 
 def _unexpected_call(pred: Call, tools: dict | None, mode: str) -> Classification:
     """A call where gold expects none: the right 'tool' was no tool at all."""
-    known = tools is None or pred.name in tools
-    return Classification(WRONG_TOOL if known else TOOL_HALLUCINATION, _details(mode, pred.name, None))
+    return Classification(WRONG_TOOL if tools is None or pred.name in tools else TOOL_HALLUCINATION, _details(mode, pred.name))
 
 
 def _prepare(pred, tools, mode, tokenize):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; found {mode!r}")
     parsed = pred if isinstance(pred, Parsed) else parse(pred)
-    by_name = None if tools is None else {t["name"]: t for t in normalize_tools(tools)}
+    # BFCL's checker reads its own schemas' type words (float, tuple), which normalisation merges.
+    by_name = None if tools is None else {t["name"]: t for t in (tools if mode == "bfcl" else normalize_tools(tools))}
     return parsed, by_name, tokenize or split_name
 
 
@@ -248,34 +226,37 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None,
     hallucinated. `tokenize`: name -> tokens for the wrong-tool statistics (default
     `split_name`; SFT/eval may pass the model's tokenizer).
 
-    RoTBench's role rules (mode "rotbench"): `unchecked_tools` = the tools whose argument values
-    are not checked, and `aliases` = {predicted name: gold name} read as the same tool. RoTBench's
-    evaluate.py takes these roles by *position* -- the last two tools of the prompt are
-    ask_to_user and finish, which its noisy variants rename -- and accepts a literal "finish" for
-    the finish-role tool; `tl.benchmarks.rotbench` passes them. With several acceptable golds,
-    "rotbench" picks the gold that reaches the furthest stage (CF, then PI, then TS, then reward),
-    which is RoTBench's "any answer" rule for each of TS, PI and CF; other modes pick the best reward."""
+    RoTBench's role rules (mode "rotbench", from tl.benchmarks.rotbench.role_rules):
+    `unchecked_tools` = the gold tools whose argument values are not checked, `aliases` =
+    {predicted name: gold name} read as the same tool. With several acceptable golds, "rotbench"
+    picks the gold that reaches the furthest stage (CF, then PI, then TS, then reward): its "any
+    answer" rule for each of TS, PI and CF; other modes pick the best reward."""
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     if parsed.kind == "error":
         return Classification(UNPARSABLE, _details(mode, parse_error=parsed.error))
-    first, extra = (parsed.calls[0], [c.name for c in parsed.calls[1:]]) if parsed.calls else (None, [])
+    calls = parsed.calls
+    if not calls:
+        return Classification(CORRECT, _details(mode, ts=True, pi=True, cf=True)) if gold is None else \
+            Classification(NO_CALL, _details(mode, gold_name=_gold_calls(gold)[0].name))
     if gold is None:
-        if first is None:
-            return Classification(CORRECT, _details(mode, ts=True, pi=True, cf=True))
-        c = _unexpected_call(first, tools, mode)
-    elif first is None:
-        return Classification(NO_CALL, _details(mode, gold_name=_gold_calls(gold)[0].name))
+        c = _unexpected_call(calls[0], tools, mode)
     else:
-        results = [_classify_one(first, g, tools, mode, tokenize, unchecked_tools, aliases) for g in _gold_calls(gold)]
-
-        def rank(i):
-            d = results[i].details
-            stages = (d["cf"], d["pi"], d["ts"]) if mode == "rotbench" else ()
-            return (*stages, call_reward(results[i]), -i)
-        best = max(range(len(results)), key=rank)
+        golds = _gold_calls(gold)
+        results = [_classify_one(calls[0], g, tools, mode, tokenize, unchecked_tools, aliases) for g in golds]
+        keep = range(len(results))
+        if mode == "rotbench":  # evaluate.py's CF loop also deletes a gold's "None" keys from the prediction:
+            # after the first gold with the prediction's tool and keys that holds one, no later such gold matches
+            same = [i for i in keep if results[i].details["pi"]]
+            first = next((i for i in same if "None" in golds[i].arguments.values()), len(results))
+            keep = [i for i in keep if i <= first or i not in same]
+        stages = (lambda d: (d["cf"], d["pi"], d["ts"])) if mode == "rotbench" else (lambda d: ())
+        best = max(keep, key=lambda i: (*stages(results[i].details), call_reward(results[i]), -i))
         c = results[best]
         c.details["gold_index"] = best
-    c.details["extra_calls"] = extra
+    if len(calls) > 1:  # extra calls: each an unexpected call, the output the worst (module docstring)
+        worst = _worst([c, *(_unexpected_call(p, tools, mode) for p in calls[1:])])
+        c = Classification(worst.category, {**c.details, "ts": False, "pi": False, "cf": False})
+    c.details["extra_calls"] = [p.name for p in calls[1:]]
     return c
 
 
@@ -284,40 +265,12 @@ def _worst(results: list[Classification]) -> Classification:
     return min(results, key=lambda c: (call_reward(c), order[c.category]))
 
 
-MAX_EXACT_MATCHING = 10  # predicted calls; beyond this the matching is greedy
-
-
-def _best_matching(score: dict, n_gold: int, n_pred: int) -> dict[int, int]:
-    """gold index -> predicted index maximising the total reward (an unmatched gold call counts
-    as no_call, -2). Exact search over subsets of predictions (BFCL's own first-fit matching can
-    miss a valid assignment when a gold call accepts several values); greedy for huge outputs."""
-    if n_pred > MAX_EXACT_MATCHING:
-        matched: dict[int, int] = {}
-        for (i, j) in sorted(score, key=lambda ij: (-score[ij], ij)):
-            if i not in matched and j not in matched.values():
-                matched[i] = j
-        return matched
-    memo: dict = {}
-
-    def best(i: int, used: int):
-        if i == n_gold:
-            return 0.0, ()
-        if (i, used) not in memo:
-            options = []
-            for j in [j for j in range(n_pred) if not used >> j & 1] + [None]:
-                total, rest = best(i + 1, used if j is None else used | 1 << j)
-                options.append((total + (_FIXED_REWARD[NO_CALL] if j is None else score[i, j]), (j, *rest)))
-            memo[i, used] = max(options, key=lambda o: o[0])  # first maximum: lowest index wins ties
-        return memo[i, used]
-
-    return {i: j for i, j in enumerate(best(0, 0)[1]) if j is not None}
-
-
 def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=None) -> CallsClassification:
-    """Parallel gold (BFCL parallel / parallel_multiple): match predicted calls to gold calls
-    regardless of order (the assignment with the highest total reward), classify each pair; unmatched gold
-    calls are `no_call`, unmatched predictions are scored as unexpected calls. The overall
-    category is the worst result; it is `correct` only when every call is."""
+    """Parallel gold (BFCL): match predicted calls to gold calls regardless of order, as BFCL's
+    checker does (each gold call, in order, takes the first unmatched prediction that is right;
+    so the output is `correct` exactly when BFCL finds it valid), then the remaining pairs by
+    reward; classify each pair. Unmatched gold calls are `no_call`, unmatched predictions are
+    scored as unexpected calls. The overall category is the worst result."""
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     golds = [Call.from_dict(g) for g in gold_calls]
     if parsed.kind == "error":
@@ -325,7 +278,14 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
         return CallsClassification(UNPARSABLE, {"matches": [], "extra_calls": [], "parse_error": parsed.error}, per)
     preds = parsed.calls
     pairs = {(i, j): _classify_one(p, g, tools, mode, tokenize) for i, g in enumerate(golds) for j, p in enumerate(preds)}
-    matched = _best_matching({ij: call_reward(c) for ij, c in pairs.items()}, len(golds), len(preds))
+    matched: dict[int, int] = {}
+    for i in range(len(golds)):  # BFCL's rule: each gold call in turn takes the first free prediction that is right
+        j = next((j for j in range(len(preds)) if j not in matched.values() and pairs[i, j].category == CORRECT), None)
+        if j is not None:
+            matched[i] = j
+    for i, j in sorted(pairs, key=lambda ij: (-call_reward(pairs[ij]), ij)):  # the rest by reward (error analysis)
+        if i not in matched and j not in matched.values():
+            matched[i] = j
     per = [pairs[i, matched[i]] if i in matched else Classification(NO_CALL, _details(mode, gold_name=g.name))
            for i, g in enumerate(golds)]
     extra = [j for j in range(len(preds)) if j not in matched.values()]
@@ -339,7 +299,8 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
 
 
 def reward(pred_text, gold, tools, *, mode: str = "strict") -> float:
-    """Paper Sec. 3.3, R(t) for one generated call: `call_reward(classify(...))`."""
+    """Paper Sec. 3.3, R(t) for one generated output: `call_reward(classify(...))`; an output
+    with extra calls scores as the module docstring says (never +1)."""
     return call_reward(classify(pred_text, gold, tools, mode=mode))
 
 

@@ -8,11 +8,13 @@ Single turn (RoTBench, ToolAlpaca, BFCL-v3, the synthetic split), each in percen
 - TS (tool selection): the predicted tool name is the gold one;
 - PI (parameter identification): TS and the set of keys equals the gold set;
 - CF (content filling): PI and every value is right under the benchmark's value rules.
-For parallel gold (BFCL) an item counts for TS / PI only when every gold call was matched by a
+An output with more calls than the gold expects is wrong on all three (tl.classify). For
+parallel gold (BFCL) an item counts for TS / PI only when every gold call was matched by a
 predicted call that reached that stage and no predicted call is left over, and for CF only
-when the whole set is correct. BFCL irrelevance (no call expected): the item is right on all
-three when the output holds no call -- a plain answer, or, as in BFCL's own
-`relevance_file_runner`, an output that does not decode as calls at all (`unparsable`).
+when the whole set is correct. BFCL (live_)irrelevance (no call expected): the item is right on
+all three when the output holds no call -- a plain answer, or, as in BFCL's own
+`relevance_file_runner`, an output that does not decode as calls at all (`unparsable`);
+live_relevance is right on all three with any call (tl.benchmarks.run.score_item).
 
 Multi-turn (ToolEyes, the synthetic multi-turn split), within 9 turns:
 - DE: % of calls with a documentation-understanding error (tool hallucination, parameter

@@ -70,7 +70,9 @@ def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
 
 
 def score_response(text: str, prompt: Prompt) -> tuple[float, str]:
-    """The paper's reward R(t) (Sec. 3.3) of one generated call, and its error category."""
+    """The paper's reward R(t) (Sec. 3.3) of one generated output, and its error category: the
+    same `tl.classify` function evaluation uses, so extra calls are never +1 (-2 with a tool that
+    is not offered, else at most -1.5)."""
     c = classify(text, prompt.gold, prompt.tools)
     return call_reward(c), c.category
 

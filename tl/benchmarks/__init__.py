@@ -15,7 +15,6 @@ from pathlib import Path
 from tl.benchmarks import bfcl, rotbench, synthetic, toolalpaca, tooleyes
 from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, Task, unique_ids
 from tl.render import format_call
-from tl.schema import Call
 
 LOADERS = {"rotbench": rotbench, "bfcl": bfcl, "toolalpaca": toolalpaca, "tooleyes": tooleyes, "synthetic": synthetic}
 # Folder names under a data root (../shared/data uses the first of each).
@@ -57,30 +56,54 @@ def discover(root) -> list[tuple[str, Path]]:
     return found
 
 
-def _first_acceptable(options):
-    """The first acceptable BFCL value that is not "" (= may be omitted)."""
-    return _written(next(v for v in options if v != ""))
+def _first(options):
+    """The first acceptable BFCL value that is not "" (= may be omitted); "" when that is the only
+    one (BFCL accepts the empty string for a required string key listed as [""])."""
+    return next((v for v in options if v != ""), "")
 
 
-def _written(value):
-    """An acceptable BFCL value as a model would write it: a dict's values are themselves lists
-    of acceptable values (keys that may be omitted are left out), also inside lists of dicts."""
-    if isinstance(value, dict):
-        return {k: _first_acceptable(v) for k, v in value.items() if "" not in v}
-    if isinstance(value, list):
-        return [_written(v) for v in value]
+def _keep(options, required: bool) -> bool:
+    """Whether the gold output writes this key: when it may not be omitted ("" is not among its
+    values, or the schema requires it). BFCL accepts no value at all for a key whose acceptable
+    list is empty (live_simple_106, live_simple_112): it is left out."""
+    return bool(options) and ("" not in options or required)
+
+
+def _written(value, prop: dict):
+    """An acceptable BFCL value as a model writes it. For a dict parameter (or a list of dicts)
+    the acceptable value is a dict of acceptable-value lists, whose members are literal values,
+    as in BFCL's dict_checker; keys that may be omitted are left out."""
+    def one(d):
+        return {k: _first(v) for k, v in d.items() if _keep(v, False)} if isinstance(d, dict) else d
+    kind = prop.get("type")
+    if kind in ("dict", "object"):
+        return one(value)
+    if kind in ("array", "tuple") and (prop.get("items") or {}).get("type") in ("dict", "object") and isinstance(value, list):
+        return [one(d) for d in value]
     return value
+
+
+def _python_call(name: str, args: dict) -> str:
+    # BFCL's own output format: Python literals (True, None), which its decoder reads as such.
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 
 def gold_output(item: Item) -> str:
     """The item's gold answer written as model output (the first acceptable answer, parameters
-    that may be omitted left out): scoring it must give TS = PI = CF = 100."""
-    if item.mode != "bfcl":
-        return format_call(item.gold[0])
+    that may be omitted left out, BFCL's in its own Python syntax): scoring it gives TS = PI = CF
+    = 100, except where the benchmark's own checker accepts no output: RoTBench's calls without
+    arguments (unless --rotbench_empty_input_ok), BFCL's live_simple_106/112, live_multiple_862/964."""
+    if item.mode != "bfcl":  # RoTBench's evaluate.py credits no call without arguments: prefer one with
+        return format_call(next((g for g in item.gold if g.arguments or item.reader != "rotbench"), item.gold[0]))
+    if item.category == "live_relevance":
+        return _python_call(item.tools[0]["name"], {})  # any call is right
     if not item.gold:
         return "None of the available functions can answer this request."
     calls = []
     for entry in item.gold:
         (name, params), = entry.items()
-        calls.append(Call(name, {k: _first_acceptable(v) for k, v in params.items() if "" not in v}))
-    return format_call(calls)
+        schema = next((f["parameters"] for f in item.tools if f["name"] == name), {})
+        props, required = schema.get("properties", {}), schema.get("required", [])
+        calls.append(_python_call(name, {k: _written(_first(v), props.get(k, {})) for k, v in params.items()
+                                         if _keep(v, k in required)}))
+    return "[" + ", ".join(calls) + "]"

@@ -29,12 +29,17 @@ class BenchmarkError(ValueError):
 class Item:
     """One single-turn test: predict the next assistant call after `messages`.
 
+    tools: in any form `tl.schema.normalize_tools` reads (the normal form, except BFCL's own
+    schemas, whose type words its checker reads).
     gold: what `tl.classify` compares against, per `mode`:
       "rotbench" -- a list of acceptable `Call`s (any one may match; RoTBench/ToolAlpaca rules);
       "bfcl"     -- BFCL's `ground_truth` list, one `{name: {param: [acceptable values]}}` per
-                    expected call (order-free); `[]` for irrelevance (the right output is no call);
+                    expected call (order-free); `[]` for (live_)irrelevance and live_relevance,
+                    whose category says what is right (no call / any call);
       "strict"   -- a list with one `Call` (the synthetic split).
-    options: RoTBench's positional role rules (`unchecked_tools`, `aliases`), passed to classify.
+    options: RoTBench's role rules (`unchecked_tools`, `aliases`), passed to classify.
+    reader: how the benchmark's own checker reads model text: "project" (tl.parse.parse),
+    "rotbench" (tl.benchmarks.rotbench.read_output) or "bfcl" (tl.benchmarks.bfcl.decode).
     """
     id: str
     benchmark: str
@@ -44,6 +49,7 @@ class Item:
     mode: str
     category: str = ""
     options: dict = field(default_factory=dict)  # extra keyword arguments for tl.classify.classify
+    reader: str = "project"
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,40 @@
-"""BFCL-v3 (Berkeley Function-Calling Leaderboard), the single-turn AST categories.
+"""BFCL-v3 (Berkeley Function-Calling Leaderboard), the single-turn Python AST categories, and the
+rules of BFCL's own checker (`bfcl_eval`'s ast_checker and its decoder for prompting models).
 
 Files are JSON Lines despite their `.json` suffix:
 - `BFCL_v3_<category>.json`: `{"id", "question": [[{"role", "content"}, ...]], "function": [schema, ...]}`;
 - `possible_answer/BFCL_v3_<category>.json`: `{"id", "ground_truth": [{name: {param: [acceptable
-  values]}}, ...]}` with the same ids; `""` among a parameter's values = it may be omitted.
-Categories: simple, multiple, parallel, parallel_multiple, and irrelevance (no answer file: the
-right output is no call). Later releases (the `bfcl-eval` PyPI package ships `BFCL_v4_*` files)
-rename `simple` to `simple_python`; both spellings are read, and the category is reported under
-the v3 name. Ids are BFCL's own (`simple_0`, `parallel_3`, ...), unique across categories. As in
-BFCL's checker, a simple item's expected call is named after the question's function, whatever
-name its ground_truth entry uses (they differ once: simple_363).
+  values]}}, ...]}`; `""` among a parameter's values = it may be omitted (unless the schema
+  requires it). Answers pair with questions by *position*, as in BFCL (some public ids differ:
+  question `live_multiple_1052-79-0`, answer `live_multiple_1052-279-0`).
+Categories: simple, multiple, parallel, parallel_multiple, irrelevance (no call is right), and
+the live ones: live_simple, live_multiple, live_parallel, live_parallel_multiple,
+live_irrelevance, live_relevance (no answer file: any call is right). The `bfcl-eval` package
+ships `BFCL_v4_*` files and renames `simple` to `simple_python`; both spellings are read and the
+v3 name is reported. As in BFCL's checker, a simple item's expected call is named after the
+question's function, whatever name its ground_truth entry uses (they differ once: simple_363).
+Items keep BFCL's own function schemas (`Item.tools`): its checker reads their type words
+(`float`, `tuple`, `any`, `dict`), which the project's normal form merges.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import operator
 import re
+import warnings
 from pathlib import Path
 
 from tl.benchmarks.base import BenchmarkError, Item, Loaded, read_jsonl, record_ids, require
-from tl.schema import normalize_tools
+from tl.parse import MAX_CHARS, Parsed, parse
+from tl.render import EOS_MARK
+from tl.schema import Call, normalize_tools
 
-CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
-_FILE = re.compile(r"BFCL_v(\d+)_(simple_python|simple|multiple|parallel_multiple|parallel|irrelevance)\.json$")
+CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple", "live_multiple",
+              "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance")
+NO_ANSWER_FILE = ("irrelevance", "live_irrelevance", "live_relevance")
+_FILE = re.compile(r"BFCL_v(\d+)_(simple_python|" + "|".join(CATEGORIES) + r")\.json$")
 
 
 def package_data_dir():
@@ -69,39 +81,38 @@ def load_category(question_file, category: str, name: str = "bfcl") -> list[Item
     """One category's question file (and its possible_answer file) -> Items (mode "bfcl")."""
     question_file = Path(question_file)
     records = read_jsonl(question_file)
-    answers = {}
-    if category != "irrelevance":
+    answers = [[] for _ in records]
+    if category not in NO_ANSWER_FILE:
         answer_file = question_file.parent / "possible_answer" / question_file.name
-        for k, rec in enumerate(read_jsonl(answer_file)):
-            answers[str(require(rec, "id", str, f"{answer_file}:{k + 1}"))] = require(rec, "ground_truth", list, f"{answer_file}:{k + 1}")
+        rows = read_jsonl(answer_file)
+        if len(rows) != len(records):  # BFCL pairs by position and asserts equal lengths
+            raise BenchmarkError(f"{answer_file}: {len(rows)} answers for the {len(records)} questions of {question_file.name}; "
+                                 "BFCL pairs them by position, so the counts must match")
+        answers = [require(r, "ground_truth", list, f"{answer_file}:{k + 1}") for k, r in enumerate(rows)]
     items = []
-    for k, (rec, item_id) in enumerate(zip(records, record_ids(records, question_file, first=1))):
+    for k, (rec, item_id, gold) in enumerate(zip(records, record_ids(records, question_file, first=1), answers)):
         where = f"{question_file}:{k + 1}"
+        functions = require(rec, "function", list, where)
         try:
-            tools = normalize_tools(require(rec, "function", list, where))
+            tools = normalize_tools(functions)
         except ValueError as e:
             raise BenchmarkError(f"{where}: {e}") from None
-        if category == "irrelevance":
-            gold = []
-        else:
-            if rec["id"] not in answers:
-                raise BenchmarkError(f"{where}: id {rec['id']!r} has no entry in {answer_file}")
-            gold = answers[rec["id"]]
-            for g in gold:
-                if not (isinstance(g, dict) and len(g) == 1 and isinstance(next(iter(g.values())), dict)):
-                    raise BenchmarkError(f"{answer_file}: id {rec['id']!r}: each ground_truth entry should be {{name: {{param: [values]}}}}, found {g!r:.120}")
-            if category == "simple" and len(gold) == 1 and tools:
-                # BFCL's simple checker expects the question's only function by *its* name and reads
-                # just the gold's parameters (simple_363's gold says find_closest for
-                # restaurant_search.find_closest).
-                gold = [{tools[0]["name"]: next(iter(gold[0].values()))}]
-        items.append(Item(item_id, name, tools, _messages(rec.get("question"), where), gold, "bfcl", category))
+        for g in gold:
+            if not (isinstance(g, dict) and len(g) == 1 and isinstance(next(iter(g.values())), dict)):
+                raise BenchmarkError(f"{where}: id {rec['id']!r}: each ground_truth entry should be {{name: {{param: [values]}}}}, found {g!r:.120}")
+        if category in ("simple", "live_simple") and len(gold) == 1 and tools:
+            # BFCL's simple checker expects the question's first function by *its* name and reads
+            # just the gold's parameters (simple_363's gold says find_closest for
+            # restaurant_search.find_closest).
+            gold = [{tools[0]["name"]: next(iter(gold[0].values()))}]
+        items.append(Item(item_id, name, functions, _messages(rec.get("question"), where), gold, "bfcl", category,
+                          reader="bfcl"))
     return items
 
 
 def load(path=None) -> list[Loaded]:
-    """All categories found under `path` as one unit "bfcl" (ids are unique across categories).
-    With no path, the installed `bfcl-eval` package's data directory."""
+    """All categories found under `path` as one unit "bfcl" (ids are unique across categories;
+    metrics are reported per category). With no path, the installed `bfcl-eval` package's data."""
     if path is None:
         path = package_data_dir()
         if path is None:
@@ -117,3 +128,156 @@ def load(path=None) -> list[Loaded]:
     if len(set(ids)) != len(ids):
         raise BenchmarkError(f"{path}: BFCL ids repeat across category files; expected each id once")
     return [Loaded("bfcl", items)]
+
+
+# ----------------------------------------------------------------------------- BFCL's decoder
+
+class _Unreadable(Exception):
+    pass
+
+
+_JSON_NAMES = {"true": True, "false": False, "null": None}
+_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+               ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+
+
+def _value(node, json_literals: bool):
+    """One argument value as BFCL's resolve_ast_by_type reads it (never evaluated)."""
+    if isinstance(node, ast.Constant):
+        return "..." if node.value is Ellipsis else node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+        return -node.operand.value  # BFCL negates under every unary operator (+5 reads as -5)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_value(e, json_literals) for e in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            raise _Unreadable("** inside a dict")
+        return {_value(k, json_literals): _value(v, json_literals) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, ast.Name):  # a bare identifier is its own name as a string (true -> "true")
+        return _JSON_NAMES[node.id] if json_literals and node.id in _JSON_NAMES else node.id
+    if isinstance(node, ast.Call):
+        return _call(node, json_literals) if node.keywords else ast.unparse(node)
+    if isinstance(node, ast.Subscript):
+        return f"{ast.unparse(node.value)}[{ast.unparse(node.slice)}]"
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:  # BFCL eval()s it; here it is computed
+        a, b = _value(node.left, json_literals), _value(node.right, json_literals)  # on numbers, or + on str / list
+        numbers = all(type(x) in (int, float, bool) for x in (a, b))
+        if not (numbers or isinstance(node.op, ast.Add) and type(a) is type(b) and type(a) in (str, list)):
+            raise _Unreadable("arithmetic is read on numbers (and + on strings or lists) only")
+        if isinstance(node.op, ast.Pow) and isinstance(a, int) and isinstance(b, int) and abs(b) * abs(a).bit_length() > 1 << 16:
+            raise _Unreadable("a power too large to compute")
+        return _ARITHMETIC[type(node.op)](a, b)
+    # Other expressions (BFCL eval()s a few more, e.g. "ab" * 3 or 1 << 4) are never evaluated here.
+    raise _Unreadable(f"{type(node).__name__} is not a value BFCL's decoder reads without evaluating it")
+
+
+def _call(node: ast.Call, json_literals: bool):
+    parts, f = [], node.func
+    while isinstance(f, ast.Attribute):
+        parts.append(f.attr)
+        f = f.value
+    if not isinstance(f, ast.Name):
+        raise _Unreadable("a call must start with a name")
+    # Positional arguments are dropped and a repeated keyword keeps its last value, as in BFCL.
+    args = {"**" if kw.arg is None else kw.arg: _value(kw.value, json_literals) for kw in node.keywords}
+    return {".".join([f.id, *reversed(parts)]): args}
+
+
+def decode(text, json_literals: bool = False) -> Parsed:
+    """Model text as BFCL's decoder for prompting models reads it (default_decode_ast_prompting):
+    backticks, newlines and spaces stripped from the ends, a missing `[` or `]` added, then one
+    Python list of calls. Unlike tl.parse, a bare identifier is a string (`type=plus` -> "plus",
+    `true` -> "true"), a tuple stays a tuple, a keyword-less call or subscript is its source text,
+    positional arguments are dropped, and several lines of calls do not decode. `json_literals`
+    reads true/false/null as JSON literals instead (the project's own output format, see
+    tl.render.format_call). Text that does not decode is `error` ("no_call" if tl.parse reads it as
+    prose); `[]` is "no_call". BFCL eval()s expressions; here nothing is evaluated, but arithmetic
+    on numbers and + on strings or lists are computed, which covers what BFCL's eval reads."""
+    if not isinstance(text, str):
+        return Parsed("error", error=f"expected model output as str; found {type(text).__name__}")
+    s = text[: MAX_CHARS + len(EOS_MARK)].split(EOS_MARK, 1)[0].strip("`\n ")
+    s = ("" if s.startswith("[") else "[") + s + ("" if s.endswith("]") else "]")
+    try:  # size is bounded here; nesting by Python's own parser (a SyntaxError past ~200 levels)
+        if len(s) > MAX_CHARS + 2:
+            raise _Unreadable(f"output longer than {MAX_CHARS} characters")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            body = ast.parse(s.strip().strip("'"), mode="eval").body
+        nodes = [body] if isinstance(body, ast.Call) else body.elts
+        if not all(isinstance(n, ast.Call) for n in nodes):
+            raise _Unreadable("expected a list of calls")
+        calls = [Call(*next(iter(_call(n, json_literals).items()))) for n in nodes]
+    except (SyntaxError, ValueError, TypeError, AttributeError, ArithmeticError, RecursionError, MemoryError, _Unreadable) as e:
+        kind = "no_call" if parse(text).kind == "no_call" else "error"
+        return Parsed(kind, error=None if kind == "no_call" else f"BFCL's decoder cannot read it: {type(e).__name__}: {e}")
+    return Parsed("calls", calls, None, "python") if calls else Parsed("no_call")
+
+
+# ----------------------------------------------------------------------------- BFCL's value rules
+
+_TYPES = {"string": str, "any": str, "integer": int, "float": float, "number": float, "boolean": bool,
+          "array": list, "tuple": list, "dict": dict, "object": dict}  # BFCL's words, and the normal form's
+
+
+def standardize(s: str) -> str:
+    """BFCL's standardize_string: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
+    return re.sub(r"[ ,./\-_*^]", "", s).lower().replace("'", '"')
+
+
+def _std(x):
+    return standardize(x) if type(x) is str else x
+
+
+def _type_ok(value, acceptable, expected, item_type) -> tuple[bool, bool]:
+    """BFCL's type_checker -> (valid, is_variable). A value of the schema's type is valid (an
+    array's elements must have the item type, one level deep, for some acceptable list; a
+    non-list acceptable value such as "" lets any array pass); a value of the acceptable values'
+    own type is valid too, as a "variable", and is then compared without normalisation."""
+    answer_type = next((type(a) for a in acceptable if a != ""), None)
+    if type(value) is expected:
+        ok = item_type is None or any(type(a) is not list or all(_type_ok(v, a, item_type, None)[0] for v in value)
+                                      for a in acceptable)
+        return ok, answer_type is not None and answer_type is not expected
+    return answer_type is not None and type(value) is answer_type, True
+
+
+def _dict_ok(value, acceptable) -> bool:
+    """BFCL's dict_checker: some acceptable dict takes every key (each value one of its
+    acceptable values, strings normalised) and has no other key without ""."""
+    if not isinstance(value, dict):
+        return False
+    return any(isinstance(a, dict) and all(k in a and _std(v) in [_std(x) for x in a[k]] for k, v in value.items())
+               and all(k in value or "" in opts for k, opts in a.items()) for a in acceptable)
+
+
+def value_ok(value, acceptable: list, prop: dict) -> bool:
+    """One predicted parameter value against BFCL's acceptable values, under the schema property
+    `prop`, as BFCL's simple_function_checker judges it: an int counts for a `float`, a tuple for
+    a `tuple`; the type check (`_type_ok`); then strings normalised (`standardize`), lists
+    element-wise in order (top-level strings normalised), dicts and lists of dicts by
+    `_dict_ok`, anything else (and variables) by Python `in` (so 1 == 1.0)."""
+    kind = prop.get("type")
+    if kind not in _TYPES:
+        raise ValueError(f"BFCL parameter type {kind!r}: its checker knows only {', '.join(_TYPES)}")
+    expected = _TYPES[kind]
+    item_type = _TYPES.get((prop.get("items") or {}).get("type")) if expected is list else None
+    if kind == "tuple" and type(value) is tuple:
+        value = list(value)
+    if expected is float and type(value) is int:
+        value = float(value)
+    ok, variable = _type_ok(value, acceptable, expected, item_type)
+    if not ok:
+        return False
+    if variable:
+        return value in acceptable
+    if expected is dict:
+        return _dict_ok(value, acceptable)
+    if expected is list and item_type is dict:
+        return any(isinstance(a, (list, str)) and len(a) == len(value) and all(_dict_ok(v, [d]) for v, d in zip(value, a))
+                   for a in acceptable)
+    if expected is str:
+        return standardize(value) in [standardize(a) for a in acceptable if type(a) is str]
+    if expected is list:
+        return [_std(v) for v in value] in [[_std(x) for x in a] if isinstance(a, (list, str)) else a for a in acceptable]
+    return value in acceptable

@@ -9,17 +9,20 @@ A file is a JSON list of `{"id", "conversations": [{"from", "value"}], "scenario
 - the last assistant `value` is a LIST of acceptable ReAct answers, the gold.
 
 The noisy levels (slight, medium, heavy, union) share the format; they rename tools and keys, so
-the `finish` / `ask_to_user` roles are found by position (the last two tools), as RoTBench's own
-evaluator does (see tl.classify's "rotbench" mode for the scoring rules).
+the `finish` / `ask_to_user` roles are found by position (the last two tools) as well as by
+name, as RoTBench's own evaluator does (`role_rules`; tl.classify's "rotbench" mode holds the
+value rules, `read_output` how evaluate.py reads an answer).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json_list, record_ids, require, tool_list_from_prompt
-from tl.parse import parse
-from tl.schema import normalize_tools
+from tl.parse import Parsed, parse
+from tl.render import EOS_MARK
+from tl.schema import Call, normalize_tools
 
 _BEGIN = "\nBegin!"
 
@@ -47,11 +50,40 @@ def _history_message(turn: dict, where: str) -> dict:
 
 
 def role_rules(raw_tools) -> dict:
-    """RoTBench's evaluate.py finds the ask_to_user and finish roles by position (`config[-2]`,
-    `config[-1]`): their argument values are never checked, and a predicted literal "finish"
-    counts as the finish-role tool (the noisy variants rename it)."""
+    """RoTBench's evaluate.py leaves the argument values of the ask_to_user and finish roles
+    unchecked. It finds them by position (`config[-2]`, `config[-1]`: the noisy variants rename
+    them) and by the literal names "ask_to_user" / "finish" of the gold call (which a noisy
+    variant may give to another API); a predicted literal "finish" counts as the finish-role tool."""
     ask, finish = raw_tools[-2]["name"], raw_tools[-1]["name"]
-    return {"unchecked_tools": (ask, finish), "aliases": {"finish": finish}}
+    return {"unchecked_tools": tuple(dict.fromkeys((ask, finish, "ask_to_user", "finish"))), "aliases": {"finish": finish}}
+
+
+def read_output(text: str, empty_input_ok: bool = False) -> Parsed:
+    """Model text as RoTBench's evaluate.py reads it. ReAct text (holding "Action:"): the tool name
+    is the text from 8 characters after the first "Action:" to the first "Action Input:", less
+    one trailing newline, and the input is everything 14 characters after "Action Input:", which
+    must be one JSON object: trailing text, a second Action block, a JSON string or a Python dict
+    make the answer unreadable, and spacing counts (`Action:get_x` names "et_x"). Other text (the
+    project's own call formats, which evaluate.py cannot read) goes through tl.parse.parse. A call
+    without arguments counts as unreadable, as in evaluate.py (`if not test_action_input`), unless
+    `empty_input_ok` (a deliberate deviation: evaluate.py gives no credit to a gold answer whose
+    input is `{}`, 9 of First_Turn/clean's)."""
+    text = text.split(EOS_MARK, 1)[0] if isinstance(text, str) else text
+    if not isinstance(text, str) or "Action:" not in text:
+        parsed = parse(text)
+    elif (b := text.find("Action Input:")) < 0 or not (name := text[text.find("Action:") + 8:b]):
+        return Parsed("error", error="RoTBench reads a tool name between 'Action: ' and 'Action Input:'", format="react")
+    else:
+        try:
+            args = json.loads(text[b + 14:])
+        except json.JSONDecodeError as e:
+            return Parsed("error", error=f"RoTBench reads the Action Input as one JSON object: {e}", format="react")
+        if not isinstance(args, dict):
+            return Parsed("error", error=f"Action Input is a {type(args).__name__}, not an object", format="react")
+        parsed = Parsed("calls", [Call(name[:-1] if name.endswith("\n") else name, args)], None, "react")
+    if parsed.kind == "calls" and not parsed.calls[0].arguments and not empty_input_ok:
+        return Parsed("error", error="RoTBench's evaluate.py counts a call without arguments as wrong", format=parsed.format)
+    return parsed
 
 
 def load_file(path, benchmark: str | None = None) -> Loaded:
@@ -92,7 +124,7 @@ def load_file(path, benchmark: str | None = None) -> Loaded:
             gold.append(parsed.calls[0])
         else:
             items.append(Item(item_id, benchmark, tools, messages, gold, "rotbench", str(rec.get("scenario", "")),
-                              role_rules(raw_tools)))
+                              role_rules(raw_tools), reader="rotbench"))
     return Loaded(benchmark, items, skipped)
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import warnings
 
+from tl.benchmarks import bfcl
 from tl.benchmarks.base import BenchmarkError
-from tl.classify import classify, classify_calls
+from tl.benchmarks.rotbench import read_output
+from tl.classify import CORRECT, NO_CALL, UNPARSABLE, CallsClassification, classify, classify_calls
 from tl.episode import MAX_TURNS, Episode
-from tl.metrics import item_stages, single_turn_metrics
+from tl.metrics import STAGES, item_stages, single_turn_metrics
 from tl.render import render_prompt
 from tl.schema import Call
 
@@ -22,31 +24,44 @@ def _jsonable(x):
     return json.loads(json.dumps(x, default=lambda o: o.to_dict() if isinstance(o, Call) else str(o)))
 
 
-def score_item(item, output: str, tokenize=None) -> dict:
+def score_item(item, output: str, tokenize=None, *, bfcl_json_literals: bool = False,
+               rotbench_empty_input_ok: bool = False) -> dict:
     """One prediction -> its record: id, output, scenario (the benchmark's category), category
     (the prediction's, from tl.classify), TS/PI/CF, details, and the call classifications that
-    feed the error analysis. BFCL is matched order-free over all of its calls (a wrong number
-    of calls is never correct, as in BFCL's checker); the other benchmarks score one call."""
+    feed the error analysis. The output is read as the benchmark's own checker reads it
+    (`item.reader`). BFCL is matched order-free over all of its calls (a wrong number of calls
+    is never correct, as in BFCL's checker); (live_)irrelevance is right without a call,
+    live_relevance with any call. The other benchmarks score one call. The two flags are the
+    documented deviations from the official checkers (evaluate.py's --bfcl_json_literals,
+    --rotbench_empty_input_ok)."""
     if item.mode == "bfcl":
+        parsed = bfcl.decode(output, json_literals=bfcl_json_literals)
         golds = [Call(*next(iter(entry.items()))) for entry in item.gold]
-        c = classify_calls(output, golds, item.tools, mode="bfcl", tokenize=tokenize)
-        stages = item_stages(c.category, c.details, per_call=c.per_call, no_call_expected=not golds)
+        c = classify_calls(parsed, golds, item.tools, mode="bfcl", tokenize=tokenize)
+        if item.category == "live_relevance":  # any call counts (BFCL's relevance check)
+            made = parsed.kind == "calls"
+            c = CallsClassification(CORRECT if made else NO_CALL if parsed.kind == "no_call" else UNPARSABLE, c.details, [])
+            stages = dict.fromkeys(STAGES, made)
+        else:
+            stages = item_stages(c.category, c.details, per_call=c.per_call, no_call_expected=not golds)
         calls = [(x.category, x.details) for x in c.per_call] or [(c.category, c.details)]
         details = {**c.details, "per_call": [{"category": x.category, **x.details} for x in c.per_call]}
     else:
-        c = classify(output, item.gold, item.tools, mode=item.mode, tokenize=tokenize, **item.options)
+        parsed = read_output(output, rotbench_empty_input_ok) if item.reader == "rotbench" else output
+        c = classify(parsed, item.gold, item.tools, mode=item.mode, tokenize=tokenize, **item.options)
         stages, calls, details = item_stages(c.category, c.details), [(c.category, c.details)], c.details
     return {"id": item.id, "output": output, "scenario": item.category, "category": c.category, **stages,
             "details": _jsonable(details), "calls": calls}
 
 
-def score(items, outputs: dict, tokenize=None) -> tuple[dict, list]:
-    """Score every item's output -> (metrics, per-item records). Every item needs an output."""
+def score(items, outputs: dict, tokenize=None, **rules) -> tuple[dict, list]:
+    """Score every item's output -> (metrics, per-item records). Every item needs an output;
+    `rules` are score_item's flags."""
     missing = [it.id for it in items if it.id not in outputs]
     if missing:
         raise BenchmarkError(f"no prediction for {len(missing)} of {len(items)} items (first: {missing[0]!r}); "
                              "predictions are matched by item id")
-    records = [score_item(it, outputs[it.id], tokenize) for it in items]
+    records = [score_item(it, outputs[it.id], tokenize, **rules) for it in items]
     return single_turn_metrics(records), records
 
 
