@@ -113,3 +113,25 @@ def test_cli_is_byte_deterministic_for_a_seed(tmp_path):
     lines = a["train.jsonl"].decode().splitlines()
     assert len(lines) == 40 and all(json.loads(line)["id"] for line in lines)
     assert len(a["heldout_single.jsonl"].decode().splitlines()) == 6
+
+
+def test_planted_kind_recognises_every_planted_mistake():
+    import random
+
+    from tl.schema import Call
+    from tl.synth import FLAW_KINDS, _flawed_call, planted_kind
+    gold = [Call("get_weather_forecast", {"city": "Paris", "date": "2025-01-20"}),
+            Call("convert_currency", {"amount": 20, "from_currency": "USD", "to_currency": "EUR"}),
+            Call("convert_timezone", {"time": "07:45", "from_city": "Oslo", "to_city": "Rome"})]
+    rng, seen = random.Random(0), set()
+    for call in gold:
+        assert planted_kind(call, call) is None
+        for kind in FLAW_KINDS:
+            for _ in range(5):
+                flawed = _flawed_call(kind, call, rng)
+                if flawed is not None:
+                    assert planted_kind(flawed, call) == kind, (kind, flawed)
+                    seen.add(kind)
+    assert seen == set(FLAW_KINDS)
+    other = Call("get_weather_forecast", {"city": "Tokyo", "date": "2025-01-20"})
+    assert planted_kind(other, gold[0]) is None  # a wrong value, but not one the data plants

@@ -107,34 +107,49 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
-def _misspell(word: str, rng) -> str:
-    i = rng.randrange(1, len(word))
-    return word[:i] + word[i:][1:] if rng.random() < 0.5 else word + word[-1]
+def _misspellings(word: str) -> list[str]:
+    """A letter dropped (not the first) or the last one doubled: "Pariss", "Pars"."""
+    return [word[:i] + word[i + 1:] for i in range(1, len(word))] + [word + word[-1]]
 
 
-def _bad_value(key: str, value, rng):
-    """A realistic wrong value for one argument, or None when any value would do."""
+def _bad_values(key: str, value) -> list:
+    """Every realistic wrong value of one argument that the generator plants ([] when any value
+    would do)."""
     if key in ("city", "from_city", "to_city", "city_a", "city_b", "country"):
-        return _misspell(value, rng)
+        return _misspellings(value)
     if key in ("from_currency", "to_currency"):
-        return _CURRENCY_WORDS.get(value, value.lower() + "s")
+        return [_CURRENCY_WORDS.get(value, value.lower() + "s")]
     if key in ("from_unit", "to_unit", "unit"):
-        return _UNIT_WORDS.get(value, value + "s")
+        return [_UNIT_WORDS.get(value, value + "s")]
     if key in ("date", "start_date", "end_date"):
         y, m, d = value.split("-")
-        return rng.choice([f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{y}.{m}.{d}"])
+        return [f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{y}.{m}.{d}"]
     if key == "time":
         h = int(value[:2])
-        return f"{h % 12 or 12}{'am' if h < 12 else 'pm'}"
+        return [f"{h % 12 or 12}{'am' if h < 12 else 'pm'}"]
     if key == "expression":
-        return value.replace("*", " times ").replace("+", " plus ")
+        return [value.replace("*", " times ").replace("+", " plus ")]
     if key == "char":
-        return value * 2
+        return [value * 2]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # a number written as a string: a wrong type
+        return [str(value)]  # a number written as a string: a wrong type
     if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return None
+        return [", ".join(map(str, value))]
+    return []
+
+
+def _siblings(name: str) -> list[str]:
+    """The toolbox tools whose names share at least 4 characters of prefix with `name` (up to 4)."""
+    ranked = sorted((-_common_prefix(n, name), n) for n in TOOLS if n != name)
+    return [n for score, n in ranked if -score >= 4][:4]
+
+
+def _made_up_names(name: str) -> list[str]:
+    """Plausible tool names the toolbox does not have: `get_weather` for `get_weather_current`, ..."""
+    parts = name.split("_")
+    names = ["_".join(parts[:-1]), "_".join([parts[0], parts[-1]] + parts[1:-1]), "fetch_" + "_".join(parts[1:]),
+             "get_" + name, name.replace("_", ""), name + "s"]
+    return [n for n in names if n and n != name and n not in TOOLS and "_" in n.strip("_")]
 
 
 def _flawed_call(kind: str, call: Call, rng) -> Call | None:
@@ -149,22 +164,35 @@ def _flawed_call(kind: str, call: Call, rng) -> Call | None:
             return None
         drop = rng.choice(present)
         return Call(call.name, {k: v for k, v in call.arguments.items() if k != drop})
-    if kind == "wrong_tool":
-        ranked = sorted((-_common_prefix(n, call.name), n) for n in TOOLS if n != call.name)
-        siblings = [n for score, n in ranked if -score >= 4][:4]
-        return Call(rng.choice(siblings), dict(call.arguments)) if siblings else None
-    if kind == "tool_hallucination":
-        parts = call.name.split("_")
-        names = ["_".join(parts[:-1]), "_".join([parts[0], parts[-1]] + parts[1:-1]), "fetch_" + "_".join(parts[1:]),
-                 "get_" + call.name, call.name.replace("_", ""), call.name + "s"]
-        names = [n for n in names if n and n != call.name and n not in TOOLS and "_" in n.strip("_")]
+    if kind in ("wrong_tool", "tool_hallucination"):
+        names = _siblings(call.name) if kind == "wrong_tool" else _made_up_names(call.name)
         return Call(rng.choice(names), dict(call.arguments)) if names else None
-    bad = {k: _bad_value(k, v, rng) for k, v in call.arguments.items()}
-    keys = [k for k, v in bad.items() if v is not None]
+    bad = {k: _bad_values(k, v) for k, v in call.arguments.items()}
+    keys = [k for k, v in bad.items() if v]
     if not keys:
         return None
     key = rng.choice(keys)
-    return Call(call.name, {**call.arguments, key: bad[key]})
+    return Call(call.name, {**call.arguments, key: rng.choice(bad[key])})
+
+
+def planted_kind(pred: Call, gold: Call) -> str | None:
+    """Which of the FLAW_KINDS the training data plants `pred` repeats against the clean `gold`
+    call, or None: the MAE diagnostic (does the model reproduce the masked mistakes?)."""
+    if pred.name != gold.name:
+        if pred.name in _siblings(gold.name):
+            return "wrong_tool"
+        return "tool_hallucination" if pred.name in _made_up_names(gold.name) else None
+    if gold.name not in TOOLS:
+        return None
+    props = TOOLS[gold.name].schema["parameters"]["properties"]
+    if any(k in _EXTRA_KEYS and k not in props for k in pred.arguments):
+        return "param_hallucination"
+    if any(k not in pred.arguments for k in gold.arguments):
+        return "param_missing"
+    if any(k in pred.arguments and pred.arguments[k] != v and pred.arguments[k] in _bad_values(k, v)
+           for k, v in gold.arguments.items()):
+        return "bad_value"
+    return None
 
 
 def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
