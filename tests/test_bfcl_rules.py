@@ -22,7 +22,8 @@ from tl.schema import Call
     ('```\n[f(a=1)]\n```', [Call("f", {"a": 1})]),
     ('[f(1, a=(1, 2))]', [Call("f", {"a": (1, 2)})]),            # positional dropped, a tuple kept
     ('[f(a=g(), b=x[1], c=g(k=1), d=..., e=+5)]', [Call("f", {"a": "g()", "b": "x[1]", "c": {"g": {"k": 1}}, "d": "...", "e": -5})]),
-    ('[f(a=9 + 1, b=2 ** 0.5 * 2, c="a" + "b", d=[1] + [2])]', [Call("f", {"a": 10, "b": 2 ** 0.5 * 2, "c": "ab", "d": [1, 2]})]),
+    ('[f(a=9 + 1, b=2 ** 0.5 * 2, c="a" + "b", d=[1] + [2], e="ab" * 2)]',
+     [Call("f", {"a": 10, "b": 2 ** 0.5 * 2, "c": "ab", "d": [1, 2], "e": "abab"})]),
 ])
 def test_decode_reads_as_bfcl(text, calls):
     parsed = bfcl.decode(text)
@@ -32,7 +33,8 @@ def test_decode_reads_as_bfcl(text, calls):
 @pytest.mark.parametrize("text, kind", [
     ("f(a=1)\ng(b=2)", "error"),        # calls on several lines do not decode
     ("[f(a=x + 1)]", "error"),          # BFCL eval()s expressions; nothing is evaluated here: arithmetic
-    ('[f(a="ab" * 3)]', "error"),       # is computed on numbers (and + on strings, lists) only
+    ("[f(a=1 << 4)]", "error"),         # is computed on numbers (and + * on strings, lists) only
+    ('[f(a="ab" * 99999999)]', "error"),
     ("[f(a=1 / 0)]", "error"),
     ("[f(a=9 ** 99999999)]", "error"),
     ("[f(a=lambda: 1)]", "error"),

@@ -163,12 +163,15 @@ def _value(node, json_literals: bool):
     if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:  # BFCL eval()s it; here it is computed
         a, b = _value(node.left, json_literals), _value(node.right, json_literals)  # on numbers, or + on str / list
         numbers = all(type(x) in (int, float, bool) for x in (a, b))
-        if not (numbers or isinstance(node.op, ast.Add) and type(a) is type(b) and type(a) in (str, list)):
-            raise _Unreadable("arithmetic is read on numbers (and + on strings or lists) only")
-        if isinstance(node.op, ast.Pow) and isinstance(a, int) and isinstance(b, int) and abs(b) * abs(a).bit_length() > 1 << 16:
-            raise _Unreadable("a power too large to compute")
+        joined = isinstance(node.op, ast.Add) and type(a) is type(b) and type(a) in (str, list)
+        repeated = isinstance(node.op, ast.Mult) and type(a) in (str, list) and type(b) is int
+        if not (numbers or joined or repeated):
+            raise _Unreadable("arithmetic is read on numbers, + and * on strings or lists only")
+        if repeated and len(a) * b > MAX_CHARS or isinstance(node.op, ast.Pow) and isinstance(a, int) \
+                and isinstance(b, int) and abs(b) * abs(a).bit_length() > 1 << 16:
+            raise _Unreadable("a value too large to compute")
         return _ARITHMETIC[type(node.op)](a, b)
-    # Other expressions (BFCL eval()s a few more, e.g. "ab" * 3 or 1 << 4) are never evaluated here.
+    # Other expressions that BFCL's eval() reads (1 << 4, len("ab") + 1) are never evaluated here.
     raise _Unreadable(f"{type(node).__name__} is not a value BFCL's decoder reads without evaluating it")
 
 
@@ -193,7 +196,7 @@ def decode(text, json_literals: bool = False) -> Parsed:
     reads true/false/null as JSON literals instead (the project's own output format, see
     tl.render.format_call). Text that does not decode is `error` ("no_call" if tl.parse reads it as
     prose); `[]` is "no_call". BFCL eval()s expressions; here nothing is evaluated, but arithmetic
-    on numbers and + on strings or lists are computed, which covers what BFCL's eval reads."""
+    on numbers, + and * on strings or lists are computed (bounded); other expressions are unreadable."""
     if not isinstance(text, str):
         return Parsed("error", error=f"expected model output as str; found {type(text).__name__}")
     s = text[: MAX_CHARS + len(EOS_MARK)].split(EOS_MARK, 1)[0].strip("`\n ")
