@@ -8,14 +8,17 @@ parent's /proc environ) first check `Sandbox.isolation` and skip when the protec
 them is not in place, so they cannot take down the test runner or other people's processes.
 """
 import os
+import platform
 import signal
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from tl.classify import (ALL_RIGHT, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
+from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
                          TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
 from tl.sandbox import Result, Sandbox, run_in_process, validate_call
 from tl.schema import Call
@@ -281,20 +284,6 @@ def test_a_lost_worker_is_replaced(box):
     assert not set(box.worker_pids()) & set(old)
 
 
-def test_opening_a_socket_fails(box):
-    need(box, "network")
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        server.setblocking(False)
-        port = server.getsockname()[1]
-        assert_contained(box, box.run(Call("evil_connect", {"port": port})), TOOL_CALL_FAILURE)
-        assert_contained(box, run_code(box, f"import socket\nsocket.create_connection(('127.0.0.1', {port}))"))
-        assert_contained(box, run_code(box, "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=0.5)"))
-        with pytest.raises(BlockingIOError):
-            server.accept()  # nobody ever connected
-
-
 def test_the_parents_environment_is_out_of_reach(box):
     assert_contained(box, run_code(box, "import os\nprint(os.environ['TL_SANDBOX_TEST_SECRET'])"), TOOL_CALL_FAILURE)
     own = run_code(box, "print(open('/proc/self/environ', 'rb').read())")  # unreadable, or scrubbed
@@ -338,3 +327,199 @@ def test_arguments_that_are_not_json_give_an_error_result(box):
     assert bad.message == "TypeError: Object of type set is not JSON serializable"
     odd = box.run(Call("run_python", {"code": {1, 2}}))  # caught earlier, by the type check
     assert odd.category == OTHERS and odd.message == "TypeError: run_python() argument 'code' must be str, not set"
+
+
+def assert_keeps_the_contract(result: Result, max_output: int = 4096):
+    """What the caller guarantees for every Result, whatever the tool's code wrote."""
+    result.output.encode(), result.message.encode()  # valid UTF-8: no lone surrogates
+    if result.ok:
+        assert result.category == ALL_RIGHT and result.message == "" and len(result.output) <= max_output
+    else:
+        assert result.category in FEEDBACK_CATEGORIES and result.category != ALL_RIGHT
+        assert result.output == "" and 0 < len(result.message) <= 1024
+        assert classify_feedback(result.feedback) == result.category
+
+
+@pytest.mark.parametrize("code, message", [
+    ("raise SystemExit", "SystemExit"),
+    ("import sys\nsys.exit('bye')", "SystemExit: bye"),
+    ("raise StopIteration", "StopIteration"),
+    ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+    ("raise GeneratorExit", "GeneratorExit"),
+    ("class Boom(Exception):\n    pass\nraise Boom", "Error: Boom"),
+    ("class Boom(Exception):\n    pass\nraise Boom('it broke')", "Error: Boom: it broke"),
+    ("raise ValueError", "ValueError"),
+    ("raise Exception", "Exception"),
+    ("raise TimeoutError", "TimeoutError"),
+    ("raise UserWarning('careful')", "Error: UserWarning: careful"),
+    ("class Odd(Exception):\n    def __str__(self):\n        raise RuntimeError\nraise Odd", "Error: Odd"),
+    ("import numpy", None),  # not importable in the child: an ImportError of some kind
+])
+def test_a_tools_exception_is_read_back_as_a_failure(box, code, message):
+    result = run_code(box, code)
+    assert_contained(box, result)
+    if message is not None:
+        assert result.message == message
+    assert_keeps_the_contract(result)
+
+
+SYSV_IPC = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nKEY = 0x7153\n"
+IPC_CHANNELS = {  # store SECRET in one call, read it back in a later one
+    "sysv_shm": (SYSV_IPC + "libc.shmat.restype = ctypes.c_void_p\nshm = libc.shmget(KEY, 1 << 20, 0o1666)\n"
+                 "assert shm >= 0, ctypes.get_errno()\nctypes.memmove(libc.shmat(shm, None, 0), b'%s', %d)",
+                 SYSV_IPC + "libc.shmat.restype = ctypes.c_void_p\nshm = libc.shmget(KEY, 0, 0)\n"
+                 "assert shm >= 0, ctypes.get_errno()\nprint(ctypes.string_at(libc.shmat(shm, None, 0), 64))"),
+    "sysv_msg": (SYSV_IPC + "q = libc.msgget(KEY, 0o1666)\nassert q >= 0, ctypes.get_errno()\n"
+                 "assert libc.msgsnd(q, (8).to_bytes(8, 'little') + b'%s', %d, 0) == 0",
+                 SYSV_IPC + "q = libc.msgget(KEY, 0)\nbuf = ctypes.create_string_buffer(128)\n"
+                 "assert libc.msgrcv(q, buf, 100, 0, 0o4000) > 0, ctypes.get_errno()\nprint(buf.raw)"),
+    "posix_mq": (SYSV_IPC + "q = libc.mq_open(b'/tl-test', 0o102, 0o666, None)\nassert q >= 0, ctypes.get_errno()\n"
+                 "assert libc.mq_send(q, b'%s', %d, 0) == 0",
+                 SYSV_IPC + "q = libc.mq_open(b'/tl-test', 0o2)\nbuf = ctypes.create_string_buffer(10000)\n"
+                 "assert libc.mq_receive(q, buf, 10000, None) > 0, ctypes.get_errno()\nprint(buf.value)"),
+}
+_KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(platform.machine(), (None, None))  # add_key, keyctl
+IPC_CHANNELS["user_keyring"] = (
+    SYSV_IPC + f"k = libc.syscall({_KEYCTL[0]}, b'user', b'tl-test', b'%s', %d, -4)\nassert k > 0, ctypes.get_errno()",
+    SYSV_IPC + f"k = libc.syscall({_KEYCTL[1]}, 10, -4, b'user', b'tl-test', 0)\nassert k > 0, ctypes.get_errno()\n"
+    f"buf = ctypes.create_string_buffer(128)\nlibc.syscall({_KEYCTL[1]}, 11, k, buf, 128)\nprint(buf.value)")
+
+
+@pytest.mark.parametrize("channel", sorted(IPC_CHANNELS))
+def test_ipc_and_keyrings_carry_nothing_to_a_later_call(box, channel):
+    if _KEYCTL[0] is None and channel == "user_keyring":
+        pytest.skip("no keyctl syscall numbers for this architecture in the test")
+    store, load = IPC_CHANNELS[channel]
+    for _ in box.worker_pids():  # every worker: consecutive calls take turns
+        box.run(Call("run_python", {"code": store % (SECRET, len(SECRET))}))
+    for _ in box.worker_pids():
+        loaded = run_code(box, load)
+        assert_contained(box, loaded)
+        assert SECRET not in loaded.feedback
+
+
+def test_no_network_reaches_the_host(box):
+    need(box, "network")
+    with socket.socket() as tcp, socket.socket(type=socket.SOCK_DGRAM) as udp:
+        for server in (tcp, udp):
+            server.bind(("127.0.0.1", 0))
+            server.setblocking(False)
+        tcp.listen()
+        port, udp_port = tcp.getsockname()[1], udp.getsockname()[1]
+        raw_tcp = f"import socket\ns = socket.socket(socket.AF_INET)\ns.connect(('127.0.0.1', {port}))\ns.sendall(b'hi')"
+        raw_udp = f"import socket\nsocket.socket(type=socket.SOCK_DGRAM).sendto(b'hi', ('127.0.0.1', {udp_port}))"
+        assert_contained(box, run_code(box, raw_tcp))
+        assert_contained(box, run_code(box, raw_udp))
+        assert_contained(box, box.run(Call("evil_connect", {"port": port})))
+        assert_contained(box, run_code(box, "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=0.5)"))
+        with pytest.raises(BlockingIOError):
+            tcp.accept()  # nobody ever connected
+        with pytest.raises(BlockingIOError):
+            udp.recv(16)  # nothing ever arrived
+
+
+def test_no_unix_socket_or_vsock_reaches_the_host(box):
+    need(box, "seccomp")
+    folder = tempfile.mkdtemp(prefix="tl-test-")
+    try:
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "server.sock")
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(path)
+            os.chmod(path, 0o777)  # world-writable: any uid could connect, were it not for the sandbox
+            server.listen()
+            server.setblocking(False)
+            unix = f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({path!r})\ns.sendall(b'hi')"
+            assert_contained(box, run_code(box, unix))
+            with pytest.raises(BlockingIOError):
+                server.accept()
+    finally:
+        Path(folder, "server.sock").unlink(missing_ok=True)
+        os.rmdir(folder)
+    vsock = "import socket\ns = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)\ns.connect((2, 1234))"
+    assert_contained(box, run_code(box, vsock))  # CID 2: the host
+
+
+@pytest.mark.parametrize("forged", [
+    {"ok": True, "output": "x" * 40_000, "category": "all_right", "message": ""},  # past max_output
+    {"ok": True, "output": "fine", "category": "tool_hallucination", "message": ""},
+    {"ok": True, "output": "fine", "category": "all_right", "message": "and an error"},
+    {"ok": False, "output": "", "category": "all_right", "message": "ValueError: x"},
+    {"ok": False, "output": "", "category": "no such category", "message": "ValueError: x"},
+    {"ok": False, "output": "", "category": "param_missing", "message": "fine, really"},  # MAE reads all_right
+    {"ok": False, "output": "", "category": "tool_call_failure", "message": "ValueError: " + "x" * 5000},
+    {"ok": 1, "output": ["x"], "category": None, "message": {}},
+])
+def test_a_forged_result_is_caught_by_the_caller(box, forged):
+    """The tool's code writes its own reply to the result pipe, or patches what the child sends it with."""
+    via_fd = f"import json, os\nos.write(3, json.dumps({forged!r}).encode())\nos._exit(0)"
+    via_dumps = f"import json\nforged = json.dumps({forged!r})\njson.dumps = lambda *a, **k: forged"
+    via_write = (f"import json, os\nforged, write = json.dumps({forged!r}).encode(), os.write\n"
+                 "os.write = lambda fd, data: write(fd, forged) and len(data)")
+    for code in (via_fd, via_dumps, via_write):
+        result = run_code(box, code)
+        if code is via_dumps and result.ok:
+            continue  # the child looked json.dumps up before the tool ran: the patch came too late
+        assert_contained(box, result, TOOL_INSTABILITY)
+        assert_keeps_the_contract(result)
+        if len(forged["output"]) > 4096:
+            assert result.message == "500 Server Error: output limit exceeded (40000 characters, the limit is 4096)"
+
+
+def test_closing_the_result_pipe_does_not_outlast_the_timeout(box):
+    workers = box.worker_pids()
+    result = run_code(box, "import os, time\nos.close(3)\ntime.sleep(600)")
+    assert_contained(box, result, TOOL_INSTABILITY)
+    assert result.message == "TimeoutError: the tool call timed out after 1 s"  # the call's own deadline
+    assert box.worker_pids() == workers  # no worker was lost to it
+
+
+def test_memfd_cannot_hold_memory_past_the_limit(box):
+    code = ("import os\nblock = bytes(16 << 20)\nfds = [os.memfd_create('m') for _ in range(20)]\n"
+            "for fd in fds:\n    os.write(fd, block)\nprint(len(fds) * 16, 'MB held')")  # 320 MB > memory_mb=256
+    result = run_code(box, code)
+    assert_contained(box, result)
+    assert "timed out" not in result.message
+
+
+def test_each_call_starts_in_a_pristine_scratch_dir(box):
+    check = ("import os\nst = os.stat('.')\nopen('probe', 'w').write('x')\n"
+             "(oct(st.st_mode), st.st_mtime > 1e9, os.listxattr('.'), sorted(os.listdir('.')))")
+    spoil = ("import os\ntry:\n    os.setxattr('.', 'user.tl', b'left behind')\nexcept OSError:\n    pass\n"
+             "open('left', 'w').write('x')\nos.utime('.', (0, 0))\nos.chmod('.', 0)")
+    fresh = run_code(box, check)
+    assert fresh.ok and fresh.output.endswith("True, [], ['probe'])"), fresh
+    for _ in box.worker_pids():  # every worker: consecutive calls take turns
+        assert run_code(box, spoil).ok
+    for _ in box.worker_pids():
+        assert run_code(box, check) == fresh
+
+
+def test_a_deep_scratch_tree_is_removed_and_close_never_raises():
+    deep = ("import os\ntop = os.getcwd()\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\n"
+            "open('f', 'w').write('x' * 1000)\nos.chmod('.', 0)\ntop")
+    with Sandbox({"run_python": TOOLS["run_python"]}, workers=1, timeout=5.0) as sandbox:
+        worker = sandbox.worker_pids()
+        first = sandbox.run(Call("run_python", {"code": deep}))
+        assert first.ok, first
+        scratch = Path(eval(first.output))
+        after = sandbox.run(Call("run_python", {"code": "import os\nos.listdir('..')"}))
+        assert after.ok and scratch.name not in after.output  # the deep tree is gone
+        assert sandbox.worker_pids() == worker
+        os.kill(worker[0], signal.SIGKILL)  # a dead worker does not make close() fail either
+    sandbox.close()  # again: a no-op
+    root = scratch.parents[1]
+    assert root.name.startswith("tl-sandbox-") and not root.exists()
+
+
+def test_untrusted_text_never_makes_run_raise(box):
+    lone = "\ud800"
+    calls = [Call("echo", {"text": f"a{lone}b"}), Call(f"get_wea{lone}ther", {}), Call("echo", {f"t{lone}": "x"}),
+             Call("echo_json", {"data": {lone: "\udfff"}}), Call("run_python", {"code": f"print('{lone}')"}),
+             Call("run_python", {"code": "raise ValueError('\\udfff')"}), Call("echo", None),
+             Call(["a", "list"], {}), Call("echo", {"text": "x", "times": 10 ** 5000})]
+    results = [box.run(c) for c in calls]
+    for result in results:
+        assert_keeps_the_contract(result)
+    assert results[0] == Result(True, "a\ufffdb")
+    assert results[1].category == TOOL_HALLUCINATION

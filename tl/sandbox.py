@@ -4,68 +4,59 @@
         r = box.run(Call("get_weather_current", {"city": "Paris"}))
         r.ok, r.output, r.category, r.message, r.feedback   # feedback = what follows `Output:`
 
-How a call runs:
-1. Validation, in the caller, against the tool's schema. Failures are worded like Python's own
-   errors and never reach a worker: unknown tool -> `NameError: name 'x' is not defined`
-   (tool_hallucination); extra key -> `TypeError: f() got an unexpected keyword argument 'x'`
-   (param_hallucination); missing key -> `TypeError: f() missing 1 required positional argument:
-   'y'` (param_missing); wrong JSON type -> `TypeError: f() argument 'n' must be int, not str`
-   (others). `validate_call` is public so a simulator can give the same feedback.
-2. Execution in a warm worker: a pre-started Python process (`subprocess`, scrubbed environment)
-   that has imported the tools. For every call the worker forks a *fresh child*, so no call can
-   corrupt the worker or see what an earlier call left behind (this holds for `run_python` too:
-   model-written code always runs in a throw-away process). Forking a warm interpreter costs about
-   a millisecond; starting Python costs ~50x that.
-3. The child chdirs into a fresh scratch directory (deleted afterwards), redirects fds 0-2 to
-   /dev/null, closes every other inherited fd, and sets rlimits: RLIMIT_AS (memory_mb),
-   RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_CORE = 0 and RLIMIT_NPROC = 0 (it cannot start
-   a process or a thread: a fork bomb fails at its first fork). The worker kills it at the
-   wall-clock timeout and caps the size of what it sends back.
-4. When the caller is root, each worker also enters its own network namespace (no interfaces but
-   a downed loopback: no network at all) and mount namespace (the whole filesystem re-mounted
-   read-only except the scratch directory), and each child drops to an unused uid/gid (unique per
-   Sandbox, no supplementary groups) before running the tool: it can neither signal the caller
-   nor read files only root can read, such as other processes' /proc/<pid>/environ. Without root
-   the sandbox tries an unprivileged user+network namespace for the network and skips the rest.
-   `Sandbox.isolation` reports what was actually applied.
+Contract: `run` never raises for a Call (only once closed), and whatever the tool's code does or
+writes, the caller returns a consistent Result: ok=True has category all_right, an empty message and
+at most `max_output` characters of output (else the output-limit error); ok=False has an empty output,
+another category of tl.classify.FEEDBACK_CATEGORIES and a message of at most 1,024 characters with
+`classify_feedback(message) == category` (a reply that breaks this is a `500 Server Error`); every
+string is valid UTF-8 (lone surrogates -> U+FFFD). Validation runs in the caller, worded like Python
+(`validate_call`, public for simulators): `NameError: name 'x' is not defined` (tool_hallucination),
+`TypeError: f() got an unexpected keyword argument 'x'` (param_hallucination), `TypeError: f() missing
+1 required positional argument: 'y'` (param_missing), `TypeError: f() argument 'n' must be int, not
+str` (others). A tool's exception reads like a traceback's last line, `Name: message` (or `Name`) for
+names ending in Error or Exception and Python's built-in exceptions, else `Error: Name: message`, in
+the category classify_feedback reads (mostly tool_call_failure); timeouts, crashes, memory and output
+limits are tool_instability (`TimeoutError: ...`, `500 Server Error: ...`).
 
-Feedback categories (`tl.classify`): ok -> all_right; validation errors as above; an exception
-raised by the tool -> tool_call_failure (`ValueError: unknown city 'Pariss'`); a timeout, a
-crash, the memory limit or the output cap -> tool_instability, worded so that
-`tl.classify.classify_feedback(result.feedback) == result.category` (`TimeoutError: ... timed
-out ...`, `500 Server Error: ...`).
+Execution: a warm worker (scrubbed environment, tools imported) forks a child per call in a fresh,
+empty scratch dir; the child has fds 0-2 on /dev/null, no other inherited fd, RLIMIT_AS (memory_mb),
+CPU, FSIZE, NOFILE, CORE = 0, NPROC = 0; every wait is bounded by the call's deadline, then it is
+killed. `Sandbox.isolation` reports the layers: network (root: the worker's own network namespace;
+else seccomp also bans AF_INET/6); readonly_fs (root: a mount namespace, all read-only but scratch);
+disk_quota (root: each call's scratch is its own tmpfs of 4 x max_file_mb, unmounted after the call);
+separate_uid (root: an unused uid per worker, no groups); ipc (root: each child in its own IPC
+namespace); seccomp (x86_64, aarch64; no root needed): EPERM for socket families but AF_INET/6 (Unix,
+VSOCK, netlink, packet), SysV IPC, POSIX mqueues, keyrings, memfd, clone/fork/exec, sending signals,
+ptrace, process_vm_*, io_uring, bpf, perf, userfaultfd, mounts, namespaces, file handles, modules.
 
-What it does NOT protect against -- this is process isolation, not a VM or a seccomp jail:
-- Kernel exploits and side channels: the child still talks to the same kernel with the full
-  syscall surface (no seccomp filter).
-- Without root: the child runs as the caller's user, so it can signal (kill) the caller and its
-  other processes, and read and write everything that user can; the network is cut only if
-  unprivileged user namespaces are allowed. Only the rlimits, the timeout, the scratch cwd, the
-  scrubbed environment and the closed fds apply.
-- With root, files readable by everyone (e.g. /etc/passwd, the Python install) can be read, and
-  the child can still signal the other children of the same Sandbox (same uid) running at the
-  same time.
-- CPU and memory are limited per call, not in total; disk use is limited per file (RLIMIT_FSIZE)
-  and by the scratch filesystem, not in total; there is no cgroup.
-- Tools that run in-process (`run_in_process`, used by the synthetic data generator for the
-  trusted toolbox functions) get validation and error wording but no isolation at all.
-Linux only (namespaces, prctl, mount_setattr via ctypes). Where root is not available the
-sandbox silently degrades to the non-root guarantees above; check `Sandbox.isolation` if you
-rely on more. Root without CAP_SETUID (some containers) keeps the child root: then
-RLIMIT_NPROC does not bind and a fork bomb is not stopped.
+Why not bubblewrap or nsjail: they start a process per invocation, so isolating each call with them
+costs a fresh interpreter (~50 ms: under 100 calls/s on 2 cores), and wrapping only the warm worker
+leaves the per-call layers (IPC namespace, seccomp, scratch, deadlines) here anyway; neither is
+installed here, many clusters cannot add a system package or setuid helper, and the install stays
+pip-only. What they would add is a PID namespace.
+
+NOT covered: kernel exploits through the allowed syscalls, side channels (no VM); no PID namespace
+(a child sees other processes' /proc/<pid>/cmdline) and world-readable files (/etc/passwd, the
+Python install) stay readable; no cgroup: memory is bounded per call by RLIMIT_AS, not kernel memory
+(pipe buffers) nor in total. Without root the child is the caller's user: it reads and writes that
+user's files (/tmp, /dev/shm carry data to later calls), disk is bounded per file only, and without
+seccomp it can signal the caller; the network is cut by seccomp only. Without seccomp (another
+architecture) host Unix sockets, VSOCK, memfd (memory past the limit) and keyrings stay open. Root
+without CAP_SETUID keeps the child root. `run_in_process` (trusted tools) has no isolation at all.
 """
 from __future__ import annotations
 
+import builtins
+import contextlib
 import ctypes
 import io
 import json
-import math
 import os
 import queue
 import resource
 import select
-import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -74,21 +65,22 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
 
 from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING,
-                         TOOL_CALL_FAILURE, TOOL_HALLUCINATION, TOOL_INSTABILITY)
+                         TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
 from tl.schema import Call
 
-# Modules the worker imports before it isolates itself. After the uid drop the child may be unable
-# to read the Python installation (e.g. a pyenv under /root), so model code can only import what is
-# already loaded; these cover what short scripts use, plus the modules attacks reach for (so that
-# a test of, say, a socket attack hits the real barrier, not an ImportError).
+# Imported by the worker before it isolates itself: after the uid drop the child may be unable to read
+# the Python install (e.g. a pyenv under /root), so model code can import only what is loaded. They
+# cover short scripts and what attacks reach for, so attack tests hit the real barrier (encodings.idna:
+# socket.create_connection needs it even for a numeric address).
 PRELOAD = ("math", "cmath", "json", "re", "datetime", "itertools", "functools", "collections", "statistics",
            "random", "string", "decimal", "fractions", "textwrap", "heapq", "bisect", "operator", "calendar",
-           "time", "socket", "subprocess", "shutil", "pathlib", "ctypes")
-
+           "time", "socket", "subprocess", "shutil", "pathlib", "ctypes", "encodings.idna")
 _IN_CHILD = False  # set in a sandbox child process, read by tools that must never run elsewhere
-_UID_BASE = 1_000_000  # sandbox uids are _UID_BASE + the owning process's pid: unused, unique per process
+_UID_BASE = 1_000_000  # child uid = _UID_BASE + (owner pid << 8) + worker slot: unused, one per worker
+_FIELDS = ("ok", "output", "category", "message")
 
 
 def in_sandbox_child() -> bool:
@@ -98,7 +90,8 @@ def in_sandbox_child() -> bool:
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of one call. category: a feedback category of tl.classify."""
+    """The outcome of one call. category: a feedback category of tl.classify; feedback: the text that
+    follows `Output:` in the prompt; to_dict(): the `result` field of a trajectory's tool message."""
 
     ok: bool
     output: str = ""
@@ -107,16 +100,37 @@ class Result:
 
     @property
     def feedback(self) -> str:
-        """The text that follows `Output:` in the prompt: the output, or the error message."""
         return self.output if self.ok else self.message
 
     def to_dict(self) -> dict:
-        """The `result` field of a trajectory's tool message."""
         return {"ok": self.ok, "category": self.category, "message": self.message}
 
 
 def _fail(category: str, message: str) -> Result:
     return Result(False, "", category, message)
+
+
+def _output_limit(size: int, limit: int) -> Result:
+    return _fail(TOOL_INSTABILITY, f"500 Server Error: output limit exceeded ({size} characters, the limit is {limit})")
+
+
+def _utf8(s: str) -> str:
+    """`s` with lone surrogates (untrusted text may hold them; UTF-8 cannot) replaced by U+FFFD."""
+    return s if s.isascii() else s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _exception_result(e: BaseException) -> Result:
+    """An exception worded like a traceback's last line, in a form tl.classify reads as a failure."""
+    name, builtin = type(e).__name__[:100], getattr(builtins, type(e).__name__, None)
+    try:
+        text = str(e)
+    except Exception:  # a custom __str__ that fails
+        text = ""
+    if not (name.isidentifier() and (name.endswith(("Error", "Exception")) or isinstance(builtin, type)
+                                     and issubclass(builtin, BaseException) and not name.endswith("Warning"))):
+        name = f"Error: {name}"  # `Boom: x` would read as an ordinary output
+    message = _utf8(name + (": " + (text if len(text) <= 500 else text[:500] + "...") if text else ""))
+    return _fail(classify_feedback(message), message)
 
 
 class OutputLimitExceeded(Exception):
@@ -137,68 +151,43 @@ class CappedStringIO(io.StringIO):
         return super().write(s)
 
 
-# ----------------------------------------------------------------------------- validation
-
-_PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list",
-             "object": "dict", "null": "NoneType"}
-
-
-def _type_ok(value, json_type: str | None) -> bool:
-    if json_type == "number":
-        return type(value) in (int, float)
-    expected = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict,
-                "null": type(None)}.get(json_type)
-    return expected is None or type(value) is expected  # bool is not an int here, as in JSON
-
-
-def _quoted_list(names) -> str:
-    """Python's wording: 'a' / 'a' and 'b' / 'a', 'b', and 'c'."""
-    q = [f"'{n}'" for n in names]
-    return q[0] if len(q) == 1 else f"{q[0]} and {q[1]}" if len(q) == 2 else ", ".join(q[:-1]) + ", and " + q[-1]
+_JSON_TYPES = {"string": ((str,), "str"), "integer": ((int,), "int"), "number": ((int, float), "float"),
+               "boolean": ((bool,), "bool"), "array": ((list,), "list"), "object": ((dict,), "dict"),
+               "null": ((type(None),), "NoneType")}  # exact types: a bool is no int, as in JSON
 
 
 def validate_call(call, schemas) -> Result | None:
-    """Check a call against the tool schemas (a {name: schema} dict or a list of schemas).
-
-    Returns None when the call may run, else the failed Result with Python's wording, checked in
-    Python's own order: unknown name, unexpected keyword, missing required, wrong type. A None
-    value for an optional parameter means "not given".
-    """
+    """Check a call against the tool schemas (a {name: schema} dict or a list of schemas): None when
+    it may run, else the failed Result with Python's wording, in Python's order (unknown name,
+    unexpected keyword, missing required, wrong type). None for an optional parameter = not given."""
     call = Call.from_dict(call)
-    if not isinstance(schemas, dict):
-        schemas = {s["name"]: s for s in schemas}
-    schema = schemas.get(call.name)
+    schema = (schemas if isinstance(schemas, dict) else {s["name"]: s for s in schemas}).get(call.name)
     if schema is None:
         return _fail(TOOL_HALLUCINATION, f"NameError: name '{call.name}' is not defined")
-    props = schema["parameters"].get("properties", {})
-    required = schema["parameters"].get("required", [])
+    props, required = schema["parameters"].get("properties", {}), schema["parameters"].get("required", [])
     for key in call.arguments:
         if key not in props:
             return _fail(PARAM_HALLUCINATION, f"TypeError: {call.name}() got an unexpected keyword argument '{key}'")
-    missing = [k for k in required if k not in call.arguments]
-    if missing:
-        plural = "argument" if len(missing) == 1 else "arguments"
+    missing = [f"'{k}'" for k in required if k not in call.arguments]
+    if missing:  # Python's wording: 'a' / 'a' and 'b' / 'a', 'b', and 'c'
+        listed = " and ".join(missing) if len(missing) <= 2 else ", ".join(missing[:-1]) + ", and " + missing[-1]
         return _fail(PARAM_MISSING, f"TypeError: {call.name}() missing {len(missing)} required positional "
-                                    f"{plural}: {_quoted_list(missing)}")
+                                    f"argument{'s' if len(missing) > 1 else ''}: {listed}")
     for key, value in call.arguments.items():
-        json_type = props[key].get("type")
-        if value is None and key not in required:
-            continue
-        if not _type_ok(value, json_type):
-            return _fail(OTHERS, f"TypeError: {call.name}() argument '{key}' must be "
-                                 f"{_PY_TYPES.get(json_type, json_type)}, not {type(value).__name__}")
+        types, py_name = _JSON_TYPES.get(props[key].get("type"), (None, None))
+        if types and type(value) not in types and not (value is None and key not in required):
+            return _fail(OTHERS, f"TypeError: {call.name}() argument '{key}' must be {py_name}, "
+                                 f"not {type(value).__name__}")
     return None
 
 
 def _given_arguments(call: Call, schema: dict) -> dict:
-    """The keyword arguments to pass: None for an optional parameter means "use the default"."""
-    required = schema["parameters"].get("required", [])
+    required = schema["parameters"].get("required", [])  # None for an optional parameter: its default
     return {k: v for k, v in call.arguments.items() if v is not None or k in required}
 
 
 def _invoke(fn, arguments: dict, max_output: int) -> Result:
-    """Call a tool and word the outcome. Shared by the sandbox child and run_in_process, so both
-    give byte-identical results."""
+    """Call a tool and word the outcome; shared by the sandbox child and run_in_process."""
     try:
         value = fn(**arguments)
         output = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -206,321 +195,306 @@ def _invoke(fn, arguments: dict, max_output: int) -> Result:
         return _fail(TOOL_INSTABILITY, "500 Server Error: the tool ran out of memory")
     except OutputLimitExceeded as e:
         return _fail(TOOL_INSTABILITY, f"500 Server Error: output limit exceeded ({e})")
-    except BaseException as e:  # the tool's own failure, reported like a traceback's last line
+    except BaseException as e:  # the tool's own failure
         if isinstance(e, KeyboardInterrupt) and not _IN_CHILD:
             raise  # Ctrl-C in the caller's own process is the user's, not the tool's
-        text = str(e)
-        text = text if len(text) <= 500 else text[:500] + "..."
-        return _fail(TOOL_CALL_FAILURE, f"{type(e).__name__}: {text}" if text else type(e).__name__)
-    if len(output) > max_output:
-        return _fail(TOOL_INSTABILITY, f"500 Server Error: output limit exceeded "
-                                       f"({len(output)} characters, the limit is {max_output})")
-    return Result(True, output, ALL_RIGHT, "")
+        return _exception_result(e)
+    return _output_limit(len(output), max_output) if len(output) > max_output else Result(True, _utf8(output))
 
 
 def run_in_process(tools, call, *, max_output: int = 8192) -> Result:
     """Validate and run a call in *this* process, with the sandbox's validation and wording but no
-    isolation at all. For trusted tools only (the synthetic generator's toolbox calls); it refuses
-    `run_python`, which must only run in a Sandbox."""
-    tools = _tool_dict(tools)
-    call = Call.from_dict(call)
+    isolation at all. For trusted tools only; it refuses `run_python`, which must run in a Sandbox."""
+    tools, call = _tool_dict(tools), Call.from_dict(call)
     failed = validate_call(call, {n: t.schema for n, t in tools.items()})
-    if failed is not None:
-        return failed
-    if call.name == "run_python":
+    if failed is None and call.name == "run_python":
         raise ValueError("run_in_process: run_python executes model-written code; run it in a Sandbox")
-    return _invoke(tools[call.name].fn, _given_arguments(call, tools[call.name].schema), max_output)
+    return failed or _invoke(tools[call.name].fn, _given_arguments(call, tools[call.name].schema), max_output)
 
 
 def _tool_dict(tools) -> dict:
     """{name: tool} from a dict or a list of objects with .schema and .fn (tl.toolbox.Tool)."""
-    if isinstance(tools, dict):
-        return dict(tools)
-    return {t.schema["name"]: t for t in tools}
+    return dict(tools) if isinstance(tools, dict) else {t.schema["name"]: t for t in tools}
 
 
-# ----------------------------------------------------------------------------- the child (one per call)
+# ----------------------------------------------------------------------------- the child: one per call
 
+# (x86_64, aarch64) numbers of the syscalls a child gets EPERM for. No tool needs them; they carry data
+# to later calls (SysV IPC, POSIX mqueues, keyrings), hold memory outside RLIMIT_AS (memfd), start or
+# signal processes, reach into other processes, or open rarely used parts of the kernel.
+_DENIED = [(29, 194), (30, 196), (31, 195), (64, 190), (65, 193), (66, 191), (220, 192), (68, 186), (69, 189),
+           (70, 188), (71, 187), (240, 180), (241, 181), (242, 182), (243, 183), (244, 184), (245, 185),  # IPC
+           (248, 217), (249, 218), (250, 219), (319, 279), (447, 447),  # add_key, request_key, keyctl, memfd_*
+           (56, 220), (435, 435), (57, None), (58, None), (59, 221), (322, 281),  # clone(3), (v)fork, execve(at)
+           (62, 129), (200, 130), (234, 131), (129, 138), (297, 240), (424, 424),  # kill ... pidfd_send_signal
+           (101, 117), (310, 270), (311, 271), (438, 438), (323, 282), (321, 280), (298, 241),  # ptrace ... perf
+           (425, 425), (426, 426), (427, 427), (272, 97), (308, 268), (165, 40), (166, 39), (155, 41),  # io_uring,
+           (428, 428), (429, 429), (430, 430), (432, 432), (442, 442),  # unshare, setns, (new) mount API
+           (303, 264), (304, 265), (246, 104), (175, 105), (313, 273), (176, 106)]  # file handles, kexec, modules
+_ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}  # column of _DENIED, AUDIT_ARCH_*
 _libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
+_PR_SET_PDEATHSIG, _PR_SET_SECCOMP, _PR_SET_NO_NEW_PRIVS = 1, 22, 38
+_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWNET, _MNT_FLAGS = 0x20000, 0x8000000, 0x40000000, 2 | 4 | 8  # nosuid,dev,exec
+_SECCOMP = None  # the worker's compiled filter, installed by each child
 
 
-def _child_main(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, result_fd: int):
+def _seccomp_filter(allow_inet: bool):
+    """The BPF program (a struct sock_fprog) for this machine; None on an architecture it does not know."""
+    if os.uname().machine not in _ARCHES:
+        return None
+    col, audit = _ARCHES[os.uname().machine]
+    deny, families = [nrs[col] for nrs in _DENIED if nrs[col] is not None], (2, 10) if allow_inet else ()
+    prog = [(0x20, 0, 0, 4), (0x15, 1, 0, audit), (0x06, 0, 0, 0x80000000),  # another ABI (i386's int 0x80): kill
+            (0x20, 0, 0, 0)] + ([(0x35, len(deny) + len(families) + 2, 0, 0x40000000)] if col == 0 else [])  # x32
+    prog += [(0x15, len(deny) - i + len(families) + 1, 0, nr) for i, nr in enumerate(deny)]  # -> EPERM
+    prog += [(0x15, 0, len(families) + 2, (41, 198)[col]), (0x20, 0, 0, 16)]  # socket(): args[0] is the family
+    prog += [(0x15, len(families) - i, 0, f) for i, f in enumerate(families)]  # AF_INET/6 -> allow
+    prog += [(0x06, 0, 0, 0x50001), (0x06, 0, 0, 0x7FFF0000)]  # SECCOMP_RET_ERRNO | EPERM, SECCOMP_RET_ALLOW
+    code = b"".join(op.to_bytes(2, "little") + bytes([jt, jf]) + k.to_bytes(4, "little") for op, jt, jf, k in prog)
+    keep = ctypes.create_string_buffer(code, len(code))  # struct sock_filter[]; must outlive every child
+    fprog = (ctypes.c_uint64 * 2)(len(prog), ctypes.addressof(keep))  # {u16 len (padded), filter pointer}
+    fprog.keep = keep
+    return fprog
+
+
+def _drop_to(uid: int):
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def _child_main(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, iso: dict, result_fd: int):
     """Runs in the forked child: confine, call, write the JSON result, exit. Never returns."""
     global _IN_CHILD
     try:
         os.chdir(scratch)
         os.environ.update(HOME=scratch, TMPDIR=scratch)
         os.dup2(result_fd, 3)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])  # the protocol pipes among them
-        cpu = math.ceil(limits["timeout"]) + 1
-        for lim, value in ((resource.RLIMIT_AS, limits["memory_mb"] << 20), (resource.RLIMIT_CPU, cpu),
-                           (resource.RLIMIT_FSIZE, limits["max_file_mb"] << 20), (resource.RLIMIT_CORE, 0),
-                           (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_NPROC, 0)):
+        for fd in (0, 1, 2):  # fd 0 was the worker's channel to the caller
+            os.dup2(os.open(os.devnull, os.O_RDWR), fd)
+        os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        for lim, value in ((resource.RLIMIT_AS, limits["memory_mb"] << 20), (resource.RLIMIT_CORE, 0),
+                           (resource.RLIMIT_CPU, int(limits["timeout"]) + 2), (resource.RLIMIT_NPROC, 0),
+                           (resource.RLIMIT_FSIZE, limits["max_file_mb"] << 20), (resource.RLIMIT_NOFILE, 64)):
             resource.setrlimit(lim, (value, value))
+        if iso["ipc"] and _libc.unshare(_CLONE_NEWIPC) != 0:  # before the uid drop: it needs the capability
+            os._exit(71)
         if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            _drop_to(uid)
+        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # also what lets a non-root process install seccomp
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
+        if iso["seccomp"] and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) != 0:  # last: it bans unshare
+            os._exit(71)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes raise OSError instead
         sys.stdout = sys.stderr = CappedStringIO(limits["max_output"])  # stray prints: bounded, discarded
         _IN_CHILD = True
-        result = _invoke(fn, arguments, limits["max_output"])
-        payload = json.dumps(asdict(result), ensure_ascii=False).encode()
-        view = memoryview(payload)
-        while view:
+        view = memoryview(json.dumps(asdict(_invoke(fn, arguments, limits["max_output"]))).encode())
+        while view:  # ASCII JSON: lone surrogates travel as escapes
             view = view[os.write(3, view):]
         os._exit(0)
     except BaseException:
         os._exit(70)
 
 
-# ----------------------------------------------------------------------------- the worker (warm process)
+def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, iso: dict) -> dict:
+    """Fork a child for one call; read its result, then wait for its exit, both by the call's deadline
+    (the tool's code may close the result pipe and keep running)."""
+    read_fd, write_fd = os.pipe()
+    if (pid := os.fork()) == 0:
+        os.close(read_fd)
+        _child_main(fn, arguments, limits, scratch, uid, iso, write_fd)
+    os.close(write_fd)
+    deadline, chunks, size, verdict, pidfd = time.monotonic() + limits["timeout"], [], 0, None, None
+    timeout = _fail(TOOL_INSTABILITY, f"TimeoutError: the tool call timed out after {limits['timeout']:g} s")
+    while verdict is None:
+        if (left := deadline - time.monotonic()) <= 0 or not select.select([read_fd], [], [], left)[0]:
+            verdict = timeout
+        elif not (chunk := os.read(read_fd, 1 << 16)):
+            break
+        elif (size := size + len(chunk)) > 12 * limits["max_output"] + 4096:  # ASCII JSON: <= 12 bytes a char
+            verdict = _output_limit(size, limits["max_output"])
+        else:
+            chunks.append(chunk)
+    with contextlib.suppress(OSError, AttributeError):  # pidfd_open needs Linux 5.3; else poll
+        pidfd = os.pidfd_open(pid)
+    while verdict is None and not (exited := os.waitpid(pid, os.WNOHANG))[0]:  # normally it has exited
+        if (left := deadline - time.monotonic()) <= 0:
+            verdict = timeout
+        elif pidfd is None or not select.select([pidfd], [], [], left)[0]:
+            time.sleep(min(left, 1e-3))
+    for fd in (read_fd, pidfd):
+        if fd is not None:
+            os.close(fd)
+    if verdict is not None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return asdict(verdict)
+    with contextlib.suppress(Exception):  # the caller checks the values; here only that they can travel
+        r = json.loads(b"".join(chunks))
+        if type(r["ok"]) is bool and all(type(r[k]) is str for k in _FIELDS[1:]):
+            return {k: r[k] for k in _FIELDS}
+    if (code := os.waitstatus_to_exitcode(exited[1])) == -signal.SIGXCPU:
+        return asdict(_fail(TOOL_INSTABILITY, "TimeoutError: the tool call timed out (CPU time limit)"))
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    return asdict(_fail(TOOL_INSTABILITY, f"500 Server Error: the tool process crashed ({how})"))
 
-_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
-_MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
-_SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 1
 
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+# ----------------------------------------------------------------------------- the worker: a warm process
 
 
 def _mount_setattr(path: str, flags: int, set_: int = 0, clear: int = 0) -> bool:
-    attr = _MountAttr(set_, clear, 0, 0)
-    return _libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, path.encode(), flags, ctypes.byref(attr),
-                         ctypes.sizeof(attr)) == 0
-
-
-def _can_switch_uid(uid: int) -> bool:
-    """Whether a child can drop to `uid` (root inside a container may lack CAP_SETUID)."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    attr = (ctypes.c_uint64 * 4)(set_, clear, 0, 0)  # struct mount_attr; 442: mount_setattr, -100: AT_FDCWD
+    return _libc.syscall(442, -100, path.encode(), flags, attr, ctypes.sizeof(attr)) == 0
 
 
 def _isolate_worker(scratch_root: str, uid: int) -> dict:
-    """Enter new namespaces where the OS allows it; report what was applied."""
-    applied = {"network": False, "readonly_fs": False, "separate_uid": False}
-    if os.geteuid() == 0:
-        if _libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0:
-            applied["network"] = True
-            root = scratch_root.encode()
-            applied["readonly_fs"] = (
-                _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) == 0  # nothing leaks back out
-                and _libc.mount(root, root, None, _MS_BIND, None) == 0
-                and _mount_setattr("/", _AT_RECURSIVE, set_=_MOUNT_ATTR_RDONLY)
-                and _mount_setattr(scratch_root, 0, clear=_MOUNT_ATTR_RDONLY))
-        applied["separate_uid"] = _can_switch_uid(uid)
-    else:
-        applied["network"] = _enter_user_and_net_namespace()
-    return applied
+    """As root, enter new namespaces; compile seccomp; try the per-call layers in a throw-away child."""
+    global _SECCOMP
+    netns = readonly = quota = False
+    if os.geteuid() == 0 and (netns := _libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0):
+        root = scratch_root.encode()
+        readonly = (_libc.mount(b"none", b"/", None, 16384 | 1 << 18, None) == 0  # MS_REC|MS_PRIVATE: no leaks out
+                    and _mount_setattr("/", 0x8000, set_=1))  # AT_RECURSIVE, MOUNT_ATTR_RDONLY
+        # A tmpfs for the scratch dirs (cheap mkdir; each call's own tmpfs is mounted on one), else a bind mount.
+        quota = readonly and _libc.mount(b"tmpfs", root, b"tmpfs", _MNT_FLAGS, b"size=1m,mode=0755") == 0
+        readonly = quota or readonly and _libc.mount(root, root, None, 4096, None) == 0 \
+            and _mount_setattr(scratch_root, 0, clear=1)  # MS_BIND, then writable again
+    _SECCOMP = _seccomp_filter(allow_inet=netns)  # AF_INET/6 are harmless only where no network exists
+    if (pid := os.fork()) == 0:
+        ipc = os.geteuid() == 0 and _libc.unshare(_CLONE_NEWIPC) == 0
+        with contextlib.suppress(OSError):
+            _drop_to(uid)  # root inside a container may lack CAP_SETUID
+        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        sec = _SECCOMP is not None and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) == 0
+        with contextlib.suppress(PermissionError):
+            sec = sec and os.memfd_create("probe") < 0  # a working filter refuses it
+        os._exit((os.getuid() == uid) | ipc << 1 | sec << 2)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    return {"network": netns or bool(code & 4), "readonly_fs": readonly, "disk_quota": quota,
+            "separate_uid": bool(code & 1), "ipc": bool(code & 2), "seccomp": bool(code & 4)}
 
 
-def _enter_user_and_net_namespace() -> bool:
-    """Without root: a user namespace (if the kernel allows unprivileged ones) in which we may
-    create a network namespace. Our own uid/gid are mapped to themselves, or files could not be
-    created."""
-    uid, gid = os.geteuid(), os.getegid()
-    if _libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
-        return False
-    try:
-        for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{uid} {uid} 1"),
-                           ("/proc/self/gid_map", f"{gid} {gid} 1")):
-            with open(path, "w") as f:
-                f.write(text)
-    except OSError:
-        pass  # the network is cut either way; only file creation may suffer
-    return True
+def _remove_tree(path: str):
+    """Delete a tree of any depth and modes, best effort, with no recursion (Python 3.11's rmtree
+    recurses) and no long paths: subdirectories move up into one staging dir, are emptied there and
+    removed, so two fds suffice however deep the tree."""
+    with contextlib.suppress(OSError):
+        return os.rmdir(path)  # the common case: nothing left
+    with contextlib.suppress(OSError):
+        os.rename(path, os.path.join(stage := tempfile.mkdtemp(dir=os.path.dirname(path)), "0"))
+        top, n = os.open(stage, os.O_RDONLY | os.O_DIRECTORY), 0
+        try:
+            while names := os.listdir(top):
+                for name in names:
+                    os.chmod(name, 0o700, dir_fd=top)  # a child running as our own user may have locked it
+                    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+                    try:
+                        for e in list(os.scandir(fd)):
+                            if e.is_dir(follow_symlinks=False):
+                                os.rename(e.name, str(n := n + 1), src_dir_fd=fd, dst_dir_fd=top)
+                            else:
+                                os.unlink(e.name, dir_fd=fd)
+                    finally:
+                        os.close(fd)
+                    os.rmdir(name, dir_fd=top)
+        finally:
+            os.close(top)
+        os.rmdir(stage)
 
 
-def _child_status_result(status: int) -> Result:
-    code = os.waitstatus_to_exitcode(status)
-    if code == -signal.SIGXCPU:
-        return _fail(TOOL_INSTABILITY, "TimeoutError: the tool call timed out (CPU time limit)")
-    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-    return _fail(TOOL_INSTABILITY, f"500 Server Error: the tool process crashed ({how})")
-
-
-def _new_scratch(scratch_root: str, uid: int | None) -> str:
-    path = tempfile.mkdtemp(dir=scratch_root)
-    if uid is not None:
-        os.chown(path, uid, uid)
-    return path
-
-
-def _emptied(scratch: str, scratch_root: str, uid: int | None) -> str:
-    """The scratch dir for the next call: this one emptied, or a new one if it can't be (a child
-    running as the caller's own user may have changed its permissions)."""
-    try:
-        for entry in os.scandir(scratch):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-        return scratch
-    except OSError:
-        shutil.rmtree(scratch, ignore_errors=True)
-        return _new_scratch(scratch_root, uid)
-
-
-def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None) -> Result:
-    """Fork a child to run one call in `scratch` (an empty dir); wait for it within the timeout."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _child_main(fn, arguments, limits, scratch, uid, write_fd)
-    os.close(write_fd)
-    cap = 6 * limits["max_output"] + 4096  # JSON escaping can at most ~6x a string
-    chunks, size, verdict = [], 0, None
-    deadline = time.monotonic() + limits["timeout"]
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([read_fd], [], [], left)[0]:
-            verdict = _fail(TOOL_INSTABILITY, f"TimeoutError: the tool call timed out after {limits['timeout']:g} s")
-            break
-        chunk = os.read(read_fd, 1 << 16)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > cap:
-            verdict = _fail(TOOL_INSTABILITY, f"500 Server Error: output limit exceeded (more than {cap} bytes)")
-            break
-    if verdict is not None:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    os.close(read_fd)
-    if verdict is not None:
-        return verdict
-    try:
-        r = json.loads(b"".join(chunks))
-        result = Result(r["ok"], r["output"], r["category"], r["message"])
-        assert type(result.ok) is bool and isinstance(result.output, str) and isinstance(result.message, str)
-        assert result.category in FEEDBACK_CATEGORIES
-        return result
-    except Exception:  # no result at all (a crash), or garbage written by the tool's code
-        return _child_status_result(status)
-
-
-def _worker_main(hello: dict):
+def _worker_main(hello: dict, conn: Connection):
     """Entry point of a worker process (see _BOOT): import the tools, isolate, serve requests."""
     import importlib
 
-    def load(module, qualname):
-        obj = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-        return obj
-
-    proto_in, proto_out = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints can't corrupt the protocol
     try:
-        fns = {name: load(*where) for name, where in hello["tools"].items()}
+        fns = {}
+        for name, (module, qualname) in hello["tools"].items():
+            fns[name] = importlib.import_module(module)
+            for part in qualname.split("."):
+                fns[name] = getattr(fns[name], part)
         for m in PRELOAD:
             importlib.import_module(m)
-        isolation = _isolate_worker(hello["scratch_root"], hello["uid"])
+        iso = _isolate_worker(hello["scratch_root"], hello["uid"])
     except Exception as e:
-        proto_out.write((json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}) + "\n").encode())
-        proto_out.flush()
-        return
-    uid = hello["uid"] if isolation["separate_uid"] else None
-    proto_out.write((json.dumps({"ready": True, "isolation": isolation}) + "\n").encode())
-    proto_out.flush()
-    scratch = _new_scratch(hello["scratch_root"], uid)
-    for line in proto_in:
-        req = json.loads(line)
-        result = _run_child(fns[req["name"]], req["arguments"], hello["limits"], scratch, uid)
-        scratch = _emptied(scratch, hello["scratch_root"], uid)
-        proto_out.write((json.dumps(asdict(result), ensure_ascii=False) + "\n").encode())
-        proto_out.flush()
+        return conn.send_bytes(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}).encode())
+    conn.send_bytes(json.dumps({"ready": True, "isolation": iso}).encode())
+    uid, limits = hello["uid"] if iso["separate_uid"] else None, hello["limits"]
+    opts = f"size={4 * limits['max_file_mb']}m,nr_inodes=16384,mode=0700,uid={uid or 0},gid={uid or 0}".encode()
+    with contextlib.suppress(EOFError):  # the caller closed the channel
+        while req := json.loads(conn.recv_bytes()):
+            scratch = tempfile.mkdtemp(dir=hello["scratch_root"])  # fresh per call: no mode, xattr or file survives
+            own_fs = iso["disk_quota"] and _libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", _MNT_FLAGS, opts) == 0
+            if uid is not None and not own_fs:
+                os.chown(scratch, uid, uid)
+            conn.send_bytes(json.dumps(_run_child(fns[req["name"]], req["arguments"], limits, scratch, uid, iso)).encode())
+            _libc.umount2(scratch.encode(), 2)  # MNT_DETACH: the call's tmpfs goes at once, however deep its tree
+            _remove_tree(scratch)  # after the reply, so the caller does not wait for it
 
 
-_BOOT = ("import sys, json; hello = json.loads(sys.stdin.buffer.readline()); sys.path[:0] = hello['sys_path']; "
-         "from tl.sandbox import _worker_main; _worker_main(hello)")
+_BOOT = ("import json, sys; from multiprocessing.connection import Connection; conn = Connection(0); "
+         "hello = json.loads(conn.recv_bytes()); sys.path[:0] = hello['sys_path']; "
+         "from tl.sandbox import _worker_main; _worker_main(hello, conn)")
 
 
-class _WorkerLost(Exception):
-    pass
+# ----------------------------------------------------------------------------- the caller's side
 
 
 class _Worker:
-    """The caller's handle on one worker process: a JSON-lines pipe with deadlines."""
+    """The caller's handle on one worker process: a socket channel, replies read with a deadline. Its
+    stderr is the caller's (only the worker's own crashes reach it; a child's goes to /dev/null)."""
 
-    def __init__(self, hello: dict, stderr_path: str):
+    def __init__(self, hello: dict, slot: int):
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": hello["scratch_root"],
                "TMPDIR": hello["scratch_root"], "PYTHONDONTWRITEBYTECODE": "1"}
-        with open(stderr_path, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=err, env=env, cwd=hello["scratch_root"],
-                                         start_new_session=True, close_fds=True)
-        self.stderr_path, self._buf = stderr_path, b""
-        self.proc.stdin.write((json.dumps(hello) + "\n").encode())
-        self.proc.stdin.flush()
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT], stdin=theirs, stdout=subprocess.DEVNULL,
+                                         env=env, cwd=hello["scratch_root"], start_new_session=True)
+        self.slot, self.conn = slot, Connection(ours.detach())
+        self.conn.send_bytes(json.dumps(hello).encode())
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def read_line(self, timeout: float) -> dict:
-        deadline, fd = time.monotonic() + timeout, self.proc.stdout.fileno()
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise _WorkerLost(f"no answer within {timeout:g} s")
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                raise _WorkerLost("the worker process exited")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def request(self, req: str, timeout: float) -> dict:
+    def ask(self, request: str | None, timeout: float) -> dict:
+        """Send a request (if any) and read the reply within `timeout` s; EOFError if none comes."""
         try:
-            self.proc.stdin.write((req + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as e:
-            raise _WorkerLost(f"the worker process is gone ({e})") from None
-        return self.read_line(timeout)
+            if request is not None:
+                self.conn.send_bytes(request.encode())
+            if not self.conn.poll(timeout):
+                raise EOFError(f"no answer within {timeout:g} s")
+            return json.loads(self.conn.recv_bytes())
+        except (OSError, EOFError) as e:
+            raise EOFError(str(e) or "the worker process exited") from None
 
     def kill(self):
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # the worker and any child it has running
-        except (ProcessLookupError, PermissionError):
-            pass
         self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                f.close()
-            except OSError:
-                pass
+        self.conn.close()
+
+
+def _checked(reply: dict, max_output: int) -> Result:
+    """A worker's reply as a Result that keeps the contract, whatever the tool's code wrote."""
+    ok, output, category, message = (reply.get(k) for k in _FIELDS)
+    if ok is True and category == ALL_RIGHT and message == "" and isinstance(output, str):
+        return Result(True, _utf8(output)) if len(output) <= max_output else _output_limit(len(output), max_output)
+    if ok is False and category in FEEDBACK_CATEGORIES and category != ALL_RIGHT and isinstance(message, str) \
+            and 0 < len(message) <= 1024 and classify_feedback(_utf8(message)) == category:
+        return _fail(category, _utf8(message))
+    return _fail(TOOL_INSTABILITY, "500 Server Error: the tool process sent a malformed result")
 
 
 def _shutdown(workers: list, root: str):
     for w in workers:
-        w.kill()
-    shutil.rmtree(root, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            w.kill()
+    _remove_tree(root)
 
 
 class Sandbox:
     """Runs tool calls in warm, isolated worker processes (see the module docstring).
 
     tools: a {name: Tool} dict or a list of Tools (tl.toolbox.Tool or anything with `.fn` and
-    `.schema`); each `fn` must be a module-level function of an importable module.
-    timeout: wall-clock seconds per call; memory_mb: the child's address-space limit;
+    `.schema`); each `fn` must be a module-level function of an importable module (workers import it
+    by name). timeout: wall-clock seconds per call; memory_mb: the child's address-space limit;
     max_output: the longest output (characters) returned; workers: warm processes (calls run in
     parallel through `map`). Thread-safe. Close it (or use `with`) to stop the workers.
     """
@@ -529,47 +503,38 @@ class Sandbox:
                  workers: int = 2, max_file_mb: int = 16):
         self.tools = _tool_dict(tools)
         self.schemas = {name: t.schema for name, t in self.tools.items()}
-        self.timeout = timeout
-        where = {}
-        for name, t in self.tools.items():
-            module, qualname = getattr(t.fn, "__module__", None), getattr(t.fn, "__qualname__", "")
+        self.timeout, self.max_output = timeout, max_output
+        where = {n: (getattr(t.fn, "__module__", None), getattr(t.fn, "__qualname__", "")) for n, t in self.tools.items()}
+        for name, (module, qualname) in where.items():
             if not module or module == "__main__" or "<locals>" in qualname:
                 raise ValueError(f"Sandbox: tool {name!r} must be a module-level function of an importable module "
                                  f"(workers import it by name); found {module}.{qualname}")
-            where[name] = (module, qualname)
         self._root = tempfile.mkdtemp(prefix="tl-sandbox-")
         os.chmod(self._root, 0o755)
         tl_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        self._hello = {"sys_path": [tl_root] + [p for p in sys.path if p], "tools": where,
-                       "limits": {"timeout": timeout, "memory_mb": memory_mb, "max_output": max_output,
-                                  "max_file_mb": max_file_mb},
-                       "uid": _UID_BASE + os.getpid()}
+        self._hello = {"sys_path": [tl_root] + [p for p in sys.path if p], "tools": where, "limits": {
+            "timeout": timeout, "memory_mb": memory_mb, "max_output": max_output, "max_file_mb": max_file_mb}}
         self._workers: list[_Worker] = []
         self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._root)
-        self._idle: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
-        self._pool, self._closed = None, False
-        started = [self._start_worker(i) for i in range(workers)]  # all start at once, then handshake
+        self._idle, self._lock, self._pool, self._closed = queue.Queue(), threading.Lock(), None, False
+        started = [self._start(slot) for slot in range(workers)]  # all start at once, then handshake
         self.isolation = [self._handshake(w) for w in started][0]
         for w in started:
             self._idle.put(w)
 
-    def _start_worker(self, slot: int) -> _Worker:
-        hello = dict(self._hello, scratch_root=tempfile.mkdtemp(prefix=f"w{slot}-", dir=self._root))
-        os.chmod(hello["scratch_root"], 0o755)
-        w = _Worker(hello, os.path.join(self._root, f"w{slot}.stderr"))
-        w.slot = slot
+    def _start(self, slot: int) -> _Worker:
+        scratch_root = tempfile.mkdtemp(prefix=f"w{slot}-", dir=self._root)
+        os.chmod(scratch_root, 0o755)
+        w = _Worker(dict(self._hello, scratch_root=scratch_root, uid=_UID_BASE + (os.getpid() << 8) + slot % 256), slot)
         with self._lock:
             self._workers.append(w)
         return w
 
     def _handshake(self, w: _Worker) -> dict:
         try:
-            reply = w.read_line(60.0)
-        except _WorkerLost as e:
-            with open(w.stderr_path, errors="replace") as f:
-                tail = f.read()[-2000:]
-            raise RuntimeError(f"Sandbox: a worker failed to start ({e}); its stderr:\n{tail}") from None
+            reply = w.ask(None, 60.0)
+        except EOFError as e:
+            reply = {"error": f"{e}; see its stderr"}
         if not reply.get("ready"):
             raise RuntimeError(f"Sandbox: a worker failed to start: {reply.get('error')}")
         return reply["isolation"]
@@ -579,32 +544,33 @@ class Sandbox:
         with self._lock:
             if w in self._workers:
                 self._workers.remove(w)
-        fresh = self._start_worker(w.slot)
-        self._handshake(fresh)
+        self._handshake(fresh := self._start(w.slot))
         return fresh
 
     def run(self, call) -> Result:
-        """Validate and execute one call; never raises for anything the tool or the call does."""
-        call = Call.from_dict(call)
-        failed = validate_call(call, self.schemas)
-        if failed is not None:
-            return failed
-        try:
-            req = json.dumps({"name": call.name, "arguments": _given_arguments(call, self.schemas[call.name])},
-                             ensure_ascii=False)
-        except (TypeError, ValueError) as e:  # a Call built in Python with, say, a set in it
-            return _fail(TOOL_CALL_FAILURE, f"TypeError: {e}")
+        """Validate and execute one call. Never raises for what the call holds or the tool does (only
+        when the sandbox is closed); the Result keeps the contract of the module docstring."""
         if self._closed:
             raise RuntimeError("Sandbox.run: the sandbox is closed")
+        try:
+            call = Call.from_dict(call)
+            failed = validate_call(call, self.schemas)
+            if failed is not None:
+                return Result(False, "", failed.category, _utf8(failed.message))
+            req = json.dumps({"name": call.name, "arguments": _given_arguments(call, self.schemas[call.name])})
+        except Exception as e:  # a Call built in Python with, say, a set in it or a list for a name
+            return _exception_result(e)
         w = self._idle.get()
         try:
-            if not w.alive():  # killed from outside while idle: replace it before use
+            if w.proc.poll() is not None:  # killed from outside while idle: replace it before use
                 w = self._replace(w)
             try:
-                return Result(**w.request(req, self.timeout + 10.0))
-            except _WorkerLost as e:  # the worker itself died or hung (a child can kill it without root)
+                return _checked(w.ask(req, self.timeout + 10.0), self.max_output)
+            except EOFError as e:  # the worker itself died or hung
                 w = self._replace(w)
                 return _fail(TOOL_INSTABILITY, f"500 Server Error: the sandbox worker was lost ({e})")
+        except Exception as e:  # e.g. no replacement worker could start; the next call tries again
+            return _fail(TOOL_INSTABILITY, f"500 Server Error: the sandbox failed ({_exception_result(e).message})")
         finally:
             self._idle.put(w)
 
@@ -620,10 +586,13 @@ class Sandbox:
             return [w.proc.pid for w in self._workers]
 
     def close(self):
+        """Stop the workers and remove every file the sandbox made; never raises."""
         self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown()
-        self._finalizer()
+        try:
+            if self._pool is not None:
+                self._pool.shutdown()
+        finally:
+            self._finalizer()
 
     def __enter__(self):
         return self
