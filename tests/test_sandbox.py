@@ -7,10 +7,12 @@ process or the machine if a protection were missing (fork bomb, killing the pare
 parent's /proc environ) first check `Sandbox.isolation` and skip when the protection that stops
 them is not in place, so they cannot take down the test runner or other people's processes.
 """
+import ctypes
 import os
 import platform
 import signal
 import socket
+import struct
 import tempfile
 import threading
 import time
@@ -20,7 +22,7 @@ import pytest
 
 from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
                          TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
-from tl.sandbox import Result, Sandbox, run_in_process, validate_call
+from tl.sandbox import Result, Sandbox, _remove_tree, run_in_process, validate_call
 from tl.schema import Call
 from tl.toolbox import TOOLS, Tool
 
@@ -523,3 +525,54 @@ def test_untrusted_text_never_makes_run_raise(box):
         assert_keeps_the_contract(result)
     assert results[0] == Result(True, "a\ufffdb")
     assert results[1].category == TOOL_HALLUCINATION
+
+
+def test_isolation_reports_each_layer(box):
+    assert set(box.isolation) == {"network", "readonly_fs", "disk_quota", "separate_uid", "ipc", "seccomp"}
+    assert all(type(v) is bool for v in box.isolation.values())
+
+
+def run_bpf(prog, arch: int, nr: int, arg0: int = 0) -> int:
+    """A classic-BPF interpreter for the few instructions the filter uses: what the kernel would return."""
+    data, pc, acc = {0: nr, 4: arch, 16: arg0}, 0, 0
+    while True:
+        code, jt, jf, k = prog[pc]
+        if code == 0x06:
+            return k
+        if code == 0x20:
+            acc, pc = data[k], pc + 1
+        else:
+            pc += 1 + (jt if (acc == k if code == 0x15 else acc >= k) else jf)
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_seccomp_program_denies_its_list_and_nothing_else(machine):
+    """Checked here for both architectures, whichever this machine is; the attack tests check the real one."""
+    from tl.sandbox_worker import ARCHES, DENIED, SOCKET, seccomp_filter
+    col, audit = ARCHES[machine]
+    denied, allow, eperm, kill = {nrs[col] for nrs in DENIED} - {None}, 0x7FFF0000, 0x50001, 0x80000000
+    for allow_inet in (True, False):
+        fprog = seccomp_filter(allow_inet, machine)
+        raw = ctypes.string_at(fprog[1], fprog[0] * 8)
+        prog = [struct.unpack("<HBBI", raw[i:i + 8]) for i in range(0, len(raw), 8)]
+        assert all(run_bpf(prog, audit, nr) == (eperm if nr in denied else allow)
+                   for nr in range(500) if nr != SOCKET[col])
+        for family, inet in ((2, True), (10, True), (1, False), (16, False), (17, False), (40, False)):
+            assert run_bpf(prog, audit, SOCKET[col], family) == (allow if inet and allow_inet else eperm)
+        assert run_bpf(prog, 0x40000003, 1) == kill  # i386's int 0x80 from an x86_64 process
+        if machine == "x86_64":
+            assert run_bpf(prog, audit, 0x40000000 | 29) == eperm  # x32's shmget
+    assert seccomp_filter(True, "riscv64") is None
+
+
+def test_a_tree_of_any_depth_and_mode_is_removed(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY)
+    for _ in range(1500):  # deeper than Python 3.11's recursive shutil.rmtree can go
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(parent)
+    os.close(os.open("f", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    os.chmod(fd, 0)  # a locked directory at the bottom
+    os.close(fd)
+    _remove_tree(str(tmp_path / "d"))
+    assert not (tmp_path / "d").exists()
