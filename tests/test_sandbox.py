@@ -1,5 +1,6 @@
-"""The sandbox: Python-worded validation, and attacks that must end in an error result while the
-caller stays alive and later calls still work.
+"""The sandbox: Python-worded validation, the Result contract the caller enforces whatever the child
+writes, and attacks that must end in an error result while the caller stays alive, later calls
+still work and nothing reaches a later call or the host (IPC, keyrings, sockets, the scratch dir).
 
 The attacks run both as model-written code (`run_python`) and as deliberately misbehaving tools
 defined below (module-level, so the workers can import them). Attacks that could hurt this
