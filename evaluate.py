@@ -31,10 +31,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tl.benchmarks import LOADERS, BenchmarkError, Item, discover, gold_output, load
+from tl.benchmarks.base import read_jsonl_lines
 from tl.benchmarks.run import episode_record, generate_texts, predict, run_tasks, score, task_executors
 from tl.metrics import multi_turn_metrics
 from tl.render import PROMPT_FORMATS
-from tl.schema import valid_unicode
 
 DEMO_MODELS = ("out/ppo/model", "out/sft/model")
 DEMO_DATA = "out/data"
@@ -97,21 +97,19 @@ def read_predictions(path, units) -> dict:
         files = {single[0].name: path / "predictions.jsonl"}
     out = {u.name: {} for u in single}
     for unit, f in files.items():
-        if not f.is_file():
-            raise BenchmarkError(f"{f}: predictions file not found")
-        for lineno, line in enumerate(open(f, encoding="utf-8"), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                item_id, output = rec["id"], rec["output"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise BenchmarkError(f"{f}:{lineno}: expected {{\"id\": ..., \"output\": ...}} ({type(e).__name__}: {e})") from None
+        if path.is_dir() and not f.exists():
+            raise BenchmarkError(f"{f}: predictions file not found (--predictions {path} is a folder: expected "
+                                 f"<unit>/predictions.jsonl in it, or predictions.jsonl for one unit)")
+        for where, rec in read_jsonl_lines(f):
+            item_id, output = (rec.get("id"), rec.get("output")) if isinstance(rec, dict) else (None, None)
+            if not isinstance(item_id, (str, int)) or isinstance(item_id, bool) or output is None:
+                raise BenchmarkError(f'{where}: expected {{"id": <item id: string or integer>, "output": <model text>}}; '
+                                     f"found {rec!r:.100}")
             name = unit or rec.get("benchmark") or (single[0].name if len(single) == 1 else None)
-            if name not in out:
-                raise BenchmarkError(f"{f}:{lineno}: cannot tell which benchmark {item_id!r} belongs to "
-                                     f"(add \"benchmark\": one of {sorted(out)})")
-            out[name][str(item_id)] = valid_unicode(output) if isinstance(output, str) else json.dumps(output)
+            if not isinstance(name, str) or name not in out:
+                raise BenchmarkError(f"{where}: cannot tell which benchmark {item_id!r} belongs to "
+                                     f"(add \"benchmark\": one of {sorted(out)}; found {name!r:.60})")
+            out[name][str(item_id)] = output if isinstance(output, str) else json.dumps(output)
     return out
 
 
@@ -177,18 +175,25 @@ def markdown(name: str, metrics: dict) -> str:
 
 
 def main(argv=None):
+    """The command line. A bad input file (a BenchmarkError from any loader, the predictions or
+    scoring) ends the run with one line `evaluate.py: <file>:<record>: <reason>`, exit status 1."""
     args = parse_args(argv)
+    try:
+        return run(args)
+    except BenchmarkError as e:
+        sys.exit(f"evaluate.py: {e}")
+
+
+def run(args) -> dict:
+    """Evaluate as `args` say (see the module docstring) -> {unit: its headline metrics}."""
     if args.benchmark is None:
         args.benchmark = "synthetic"
     if args.data is None and args.benchmark != "bfcl":
         args.data = DEMO_DATA
     if args.model is None and args.predictions is None:
         args.model = demo_model()
-    try:
-        units = load_units(args)
-        predictions = read_predictions(args.predictions, units) if args.predictions else None
-    except BenchmarkError as e:
-        sys.exit(f"evaluate.py: {e}")
+    units = load_units(args)
+    predictions = read_predictions(args.predictions, units) if args.predictions else None
     is_multi = {u.name: bool(u.items) and not isinstance(u.items[0], Item) for u in units}
     model = tok = None
     if args.model is not None and (predictions is None or any(is_multi.values())):
@@ -223,8 +228,8 @@ def main(argv=None):
             try:
                 metrics, records = score(unit.items, outputs, tokenize, bfcl_json_literals=args.bfcl_json_literals,
                                          rotbench_empty_input_ok=args.rotbench_empty_input_ok)
-            except BenchmarkError as e:
-                sys.exit(f"evaluate.py: {unit.name}: {e}")
+            except BenchmarkError as e:  # e.g. an item without a prediction: say which unit
+                raise BenchmarkError(f"{unit.name}: {e}") from None
             outputs = {it.id: outputs[it.id] for it in unit.items}
         metrics["skipped"] = [f"{s.where}: {s.reason}" for s in unit.skipped]
         write_unit(out / unit.name if len(units) > 1 else out, metrics, records, outputs)

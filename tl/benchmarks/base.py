@@ -9,16 +9,23 @@ multi-turn split) become `Task`s: tools and a query, run by the episode runner.
 Item ids (README, "Item ids"): the benchmark's own id where it is unique in its file,
 `<id>#<k>` (k = 0, 1, ... by order of appearance) where it repeats, `<Name>/<i>` for
 ToolAlpaca. Problems with a whole file or record raise `BenchmarkError` naming `file:record`
-and the reason; a record the benchmark itself ships broken (e.g. gold JSON that does not parse)
-is skipped with a `Skipped` note so that the rest of the file still evaluates.
+and the reason. Every file is read by `read_text` and `loads` (bytes that are not UTF-8, JSON
+nested deeper than MAX_DEPTH, a 5,000-digit integer, a directory: such an error too, never a
+traceback; evaluate.py prints it as one line). A record the benchmark itself ships broken (e.g.
+gold JSON that does not parse) is skipped with a `Skipped` note so that the rest of the file
+still evaluates.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tl.schema import Call, normalize_tools, valid_unicode
 
 
 class BenchmarkError(ValueError):
@@ -95,47 +102,135 @@ def unique_ids(raw_ids):
     return out
 
 
-def read_json(path):
-    """`json.load` with an error that names the file and the position of the problem."""
-    path = Path(path)
+MAX_DEPTH = 100  # JSON nesting in a benchmark file; the real ones nest at most 10 deep
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)  # strings are skipped whole
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKET, _PAIR = re.compile(r"[^\[\]{}]+"), re.compile(r"\[\]|\{\}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # UTF-8 text holds no surrogate; only a JSON escape makes one
+_DECODER = json.JSONDecoder()
+
+
+def _line_column(text: str, pos: int) -> tuple[int, int]:
+    return text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+
+
+def _too_deep(text: str, start: int) -> int | None:
+    """The offset of the first bracket (outside strings) nested deeper than MAX_DEPTH in the JSON
+    value starting at `start`, else None. Checked before decoding: json recurses once per level
+    and would exhaust the stack (RecursionError), and so would the code that walks the values."""
+    # Fast path (regexes only): the brackets outside strings lose their innermost pairs one level
+    # per pass, so balanced brackets that vanish within MAX_DEPTH passes nest no deeper.
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text[start:]))
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return None
+        brackets = _PAIR.sub("", brackets)
+    depth = 0  # too deep, or unbalanced: find the place bracket by bracket
+    for m in _STRING_OR_BRACKET.finditer(text, start):
+        if m.group() in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return m.start()
+        elif m.group() in "]}":
+            depth -= 1
+            if depth == 0:
+                return None
+    return None
+
+
+def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool = False):
+    """The JSON value in `text` from offset `start` (`whole`: only whitespace may follow it), its
+    strings made valid Unicode (tl.schema.valid_unicode: a `"\\ud800"` escape cannot be written
+    back as UTF-8). Anything json cannot read is a BenchmarkError naming `where`, followed by
+    `:<line>` when `lines` (a whole file) or else `(line, column)`: a syntax error, nesting deeper
+    than MAX_DEPTH, an integer longer than Python converts (sys.get_int_max_str_digits(), 4300)."""
+    def error(pos, reason):
+        if pos is None:
+            return BenchmarkError(f"{where}: {reason}")
+        line, col = _line_column(text, pos)
+        if lines:
+            return BenchmarkError(f"{where}:{line}: {reason} (column {col})")
+        return BenchmarkError(f"{where}: {reason} ({'' if line == 1 else f'line {line}, '}column {col})")
+
+    start = len(text) - len(text[start:].lstrip())  # as json.loads: whitespace before the value is fine
+    deep = _too_deep(text, start)
+    if deep is not None:
+        raise error(deep, f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise BenchmarkError(f"{path}: file not found") from None
+        value, end = _DECODER.raw_decode(text, start)
+        if whole and text[end:].strip():
+            raise json.JSONDecodeError("Extra data", text, len(text) - len(text[end:].lstrip()))
     except json.JSONDecodeError as e:
-        raise BenchmarkError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from None
+        raise error(e.pos, f"not valid JSON: {e.msg}") from None
+    except ValueError as e:  # the only other one json raises: an integer too long for int()
+        limit = sys.get_int_max_str_digits()
+        m = re.compile(r"\d{%d}" % (limit + 1)).search(text, start) if limit else None
+        raise error(m and m.start(), f"an integer of more than {limit} digits, longer than Python reads"
+                    if m else f"not readable as JSON ({e})") from None
+    return valid_unicode(value) if _SURROGATE_ESCAPE.search(text, start) else value
 
 
-def read_jsonl(path):
-    """JSON Lines -> list of records; an error names `file:line`. Blank lines are skipped."""
+def read_text(path) -> str:
+    """A benchmark file's text, decoded as UTF-8 (a leading byte-order mark dropped). Raises
+    BenchmarkError when it is missing, not a regular file (a directory), unreadable, or not UTF-8
+    (naming the line of the first bad byte)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise BenchmarkError(f"{path}: file not found")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-    return records
+    if not path.is_file():  # a directory, or a pipe that could block forever
+        raise BenchmarkError(f"{path}: {'is a directory' if path.is_dir() else 'not a regular file'}; expected a file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BenchmarkError(f"{path}: cannot read it ({e.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line, col = data.count(b"\n", 0, e.start) + 1, e.start - data.rfind(b"\n", 0, e.start)
+        raise BenchmarkError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at byte {col} of the line)") from None
+
+
+def read_json(path):
+    """A JSON file's value (`read_text`, then `loads`); errors name `file:line`."""
+    text = read_text(path)
+    if not text.strip():
+        raise BenchmarkError(f"{path}: empty file; expected JSON")
+    return loads(text, path, lines=True)
+
+
+def read_jsonl_lines(path, allow_empty: bool = False) -> list[tuple[str, object]]:
+    """JSON Lines -> [(`file:line`, record)] (`read_text`, then `loads` on each line; errors name
+    `file:line`). Blank lines are skipped; a file without records is an error unless `allow_empty`."""
+    rows = []
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):  # not splitlines(): U+2028 may sit in a string
+        if line.strip():
+            rows.append((f"{path}:{lineno}", loads(line, f"{path}:{lineno}")))
+    if not rows and not allow_empty:
+        raise BenchmarkError(f"{path}: no records (the file is empty); expected JSON Lines, one record per line")
+    return rows
+
+
+def read_jsonl(path, allow_empty: bool = False) -> list:
+    """The records of a JSON Lines file (see `read_jsonl_lines`)."""
+    return [rec for _, rec in read_jsonl_lines(path, allow_empty)]
 
 
 def read_json_list(path, what: str = "records") -> list:
-    """A JSON file that must hold a list (of `what`)."""
+    """A JSON file that must hold a non-empty list (of `what`)."""
     records = read_json(path)
     if not isinstance(records, list):
         raise BenchmarkError(f"{path}: expected a JSON list of {what}, found {type(records).__name__}")
+    if not records:
+        raise BenchmarkError(f"{path}: an empty list; expected a JSON list of {what}")
     return records
 
 
-def record_ids(records, path, first: int = 0) -> list:
-    """The records' own `id`s made unique (`unique_ids`). `first` numbers the records in errors:
-    0 for the items of a JSON list, 1 for the lines of a JSONL file."""
-    return unique_ids([str(require(r, "id", str, f"{path}:{k + first}")) for k, r in enumerate(records)])
+def record_ids(records, path, first: int = 0, wheres=None) -> list:
+    """The records' own `id`s made unique (`unique_ids`). Errors name `wheres[k]` when given (the
+    `file:line` of `read_jsonl_lines`), else `path:<k + first>`: first = 0 numbers the items of a
+    JSON list."""
+    return unique_ids([str(require(r, "id", str, wheres[k] if wheres else f"{path}:{k + first}"))
+                       for k, r in enumerate(records)])
 
 
 def require(record, key, types, where):
@@ -162,10 +257,29 @@ def tool_list_from_prompt(text, where):
     start = text.find("[", marker if marker >= 0 else 0)
     if start < 0:
         raise BenchmarkError(f"{where}: no JSON tool list found in the system prompt")
-    try:
-        tools, _ = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError as e:
-        raise BenchmarkError(f"{where}: the tool list in the system prompt is not valid JSON ({e.msg})") from None
+    tools = loads(text, f"{where}: the tool list in the system prompt", start=start, whole=False)
     if not isinstance(tools, list):
         raise BenchmarkError(f"{where}: the system prompt's tool block is a {type(tools).__name__}, not a list")
     return tools
+
+
+def _schema_error(e: Exception) -> str:
+    # RecursionError: JSON text inside a value (ToolAlpaca's Parameters line, a tool or arguments
+    # given as text), which tl.schema decodes, nested deeper than Python's stack
+    return str(e) if isinstance(e, ValueError) else "JSON text inside it nested too deeply to read"
+
+
+def tools_of(raw, where) -> list[dict]:
+    """`normalize_tools(raw)`, its errors a BenchmarkError naming `where`."""
+    try:
+        return normalize_tools(raw)
+    except (ValueError, RecursionError) as e:
+        raise BenchmarkError(f"{where}: {_schema_error(e)}") from None
+
+
+def call_of(raw, where) -> Call:
+    """`Call.from_dict(raw)`, its errors a BenchmarkError naming `where`."""
+    try:
+        return Call.from_dict(raw)
+    except (ValueError, RecursionError) as e:
+        raise BenchmarkError(f"{where}: {_schema_error(e)}") from None

@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json_list, record_ids, require, tool_list_from_prompt
+from tl.benchmarks.base import (BenchmarkError, Item, Loaded, Skipped, read_json_list, record_ids, require,
+                                tool_list_from_prompt, tools_of)
 from tl.parse import Parsed, parse
 from tl.render import EOS_MARK
-from tl.schema import Call, normalize_tools
+from tl.schema import Call
 
 _BEGIN = "\nBegin!"
 
@@ -96,16 +97,16 @@ def load_file(path, benchmark: str | None = None) -> Loaded:
     for i, (rec, item_id) in enumerate(zip(records, ids)):
         where = f"{path}:{i}"
         conv = require(rec, "conversations", list, where)
-        if len(conv) < 3 or not all(isinstance(t, dict) for t in conv):
+        bad = next((k for k, t in enumerate(conv) if not isinstance(t, dict)), None)
+        if bad is not None:
+            raise BenchmarkError(f"{where} turn {bad}: expected an object {{from, value}}, found {type(conv[bad]).__name__}")
+        if len(conv) < 3:
             raise BenchmarkError(f"{where}: 'conversations' needs system, user and gold turns; found {len(conv)} turns")
         if conv[0].get("from") != "system" or conv[1].get("from") != "user" or conv[-1].get("from") != "assistant":
             roles = [t.get("from") for t in conv]
             raise BenchmarkError(f"{where}: expected turns system, user, ..., assistant; found {roles}")
         raw_tools = tool_list_from_prompt(require(conv[0], "value", str, where), where)
-        try:
-            tools = normalize_tools(raw_tools)
-        except ValueError as e:
-            raise BenchmarkError(f"{where}: {e}") from None
+        tools = tools_of(raw_tools, f"{where}: the system prompt's tools")
         if len(tools) < 2:
             raise BenchmarkError(f"{where}: expected the API tools plus ask_to_user and finish; found {len(tools)} tools")
         messages = [_history_message(t, f"{where} turn {k}") for k, t in enumerate(conv[1:-1], 1)]

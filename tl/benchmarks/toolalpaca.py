@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, read_json_list, require
-from tl.schema import Call, normalize_tools
+from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, call_of, read_json_list, require, tools_of
 
 
 def load_file(path, name: str | None = None) -> Loaded:
@@ -34,22 +33,21 @@ def load_file(path, name: str | None = None) -> Loaded:
         answers = require(api, "Golden_Answers", list, where)
         if len(answers) != len(instructions):
             raise BenchmarkError(f"{where} ({api_name}): {len(instructions)} Instructions but {len(answers)} Golden_Answers")
-        try:
-            tools = normalize_tools(require(api, "Function_Description", dict, where))
-        except ValueError as e:
-            raise BenchmarkError(f"{where} ({api_name}): Function_Description: {e}") from None
+        tools = tools_of(require(api, "Function_Description", dict, where), f"{where} ({api_name}): Function_Description")
         for i, (instruction, steps) in enumerate(zip(instructions, answers)):
             item_where = f"{where} ({api_name}) instruction {i}"
             if not isinstance(instruction, str) or not isinstance(steps, list):
-                raise BenchmarkError(f"{item_where}: expected an instruction string and a list of gold steps")
+                raise BenchmarkError(f"{item_where}: expected an instruction string and a list of gold steps; "
+                                     f"found {type(instruction).__name__} and {type(steps).__name__}")
             if not steps:
                 skipped.append(Skipped(item_where, "Golden_Answers is empty"))
                 continue
             step = steps[0]
-            try:
-                gold = Call.from_dict({"name": step.get("Action"), "arguments": step.get("Action_Input")})
-            except (ValueError, AttributeError) as e:
-                skipped.append(Skipped(item_where, f"gold step 0 is not a readable call: {e}"))
+            raw = {"name": step.get("Action"), "arguments": step.get("Action_Input")} if isinstance(step, dict) else step
+            try:  # a gold step the benchmark ships broken is skipped (module docstring)
+                gold = call_of(raw, "gold step 0 is not a readable call")
+            except BenchmarkError as e:
+                skipped.append(Skipped(item_where, str(e)))
                 continue
             items.append(Item(f"{api_name}/{i}", name, tools, [{"role": "user", "content": instruction}],
                               [gold], "rotbench", str(api.get("Category", ""))))
@@ -61,8 +59,8 @@ def find_files(path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         return [path]
-    for folder in (path, path / "data"):
-        found = [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).is_file()]
+    for folder in (path, path / "data"):  # exists(), not is_file(): a directory there is reported, not passed over
+        found = [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).exists()]
         if found:
             return found
     return []

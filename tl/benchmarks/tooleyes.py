@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Loaded, Task, read_json, read_json_list, record_ids, require, tool_list_from_prompt
-from tl.schema import normalize_tools
+from tl.benchmarks.base import BenchmarkError, Loaded, Task, read_json_list, record_ids, require, tool_list_from_prompt, tools_of
 
 
 def _config_file(root: Path, tool_path: str):
@@ -24,7 +23,7 @@ def _config_file(root: Path, tool_path: str):
     for base in (root, root.parent):
         for k in range(len(parts)):  # drop leading components ("ToolEyes/") until it resolves
             f = base.joinpath(*parts[k:], "config_gpt4.json")
-            if f.is_file():
+            if f.exists():  # not is_file(): a directory there is reported by read_json, not passed over
                 return f
     return None
 
@@ -42,23 +41,20 @@ def load_file(path, root=None, name: str | None = None) -> Loaded:
     for i, (rec, task_id) in enumerate(zip(records, ids)):
         where = f"{path}:{i}"
         conv = require(rec, "conversations", list, where)
-        turns = {t.get("from"): t.get("value") for t in conv if isinstance(t, dict)}
+        turns = {t["from"]: t.get("value") for t in conv if isinstance(t, dict) and isinstance(t.get("from"), str)}
         if not isinstance(turns.get("user"), str):
             raise BenchmarkError(f"{where}: expected a user turn with a string value; found speakers {list(turns)}")
         tool_path = rec.get("path")
         config = _config_file(root, tool_path) if isinstance(tool_path, str) else None
         if config is not None:
             if config not in configs:
-                configs[config] = read_json(config)
+                configs[config] = read_json_list(config, "tools")
             raw_tools, source = configs[config], str(config)
         elif isinstance(turns.get("system"), str):
             raw_tools, source = tool_list_from_prompt(turns["system"], where), where
         else:
             raise BenchmarkError(f"{where}: no tools: {tool_path!r} has no config_gpt4.json under {root} and there is no system prompt")
-        try:
-            tools = normalize_tools(raw_tools)
-        except ValueError as e:
-            raise BenchmarkError(f"{source}: {e}") from None
+        tools = tools_of(raw_tools, source)
         tasks.append(Task(task_id, name, tools, turns["user"].strip(), str(rec.get("scenario", "")),
                           {"path": tool_path}))
     return Loaded(name, tasks)
