@@ -26,10 +26,10 @@ import re
 import warnings
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, read_jsonl, record_ids, require
+from tl.benchmarks.base import BenchmarkError, Item, Loaded, read_jsonl_lines, record_ids, require
 from tl.parse import MAX_CHARS, Parsed, parse
 from tl.render import EOS_MARK
-from tl.schema import Call, normalize_tools
+from tl.schema import Call
 
 CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple", "live_multiple",
               "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance")
@@ -66,47 +66,100 @@ def find_files(path) -> dict:
 
 def _messages(question, where):
     """BFCL's `question` (a list of turns, each a list of messages) -> trajectory messages."""
-    if not isinstance(question, list) or not question or not isinstance(question[0], list):
-        raise BenchmarkError(f"{where}: 'question' should be a list of turns, each a list of messages")
+    if not isinstance(question, list) or not question or not all(isinstance(t, list) for t in question):
+        raise BenchmarkError(f"{where}: 'question' should be a non-empty list of turns, each a list of messages; "
+                             f"found {question!r:.120}")
     messages = []
     for turn in question:  # single-turn categories hold one turn
         for m in turn:
             if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
                 raise BenchmarkError(f"{where}: a question message should be {{'role': system|user|assistant, 'content': str}}, found {m!r:.120}")
             messages.append({"role": m["role"], "content": m["content"]})
+    if not messages:
+        raise BenchmarkError(f"{where}: 'question' holds no message")
     return messages
+
+
+def _check_functions(functions, category, where):
+    """Items keep BFCL's own schemas, which its checker (and `value_ok`) reads as they are: each a
+    dict with a `name` and `parameters.properties`, every property a dict with one of BFCL's type
+    words. Only an irrelevance item may offer no function (live_irrelevance has 4)."""
+    if not functions and "irrelevance" not in category:
+        raise BenchmarkError(f"{where}: 'function' is empty; a {category} item needs the functions it may call")
+    for i, f in enumerate(functions):
+        at = f"{where}: function {i}"
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"].strip():
+            # (OpenAI's {"type": "function", "function": {...}} is no BFCL schema: its checker reads f["name"])
+            found = f"keys {sorted(f)}" if isinstance(f, dict) else f"{type(f).__name__} {f!r:.80}"
+            raise BenchmarkError(f"{at}: expected a BFCL schema {{name, description, parameters}}; found {found}")
+        params = f.get("parameters")
+        if not isinstance(params, dict) or not isinstance(params.get("properties"), dict) \
+                or not isinstance(params.get("required", []), list):
+            raise BenchmarkError(f"{at} ({f['name']}): 'parameters' should be {{type, properties: {{...}}, required}}; "
+                                 f"found {params!r:.120}")
+        for key, prop in params["properties"].items():
+            if not isinstance(prop, dict) or prop.get("type") not in _TYPES:
+                found = f"type {prop.get('type')!r:.60}" if isinstance(prop, dict) else f"{type(prop).__name__} {prop!r:.60}"
+                raise BenchmarkError(f"{at} ({f['name']}): parameter {key!r} should be {{type: {'|'.join(_TYPES)}, ...}}; "
+                                     f"found {found}")
+            if not isinstance(prop.get("items", {}), dict):
+                raise BenchmarkError(f"{at} ({f['name']}): parameter {key!r}: 'items' should be a schema object")
+
+
+def _check_ground_truth(gold, functions, where):
+    """ground_truth as BFCL's checker reads it: `[{name: {param: [acceptable values]}}, ...]`, at
+    least one call; for a dict parameter (or a list of dicts) each acceptable dict maps keys to
+    lists of acceptable values (its dict_checker)."""
+    if not gold:
+        raise BenchmarkError(f"{where}: ground_truth is empty; this category expects at least one call "
+                             f"(only the irrelevance categories have none, and no answer file)")
+    props_of = {f["name"]: f["parameters"]["properties"] for f in functions}
+    for g in gold:
+        if not (isinstance(g, dict) and len(g) == 1 and isinstance(next(iter(g.values())), dict)):
+            raise BenchmarkError(f"{where}: each ground_truth entry should be {{name: {{param: [values]}}}}, found {g!r:.120}")
+        (name, params), = g.items()
+        for key, values in params.items():
+            if not isinstance(values, list):
+                raise BenchmarkError(f"{where}: ground_truth {name}.{key} should be a list of acceptable values, "
+                                     f"found {type(values).__name__} {values!r:.80}")
+            prop = props_of.get(name, {}).get(key, {})
+            dict_param = prop.get("type") in ("dict", "object")
+            dict_items = prop.get("type") in ("array", "tuple") and prop.get("items", {}).get("type") in ("dict", "object")
+            for v in values:
+                dicts = [v] if dict_param else v if dict_items and isinstance(v, list) else []
+                for d in dicts:
+                    if isinstance(d, dict) and not all(isinstance(x, list) for x in d.values()):
+                        raise BenchmarkError(f"{where}: ground_truth {name}.{key}: an acceptable dict should map each key "
+                                             f"to a list of acceptable values, found {d!r:.80}")
 
 
 def load_category(question_file, category: str, name: str = "bfcl") -> list[Item]:
     """One category's question file (and its possible_answer file) -> Items (mode "bfcl")."""
     question_file = Path(question_file)
-    records = read_jsonl(question_file)
-    answers = [[] for _ in records]
+    wheres, records = zip(*read_jsonl_lines(question_file))
+    answers, answer_at = [[] for _ in records], [None] * len(records)
     if category not in NO_ANSWER_FILE:
         answer_file = question_file.parent / "possible_answer" / question_file.name
-        rows = read_jsonl(answer_file, allow_empty=True)  # an empty one: the count check says more
+        rows = read_jsonl_lines(answer_file, allow_empty=True)  # an empty one: the count check says more
         if len(rows) != len(records):  # BFCL pairs by position and asserts equal lengths
             raise BenchmarkError(f"{answer_file}: {len(rows)} answers for the {len(records)} questions of {question_file.name}; "
                                  "BFCL pairs them by position, so the counts must match")
-        answers = [require(r, "ground_truth", list, f"{answer_file}:{k + 1}") for k, r in enumerate(rows)]
+        answer_at = [at for at, _ in rows]
+        answers = [require(r, "ground_truth", list, at) for at, r in rows]
     items = []
-    for k, (rec, item_id, gold) in enumerate(zip(records, record_ids(records, question_file, first=1), answers)):
-        where = f"{question_file}:{k + 1}"
+    ids = record_ids(records, question_file, wheres=wheres)
+    for k, (where, rec, item_id, gold) in enumerate(zip(wheres, records, ids, answers)):
         functions = require(rec, "function", list, where)
-        try:
-            tools = normalize_tools(functions)
-        except ValueError as e:
-            raise BenchmarkError(f"{where}: {e}") from None
-        for g in gold:
-            if not (isinstance(g, dict) and len(g) == 1 and isinstance(next(iter(g.values())), dict)):
-                raise BenchmarkError(f"{where}: id {rec['id']!r}: each ground_truth entry should be {{name: {{param: [values]}}}}, found {g!r:.120}")
-        if category in ("simple", "live_simple") and len(gold) == 1 and tools:
+        _check_functions(functions, category, where)
+        messages = _messages(rec.get("question"), where)
+        if category in ("simple", "live_simple") and len(gold) == 1 and isinstance(gold[0], dict) and len(gold[0]) == 1:
             # BFCL's simple checker expects the question's first function by *its* name and reads
             # just the gold's parameters (simple_363's gold says find_closest for
             # restaurant_search.find_closest).
-            gold = [{tools[0]["name"]: next(iter(gold[0].values()))}]
-        items.append(Item(item_id, name, functions, _messages(rec.get("question"), where), gold, "bfcl", category,
-                          reader="bfcl"))
+            gold = [{functions[0]["name"]: next(iter(gold[0].values()))}]
+        if answer_at[k] is not None:
+            _check_ground_truth(gold, functions, answer_at[k])
+        items.append(Item(item_id, name, functions, messages, gold, "bfcl", category, reader="bfcl"))
     return items
 
 
