@@ -21,9 +21,9 @@ from pathlib import Path
 
 from tl.benchmarks.base import (BenchmarkError, Item, Loaded, Skipped, read_json_list, record_ids, require,
                                 tool_list_from_prompt, tools_of)
-from tl.parse import Parsed, parse
+from tl.parse import MAX_CHARS, Parsed, parse
 from tl.render import EOS_MARK
-from tl.schema import Call
+from tl.schema import Call, normalize_tool
 
 _BEGIN = "\nBegin!"
 
@@ -54,8 +54,10 @@ def role_rules(raw_tools) -> dict:
     """RoTBench's evaluate.py leaves the argument values of the ask_to_user and finish roles
     unchecked. It finds them by position (`config[-2]`, `config[-1]`: the noisy variants rename
     them) and by the literal names "ask_to_user" / "finish" of the gold call (which a noisy
-    variant may give to another API); a predicted literal "finish" counts as the finish-role tool."""
-    ask, finish = raw_tools[-2]["name"], raw_tools[-1]["name"]
+    variant may give to another API); a predicted literal "finish" counts as the finish-role tool.
+    `raw_tools`: the prompt's tool list, in any form tl.schema.normalize_tool reads (OpenAI's
+    `{"type": "function", "function": {...}}` too); at least two tools."""
+    ask, finish = (normalize_tool(t)["name"] for t in raw_tools[-2:])
     return {"unchecked_tools": tuple(dict.fromkeys((ask, finish, "ask_to_user", "finish"))), "aliases": {"finish": finish}}
 
 
@@ -72,13 +74,16 @@ def read_output(text: str, empty_input_ok: bool = False) -> Parsed:
     text = text.split(EOS_MARK, 1)[0] if isinstance(text, str) else text
     if not isinstance(text, str) or "Action:" not in text:
         parsed = parse(text)
+    elif len(text) > MAX_CHARS:
+        return Parsed("error", error=f"output longer than {MAX_CHARS} characters", format="react")
     elif (b := text.find("Action Input:")) < 0 or not (name := text[text.find("Action:") + 8:b]):
         return Parsed("error", error="RoTBench reads a tool name between 'Action: ' and 'Action Input:'", format="react")
     else:
-        try:
+        try:  # model text: RecursionError (deep nesting) and ValueError (a 5,000-digit integer) included
             args = json.loads(text[b + 14:])
-        except json.JSONDecodeError as e:
-            return Parsed("error", error=f"RoTBench reads the Action Input as one JSON object: {e}", format="react")
+        except (ValueError, RecursionError) as e:
+            return Parsed("error", error=f"RoTBench reads the Action Input as one JSON object: {type(e).__name__}: {e}"[:300],
+                          format="react")
         if not isinstance(args, dict):
             return Parsed("error", error=f"Action Input is a {type(args).__name__}, not an object", format="react")
         parsed = Parsed("calls", [Call(name[:-1] if name.endswith("\n") else name, args)], None, "react")
