@@ -106,6 +106,7 @@ MAX_DEPTH = 100  # JSON nesting in a benchmark file; the real ones nest at most 
 _STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)  # strings are skipped whole
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _NOT_BRACKET, _PAIR = re.compile(r"[^\[\]{}]+"), re.compile(r"\[\]|\{\}")
+_OPENERS = re.compile(r"[\[{]{%d}" % (MAX_DEPTH + 1))
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # UTF-8 text holds no surrogate; only a JSON escape makes one
 _DECODER = json.JSONDecoder()
 
@@ -121,7 +122,7 @@ def _too_deep(text: str, start: int) -> int | None:
     # Fast path (regexes only): the brackets outside strings lose their innermost pairs one level
     # per pass, so balanced brackets that vanish within MAX_DEPTH passes nest no deeper.
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text[start:]))
-    for _ in range(MAX_DEPTH):
+    for _ in range(0 if _OPENERS.search(brackets) else MAX_DEPTH):  # (a run of openers: straight to the scan)
         if not brackets:
             return None
         brackets = _PAIR.sub("", brackets)
