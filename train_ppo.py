@@ -19,6 +19,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from tl import checkpoint as C
 from tl import dist as D
 from tl import ppo
 from tl.classify import CALL_CATEGORIES
@@ -261,12 +262,12 @@ def main(argv=None):
     if total_steps < 1:
         raise SystemExit(f"{len(prompts)} prompts give no full batch of {args.batch_size}")
     # the data file's content, not just its path, defines the run
-    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": D.file_sha256(args.data)}
+    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": C.file_sha256(args.data)}
     ckpt_dir, metrics_file = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
     models, optimizers = {"actor": actor, "critic": critic}, {"actor": opt_actor, "critic": opt_critic}
     start = 0
-    if args.resume and (path := D.latest_checkpoint(ckpt_dir)):
-        meta = D.load_checkpoint(path, info, models, optimizers)
+    if args.resume and (path := C.latest_checkpoint(ckpt_dir)):
+        meta = C.load_checkpoint(path, info, models, optimizers)
         changed = {k: (meta["run"].get(k), v) for k, v in run.items() if meta["run"].get(k) != v}
         if changed:
             raise SystemExit(f"--resume: {path} was written with other settings {changed} (saved, now)")
@@ -330,15 +331,15 @@ def main(argv=None):
             bar.set_postfix(score=f"{record['score']:.2f}", kl=f"{seq_kl:.3f}", gen=f"{record['gen_share']:.0%}")
             bar.update()
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
-            D.save_checkpoint(ckpt_dir, step + 1, info, models, optimizers,
+            C.save_checkpoint(ckpt_dir, step + 1, info, models, optimizers,
                               {"run": run, "kl_ctl": kl_ctl.state_dict()}, keep=args.keep)
     bar.close()
     if executor is not None:
         executor.close()
-    D.save_checkpoint(ckpt_dir, total_steps, info, models, optimizers, {"run": run, "kl_ctl": kl_ctl.state_dict()},
+    C.save_checkpoint(ckpt_dir, total_steps, info, models, optimizers, {"run": run, "kl_ctl": kl_ctl.state_dict()},
                       keep=args.keep)
     export = os.path.join(args.out, "model")
-    D.export_hf(actor, export, info, tokenizer=tok, dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)
+    C.export_hf(actor, export, info, tokenizer=tok, dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)
     if info.is_main:
         rows = [json.loads(line) for line in open(metrics_file)]
         scores, by_epoch = [r["score"] for r in rows], {}

@@ -18,6 +18,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from tl import checkpoint as C
 from tl import dist as D
 from tl.data import MAE_RULES, SAMPLE_UNITS, DataError, build_samples, load_trajectories, mae_table
 from tl.model import ModelArgs
@@ -157,11 +158,11 @@ def main(argv=None):
         raise SystemExit(f"{len(samples)} samples give no full global batch of {args.global_batch}")
     lengths = [len(s.input_ids) for s in samples]
     # the data file's content, not just its path, defines the run
-    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": D.file_sha256(args.data)}
+    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": C.file_sha256(args.data)}
     ckpt_dir, metrics_file = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
     start = 0
-    if args.resume and (path := D.latest_checkpoint(ckpt_dir)):
-        meta = D.load_checkpoint(path, info, {"model": model}, {"model": optimizer})
+    if args.resume and (path := C.latest_checkpoint(ckpt_dir)):
+        meta = C.load_checkpoint(path, info, {"model": model}, {"model": optimizer})
         changed = {k: (meta["run"].get(k), v) for k, v in run.items() if meta["run"].get(k) != v}
         if changed:
             raise SystemExit(f"--resume: {path} was written with other settings {changed} (saved, now); "
@@ -231,12 +232,12 @@ def main(argv=None):
         if step + 1 == args.kill_at_step:
             os.kill(os.getpid(), signal.SIGKILL)
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
-            D.save_checkpoint(ckpt_dir, step + 1, info, {"model": model}, {"model": optimizer},
+            C.save_checkpoint(ckpt_dir, step + 1, info, {"model": model}, {"model": optimizer},
                               {"run": run}, keep=args.keep)
     bar.close()
-    D.save_checkpoint(ckpt_dir, total_steps, info, {"model": model}, {"model": optimizer}, {"run": run}, keep=args.keep)
+    C.save_checkpoint(ckpt_dir, total_steps, info, {"model": model}, {"model": optimizer}, {"run": run}, keep=args.keep)
     export = os.path.join(args.out, "model")
-    D.export_hf(model, export, info, tokenizer=tok,
+    C.export_hf(model, export, info, tokenizer=tok,
                 dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)
     if info.is_main:
         losses = [json.loads(line)["loss"] for line in open(metrics_file)]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import sft_tiny
+from tl import checkpoint as C
 from tl import dist as D
 from tl.model import ModelArgs, Transformer
 
@@ -36,20 +37,20 @@ def test_checkpoint_round_trip_keep_k_and_tmp_ignored(tmp_path, info):
     model, optimizer, ids = _trained(info)
     ckpt = str(tmp_path / "checkpoints")
     for step in (1, 2, 3):
-        D.save_checkpoint(ckpt, step, info, {"model": model}, {"model": optimizer}, {"note": step}, keep=2)
+        C.save_checkpoint(ckpt, step, info, {"model": model}, {"model": optimizer}, {"note": step}, keep=2)
     assert sorted(os.listdir(ckpt)) == ["step_00000002", "step_00000003"]
     os.makedirs(os.path.join(ckpt, "step_00000009.tmp"))  # a save killed midway
     os.makedirs(os.path.join(ckpt, "step_00000010"))  # no meta.json: incomplete
-    assert D.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000003")
+    assert C.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000003")
 
     torch.manual_seed(123)
     expected_draw = torch.rand(3)
     torch.manual_seed(123)
-    D.save_checkpoint(ckpt, 4, info, {"model": model}, {"model": optimizer}, keep=2)
+    C.save_checkpoint(ckpt, 4, info, {"model": model}, {"model": optimizer}, keep=2)
     assert not os.path.exists(os.path.join(ckpt, "step_00000009.tmp"))  # cleaned by the next save
     # A fresh model and optimizer restored from the checkpoint continue identically.
     fresh, fresh_opt, _ = _trained(info, steps=0, seed=7)
-    meta = D.load_checkpoint(D.latest_checkpoint(ckpt), info, {"model": fresh}, {"model": fresh_opt})
+    meta = C.load_checkpoint(C.latest_checkpoint(ckpt), info, {"model": fresh}, {"model": fresh_opt})
     assert meta["step"] == 4 and meta["world_size"] == 1
     assert torch.equal(torch.rand(3), expected_draw)  # RNG state restored
     for m, o in ((model, optimizer), (fresh, fresh_opt)):
@@ -60,23 +61,23 @@ def test_checkpoint_round_trip_keep_k_and_tmp_ignored(tmp_path, info):
 
 def test_other_world_size_warns_and_skips_rng(tmp_path, info):
     model, optimizer, _ = _trained(info, steps=1)
-    path = D.save_checkpoint(str(tmp_path), 1, info, {"model": model}, {"model": optimizer})
+    path = C.save_checkpoint(str(tmp_path), 1, info, {"model": model}, {"model": optimizer})
     meta_file = os.path.join(path, "meta.json")
     json.dump({**json.load(open(meta_file)), "world_size": 2}, open(meta_file, "w"))
     fresh, fresh_opt, _ = _trained(info, steps=0, seed=5)
     with pytest.warns(UserWarning, match="written by 2 rank"):
-        D.load_checkpoint(path, info, {"model": fresh}, {"model": fresh_opt})
+        C.load_checkpoint(path, info, {"model": fresh}, {"model": fresh_opt})
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
     with pytest.raises(FileNotFoundError, match="meta.json"):
-        D.load_checkpoint(str(tmp_path), info, {"model": fresh}, {})
+        C.load_checkpoint(str(tmp_path), info, {"model": fresh}, {})
 
 
 def test_export_hf_round_trip(tmp_path, info):
     tok = sft_tiny.tokenizer(tmp_path)
     model, _, ids = _trained(info)
     out = str(tmp_path / "model")
-    D.export_hf(model, out, info, tokenizer=tok)
-    D.export_hf(model, out, info, tokenizer=tok, dtype=torch.bfloat16)  # replaces the first export
+    C.export_hf(model, out, info, tokenizer=tok)
+    C.export_hf(model, out, info, tokenizer=tok, dtype=torch.bfloat16)  # replaces the first export
     assert sorted(os.listdir(tmp_path)) == ["model", "tokenizer.model"]  # no .tmp / .old left
     assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer.model"]
     loaded = D.load_model(out, info, tokenizer=tok)  # loads as float32 training weights
@@ -88,15 +89,15 @@ def test_export_hf_round_trip(tmp_path, info):
 def test_torn_checkpoints_and_interrupted_resaves(tmp_path, info, monkeypatch):
     model, optimizer, _ = _trained(info, steps=1)
     ckpt = str(tmp_path)
-    save = lambda step, **kw: D.save_checkpoint(ckpt, step, info, {"model": model}, {"model": optimizer}, **kw)  # noqa: E731
+    save = lambda step, **kw: C.save_checkpoint(ckpt, step, info, {"model": model}, {"model": optimizer}, **kw)  # noqa: E731
     save(1, keep=3)
     second = save(2, keep=3)
     shard = next(f for f in os.listdir(second) if f.endswith(".distcp"))
     with open(os.path.join(second, shard), "r+b") as f:  # a torn newest checkpoint: its shard cut short
         f.truncate(10)
-    assert D.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000001")  # resume falls back
+    assert C.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000001")  # resume falls back
     with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
-        D.load_checkpoint(second, info, {"model": model}, {})
+        C.load_checkpoint(second, info, {"model": model}, {})
 
     # Killed while re-saving step 2, after the old copy was set aside: that copy is the checkpoint.
     save(2, keep=3)
@@ -110,8 +111,8 @@ def test_torn_checkpoints_and_interrupted_resaves(tmp_path, info, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save(2, keep=3)
     monkeypatch.setattr(os, "rename", real_rename)
-    assert D.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000002.old")
-    D.load_checkpoint(D.latest_checkpoint(ckpt), info, {"model": model}, {"model": optimizer})
+    assert C.latest_checkpoint(ckpt) == os.path.join(ckpt, "step_00000002.old")
+    C.load_checkpoint(C.latest_checkpoint(ckpt), info, {"model": model}, {"model": optimizer})
     save(3, keep=3)
     assert sorted(os.listdir(ckpt)) == ["step_00000001", "step_00000002.old", "step_00000003"]
 
@@ -119,8 +120,8 @@ def test_torn_checkpoints_and_interrupted_resaves(tmp_path, info, monkeypatch):
 def test_a_fresh_run_in_an_old_directory_keeps_its_own_checkpoints(tmp_path, info):
     model, optimizer, _ = _trained(info, steps=1)
     for step in (7, 8):  # an earlier, longer run
-        D.save_checkpoint(str(tmp_path), step, info, {"model": model}, {"model": optimizer}, keep=2)
+        C.save_checkpoint(str(tmp_path), step, info, {"model": model}, {"model": optimizer}, keep=2)
     for step in (1, 2):
-        D.save_checkpoint(str(tmp_path), step, info, {"model": model}, {"model": optimizer}, keep=2)
+        C.save_checkpoint(str(tmp_path), step, info, {"model": model}, {"model": optimizer}, keep=2)
     assert sorted(os.listdir(tmp_path)) == ["step_00000001", "step_00000002"]
-    assert D.latest_checkpoint(str(tmp_path)).endswith("step_00000002")
+    assert C.latest_checkpoint(str(tmp_path)).endswith("step_00000002")

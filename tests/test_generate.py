@@ -1,5 +1,5 @@
 """Generation: greedy equals transformers' generate, the cache equals recomputation, sampling
-is seeded and its log-probs are right, EOS / stop strings end rows, FSDP2 ranks stay in step."""
+is seeded and its log-probs are right, EOS ends rows, FSDP2 ranks stay in step."""
 
 import math
 import os
@@ -10,7 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import hf_llama_like, left_pad
-from tl.generate import _decode_head, generate, sample_next
+from tl.generate import generate, sample_next
 
 PROMPTS = [[1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49], [1, 60, 61], [1, 70, 71, 72, 73, 74, 75]]
 
@@ -50,19 +50,6 @@ def test_cached_decoding_equals_full_recomputation(model):
         assert logits.argmax(-1).tolist() == out.tokens[row]
         expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.tokens[row])[:, None])[:, 0]
         torch.testing.assert_close(torch.tensor(out.logprobs[row]), expected, atol=1e-5, rtol=0)
-
-
-def test_cpu_decoding_uses_a_transposed_copy_of_the_head(model):
-    # the cached-decoding test above checks its logits against the model's own lm_head
-    head = _decode_head(model)
-    assert head.shape == model.lm_head.weight.shape[::-1] and head.is_contiguous()
-    assert torch.equal(head, model.lm_head.weight.t())
-    assert head.data_ptr() != model.lm_head.weight.data_ptr()
-    assert _decode_head(model) is head  # reused while the weight is unchanged
-    with torch.no_grad():
-        model.lm_head.weight.mul_(2)  # an in-place update, like an optimizer step
-    fresh = _decode_head(model)
-    assert fresh is not head and torch.equal(fresh, model.lm_head.weight.t())
 
 
 def test_sampling_is_seeded_and_logprobs_are_of_logits_over_temperature(model):
@@ -107,21 +94,11 @@ def test_eos_ends_a_row_and_the_model_mode_is_restored(model):
         assert out.tokens[r] == expected
 
 
-def test_stop_strings_cut_the_text(model, tiny_tokenizer):
+def test_texts_are_the_decoded_continuations(model, tiny_tokenizer):
     tok = tiny_tokenizer
     prompts = [tok.encode_chat("User: weather in Paris?\nAssistant:"), tok.encode_chat("User: hi\nAssistant:")]
-    plain = generate(model, prompts, max_new_tokens=20, eos_id=-1, pad_id=tok.pad_id, tokenizer=tok)
-    assert plain.texts == [tok.decode(t, continuation=True) for t in plain.tokens]
-    stop = plain.texts[0][6:9]  # a string the first row is known to produce
-    out = generate(model, prompts, max_new_tokens=20, eos_id=-1, pad_id=tok.pad_id, tokenizer=tok,
-                   stop_strings=[stop])
-    assert out.finish_reasons[0] == "stop"
-    assert out.texts[0] == plain.texts[0][: plain.texts[0].index(stop)]
-    kept = out.tokens[0]
-    assert kept == plain.tokens[0][: len(kept)]  # stopped at the token completing the stop string
-    assert stop in tok.decode(kept, continuation=True) and stop not in tok.decode(kept[:-1], continuation=True)
-    with pytest.raises(ValueError, match="stop_strings need a tokenizer"):
-        generate(model, prompts, max_new_tokens=2, eos_id=2, pad_id=0, stop_strings=["x"])
+    out = generate(model, prompts, max_new_tokens=20, eos_id=-1, pad_id=tok.pad_id, tokenizer=tok)
+    assert out.texts == [tok.decode(t, continuation=True) for t in out.tokens] and all(out.texts)
 
 
 def _fsdp_worker(rank, world, port, queue):
@@ -136,7 +113,7 @@ def _fsdp_worker(rank, world, port, queue):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     args = ModelArgs(vocab_size=128, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                     num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                     num_attention_heads=4, num_key_value_heads=2,
                      initializer_range=0.1)
     model = Transformer.from_config(args, seed=0)
     prompts = [[1, 5 + rank, 6, 7], [1, 9]]

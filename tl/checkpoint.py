@@ -1,0 +1,345 @@
+"""Checkpoint I/O: HF safetensors directories (load, save, export from FSDP2) and resumable
+training checkpoints (torch.distributed.checkpoint).
+
+HF directories hold `config.json`, `model.safetensors` (or shards listed in
+`model.safetensors.index.json`) and `tokenizer.model`; keys and shapes are checked against the
+config before any data is read, and tensors are memory-mapped and cast one at a time.
+
+A training checkpoint is `step_{N:08d}/`: the sharded model and optimizer state (DCP, one file
+per rank), `rng_{rank}.pt` per rank and `meta.json` (the step, when it was saved, the size of every
+other file, and whatever the trainer adds). It is written as `step_N.tmp/`, fsynced, and only then
+renamed into place; an existing `step_N/` is first renamed to `step_N.old/` and deleted after, so a
+crash at any moment leaves a complete copy of the step. A directory whose files do not match its
+meta.json (torn, truncated) is no checkpoint: resume falls back to the newest complete one.
+"Newest" is the most recently saved, so a fresh run in an old run directory keeps its own
+checkpoints rather than the old run's higher step numbers. DCP reshards on load (any world size);
+the per-rank RNG states are restored only at the world size they were saved with.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+import warnings
+from dataclasses import replace
+
+import torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict, set_model_state_dict, set_state_dict
+
+from tl.dist import DistInfo, barrier, full_state_dict
+from tl.model import DTYPES, ModelArgs, Transformer
+
+# Old HF LLaMA checkpoints carry the (derived) RoPE table; HF ignores it too.
+_IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _some(keys, n: int = 8) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" (and {len(keys) - n} more)" if len(keys) > n else "")
+
+
+def read_config(path: str) -> ModelArgs:
+    """`ModelArgs` of an HF checkpoint directory's config.json."""
+    config_file = os.path.join(path, "config.json")
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"{config_file}: no config.json (expected an HF checkpoint directory)")
+    with open(config_file) as f:
+        return ModelArgs.from_hf_config(json.load(f), source=config_file)
+
+
+def check_vocab(vocab_size: int, where: str, tokenizer) -> None:
+    """Raises unless the tokenizer (a `.model` path or an object with `vocab_size`; None: nothing to
+    check) has exactly `vocab_size` pieces."""
+    if tokenizer is None:
+        return
+    if isinstance(tokenizer, (str, os.PathLike)):
+        import sentencepiece as spm
+        name, size = os.fspath(tokenizer), spm.SentencePieceProcessor(model_file=os.fspath(tokenizer)).vocab_size()
+    else:
+        name, size = getattr(tokenizer, "model_path", type(tokenizer).__name__), tokenizer.vocab_size
+    if size != vocab_size:
+        raise ValueError(f"vocab mismatch: tokenizer {name} has {size} pieces but {where} says "
+                         f"vocab_size={vocab_size}; they must be equal")
+
+
+def checkpoint_files(path: str) -> dict[str, str]:
+    """{tensor name: safetensors file} of a checkpoint directory (one file, or an index)."""
+    from safetensors import safe_open
+    single, index = os.path.join(path, "model.safetensors"), os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(single):
+        with safe_open(single, framework="pt") as f:
+            return {key: single for key in f.keys()}
+    if not os.path.isfile(index):
+        raise FileNotFoundError(f"{path}: expected model.safetensors or model.safetensors.index.json, "
+                                f"found {sorted(os.listdir(path))}")
+    with open(index) as f:
+        weight_map = json.load(f)["weight_map"]
+    shards = sorted(set(weight_map.values()))
+    missing = [s for s in shards if not os.path.isfile(os.path.join(path, s))]
+    if missing:
+        raise FileNotFoundError(f"{index} lists shard(s) {missing} that do not exist in {path}")
+    for shard in shards:  # the index must agree with the files' own headers
+        with safe_open(os.path.join(path, shard), framework="pt") as f:
+            absent = {k for k, s in weight_map.items() if s == shard} - set(f.keys())
+        if absent:
+            raise ValueError(f"{index} places {_some(absent)} in {shard}, which does not contain them")
+    return {key: os.path.join(path, shard) for key, shard in weight_map.items()}
+
+
+def load_safetensors(path: str, expected: dict[str, tuple], *, dtype=None, device="cpu") -> dict[str, torch.Tensor]:
+    """Exactly the `expected` {name: shape} tensors of a checkpoint directory. Names and shapes are
+    checked from the file headers first; then each tensor is memory-mapped and cast or moved on
+    its own (never a full second copy)."""
+    from safetensors import safe_open
+    files = {k: f for k, f in checkpoint_files(path).items() if not k.endswith(_IGNORED_SUFFIXES)}
+    problems = []
+    if missing := set(expected) - set(files):
+        problems.append(f"missing keys: {_some(missing)}")
+    if unexpected := set(files) - set(expected):
+        where = sorted({os.path.basename(files[k]) for k in unexpected})
+        problems.append(f"unexpected keys (in {', '.join(where)}): {_some(unexpected)}")
+    by_file: dict[str, list[str]] = {}
+    for key, file in files.items():
+        if key in expected:
+            by_file.setdefault(file, []).append(key)
+    for file, keys in by_file.items():
+        with safe_open(file, framework="pt") as f:
+            for key in keys:
+                shape = tuple(f.get_slice(key).get_shape())
+                if shape != expected[key]:
+                    problems.append(f"{key} in {os.path.basename(file)} has shape {list(shape)}, "
+                                    f"the config implies {list(expected[key])}")
+    if problems:
+        raise ValueError(f"checkpoint {path} does not match its config.json:\n  " + "\n  ".join(problems))
+    state = {}
+    for file, keys in by_file.items():
+        with safe_open(file, framework="pt", device="cpu") as f:
+            for key in keys:  # get_tensor maps the file; .to() copies only if dtype/device differ
+                state[key] = f.get_tensor(key).to(device=device, dtype=dtype)
+    return state
+
+
+def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> Transformer:
+    """An HF LLaMA checkpoint directory as a `Transformer`, built on the meta device with the
+    checkpoint's tensors assigned to it: on CPU in the stored dtype the weights stay memory-mapped.
+    A `tokenizer.model` beside the weights (or `tokenizer`, a path or Tokenizer) must have exactly
+    `vocab_size` pieces."""
+    path = os.fspath(path)
+    args = read_config(path)
+    beside = os.path.join(path, "tokenizer.model")
+    check_vocab(args.vocab_size, os.path.join(path, "config.json"),
+                tokenizer or (beside if os.path.isfile(beside) else None))
+    with torch.device("meta"):
+        model = Transformer(args)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model.load_state_dict(load_safetensors(path, expected, dtype=dtype or DTYPES[args.dtype], device=device),
+                          strict=True, assign=True)
+    model.args.dtype = _dtype_name(model.lm_head.weight.dtype)
+    return model
+
+
+def _parse_size(size: int | str) -> int:
+    """5_000_000_000, "5GB" (10^9) or "5GiB" (2^30) -> bytes, as HF reads `max_shard_size`."""
+    if isinstance(size, int):
+        return size
+    text = size.strip().upper()
+    for unit, factor in {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9, "B": 1}.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    raise ValueError(f"max_shard_size {size!r}: expected bytes or a string like '5GB' / '500MiB'")
+
+
+def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shard_size: int | str = "5GB",
+            tokenizer=None) -> None:
+    """An HF checkpoint directory from a full (unsharded) state dict, in key order, a new shard
+    whenever the next tensor would pass `max_shard_size`; the tokenizer's file is copied beside."""
+    from safetensors.torch import save_file
+    path = os.fspath(path)
+    os.makedirs(path, exist_ok=True)
+    limit, shards, sizes = _parse_size(max_shard_size), [[]], [0]
+    for key, tensor in state_dict.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and sizes[-1] + nbytes > limit:
+            shards.append([])
+            sizes.append(0)
+        shards[-1].append(key)
+        sizes[-1] += nbytes
+    # Unlink the old files first: the mmaps of a model loaded from this very directory stay
+    # valid, which rewriting a mapped file in place would not.
+    for name in os.listdir(path):
+        if name.startswith("model") and name.endswith((".safetensors", ".index.json")):
+            os.remove(os.path.join(path, name))
+    names = (["model.safetensors"] if len(shards) == 1 else
+             [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
+    for name, keys in zip(names, shards):
+        save_file({k: state_dict[k].detach().to("cpu").contiguous() for k in keys}, os.path.join(path, name),
+                  metadata={"format": "pt"})
+    if len(shards) > 1:
+        with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": sum(sizes)},
+                       "weight_map": {k: name for name, keys in zip(names, shards) for k in keys}}, f, indent=2)
+    args = replace(args, dtype=_dtype_name(next(iter(state_dict.values())).dtype))
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(args.to_hf_config(), f, indent=2)
+    if tokenizer is not None:
+        check_vocab(args.vocab_size, os.path.join(path, "config.json"), tokenizer)
+        source = os.fspath(getattr(tokenizer, "model_path", tokenizer))
+        if os.path.abspath(source) != os.path.abspath(os.path.join(path, "tokenizer.model")):
+            shutil.copyfile(source, os.path.join(path, "tokenizer.model"))
+
+
+def export_hf(model: Transformer, path: str, info: DistInfo, *, tokenizer=None, dtype: torch.dtype | None = None):
+    """An HF directory from a possibly sharded model: gathered to rank 0, written beside and
+    renamed into place; `dtype` casts the weights (bf16 for a 7B export). Every rank must call it."""
+    state = full_state_dict(model, info)
+    if info.is_main:
+        if dtype is not None:
+            state = {k: v.to(dtype) for k, v in state.items()}
+        tmp, old = path.rstrip("/") + ".tmp", path.rstrip("/") + ".old"
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_hf(state, model.args, tmp, tokenizer=tokenizer)
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(path):
+            os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    barrier(info)
+
+
+# ----------------------------------------------------------------------------- training checkpoints
+
+
+def _complete(path: str) -> dict | None:
+    """The meta dict of a complete checkpoint directory, else None."""
+    try:
+        with open(os.path.join(path, "meta.json")) as f:
+            meta = json.load(f)
+        if all(os.path.getsize(os.path.join(path, name)) == size for name, size in meta["files"].items()):
+            return meta
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def _step_dirs(ckpt_dir: str) -> list[tuple[float, int, str]]:
+    """(saved at, step, path) of every complete checkpoint, oldest first; `step_N.old` counts
+    only in the moment when it is the sole copy of its step."""
+    names = set(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else set()
+    out = []
+    for name in names:
+        step = name[5:].removesuffix(".old")
+        if name.startswith("step_") and step.isdigit() and not (name.endswith(".old") and name[:-4] in names):
+            if (meta := _complete(os.path.join(ckpt_dir, name))) is not None:
+                out.append((float(meta.get("saved_at", 0.0)), int(step), os.path.join(ckpt_dir, name)))
+    return sorted(out)
+
+
+def latest_checkpoint(ckpt_dir: str) -> str | None:
+    """The most recently saved complete checkpoint directory in `ckpt_dir`, or None."""
+    steps = _step_dirs(ckpt_dir)
+    return steps[-1][2] if steps else None
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file's bytes (the data file, for the resume guard)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _app_state(models: dict, optimizers: dict) -> dict:
+    """{name: model state dict, name + '.optim': optimizer state dict}, sharded as the model is."""
+    state = {}
+    for name, model in models.items():
+        if name in optimizers:
+            state[name], state[name + ".optim"] = get_state_dict(model, optimizers[name])
+        else:
+            state[name] = get_model_state_dict(model)
+    return state
+
+
+def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, optimizers: dict,
+                    meta: dict | None = None, keep: int = 2) -> str:
+    """Write checkpoint `step` atomically (see the module docstring) and keep the `keep` most
+    recent. models: {name: module}; optimizers: {name: its optimizer} (a subset); `meta`:
+    JSON-able trainer state. Every rank must call it."""
+    final = os.path.join(ckpt_dir, f"step_{step:08d}")
+    tmp, old = final + ".tmp", final + ".old"
+    if info.is_main:
+        os.makedirs(ckpt_dir, exist_ok=True)
+        for name in os.listdir(ckpt_dir):  # leftovers of a run killed while saving
+            if name.endswith(".tmp") or (name.endswith(".old") and _complete(os.path.join(ckpt_dir, name[:-4]))):
+                shutil.rmtree(os.path.join(ckpt_dir, name), ignore_errors=True)
+        os.makedirs(tmp)
+    barrier(info)
+    dcp.save(_app_state(models, optimizers), checkpoint_id=tmp, no_dist=not info.distributed)
+    version, internal, gauss = random.getstate()
+    rng = {"torch": torch.get_rng_state(), "python": list(internal), "python_gauss": gauss}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    torch.save(rng, os.path.join(tmp, f"rng_{info.rank}.pt"))
+    barrier(info)
+    if info.is_main:
+        files = sorted(os.listdir(tmp))
+        for name in files:
+            _fsync(os.path.join(tmp, name))
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump({"step": step, "world_size": info.world_size, "saved_at": time.time(),
+                       "files": {n: os.path.getsize(os.path.join(tmp, n)) for n in files}, **(meta or {})}, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync(tmp)
+        if os.path.exists(final):  # re-saving a step: set the old copy aside, never delete it first
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+        os.rename(tmp, final)
+        _fsync(ckpt_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        for _, _, stale in _step_dirs(ckpt_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(stale, ignore_errors=True)
+    barrier(info)
+    return final
+
+
+def load_checkpoint(path: str, info: DistInfo, models: dict, optimizers: dict) -> dict:
+    """Restore models, optimizers and (at the same world size) this rank's RNG states from a
+    checkpoint directory; returns its meta dict."""
+    meta = _complete(path)
+    if meta is None:
+        raise FileNotFoundError(f"{path}: not a complete checkpoint (no meta.json, or files that do not match it)")
+    state = _app_state(models, optimizers)
+    dcp.load(state, checkpoint_id=path, no_dist=not info.distributed)
+    for name, model in models.items():
+        if name in optimizers:
+            set_state_dict(model, optimizers[name], model_state_dict=state[name], optim_state_dict=state[name + ".optim"])
+        else:
+            set_model_state_dict(model, state[name])
+    rng_file = os.path.join(path, f"rng_{info.rank}.pt")
+    if meta["world_size"] == info.world_size and os.path.isfile(rng_file):
+        rng = torch.load(rng_file, weights_only=True)
+        torch.set_rng_state(rng["torch"])
+        random.setstate((3, tuple(rng["python"]), rng["python_gauss"]))
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"])
+    else:
+        warnings.warn(f"{path} was written by {meta['world_size']} rank(s), this run has {info.world_size}: "
+                      f"model and optimizer state are resharded, RNG states are not restored")
+    return meta
