@@ -3,7 +3,7 @@ calls of several feedback categories) and a small tokenizer trained on them."""
 import json
 import os
 
-from tl.render import EOS_MARK, render_prompt
+from tl.calls import EOS_MARK, render_prompt
 from tl.tokenizer import Tokenizer, train_tokenizer
 
 

@@ -7,8 +7,7 @@ import pytest
 
 from tl.benchmarks import BenchmarkError, discover, gold_output, load, unique_ids
 from tl.benchmarks.run import score
-from tl.render import format_call
-from tl.schema import Call
+from tl.calls import Call, format_call
 
 FINISH = {"name": "finish", "description": "Finish the task and give your answer.", "parameters": {
     "type": "object", "properties": {"answer": {"type": "string", "description": "Your answer."}}, "required": ["answer"]}}

@@ -9,7 +9,7 @@ import evaluate
 from tl.benchmarks import bfcl, gold_output, load
 from tl.benchmarks.run import score
 from tl.parse import parse
-from tl.schema import Call
+from tl.calls import Call
 
 
 @pytest.mark.parametrize("text, calls", [

@@ -5,7 +5,7 @@ from tl.classify import (CONTENT_ERROR, CORRECT, NO_CALL, PARAM_HALLUCINATION, P
                          TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL, classify, classify_calls, param_penalty,
                          reward, split_name)
 from tl.parse import parse
-from tl.schema import Call
+from tl.calls import Call
 
 TOOLS = [
     {"name": "get_weather_current", "description": "Current weather.",

@@ -4,8 +4,8 @@ import json
 from tl.classify import (CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT, TOOL_HALLUCINATION,
                          WRONG_TOOL, classify, classify_calls)
 from tl.parse import parse
-from tl.render import format_call
-from tl.schema import Call, normalize_tools
+from tl.benchmarks.toolalpaca import function_tools
+from tl.calls import Call, format_call, normalize_tools
 
 
 def _expect(pred: Call, gold, tools, mode, category):
@@ -109,7 +109,7 @@ def test_bfcl_parallel_in_any_order(shared_data):
 def test_toolalpaca_golden_answers(shared_data):
     n = 0
     for api in json.loads((shared_data / "ToolAlpaca" / "eval_real.json").read_text()):
-        tools = normalize_tools(api["Function_Description"])
+        tools = normalize_tools(function_tools(api["Function_Description"]))
         for steps in api["Golden_Answers"]:
             for step in steps:
                 react = f"Action: {step['Action']}\nAction Input: {step['Action_Input']}"

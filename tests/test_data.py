@@ -116,7 +116,7 @@ def test_directories_missing_paths_and_skipping_content_errors(tmp_path):
     odd_schema = {**GOOD[0], "tools": [{"name": "f", "parameters": {"properties": {}, "required": [["x"]]}}]}
     lines = [json.dumps(odd_schema), "\xff", json.dumps(GOOD[1]), '{"id": ' + "9" * 5000 + "}"]
     path = _write(tmp_path, lines)
-    assert _error(path).startswith(f"{path}:1: TypeError")
+    assert _error(path).startswith(f"{path}:1: messages[1]: call to unknown tool")
     records, skipped = load_trajectories(path, on_error="skip")
     assert [r["id"] for r in records] == ["t1"] and len(skipped) == 3
 

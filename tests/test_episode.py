@@ -5,7 +5,7 @@ import pytest
 from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
                          TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL, classify_feedback)
 from tl.episode import MAX_TURNS, Episode, run_episode, run_episodes
-from tl.render import render_prompt
+from tl.calls import render_prompt
 from tl.sandbox import Result, Sandbox, validate_call
 from tl.toolbox import TOOLS, schemas
 

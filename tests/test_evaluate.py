@@ -130,7 +130,7 @@ def test_bfcl_eval_package_when_installed():
 
 def test_prompt_format_authors_reaches_every_prompt(tmp_path, tiny_model_dir, monkeypatch):
     import tl.benchmarks.run as run
-    from tl.render import EOS_MARK
+    from tl.calls import EOS_MARK
     seen = []
     real = run.generate_texts
     def spy(model, tok, prompts, **kw):

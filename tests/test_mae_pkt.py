@@ -6,7 +6,7 @@ import sft_tiny
 from tl.data import (build_samples, call_token_weights, erroneous_calls, feedback_categories, key_token_positions,
                      key_token_weight, split_turns, tokenize_record, validate_record)
 from tl.model import ModelArgs, Transformer
-from tl.render import render_prompt
+from tl.calls import render_prompt
 from tl.sft import collate, weighted_token_loss
 
 

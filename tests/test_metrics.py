@@ -9,7 +9,7 @@ from tl.benchmarks.run import episode_record, run_tasks, task_executors
 from tl.classify import classify, classify_calls
 from tl.metrics import error_analysis, item_stages, multi_turn_metrics, single_turn_metrics
 from tl.simulator import NO_USER_REPLY, Simulator
-from tl.schema import Call
+from tl.calls import Call
 
 RANDOM = [{"name": "get_random_number", "description": "Return a random number.", "parameters": {
     "type": "object", "properties": {"min": {"type": "string", "description": "Minimum."},

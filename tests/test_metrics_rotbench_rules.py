@@ -2,7 +2,7 @@
 TS/PI/CF are read from these classifications)."""
 from tl.benchmarks.rotbench import role_rules
 from tl.classify import classify
-from tl.schema import Call
+from tl.calls import Call
 
 
 def tool(name, *keys):

@@ -7,8 +7,7 @@ import pytest
 
 from tl.classify import classify, classify_feedback
 from tl.parse import MAX_CHARS, Parsed, parse, parse_literal
-from tl.render import format_call
-from tl.schema import Call
+from tl.calls import Call, format_call
 
 CANARY_STATE = "untouched"  # attack strings try to change this global
 

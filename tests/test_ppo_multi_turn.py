@@ -9,7 +9,7 @@ import sft_tiny
 from tl import multi_turn, ppo
 from tl.generate import Generation
 from tl.model import Transformer
-from tl.render import render_prompt
+from tl.calls import render_prompt
 from tl.rollout import Critic, compute_advantages, score
 from tl.sandbox import Result
 

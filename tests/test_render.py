@@ -2,8 +2,7 @@
 import pytest
 
 from tl.parse import parse
-from tl.render import EOS_MARK, format_call, render_prompt, render_segments, render_tools
-from tl.schema import Call
+from tl.calls import EOS_MARK, Call, format_call, render_prompt, render_segments, render_tools
 
 TOOLS = [
     {"name": "get_weather", "description": "Current weather for a city.",
@@ -64,9 +63,9 @@ def test_segments_tile_the_prompt_and_mark_trained_text():
     assert [s.kind for s in segs] == ["context", "call", "eos", "context", "answer", "eos", "context"]
     call, answer = segs[1], segs[4]
     assert call.text == ' get_weather(city="Paris", unit="c")' and call.message_index == 1
-    assert call.call == Call("get_weather", {"city": "Paris", "unit": "c"})
-    assert call.text[slice(*call.name_span)] == "get_weather"
-    assert answer.text == " It is 18 °C in Paris." and answer.message_index == 3 and answer.call is None
+    assert call.calls == (Call("get_weather", {"city": "Paris", "unit": "c"}),)
+    assert call.text[slice(*call.name_spans[0])] == "get_weather"
+    assert answer.text == " It is 18 °C in Paris." and answer.message_index == 3 and answer.calls == ()
     assert segs[2].text == segs[5].text == EOS_MARK and segs[2].message_index == 1
     # Tokenizer contract: a context segment ends right before a trained segment's space or at EOS.
     for prev, nxt in zip(segs, segs[1:]):
@@ -85,7 +84,7 @@ def test_parallel_calls_render_as_one_list_with_every_name_span():
     call = segs[1]
     assert call.text == ' [get_weather(city="Paris"), get_weather(city="Rome")]'
     assert [call.text[s:e] for s, e in call.name_spans] == ["get_weather", "get_weather"]
-    assert call.name_span == call.name_spans[0] and len(call.calls) == 2
+    assert len(call.calls) == 2
     assert parse(call.text).calls == list(call.calls)
 
 

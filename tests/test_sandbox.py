@@ -24,7 +24,7 @@ import pytest
 from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
                          TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
 from tl.sandbox import Result, Sandbox, _remove_tree, run_in_process, validate_call
-from tl.schema import Call
+from tl.calls import Call
 from tl.toolbox import TOOLS, Tool
 
 SECRET = "tl-sandbox-test-secret-7f3a"

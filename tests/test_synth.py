@@ -5,9 +5,8 @@ import json
 import pytest
 
 from tl.classify import ALL_RIGHT, classify_feedback
-from tl.render import render_prompt
+from tl.calls import Call, render_prompt
 from tl.sandbox import Sandbox
-from tl.schema import Call
 from tl.synth import generate, generate_heldout, main
 from tl.toolbox import TOOLS
 
@@ -118,7 +117,7 @@ def test_cli_is_byte_deterministic_for_a_seed(tmp_path):
 def test_planted_kind_recognises_every_planted_mistake():
     import random
 
-    from tl.schema import Call
+    from tl.calls import Call
     from tl.synth import FLAW_KINDS, _flawed_call, planted_kind
     gold = [Call("get_weather_forecast", {"city": "Paris", "date": "2025-01-20"}),
             Call("convert_currency", {"amount": 20, "from_currency": "USD", "to_currency": "EUR"}),

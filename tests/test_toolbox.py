@@ -4,7 +4,7 @@ import inspect
 
 import pytest
 
-from tl.schema import tool_from_function
+from tl.toolbox import tool_from_function
 from tl.toolbox import TOOLS, get_tools, schemas
 
 T = {name: tool.fn for name, tool in TOOLS.items()}

@@ -7,7 +7,7 @@ import evaluate
 from tl.episode import Episode
 from tl.parse import parse
 from tl.sandbox import Sandbox
-from tl.schema import Call, valid_unicode
+from tl.calls import Call, valid_unicode
 from tl.toolbox import TOOLS, schemas
 
 OUTPUTS = [' text_reverse(text="ab\\ud800")', ' {"name": "text_rev\\ud800erse", "arguments": {"text": "x"}}',

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from tl.benchmarks.bfcl import value_ok as bfcl_value_ok
 from tl.parse import Parsed, parse, parse_literal
-from tl.schema import Call, normalize_tools
+from tl.calls import Call, normalize_tools
 
 CORRECT, UNPARSABLE, NO_CALL = "correct", "unparsable", "no_call"
 TOOL_HALLUCINATION, WRONG_TOOL = "tool_hallucination", "wrong_tool"

@@ -1,6 +1,6 @@
 """Trajectories -> SFT samples: loading and validation, MAE, PKT, and `(input_ids, weights)`.
 
-A record (docs/ARCHITECTURE.md, "Trajectory record") is rendered by `tl.render.render_segments`
+A record (docs/ARCHITECTURE.md, "Trajectory record") is rendered by `tl.calls.render_segments`
 and encoded segment by segment, so the ids are exactly those of `Tokenizer.encode_chat` on the
 rendered prompt (what inference sees). Each token gets a loss weight:
 
@@ -20,8 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, authors_feedback_is_error, classify_feedback
-from tl.render import render_prompt, render_segments
-from tl.schema import Call, normalize_tools
+from tl.calls import assistant_calls, Call, normalize_tools, render_prompt, render_segments
 
 ROLES = ("system", "user", "assistant", "tool", "function")
 
@@ -72,14 +71,6 @@ def from_raw_conversations(raw: dict) -> dict:
     return {"id": str(raw.get("id", "")), "tools": tools, "messages": messages}
 
 
-def _calls_of(message: dict) -> list[Call]:
-    """The calls of an assistant message (`tool_call` or `tool_calls`), else []."""
-    raw = message.get("tool_calls")
-    if raw is None and message.get("tool_call") is not None:
-        raw = [message["tool_call"]]
-    return [Call.from_dict(c) for c in raw or []]
-
-
 def validate_record(record) -> dict:
     """Check one record and return it in the project format (tools normalised).
 
@@ -110,7 +101,7 @@ def validate_record(record) -> dict:
     names = {t["name"] for t in tools}
     categories = feedback_categories(messages)
     for i, m in enumerate(messages):
-        for call in _calls_of(m) if m["role"] == "assistant" else []:
+        for call in assistant_calls(m) if m["role"] == "assistant" else []:
             if call.name not in names and categories[i] in (None, ALL_RIGHT):
                 after = "the feedback after it reports success" if categories[i] else "no feedback follows it"
                 raise ValueError(f"messages[{i}]: call to unknown tool {call.name!r} (tools: {sorted(names)}), "

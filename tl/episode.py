@@ -5,7 +5,7 @@
     ep.answer, ep.finished, [(c.call, c.category, c.result.category) for c in ep.calls]
 
 `policy(prompt_text) -> text` is any function (a model with `tl.generate`, a scripted stub). Each
-turn renders the conversation with `tl.render.render_prompt` (messages in the trajectory format
+turn renders the conversation with `tl.calls.render_prompt` (messages in the trajectory format
 of docs/ARCHITECTURE.md, so an episode's `messages` is a trajectory record's), parses the output
 with `tl.parse.parse` and:
 - plain text (`kind == "no_call"`) or a `finish(answer=...)` call (RoTBench / ToolEyes style) is
@@ -37,9 +37,8 @@ from dataclasses import dataclass, field
 from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
                          TOOL_HALLUCINATION, UNPARSABLE, classify)
 from tl.parse import Parsed, parse
-from tl.render import EOS_MARK, format_call, render_prompt
+from tl.calls import EOS_MARK, Call, format_call, normalize_tools, render_prompt, valid_unicode
 from tl.sandbox import Result, validate_call
-from tl.schema import Call, normalize_tools, valid_unicode
 
 MAX_TURNS = 9  # ToolEyes / the paper's multi-turn limit
 FINISH = "finish"

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from tl.classify import (PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT, Classification, call_reward)
 from tl.episode import Episode
 from tl.generate import generate
-from tl.render import EOS_MARK
+from tl.calls import EOS_MARK
 from tl.rollout import Rollout, pack
 
 

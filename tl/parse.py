@@ -12,7 +12,7 @@ Formats read (the first that applies wins):
    BFCL-style list `[f(a=1), mod.g(b="x")]` with dotted names. Two spellings Python itself
    rejects are accepted because real tool schemas need them: a keyword as an argument name
    (`f(from="x")`) and a hyphenated tool name (`preferred-routes_get(...)`); a key that is not a
-   name at all is written `**{"code:": 1}` (see tl.render.format_call).
+   name at all is written `**{"code:": 1}` (see tl.calls.format_call).
 Anything else is a plain-text answer ("no_call") unless it looks like a call attempt (starts
 like `name(`, `{` or `[`), which is an "error".
 
@@ -33,8 +33,7 @@ import tokenize
 import warnings
 from dataclasses import dataclass, field
 
-from tl.render import EOS_MARK
-from tl.schema import Call
+from tl.calls import EOS_MARK, Call
 
 __all__ = ["Call", "Parsed", "parse", "parse_literal", "MAX_CHARS", "MAX_DEPTH"]
 

@@ -20,8 +20,7 @@ from tl import ppo
 from tl.classify import ALL_RIGHT, CALL_CATEGORIES, call_reward, classify
 from tl.data import feedback_categories
 from tl.generate import generate
-from tl.render import render_prompt
-from tl.schema import Call
+from tl.calls import Call, render_prompt
 
 
 # ----------------------------------------------------------------------------- prompts

@@ -58,7 +58,7 @@ from multiprocessing.connection import Connection
 
 from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING,
                          TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
-from tl.schema import Call
+from tl.calls import Call
 
 # Imported by the worker before it isolates itself: after the uid drop the child may be unable to read
 # the Python install (e.g. a pyenv under /root), so model code can import only what is loaded. These

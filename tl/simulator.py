@@ -28,7 +28,7 @@ import hashlib
 import json
 
 from tl.sandbox import Result, validate_call
-from tl.schema import Call, normalize_tools
+from tl.calls import Call, normalize_tools
 
 ASK_TO_USER = "ask_to_user"
 NO_USER_REPLY = "The user has no further information to add. Continue with what you have."

@@ -36,7 +36,7 @@ import random
 
 from tl.classify import TOOL_INSTABILITY, classify_feedback
 from tl.sandbox import Result, Sandbox, run_in_process
-from tl.schema import Call
+from tl.calls import Call
 from tl.toolbox import TOOLS
 from tl.toolbox.tasks import TASKS
 

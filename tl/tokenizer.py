@@ -11,9 +11,8 @@ import os
 
 import sentencepiece as spm
 
-from tl.schema import valid_unicode
+from tl.calls import EOS_MARK, valid_unicode
 
-EOS_MARK = "</s>"  # how EOS appears in rendered text (tl.render.EOS_MARK is the same string)
 
 # A serialized ModelProto field that turns the dummy prefix off: protobuf merges a repeated
 # occurrence of a message field into the first one, so appending

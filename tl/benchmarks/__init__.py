@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tl.benchmarks import bfcl, rotbench, synthetic, toolalpaca, tooleyes
 from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, Task, unique_ids
-from tl.render import format_call
+from tl.calls import format_call
 
 LOADERS = {"rotbench": rotbench, "bfcl": bfcl, "toolalpaca": toolalpaca, "tooleyes": tooleyes, "synthetic": synthetic}
 # Folder names under a data root (../shared/data uses the first of each).

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tl.schema import Call, normalize_tools, valid_unicode
+from tl.calls import Call, normalize_tools, valid_unicode
 
 
 class BenchmarkError(ValueError):
@@ -36,7 +36,7 @@ class BenchmarkError(ValueError):
 class Item:
     """One single-turn test: predict the next assistant call after `messages`.
 
-    tools: in any form `tl.schema.normalize_tools` reads (the normal form, except BFCL's own
+    tools: in any form `tl.calls.normalize_tools` reads (the normal form, except BFCL's own
     schemas, whose type words its checker reads).
     gold: what `tl.classify` compares against, per `mode`:
       "rotbench" -- a list of acceptable `Call`s (any one may match; RoTBench/ToolAlpaca rules);
@@ -141,7 +141,7 @@ def _too_deep(text: str, start: int) -> int | None:
 
 def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool = False):
     """The JSON value in `text` from offset `start` (`whole`: only whitespace may follow it), its
-    strings made valid Unicode (tl.schema.valid_unicode: a `"\\ud800"` escape cannot be written
+    strings made valid Unicode (tl.calls.valid_unicode: a `"\\ud800"` escape cannot be written
     back as UTF-8). Anything json cannot read is a BenchmarkError naming `where`, followed by
     `:<line>` when `lines` (a whole file) or else `(line, column)`: a syntax error, nesting deeper
     than MAX_DEPTH, an integer longer than Python converts (sys.get_int_max_str_digits(), 4300)."""

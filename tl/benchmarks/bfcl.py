@@ -28,8 +28,7 @@ from pathlib import Path
 
 from tl.benchmarks.base import BenchmarkError, Item, Loaded, read_jsonl_lines, record_ids, require
 from tl.parse import MAX_CHARS, Parsed, parse
-from tl.render import EOS_MARK
-from tl.schema import Call
+from tl.calls import EOS_MARK, Call
 
 CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple", "live_multiple",
               "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance")
@@ -247,7 +246,7 @@ def decode(text, json_literals: bool = False) -> Parsed:
     `true` -> "true"), a tuple stays a tuple, a keyword-less call or subscript is its source text,
     positional arguments are dropped, and several lines of calls do not decode. `json_literals`
     reads true/false/null as JSON literals instead (the project's own output format, see
-    tl.render.format_call). Text that does not decode is `error` ("no_call" if tl.parse reads it as
+    tl.calls.format_call). Text that does not decode is `error` ("no_call" if tl.parse reads it as
     prose); `[]` is "no_call". BFCL eval()s expressions; here nothing is evaluated, but arithmetic
     on numbers, + and * on strings or lists are computed (bounded); other expressions are unreadable."""
     if not isinstance(text, str):

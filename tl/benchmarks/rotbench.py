@@ -22,8 +22,7 @@ from pathlib import Path
 from tl.benchmarks.base import (BenchmarkError, Item, Loaded, Skipped, read_json_list, record_ids, require,
                                 tool_list_from_prompt, tools_of)
 from tl.parse import MAX_CHARS, Parsed, parse
-from tl.render import EOS_MARK
-from tl.schema import Call, normalize_tool
+from tl.calls import EOS_MARK, Call, normalize_tool
 
 _BEGIN = "\nBegin!"
 
@@ -55,7 +54,7 @@ def role_rules(raw_tools) -> dict:
     unchecked. It finds them by position (`config[-2]`, `config[-1]`: the noisy variants rename
     them) and by the literal names "ask_to_user" / "finish" of the gold call (which a noisy
     variant may give to another API); a predicted literal "finish" counts as the finish-role tool.
-    `raw_tools`: the prompt's tool list, in any form tl.schema.normalize_tool reads (OpenAI's
+    `raw_tools`: the prompt's tool list, in any form tl.calls.normalize_tool reads (OpenAI's
     `{"type": "function", "function": {...}}` too); at least two tools."""
     ask, finish = (normalize_tool(t)["name"] for t in raw_tools[-2:])
     return {"unchecked_tools": tuple(dict.fromkeys((ask, finish, "ask_to_user", "finish"))), "aliases": {"finish": finish}}

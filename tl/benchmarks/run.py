@@ -16,8 +16,7 @@ from tl.benchmarks.rotbench import read_output
 from tl.classify import CORRECT, NO_CALL, UNPARSABLE, CallsClassification, classify, classify_calls
 from tl.episode import MAX_TURNS, Episode
 from tl.metrics import STAGES, item_stages, single_turn_metrics
-from tl.render import render_prompt
-from tl.schema import Call
+from tl.calls import Call, render_prompt
 
 
 def _jsonable(x):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tl.benchmarks.base import BenchmarkError, Item, Loaded, Task, call_of, read_jsonl_lines, record_ids, require, tools_of
-from tl.render import render_prompt
+from tl.calls import render_prompt
 
 SINGLE, MULTI = "heldout_single.jsonl", "heldout_multi.jsonl"
 

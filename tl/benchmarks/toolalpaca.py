@@ -3,7 +3,7 @@
 Each file is a JSON list of APIs: `{"Name", "Function_Description": {function: "<description>
 \\nParameters: {...}\\nOutput: ..."}, "Instructions": [str], "Golden_Answers": [[{"Action",
 "Action_Input": "<json>"}, ...]], ...}`. One item per instruction, id `<Name>/<i>`; the tools are
-the API's functions (schemas from `tl.schema.normalize_tools`, which skips the `components`
+the API's functions (schemas from `tl.calls.normalize_tools`, which skips the `components`
 entry); the gold is the first step of `Golden_Answers[i]`, scored with RoTBench's rules (the
 paper, Sec. 4.3). Two flaws of the released `eval_real.json` are handled as follows:
 - some gold steps name a function the API's `Function_Description` does not document (6
@@ -17,7 +17,46 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+import re
+
 from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, call_of, read_json_list, require, tools_of
+from tl.calls import TYPE_WORDS, normalize_type
+
+_PARAMS = re.compile(r"(?:^|\n)Parameters:\s*(\{.*?\})\s*(?:\nOutput:|$)", re.S)
+
+
+def _property(text: str) -> tuple[dict, bool]:
+    """`"Required. string. Two-character code."` -> ({"type": "string", "description": ...}, True)."""
+    rest = text.strip()
+    required = rest.lower().startswith("required.")
+    rest = rest[len("required."):].strip() if required else rest
+    m = re.match(r"([A-Za-z]+(?:\[[^\]]*\])?)\.\s*", rest)
+    if m and (m.group(1).lower() in TYPE_WORDS or "[" in m.group(1)):
+        return {"type": normalize_type(m.group(1)), "description": rest[m.end():].strip()}, required
+    return {"type": "string", "description": rest}, required
+
+
+def function_tools(functions: dict) -> list[dict]:
+    """ToolAlpaca's `Function_Description` {name: '<description>\\nParameters: {"key": "Required.
+    string. <text>"}\\nOutput: ...'} -> OpenAI-style tools (its `components` entry documents output
+    formats, not a tool, and is skipped)."""
+    tools = []
+    for name, text in functions.items():
+        m = _PARAMS.search(text) if isinstance(text, str) and name != "components" else None
+        if name == "components":
+            continue
+        if m is None:
+            raise ValueError(f"ToolAlpaca description of {name!r}: expected a 'Parameters: {{...}}' line; found {text!r:.200}")
+        try:
+            raw = json.loads(m.group(1))
+        except (ValueError, RecursionError) as e:
+            raise ValueError(f"ToolAlpaca description of {name!r}: the Parameters line is not JSON ({e})") from None
+        specs = {k: _property(v if isinstance(v, str) else json.dumps(v)) for k, v in raw.items()}
+        tools.append({"name": name, "description": text[: m.start()].strip(), "parameters": {
+            "type": "object", "properties": {k: p for k, (p, _) in specs.items()},
+            "required": [k for k, (_, req) in specs.items() if req]}})
+    return tools
 
 
 def load_file(path, name: str | None = None) -> Loaded:
@@ -33,7 +72,14 @@ def load_file(path, name: str | None = None) -> Loaded:
         answers = require(api, "Golden_Answers", list, where)
         if len(answers) != len(instructions):
             raise BenchmarkError(f"{where} ({api_name}): {len(instructions)} Instructions but {len(answers)} Golden_Answers")
-        tools = tools_of(require(api, "Function_Description", dict, where), f"{where} ({api_name}): Function_Description")
+        at = f"{where} ({api_name}): Function_Description"
+        try:
+            raw_tools = function_tools(require(api, "Function_Description", dict, where))
+        except BenchmarkError:
+            raise
+        except ValueError as e:
+            raise BenchmarkError(f"{at}: {e}") from None
+        tools = tools_of(raw_tools, at)
         for i, (instruction, steps) in enumerate(zip(instructions, answers)):
             item_where = f"{where} ({api_name}) instruction {i}"
             if not isinstance(instruction, str) or not isinstance(steps, list):

@@ -5,18 +5,44 @@
     TOOLS["get_weather_current"].schema             # its normal-form schema (tl.schema)
     schemas(["get_weekday", "calculate"])           # schemas to put in a prompt
 
-A `Tool` is a function plus the schema `tl.schema.tool_from_function` derives from its
+A `Tool` is a function plus the schema `tl.calls.tool_from_function` derives from its
 signature, type hints and docstring, so the schema a model sees and the Python signature the
 sandbox calls cannot drift apart. Tools handed to `tl.sandbox.Sandbox` must be module-level
 functions of an importable module: the sandbox's worker processes import them by name.
 """
 from __future__ import annotations
 
+import inspect
+import typing
 from dataclasses import dataclass
 from typing import Callable
 
-from tl.schema import tool_from_function
+from tl.calls import normalize_tool
 from tl.toolbox.tools import FUNCTIONS
+
+_JSON = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+
+
+def tool_from_function(fn: Callable) -> dict:
+    """The normal-form schema of a toolbox function: parameters from its signature (no default:
+    required) and type hints (str, int, float, bool, list[T], dict), the description and each
+    parameter's text from its docstring (the first paragraph; `name: text` lines under `Args:`)."""
+    hints, doc = typing.get_type_hints(fn), inspect.getdoc(fn) or ""
+    summary, _, args = doc.partition("Args:")
+    texts = dict(line.strip().split(": ", 1) for line in args.splitlines() if ": " in line)
+    props, required = {}, []
+    for name, p in inspect.signature(fn).parameters.items():
+        hint = hints.get(name, str)
+        prop = {"type": _JSON.get(typing.get_origin(hint) or hint, "string"), "description": texts.get(name, "")}
+        if typing.get_origin(hint) is list:
+            prop["items"] = {"type": _JSON.get(typing.get_args(hint)[0], "string")}
+        if p.default is p.empty:
+            required.append(name)
+        else:
+            prop["default"] = p.default
+        props[name] = prop
+    return normalize_tool({"name": fn.__name__, "description": summary.strip(),
+                           "parameters": {"type": "object", "properties": props, "required": required}})
 
 
 @dataclass(frozen=True)

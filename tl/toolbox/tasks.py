@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from tl.schema import Call
+from tl.calls import Call
 from tl.toolbox.facts import CITIES, COUNTRIES, REFERENCE_DATE, USD_RATES
 
 CITY_NAMES = sorted(CITIES)

@@ -1,5 +1,5 @@
 """The toolbox's functions: deterministic, offline, and documented so that their schemas can be
-derived from them (`tl.schema.tool_from_function`: signature + type hints + the `Args:` block).
+derived from them (`tl.calls.tool_from_function`: signature + type hints + the `Args:` block).
 
 Every function is a pure function of its arguments and the fixed tables in `facts.py`; bad values
 raise ValueError with a short message, which the sandbox turns into tool-call-failure feedback.

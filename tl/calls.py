@@ -1,0 +1,322 @@
+"""Tool calls as text: the `Call` value, tool schemas in one normal form, and the paper's prompt
+format (Table 13). SFT, PPO and evaluation all render here.
+
+Normal form of a tool (OpenAI function style):
+    {"name", "description", "parameters": {"type": "object", "properties": {key: {"type", "description",
+     ...}}, "required": [key, ...]}}
+`normalize_tool` reads OpenAI dicts (also `{"type": "function", "function": {...}}` and JSON text)
+and BFCL's (`"type": "dict"`, dotted names, the type words float/tuple/any/dict). Type words become
+JSON-schema words (float -> number, tuple -> array, dict -> object, str -> string, ...; BFCL's
+`any` -> string, as its checker reads it; missing -> string); other property keys are kept, and
+`items` / nested `properties` normalised recursively.
+
+The prompt (messages joined by "\\n", each `Role: content`):
+
+    System: Function:
+    def get_weather(city: string, unit: string = None):
+        \"\"\"
+        Current weather for a city.
+
+        Args:
+        city (string): City name.
+        unit (string): 'c' or 'f'.
+        \"\"\"
+    User: What's the weather in Paris?
+    Assistant: get_weather(city="Paris")</s>
+    Output: {"temp_c": 18}
+    Assistant: It is 18 °C in Paris.</s>
+    Assistant:
+
+Messages are trajectory records (docs/ARCHITECTURE.md): role user | tool (alias function) |
+assistant | system; an assistant message holds `tool_call`, `tool_calls` (rendered as one BFCL-style
+list `[f(a=1), g(b=2)]`) or `content` (a final answer). Every assistant turn of the history ends with
+EOS; a literal `</s>` in any text is written `\\u003c/s>` (a valid JSON and Python escape), so only
+real turn ends are EOS to the tokenizer.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+EOS_MARK = "</s>"
+EOS_ESCAPE = "\\u003c/s>"
+ROLE_HEADERS = {"system": "System", "user": "User", "tool": "Output", "function": "Output", "assistant": "Assistant"}
+PROMPT_FORMATS = ("project", "authors")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(x):
+    """`x` with every lone surrogate in its strings (keys too) replaced by U+FFFD. A JSON `"\\ud800"`
+    escape decodes to one, and such a string cannot be encoded as UTF-8: it would crash the
+    tokenizer, the sandbox's pipe or a JSON file the moment a model wrote one."""
+    if isinstance(x, str):
+        return x if x.isascii() else _SURROGATE.sub("\ufffd", x)
+    if isinstance(x, dict):
+        return {valid_unicode(k): valid_unicode(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [valid_unicode(v) for v in x]
+    return x
+
+
+@dataclass(frozen=True)
+class Call:
+    """One tool call: a name and keyword arguments (JSON values), always valid Unicode."""
+
+    name: str
+    arguments: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", valid_unicode(self.name))
+        object.__setattr__(self, "arguments", valid_unicode(self.arguments))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "arguments": dict(self.arguments)}
+
+    @classmethod
+    def from_dict(cls, d) -> "Call":
+        """A Call from `{"name", "arguments"}` (arguments a dict or JSON text; OpenAI's
+        `{"type": "function", "function": {...}}` and `"parameters"` too); ValueError otherwise."""
+        if isinstance(d, Call):
+            return d
+        if not isinstance(d, dict):
+            raise ValueError(f"a tool call must be a dict with 'name' and 'arguments'; found {type(d).__name__}: {d!r:.200}")
+        d = d["function"] if isinstance(d.get("function"), dict) else d
+        name, args = d.get("name"), d.get("arguments", d.get("parameters", {}))
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a tool call needs a non-empty string 'name'; found keys {sorted(d)} with name={name!r:.100}")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except (ValueError, RecursionError) as e:
+                raise ValueError(f"call {name!r}: 'arguments' is a string that is not JSON ({e}): {args!r:.200}") from None
+        if not isinstance(args or {}, dict):
+            raise ValueError(f"call {name!r}: 'arguments' must be an object; found {type(args).__name__}")
+        return cls(name.strip(), dict(args or {}))
+
+
+# ----------------------------------------------------------------------------- tool schemas
+
+TYPE_WORDS = {"string": "string", "str": "string", "text": "string", "any": "string", "integer": "integer",
+              "int": "integer", "long": "integer", "number": "number", "float": "number", "double": "number",
+              "boolean": "boolean", "bool": "boolean", "array": "array", "list": "array", "tuple": "array",
+              "object": "object", "dict": "object", "map": "object", "null": "null", "none": "null"}
+
+
+def normalize_type(raw) -> str:
+    """A type word from any source -> a JSON-schema word: `["string", "null"]` gives its first
+    non-null member, `Array[string]` gives array, unknown or missing words give string."""
+    if isinstance(raw, (list, tuple)):
+        words = [normalize_type(t) for t in raw]
+        return next((w for w in words if w != "null"), "null" if words else "string")
+    word = raw.strip().lower() if isinstance(raw, str) else ""
+    return "array" if word.startswith(("array[", "list[")) else TYPE_WORDS.get(word, "string")
+
+
+def _property(raw, nested: bool = False) -> dict:
+    if not isinstance(raw, dict):  # some hand-written schemas give just a type word or a description
+        is_type = isinstance(raw, str) and raw.strip().lower() in TYPE_WORDS
+        return {"type": normalize_type(raw) if is_type else "string", "description": "" if is_type else str(raw)}
+    prop = {"type": normalize_type(raw.get("type"))}
+    desc = raw.get("description", "")
+    if desc or not nested:  # array items rarely carry a description; don't invent one
+        prop["description"] = desc if isinstance(desc, str) else json.dumps(desc, ensure_ascii=False)
+    prop.update({k: v for k, v in raw.items() if k not in ("type", "description", "items", "properties", "required")})
+    if isinstance(raw.get("items"), dict):
+        prop["items"] = _property(raw["items"], nested=True)
+    if isinstance(raw.get("properties"), dict):
+        prop["properties"] = {str(k): _property(v) for k, v in raw["properties"].items()}
+        if isinstance(raw.get("required"), list):
+            prop["required"] = [k for k in raw["required"] if isinstance(k, str) and k in prop["properties"]]
+    return prop
+
+
+def normalize_tool(raw) -> dict:
+    """One tool (a dict or its JSON text) in the normal form; ValueError naming what was found."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ValueError(f"a tool given as text must be a JSON object; found {raw!r:.120}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"a tool must be a dict (OpenAI/BFCL schema); found {type(raw).__name__}: {raw!r:.200}")
+    if raw.get("type") == "function" and isinstance(raw.get("function"), dict):
+        raw = raw["function"]
+    name, description = raw.get("name"), raw.get("description", "")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a tool needs a non-empty string 'name'; found keys {sorted(raw)}")
+    params = raw.get("parameters") or {}
+    if not isinstance(params, dict) or not isinstance(params.get("properties", {}), dict):
+        raise ValueError(f"tool {name.strip()!r}: 'parameters' must be {{type, properties: {{...}}, required}}; "
+                         f"found {params!r:.200}")
+    props = {str(k): _property(v) for k, v in params.get("properties", {}).items()}
+    required = params.get("required", [])
+    # a key nobody can see cannot be required
+    required = [k for k in required if isinstance(k, str) and k in props] if isinstance(required, list) else []
+    return {"name": name.strip(), "description": (description if isinstance(description, str) else
+                                                  json.dumps(description, ensure_ascii=False)).strip(),
+            "parameters": {"type": "object", "properties": props, "required": required}}
+
+
+def normalize_tools(tools) -> list[dict]:
+    """A tool list (or its JSON text, or a single tool) in the normal form, order kept; a later
+    tool with a name already seen is dropped, so names stay unique."""
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except (ValueError, RecursionError) as e:
+            raise ValueError(f"tools given as text must be JSON (a list of tool schemas); {e}") from None
+    tools = [tools] if isinstance(tools, dict) else tools or []
+    if not isinstance(tools, (list, tuple)):
+        raise ValueError(f"tools must be a list of tool schemas; found {type(tools).__name__}")
+    out = {}
+    for i, t in enumerate(tools):
+        try:
+            tool = normalize_tool(t)
+        except ValueError as e:
+            raise ValueError(f"tools[{i}]: {e}") from None
+        out.setdefault(tool["name"], tool)
+    return list(out.values())
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def escape_eos(text: str) -> str:
+    return text.replace(EOS_MARK, EOS_ESCAPE)
+
+
+def _value(v) -> str:
+    return escape_eos(json.dumps(v, ensure_ascii=False))
+
+
+def format_calls_with_spans(calls) -> tuple[str, list[tuple[int, int]]]:
+    """`format_call`'s text and the (start, end) span of each tool name in it."""
+    calls = [Call.from_dict(c) for c in (calls if isinstance(calls, (list, tuple)) else [calls])]
+    if not calls:
+        raise ValueError("format_call: expected at least one call; found an empty list")
+    # A key that is not a Python name ("content-type") goes in `**{...}`, which Python and tl.parse
+    # read, so every call round-trips; keywords (`from`) are written plainly (tl.parse reads them).
+    texts = [f"{c.name}(" + ", ".join(f"{k}={_value(v)}" if k.isidentifier() else f"**{{{_value(k)}: {_value(v)}}}"
+                                      for k, v in c.arguments.items()) + ")" for c in calls]
+    if len(calls) == 1:
+        return texts[0], [(0, len(calls[0].name))]
+    spans, pos = [], 1
+    for c, t in zip(calls, texts):
+        spans.append((pos, pos + len(c.name)))
+        pos += len(t) + 2  # ", "
+    return "[" + ", ".join(texts) + "]", spans
+
+
+def format_call(calls) -> str:
+    """A call as the model writes it, `name(key="value", n=3)` with JSON-literal values; several
+    calls (a list) as one BFCL-style list `[f(a=1), g(b="x")]`."""
+    return format_calls_with_spans(calls)[0]
+
+
+def render_tool(tool: dict, raw: bool = False) -> str:
+    """One normal-form tool as the paper's signature-with-docstring block (required parameters
+    first, optional ones `= None`). `raw` pastes descriptions as written, as the authors' code
+    does, instead of indenting their continuation lines."""
+    indent = (lambda text: text) if raw else (lambda text: text.strip().replace("\n", "\n    "))
+    props, required = tool["parameters"]["properties"], tool["parameters"]["required"]
+    order = required + [k for k in props if k not in required]
+    sig = [f"{k}: {props[k]['type']}" + ("" if k in required else " = None") for k in order]
+    args = [f"    {k} ({props[k]['type']}): {indent(props[k].get('description', ''))}" for k in order]
+    return "\n".join(["Function:", f"def {tool['name']}({', '.join(sig)}):", '    """', f"    {indent(tool['description'])}",
+                      "", "    Args:", *args, '    """'])
+
+
+def render_tools(tools, raw: bool = False) -> str:
+    """The system content: every tool's block, separated by a blank line."""
+    return escape_eos("\n\n".join(render_tool(t, raw) for t in normalize_tools(tools)))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a rendered conversation; the texts of all segments concatenate to the prompt.
+
+    kind: "context" (never trained: system, user, feedback, role headers), "call" / "answer" (an
+    assistant turn, starting with the space after "Assistant:") or "eos" (after each assistant
+    turn). message_index: the assistant message's index. calls / name_spans: the turn's calls and
+    the (start, end) offsets of their tool names inside `text`.
+    """
+
+    text: str
+    kind: str
+    message_index: int | None = None
+    calls: tuple[Call, ...] = ()
+    name_spans: tuple[tuple[int, int], ...] = ()
+
+
+def assistant_calls(m: dict, where: str = "message") -> list[Call]:
+    """The calls of an assistant message (`tool_call` or `tool_calls`), else []."""
+    raw = m.get("tool_calls")
+    if raw is None and m.get("tool_call") is not None:
+        raw = [m["tool_call"]]
+    if raw is None:
+        return []
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise ValueError(f"{where}: 'tool_calls' must be a non-empty list; found {raw!r:.200}")
+    try:
+        return [Call.from_dict(c) for c in raw]
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def _content(m: dict, where: str) -> str:
+    if m.get("content") is None:
+        raise ValueError(f"{where}: expected 'content'; found keys {sorted(m)}")
+    return m["content"] if isinstance(m["content"], str) else json.dumps(m["content"], ensure_ascii=False)
+
+
+def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: bool = False) -> list[Segment]:
+    """The conversation as segments (see `Segment`). Context is only cut right before a trained
+    segment's leading space or right after an EOS, which the tokenizer contract relies on
+    (docs/ARCHITECTURE.md). ValueError naming the message index for malformed messages."""
+    segments, context = [], []
+
+    def flush():
+        if context:
+            segments.append(Segment("".join(context), "context"))
+            context.clear()
+
+    tools = normalize_tools(tools)
+    if tools:
+        context.append("System: " + render_tools(tools, raw_tools))
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict) or m.get("role") not in ROLE_HEADERS:
+            found = m.get("role") if isinstance(m, dict) else type(m).__name__
+            raise ValueError(f"{where}: expected a dict with role in {sorted(ROLE_HEADERS)}; found {found!r}")
+        newline = "\n" if (segments or context) else ""
+        header = ROLE_HEADERS[m["role"]] + ":"
+        if m["role"] != "assistant":
+            context.append(f"{newline}{header} {escape_eos(_content(m, where))}")
+            continue
+        context.append(newline + header)
+        flush()
+        if calls := assistant_calls(m, where):
+            if m.get("content"):
+                raise ValueError(f"{where}: an assistant message holds a call or a final answer, not both; found both")
+            text, spans = format_calls_with_spans(calls)
+            segments.append(Segment(" " + text, "call", i, tuple(calls), tuple((s + 1, e + 1) for s, e in spans)))
+        else:
+            segments.append(Segment(" " + escape_eos(_content(m, where)), "answer", i))
+        segments.append(Segment(EOS_MARK, "eos", i))
+    if add_generation_prompt:
+        context.append(("\n" if (segments or context) else "") + "Assistant:")
+    flush()
+    return segments
+
+
+def render_prompt(tools, messages, add_generation_prompt: bool = True, prompt_format: str = "project") -> str:
+    """The full prompt text. prompt_format "authors": the template of the authors' finetune.py, for
+    checkpoints their code trained: no `</s>` after history turns (only after the last message
+    when there is no generation prompt) and tool descriptions pasted raw."""
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}; found {prompt_format!r}")
+    authors = prompt_format == "authors"
+    segments = render_segments(tools, messages, add_generation_prompt=add_generation_prompt, raw_tools=authors)
+    text = "".join(s.text for s in segments if not (authors and s.kind == "eos"))
+    return text + EOS_MARK if authors and not add_generation_prompt else text
