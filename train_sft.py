@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from tl import checkpoint as C
 from tl import dist as D
-from tl.data import MAE_RULES, SAMPLE_UNITS, DataError, build_samples, load_trajectories, mae_table
+from tl.data import DataError, load_trajectories
+from tl.calls import EOS_MARK, render_prompt
 from tl.model import ModelArgs
-from tl.render import EOS_MARK, render_prompt
-from tl.sft import LR_SCHEDULES, collate, epoch_batches, lr_at, micro_batches, param_groups, weighted_token_loss
+from tl.sft import (LR_SCHEDULES, MAE_RULES, SAMPLE_UNITS, build_samples, collate, epoch_batches, lr_at, mae_table,
+                    micro_batches, param_groups, weighted_token_loss)
 from tl.tokenizer import Tokenizer, train_tokenizer
 
 PRESETS = {

@@ -4,7 +4,8 @@ import json
 import pytest
 
 import sft_tiny
-from tl.data import DataError, build_samples, from_raw_conversations, load_trajectories, mae_table
+from tl.data import DataError, from_raw_conversations, load_trajectories
+from tl.sft import build_samples, mae_table
 
 GOOD = sft_tiny.records(3)
 
@@ -122,13 +123,13 @@ def test_directories_missing_paths_and_skipping_content_errors(tmp_path):
 
 
 def test_a_huge_record_is_dropped_without_tokenising_it(tmp_path, monkeypatch):
-    import tl.data
+    import tl.sft
     huge = {**GOOD[0], "messages": [{"role": "user", "content": "word " * 2_000_000}] + GOOD[0]["messages"][1:]}
     records, _ = load_trajectories(_write(tmp_path, [json.dumps(huge), json.dumps(GOOD[1])]))
     tok = sft_tiny.tokenizer(tmp_path)
     calls = []
-    real = tl.data.tokenize_record
-    monkeypatch.setattr(tl.data, "tokenize_record", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = tl.sft.tokenize_record
+    monkeypatch.setattr(tl.sft, "tokenize_record", lambda *a, **k: calls.append(1) or real(*a, **k))
     samples, stats = build_samples(tok, records, max_seq_len=512)
     assert stats["overlong"] == 1 and len(samples) == 1 and len(calls) == 1
 

@@ -3,11 +3,11 @@ import pytest
 import torch
 
 import sft_tiny
-from tl.data import (build_samples, call_token_weights, erroneous_calls, feedback_categories, key_token_positions,
-                     key_token_weight, split_turns, tokenize_record, validate_record)
-from tl.model import ModelArgs, Transformer
+from tl.data import feedback_categories, validate_record
 from tl.calls import render_prompt
-from tl.sft import collate, weighted_token_loss
+from tl.model import ModelArgs, Transformer
+from tl.sft import (build_samples, call_token_weights, collate, erroneous_calls, key_token_positions, key_token_weight,
+                    split_turns, tokenize_record, weighted_token_loss)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -11,9 +11,8 @@ import torch
 
 import sft_tiny
 import train_sft
-from tl.data import Sample
 from tl.model import Transformer
-from tl.sft import collate, epoch_batches, lr_at, micro_batches, weighted_token_loss
+from tl.sft import Sample, collate, epoch_batches, lr_at, micro_batches, weighted_token_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,7 +194,8 @@ def test_turn_unit_loss_is_the_mean_of_per_sample_means(setup):
     """--sample_unit turn: a step's loss is the mean over its samples of each sample's own
     weighted mean (the authors' batch-1 normalisation); lr 0 keeps the exported model the
     initial one, so the loss can be recomputed from the export."""
-    from tl.data import build_samples, load_trajectories
+    from tl.data import load_trajectories
+    from tl.sft import build_samples
     from tl.tokenizer import Tokenizer
     root, base = setup
     run = str(root / "turns")

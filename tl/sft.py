@@ -1,21 +1,268 @@
-"""SFT pieces that are not wiring: the weighted loss, the data order, batches, optimiser, schedule.
+"""Supervised fine-tuning with MAE and PKT (paper Sec. 3.1-3.2): per-token loss weights, the
+weighted loss, the data order, batches and the learning-rate schedule.
 
-Loss normaliser. The paper's L_MAE / L_PKT are plain sums over tokens; the authors' code
-divides each sample's weighted sum by its sum of weights (batch size 1). We divide the
-weighted sum of a whole optimizer step by the *global* sum of weights of that step (all
-micro-batches on all ranks; the weights are known before the forward pass, so it is one
-all-reduce of a scalar). This generalises the authors' per-sample weighted mean to batches,
-makes the loss independent of world size and accumulation steps, and keeps its scale the same
-with PKT on or off (with PKT off it is the plain mean over trained tokens), so one learning
-rate serves every ablation. A plain sum would tie the step size to the batch's token count.
+A record is rendered by `tl.calls.render_segments` and encoded segment by segment, so its ids are
+exactly `Tokenizer.encode_chat(render_prompt(...))` (what inference sees). Each token gets a weight:
+context (system, user, `Output:` feedback, role headers) 0; a final answer and its EOS 1; a tool
+call and its EOS 1, its key tokens `w` (PKT), and 0 on every token when the feedback after the call
+is an error (MAE: the call stays in the context of later turns, only its own tokens get no
+gradient). The weight of token i is the weight of *predicting* token i (the trainer shifts by one).
+
+Loss normaliser: the paper's L_MAE / L_PKT are sums over tokens; the authors' code divides each
+sample's weighted sum by its sum of weights (batch 1). Here a step's weighted sum is divided by the
+step's global sum of weights (all micro-batches on all ranks, known before the forward pass): the
+loss does not depend on world size or accumulation, and keeps one scale with PKT on or off (with it
+off, the plain mean over trained tokens), so one learning rate serves every ablation.
+`--sample_unit turn` reproduces the authors' per-sample normalisation instead (`split_turns`).
 """
 from __future__ import annotations
 
 import math
+import os
 import random
+from collections import Counter
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from tl.calls import render_prompt, render_segments
+from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, authors_feedback_is_error, classify_feedback
+from tl.data import feedback_categories
+
+
+
+# ----------------------------------------------------------------------------- MAE
+
+MAE_RULES = ("taxonomy", "authors")
+
+
+def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, str]:
+    """T_e of L_MAE (paper Sec. 3.1, Eq. 1): {assistant message index: feedback category} of
+    every call whose feedback is anything but `all_right`. A call with no feedback after it is
+    not in T_e (there is no evidence against it). Final answers are never in T_e.
+
+    rule "authors": the authors' `mae.py` instead -- a call is erroneous when the message right
+    after it is feedback that `authors_feedback_is_error` flags (reported with its taxonomy
+    category, or `others` where the taxonomy sees none).
+    """
+    if rule == "taxonomy":
+        return {i: c for i, c in feedback_categories(messages).items() if c not in (None, ALL_RIGHT)}
+    if rule != "authors":
+        raise ValueError(f"rule must be one of {MAE_RULES}; found {rule!r}")
+    out = {}
+    for i in feedback_categories(messages):
+        after = messages[i + 1] if i + 1 < len(messages) else {}
+        if after.get("role") in ("tool", "function") and authors_feedback_is_error(after.get("content", "")):
+            category = classify_feedback(str(after.get("content", "")))
+            out[i] = OTHERS if category == ALL_RIGHT else category
+    return out
+
+
+# ----------------------------------------------------------------------------- PKT
+
+
+def key_token_positions(call_ids: list[int], rival_ids: list[list[int]], start: int = 0) -> list[int]:
+    """K_i of L_PKT (paper Sec. 3.2): positions in `call_ids` of the call's key tokens.
+
+    call_ids: the tokens of the call, starting at the tool name (` name(k="v")`).
+    rival_ids: for every *other* available tool, the tokens of ` other_name(` encoded the same
+        way. A rival that shares a token prefix of length p >= 1 with the call makes position p
+        key: the token where the gold name diverges from it, or, when the gold name is a prefix
+        of the rival's, the token right after the gold name (e.g. `(`).
+    Position `start` (0), the first token of the name, is always key.
+    start: where the name starts when `call_ids` (and every rival) begin with shared tokens
+        before it (a later call in a parallel turn `[f(...), g(...)]`); 0 for a plain call.
+    """
+    if not call_ids:
+        return []
+    key = {start}
+    for rival in rival_ids:
+        p = len(os.path.commonprefix([call_ids, rival]))
+        if start < p < len(call_ids):
+            key.add(p)
+    return sorted(key)
+
+
+def key_token_weight(n_key: int, n_nonkey: int, w_max: float) -> float:
+    """w = CLIP(|NK_i| / |K_i|, 1, w_max), the loss weight of each key token (paper Sec. 3.2)."""
+    if n_key < 1:
+        raise ValueError(f"a call has at least one key token (its first); found n_key={n_key}")
+    return float(min(max(n_nonkey / n_key, 1.0), w_max))
+
+
+def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[float]:
+    """Per-token weights of one supervised call under PKT: `key_token_weight` on K_i, 1 on NK_i.
+
+    NK_i = the other tokens of the call text (rest of the name, `(`, arguments, `)`). The EOS
+    that closes the turn is not part of the call text: it is trained with weight 1 but not
+    counted in NK_i, as the authors' code treats closing delimiters.
+    """
+    w, key = key_token_weight(len(key), n_tokens - len(key), w_max), set(key)
+    return [w if i in key else 1.0 for i in range(n_tokens)]
+
+
+# ----------------------------------------------------------------------------- tokenisation
+
+
+@dataclass
+class Sample:
+    """One trajectory as training ids. weights[i] is the loss weight of predicting input_ids[i]."""
+
+    id: str
+    input_ids: list[int]
+    weights: list[float]
+    n_calls: int = 0  # supervised or masked calls
+    masked: Counter = field(default_factory=Counter)  # feedback category -> calls masked by MAE
+    n_key_tokens: int = 0  # PKT key tokens of supervised calls (whatever w they got after the clip)
+    turns: list = field(default_factory=list)  # (start, end, key tokens) of each trained turn, EOS included
+
+
+def _token_index_at(tok, ids: list[int], char: int) -> int:
+    """Index of the token of `ids` (a continuation encoding) that holds character `char`."""
+    for k in range(len(ids)):
+        if len(tok.decode(ids[:k + 1], continuation=True)) > char:
+            return k
+    raise ValueError(f"character {char} lies beyond the {len(ids)} tokens")
+
+
+def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
+    """PKT key positions inside a call segment's continuation ids, for each call in the turn.
+
+    For a call whose name starts at character s of the segment text, the rivals are the
+    segment's own prefix followed by ` other_name(` for every other tool, encoded the same way,
+    so the common-prefix rule of `key_token_positions` applies from the name's first token.
+    With one call whose first token carries the leading space (the usual case) this is exactly
+    `key_token_positions(ids, [ids(" other(") ...])`.
+    """
+    ids = tok.encode_continuation(segment.text)
+    key = set()
+    for call, (s, _) in zip(segment.calls, segment.name_spans):
+        prefix = segment.text[:s]
+        rivals = [tok.encode_continuation(prefix + other + "(") for other in tool_names if other != call.name]
+        key.update(key_token_positions(ids, rivals, start=_token_index_at(tok, ids, s)))
+    return sorted(key)
+
+
+def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
+                    mae_rule: str = "taxonomy") -> Sample:
+    """A validated record -> `Sample` (ids equal `tok.encode_chat(render_prompt(...))`).
+
+    mae: calls in `erroneous_calls(messages, mae_rule)` get weight 0 on all their tokens and their EOS.
+    pkt: key tokens of each supervised call get `key_token_weight` (see `call_token_weights`).
+    """
+    segments = render_segments(record["tools"], record["messages"], add_generation_prompt=False)
+    masked_calls = erroneous_calls(record["messages"], mae_rule) if mae else {}
+    names = [t["name"] for t in record["tools"]]
+    sample = Sample(str(record.get("id", "")), [tok.bos_id], [0.0])
+    turn_weight = 0.0  # the EOS after a turn gets 1 when the turn is trained, else 0
+    turn_start = turn_keys = 0
+    for n, seg in enumerate(segments):
+        if seg.kind == "eos":
+            sample.input_ids.append(tok.eos_id)
+            sample.weights.append(turn_weight)
+            if turn_weight:
+                sample.turns.append((turn_start, len(sample.input_ids), turn_keys))
+            continue
+        turn_start, turn_keys = len(sample.input_ids), 0
+        ids = tok.encode(seg.text) if n == 0 else tok.encode_continuation(seg.text)
+        if seg.kind == "context":
+            weights = [0.0] * len(ids)
+        elif seg.kind == "answer":
+            weights = [1.0] * len(ids)
+        elif seg.message_index in masked_calls:
+            weights = [0.0] * len(ids)
+            sample.masked[masked_calls[seg.message_index]] += 1
+        else:
+            weights = [1.0] * len(ids)
+            if pkt:
+                key = segment_key_positions(tok, seg, names)
+                weights = call_token_weights(len(ids), key, w_max)
+                sample.n_key_tokens += len(key)
+                turn_keys = len(key)
+        sample.n_calls += seg.kind == "call"
+        turn_weight = 1.0 if seg.kind != "context" and any(weights) else 0.0
+        sample.input_ids += ids
+        sample.weights += weights
+    return sample
+
+
+def split_turns(sample: Sample) -> list[Sample]:
+    """The authors' sample unit: one sample per trained assistant turn, holding the conversation
+    up to the end of that turn with only that turn's weights (its masked, MAE-dropped turns and
+    everything after it gone). Encoding segment by segment makes each a prefix of the ids."""
+    out = []
+    for k, (start, end, keys) in enumerate(sample.turns):
+        weights = [0.0] * start + sample.weights[start:end]
+        out.append(Sample(f"{sample.id}@{k}", sample.input_ids[:end], weights, n_calls=int(keys > 0),
+                          n_key_tokens=keys, turns=[(start, end, keys)]))
+    return out
+
+
+SAMPLE_UNITS = ("trajectory", "turn")
+
+
+def _surely_longer(tok, record: dict, max_seq_len: int, unit: str) -> bool:
+    """Whether the record (for unit "turn": already its first assistant turn) must have more than
+    `max_seq_len` tokens, judged from its character count without tokenising it."""
+    messages = record["messages"]
+    if unit == "turn":
+        first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), len(messages))
+        messages = messages[:first + 1]
+    text = render_prompt(record["tools"], messages, add_generation_prompt=False)
+    return len(text) > max_seq_len * tok.max_piece_chars
+
+
+def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
+                  max_seq_len: int = 2048, overlong: str = "drop", unit: str = "trajectory",
+                  mae_rule: str = "taxonomy") -> tuple[list[Sample], dict]:
+    """Tokenise every record into samples: one per trajectory (the paper's sums over whole
+    trajectories), or one per trained assistant turn (`unit="turn"`, the authors' code, see
+    `split_turns`). Samples longer than `max_seq_len` are dropped (`overlong="drop"`) or cut to
+    `max_seq_len` tokens (`"truncate"`, the cut-off turns are lost). A sample left with no
+    trained token (all masked, or all cut off) is dropped and counted.
+    Returns (samples, stats) with stats = {"records", "overlong", "untrained", "calls",
+    "masked": Counter, "key_tokens", "trained_tokens"} (calls, masked and key tokens per record)."""
+    if overlong not in ("drop", "truncate"):
+        raise ValueError(f"overlong must be 'drop' or 'truncate'; found {overlong!r}")
+    if unit not in SAMPLE_UNITS:
+        raise ValueError(f"unit must be one of {SAMPLE_UNITS}; found {unit!r}")
+    samples, stats = [], {"records": len(records), "overlong": 0, "untrained": 0, "calls": 0, "masked": Counter(),
+                          "key_tokens": 0, "trained_tokens": 0}
+    for record in records:
+        if overlong == "drop" and _surely_longer(tok, record, max_seq_len, unit):
+            stats["overlong"] += 1  # not tokenised: a 50 MB record would take minutes only to be dropped
+            continue
+        s = tokenize_record(tok, record, mae=mae, pkt=pkt, w_max=w_max, mae_rule=mae_rule)
+        stats["calls"] += s.n_calls
+        stats["masked"].update(s.masked)
+        stats["key_tokens"] += s.n_key_tokens
+        for piece in [s] if unit == "trajectory" else split_turns(s):
+            if len(piece.input_ids) > max_seq_len:
+                stats["overlong"] += 1
+                if overlong == "drop":
+                    continue
+                piece.input_ids, piece.weights = piece.input_ids[:max_seq_len], piece.weights[:max_seq_len]
+            if not any(piece.weights[1:]):
+                stats["untrained"] += 1
+                continue
+            stats["trained_tokens"] += sum(w > 0 for w in piece.weights[1:])
+            samples.append(piece)
+    return samples, stats
+
+
+def mae_table(stats: dict) -> str:
+    """Per-category counts of calls masked by MAE, like the paper's Fig. 1."""
+    masked, calls = stats["masked"], max(stats["calls"], 1)
+    lines = [f"MAE: {sum(masked.values())} of {stats['calls']} calls masked (erroneous feedback)",
+             f"  {'feedback category':<22}{'calls':>7}{'share':>9}"]
+    for category in FEEDBACK_CATEGORIES:
+        if category != ALL_RIGHT:
+            lines.append(f"  {category:<22}{masked[category]:>7}{100 * masked[category] / calls:>8.1f}%")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- loss
 
 
 def weighted_token_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
