@@ -5,13 +5,12 @@
     python train_ppo.py ...                                      # one process, no FSDP
 
 Actor and reference start from the SFT export; the critic is the SFT trunk plus a zero value head.
-Each step: generate one call per prompt, score it with `tl.classify.reward`, then one PPO update
-(tl/ppo.py). Explicit flags override the preset. See README (section "PPO") for every default.
+Each step: generate one call per prompt, score it with R(t) (tl/classify.py), one PPO update
+(tl/ppo.py). Explicit flags override the preset.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
@@ -22,26 +21,22 @@ from tqdm import tqdm
 from tl import checkpoint as C
 from tl import dist as D
 from tl import ppo
+from tl.calls import render_prompt
 from tl.classify import CALL_CATEGORIES
 from tl.data import DataError, load_trajectories
-from tl.multi_turn import episode_rollout, tasks_from_trajectories
-from tl.rollout import (Critic, compute_advantages, encode_prompt, prompts_from_trajectories, response_logprobs,
-                        response_values, rollout, score)
 from tl.sft import LR_SCHEDULES, epoch_batches, lr_at, micro_batches, param_groups
-from tl.render import render_prompt
 from tl.tokenizer import Tokenizer
 
 PRESETS = {
-    # A few minutes on 2 CPU cores, from the SFT demo's export. Not the paper's settings: a small
-    # model needs larger learning rates, and a zero value head facing scores near -2 must be fitted
-    # first (critic warm-up, fast critic lr, no value clip) or every advantage is negative. Several
-    # passes over 128 prompts, as the paper makes 3 over its 1,194: with a few hundred rollouts of a
-    # 2M model, one pass over fresh prompts each step moved the score by less than its noise (README).
+    # A few minutes on 2 CPU cores, from the SFT demo's export. Not the paper's settings: a small model
+    # needs larger learning rates, and a zero value head facing scores near -2 must be fitted first
+    # (critic warm-up, a fast critic lr, no value clip) or every advantage is negative. Several passes
+    # over a fixed set of prompts, as the paper makes 3 over its 1,194 (docs/MEASUREMENTS.md).
     "demo": dict(actor_lr=1e-4, critic_lr=2e-3, critic_warmup_steps=3, value_clip_eps=0.0, lam=1.0, batch_size=16,
                  micro_batch=8, ppo_epochs=2, epochs=5, max_prompts=128, temperature=0.7, max_new_tokens=48,
                  max_prompt_len=1024, kl_coef=0.1),
-    # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers
-    # up to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch, cosine
+    # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers up
+    # to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch, a cosine
     # schedule with 100 warm-up steps for actor and critic; the paper states no schedule).
     "paper7b": dict(actor_lr=2e-6, critic_lr=1e-6, batch_size=8, micro_batch=1, epochs=3, temperature=0.0,
                     max_new_tokens=512, max_prompt_len=8192, kl_coef=0.4, bf16=True, activation_checkpointing=True,
@@ -52,10 +47,8 @@ DEFAULTS = dict(sft="out/sft/model", data="out/data/train.jsonl", actor_lr=2e-6,
                 max_prompt_len=8192, kl_coef=0.4, lam=0.95, value_clip_eps=0.2, critic_warmup_steps=0, bf16=None,
                 activation_checkpointing=False, export_dtype=None, max_prompts=0, lr_schedule="constant", warmup_steps=0)
 RUN_DEFINING = ("sft", "data", "max_prompts", "seed", "batch_size", "epochs", "ppo_epochs", "actor_lr", "critic_lr",
-                "lr_schedule", "warmup_steps", "temperature",
-                "top_p", "max_new_tokens", "max_prompt_len", "kl_coef", "kl_target", "gamma", "lam", "clip_eps",
-                "value_clip_eps", "score_clip", "whiten", "critic_warmup_steps", "keep_erroneous", "grad_clip",
-                "weight_decay", "multi_turn", "max_turns", "max_seq_len")
+                "lr_schedule", "warmup_steps", "temperature", "max_new_tokens", "max_prompt_len", "kl_coef", "lam",
+                "value_clip_eps", "critic_warmup_steps", "grad_clip")
 
 
 def parse_args(argv=None):
@@ -64,17 +57,11 @@ def parse_args(argv=None):
     p.add_argument("--sft", help="HF directory of the SFT model (actor, reference and critic trunk)")
     p.add_argument("--data", help="trajectories (JSONL); every call with all-right feedback is a prompt")
     p.add_argument("--out", default="out/ppo", help="run directory: metrics.jsonl, checkpoints/, model/")
-    p.add_argument("--keep_erroneous", action="store_true", help="also use calls whose feedback was an error")
     p.add_argument("--max_prompts", type=int, help="train on a seeded random subset of this many prompts (0: all)")
-    p.add_argument("--multi_turn", action="store_true",
-                   help="online episodes in the sandbox (offline toolbox): one task per trajectory's first query")
-    p.add_argument("--max_turns", type=int, default=4, help="--multi_turn: outputs per episode (ToolEyes: 9)")
-    p.add_argument("--max_seq_len", type=int, default=2048, help="--multi_turn: longest episode sequence")
     p.add_argument("--actor_lr", type=float)
     p.add_argument("--critic_lr", type=float)
     p.add_argument("--lr_schedule", choices=LR_SCHEDULES, help="both models (default constant; paper7b: cosine to 0)")
     p.add_argument("--warmup_steps", type=int, help="linear lr warm-up steps (paper7b: 100, the authors' code)")
-    p.add_argument("--weight_decay", type=float, default=0.0)
     p.add_argument("--grad_clip", type=float, default=1.0)
     p.add_argument("--batch_size", type=int, help="prompts per PPO step, over all ranks")
     p.add_argument("--micro_batch", type=int, help="prompts per forward pass per rank")
@@ -83,19 +70,11 @@ def parse_args(argv=None):
     p.add_argument("--critic_warmup_steps", type=int, help="first steps train only the critic (paper's code: 0)")
     p.add_argument("--max_steps", type=int, help="stop after this many PPO steps (0: all epochs)")
     p.add_argument("--temperature", type=float, help="0: greedy (the paper's script); >0: sampling, scored at the same T")
-    p.add_argument("--top_p", type=float, default=1.0)
     p.add_argument("--max_new_tokens", type=int)
     p.add_argument("--max_prompt_len", type=int, help="longer prompts are dropped (counted)")
     p.add_argument("--kl_coef", type=float, help="beta of the per-token KL penalty")
-    p.add_argument("--kl_target", type=float, help="adaptive KL controller target (default: fixed beta)")
-    p.add_argument("--kl_horizon", type=float, default=10000)
-    p.add_argument("--gamma", type=float, default=1.0)
     p.add_argument("--lam", type=float, help="GAE lambda (paper's code: 0.95)")
-    p.add_argument("--clip_eps", type=float, default=0.2)
     p.add_argument("--value_clip_eps", type=float, help="value clip (paper's code: 0.2); 0: none")
-    p.add_argument("--score_clip", type=float, default=5.0, help="clip the score to +-this (0: off)")
-    p.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=False,
-                   help="whiten advantages over the global batch (the paper's code does not)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 compute (default: on CUDA)")
@@ -105,27 +84,14 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT/checkpoints")
     p.add_argument("--export_dtype", choices=("float32", "bfloat16"), help="dtype of the HF export")
     args = p.parse_args(argv)
-    preset = PRESETS.get(args.preset or ("demo" if args.sft is None else ""), {})
-    for key, value in {**DEFAULTS, **preset}.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    return args
+    return D.apply_preset(args, PRESETS, DEFAULTS, args.preset or ("demo" if args.sft is None else None))
 
 
 def load_prompts(args, tok, log):
-    """Prompts from the trajectories, without those longer than --max_prompt_len (with --multi_turn:
-    tasks, one per trajectory)."""
+    """The prompts (tl.ppo.prompts_from_trajectories) no longer than --max_prompt_len, and their lengths."""
     records, _ = load_trajectories(args.data)
-    if args.multi_turn:
-        tasks = tasks_from_trajectories(records)
-        lengths = [len(tok.encode_chat(render_prompt(t["tools"], [{"role": "user", "content": t["query"]}])))
-                   for t in tasks]
-        keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
-        log(f"tasks: {args.data}: {len(keep)} of {len(records)} trajectories (first query, tools), "
-            f"{len(tasks) - len(keep)} longer than {args.max_prompt_len} tokens dropped")
-        return [tasks[i] for i in keep], [lengths[i] for i in keep]
-    prompts, counts = prompts_from_trajectories(records, keep_erroneous=args.keep_erroneous)
-    lengths = [len(encode_prompt(tok, p)) for p in prompts]
+    prompts, counts = ppo.prompts_from_trajectories(records)
+    lengths = [len(ppo.encode_prompt(tok, p)) for p in prompts]
     keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
     dropped = ", ".join(f"{k.removeprefix('dropped_')} {v}" for k, v in sorted(counts.items()) if k.startswith("dropped_"))
     log(f"prompts: {args.data}: {counts['kept']} of {counts['calls']} calls kept (all-right feedback; "
@@ -136,71 +102,42 @@ def load_prompts(args, tok, log):
     return [prompts[i] for i in keep], [lengths[i] for i in keep]
 
 
-def prompt_batches(lengths, args, epoch):
-    """The global batches of prompt indices for one pass. Unlike SFT's, not length-bucketed
-    (`bucket_batches=1`): similar-length prompts tend to be one kind of task, so a bucketed step's
-    mean score swings with its batch's difficulty; random batches keep every step a sample of the
-    whole prompt set, for some extra left padding. (On the demo the difference was within noise.)"""
-    return epoch_batches(lengths, args.batch_size, args.seed, epoch, bucket_batches=1)
-
-
 def build_models(args, info, tok, bf16):
-    """Actor, frozen reference and critic, all from the SFT export (FSDP2-sharded under torchrun),
-    and one AdamW per trained model (separate learning rates, as in the paper)."""
+    """Actor, frozen reference and critic from the SFT export, and one AdamW per trained model."""
     common = dict(bf16=bf16, activation_checkpointing=args.activation_checkpointing, tokenizer=tok)
     actor = D.load_model(args.sft, info, **common)
     reference = D.load_model(args.sft, info, **common).requires_grad_(False).eval()
-    critic = D.load_model(args.sft, info, wrap=Critic, **common)
-    opt_actor = torch.optim.AdamW(param_groups(actor, args.weight_decay), lr=args.actor_lr, betas=(0.9, 0.95))
-    opt_critic = torch.optim.AdamW(param_groups(critic, args.weight_decay), lr=args.critic_lr, betas=(0.9, 0.95))
+    critic = D.load_model(args.sft, info, wrap=ppo.Critic, **common)
+    opt_actor = torch.optim.AdamW(param_groups(actor, 0.0), lr=args.actor_lr, betas=(0.9, 0.95))
+    opt_critic = torch.optim.AdamW(param_groups(critic, 0.0), lr=args.critic_lr, betas=(0.9, 0.95))
     return actor, reference, critic, opt_actor, opt_critic
 
 
-def collect(models, tok, prompts, mine, step, kl_coef, args, info, bf16, executor=None):
-    """Rollouts of this rank's micro-batches, scored (old/ref log-probs, values) with advantages,
-    in the update's compute precision (`D.compute_context`), so that the PPO ratio is exactly 1
-    before the first update. Returns the rollouts, the generation time and (sequence-KL sum,
-    sequences, entropy sum)."""
-    with D.compute_context(info, bf16):
-        return _collect(models, tok, prompts, mine, step, kl_coef, args, info, executor)
-
-
-def _collect(models, tok, prompts, mine, step, kl_coef, args, info, executor):
+def collect(models, tok, prompts, mine, step, args, info, bf16):
+    """This rank's rollouts, scored with advantages, under the update's compute context (so the
+    ratio is exactly 1 before the first update). Returns them, the generation time and the sums
+    (sequence KL, sequences, entropy)."""
     actor, reference, critic = models
-    t0 = time.perf_counter()
-    rollouts = []
-    for k, mb in enumerate(mine):
-        seed = (args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k
-        if args.multi_turn:
-            rollouts.append(episode_rollout(actor, tok, [prompts[i] for i in mb], executor, max_turns=args.max_turns,
-                                            max_new_tokens=args.max_new_tokens, max_len=args.max_seq_len,
-                                            temperature=args.temperature, top_p=args.top_p, seed=seed))
-        else:
-            rollouts.append(rollout(actor, tok, [prompts[i] for i in mb], max_new_tokens=args.max_new_tokens,
-                                    temperature=args.temperature, top_p=args.top_p,
-                                    score_clip=args.score_clip or None, seed=seed))
-    gen_time = time.perf_counter() - t0
-    sums = torch.zeros(3, dtype=torch.float64)
-    for b in rollouts:
-        score(b, actor, reference, critic, args.score_temperature)
-        kl = compute_advantages(b, kl_coef, args.gamma, args.lam)
-        entropy = torch.where(b.response_mask.bool(), b.entropy.cpu(), 0.0).sum()
-        sums += torch.tensor([kl.sum().item(), len(b.texts), entropy.item()], dtype=torch.float64)
-    if args.whiten:
-        moments = D.all_reduce_sum(sum(ppo.masked_moments(b.advantages, b.response_mask) for b in rollouts), info)
+    with D.compute_context(info, bf16):
+        t0 = time.perf_counter()
+        rollouts = [ppo.rollout(actor, tok, [prompts[i] for i in mb], max_new_tokens=args.max_new_tokens,
+                                temperature=args.temperature, seed=(args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k)
+                    for k, mb in enumerate(mine)]
+        gen_time, sums = time.perf_counter() - t0, torch.zeros(3, dtype=torch.float64)
         for b in rollouts:
-            b.advantages = ppo.whiten(b.advantages, b.response_mask, moments)
+            ppo.score(b, actor, reference, critic, args.score_temperature)
+            kl = ppo.compute_advantages(b, args.kl_coef, 1.0, args.lam)
+            entropy = torch.where(b.response_mask.bool(), b.entropy.cpu(), 0.0).sum()
+            sums += torch.tensor([kl.sum().item(), len(b.texts), entropy.item()], dtype=torch.float64)
     return rollouts, gen_time, sums
 
 
 def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, train_actor=True):
-    """One PPO update over this rank's scored rollouts: `ppo_epochs` optimizer steps per model,
-    each over all micro-batches, with losses normalised by the global count of response tokens.
-    `train_actor=False` updates only the critic (the policy loss is still measured).
-    Returns token-summed stats (all-reduced) and grad norms."""
+    """`ppo_epochs` optimizer steps per model over this rank's rollouts, losses normalised by the
+    global count of response tokens (train_actor=False: only the critic learns). Returns the
+    all-reduced, token-averaged stats and the grad norms."""
     n_tokens = D.all_reduce_sum(sum(b.response_mask.sum() for b in batches).float(), info)
-    sums = torch.zeros(5)  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
-    norms = []
+    sums, norms = torch.zeros(5), []  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
     for _ in range(args.ppo_epochs):
         for k, b in enumerate(batches):
             if info.distributed:  # reduce-scatter gradients only after the last micro-batch
@@ -208,14 +145,14 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
                 critic.set_requires_gradient_sync(k == len(batches) - 1)
             ids, attn, mask = b.input_ids.to(info.device), b.attention_mask.to(info.device), b.response_mask.to(info.device)
             with D.compute_context(info, bf16), torch.set_grad_enabled(train_actor):
-                logp, _ = response_logprobs(actor, ids, attn, b.response_len, args.score_temperature)
-                policy_loss, pstats = ppo.policy_loss(logp, b.logp_old, b.advantages, mask, n_tokens, args.clip_eps)
+                logp, _ = ppo.response_logprobs(actor, ids, attn, b.response_len, args.score_temperature)
+                policy_loss, pstats = ppo.policy_loss(logp, b.logp_old, b.advantages, mask, n_tokens)
                 if train_actor:  # FSDP2 averages gradients over ranks; this loss is a share of a global sum
                     (policy_loss * info.world_size).backward()
             with D.compute_context(info, bf16):
-                values = response_values(critic, ids, attn, b.response_len)
+                values = ppo.response_values(critic, ids, attn, b.response_len)
                 value_loss, vstats = ppo.value_loss(values, b.values, b.returns, mask, n_tokens,
-                                                     args.value_clip_eps or float("inf"))
+                                                    args.value_clip_eps or float("inf"))
                 (value_loss * info.world_size).backward()
             sums += torch.stack([policy_loss.detach() * n_tokens, value_loss.detach() * n_tokens, pstats["clipped"],
                                  pstats["approx_kl"], vstats["clipped"]]).cpu()
@@ -232,8 +169,7 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
 
 def main(argv=None):
     args = parse_args(argv)
-    # Greedy decoding has no temperature; its tokens are scored under the plain softmax (T = 1).
-    args.score_temperature = args.temperature or 1.0
+    args.score_temperature = args.temperature or 1.0  # greedy tokens are scored under the plain softmax
     info = D.init_distributed(args.device)
     log = print if info.is_main else (lambda *a, **k: None)
     bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
@@ -243,118 +179,72 @@ def main(argv=None):
                          f"`torchrun --standalone --nproc_per_node=2 train_sft.py` first, or pass --sft")
     tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
     prompts, lengths = load_prompts(args, tok, log)
-    per_step = info.world_size * args.micro_batch
-    if args.batch_size % per_step:
+    if args.batch_size % (info.world_size * args.micro_batch):
         raise SystemExit(f"--batch_size {args.batch_size} must be a multiple of world_size ({info.world_size}) "
                          f"x --micro_batch ({args.micro_batch})")
-
     actor, reference, critic, opt_actor, opt_critic = build_models(args, info, tok, bf16)
-    executor = None
-    if args.multi_turn:  # calls run in the real sandbox over the offline toolbox
-        from tl.sandbox import Sandbox
-        from tl.toolbox import TOOLS
-        executor = Sandbox(TOOLS)
-    kl_ctl = (ppo.AdaptiveKLController(args.kl_coef, args.kl_target, args.kl_horizon) if args.kl_target
-              else ppo.FixedKLController(args.kl_coef))
-
     steps_per_epoch = len(prompts) // args.batch_size
     total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
     if total_steps < 1:
         raise SystemExit(f"{len(prompts)} prompts give no full batch of {args.batch_size}")
-    # the data file's content, not just its path, defines the run
     run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": C.file_sha256(args.data)}
-    ckpt_dir, metrics_file = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
     models, optimizers = {"actor": actor, "critic": critic}, {"actor": opt_actor, "critic": opt_critic}
-    start = 0
-    if args.resume and (path := C.latest_checkpoint(ckpt_dir)):
-        meta = C.load_checkpoint(path, info, models, optimizers)
-        changed = {k: (meta["run"].get(k), v) for k, v in run.items() if meta["run"].get(k) != v}
-        if changed:
-            raise SystemExit(f"--resume: {path} was written with other settings {changed} (saved, now)")
-        start = meta["step"]
-        kl_ctl.load_state_dict(meta["kl_ctl"])
-        log(f"resumed from {path} at step {start}")
-    if info.is_main:
-        os.makedirs(args.out, exist_ok=True)
-        kept = [line for line in open(metrics_file) if json.loads(line)["step"] <= start] if (
-            start and os.path.exists(metrics_file)) else []
-        with open(metrics_file, "w") as f:
-            f.writelines(kept)
-    n_params = sum(p.numel() for p in actor.parameters())
-    log(f"models: actor / reference / critic of {n_params / 1e6:.2f}M parameters, {info.world_size} rank(s) on "
-        f"{info.device}{' with FSDP2' if info.distributed else ''}; {total_steps} steps of {args.batch_size} prompts, "
-        f"{'greedy' if not args.temperature else f'T={args.temperature}'} rollouts of <= {args.max_new_tokens} tokens, "
-        f"beta={args.kl_coef}{' (adaptive)' if args.kl_target else ''}")
+    start, _ = D.resume(args, info, models, optimizers, run, log)
+    log(f"models: actor / reference / critic of {sum(p.numel() for p in actor.parameters()) / 1e6:.2f}M parameters, "
+        f"{info.world_size} rank(s) on {info.device}{' with FSDP2' if info.distributed else ''}; {total_steps} steps of "
+        f"{args.batch_size} prompts, {f'T={args.temperature}' if args.temperature else 'greedy'} rollouts of <= "
+        f"{args.max_new_tokens} tokens, beta={args.kl_coef}")
 
     bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="ppo", dynamic_ncols=True)
-    batches_of_epoch = {}
+    batches = {}
     for step in range(start, total_steps):
         epoch, index = divmod(step, steps_per_epoch)
-        if epoch not in batches_of_epoch:
-            batches_of_epoch = {epoch: prompt_batches(lengths, args, epoch)}
-        mine = micro_batches(batches_of_epoch[epoch][index], info.rank, info.world_size, args.micro_batch)
-
+        if epoch not in batches:  # random batches, not length-bucketed: each step samples the whole prompt set
+            batches = {epoch: epoch_batches(lengths, args.batch_size, args.seed, epoch, bucket_batches=1)}
+        mine = micro_batches(batches[epoch][index], info.rank, info.world_size, args.micro_batch)
         for opt, lr in ((opt_actor, args.actor_lr), (opt_critic, args.critic_lr)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, lr, args.warmup_steps, 0.0, args.lr_schedule)
         t0 = time.perf_counter()
-        rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, kl_ctl.value,
-                                              args, info, bf16, executor)
-        t1 = t0 + gen_time
-        t2 = time.perf_counter()
+        rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, args, info, bf16)
+        t1 = time.perf_counter()
         stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16,
                          train_actor=step >= args.critic_warmup_steps)
-        t3 = time.perf_counter()
-
-        # Global rollout stats: scores, categories, lengths, KL, entropy of the rollout policy.
-        counts = torch.tensor([sum(c == cat for b in rollouts for c in b.categories) for cat in CALL_CATEGORIES],
-                              dtype=torch.float64)
-        extra = torch.tensor([sum(b.scores.sum().item() for b in rollouts), sum(b.response_mask.sum().item() for b in rollouts),
-                              *kl_sums.tolist()], dtype=torch.float64)
-        counts, extra = D.all_reduce_sum(counts, info), D.all_reduce_sum(extra, info)
+        t2 = time.perf_counter()
+        counts = D.all_reduce_sum(torch.tensor([sum(c == cat for b in rollouts for c in b.categories)
+                                                for cat in CALL_CATEGORIES], dtype=torch.float64), info)
+        extra = D.all_reduce_sum(torch.tensor([sum(b.scores.sum().item() for b in rollouts),
+                                               sum(b.response_mask.sum().item() for b in rollouts), *kl_sums.tolist()],
+                                              dtype=torch.float64), info)
         n_seq = extra[3].item()
-        seq_kl = extra[2].item() / n_seq
-        kl_coef = kl_ctl.value
-        kl_ctl.update(seq_kl, int(n_seq))
-        # score: mean score per prompt (with --multi_turn: per episode, the sum over its calls);
-        # shares: over all scored calls
         record = {"step": step + 1, "epoch": epoch, "score": extra[0].item() / n_seq,
                   **{f"share_{c}": counts[i].item() / max(counts.sum().item(), 1) for i, c in enumerate(CALL_CATEGORIES)},
-                  "kl": seq_kl, "kl_coef": kl_coef, "actor_lr": opt_actor.param_groups[0]["lr"],
+                  "kl": extra[2].item() / n_seq, "kl_coef": args.kl_coef, "actor_lr": opt_actor.param_groups[0]["lr"],
                   "critic_lr": opt_critic.param_groups[0]["lr"], **stats, "entropy": extra[4].item() / extra[1].item(),
-                  "response_len": extra[1].item() / n_seq,
-                  "gen_time_s": t1 - t0, "score_time_s": t2 - t1, "train_time_s": t3 - t2,
-                  "gen_share": (t1 - t0) / (t3 - t0), "gen_tokens_per_s": extra[1].item() / (t1 - t0)}
+                  "response_len": extra[1].item() / n_seq, "gen_time_s": gen_time, "score_time_s": t1 - t0 - gen_time,
+                  "train_time_s": t2 - t1, "gen_share": gen_time / (t2 - t0), "gen_tokens_per_s": extra[1].item() / gen_time}
+        D.log_metrics(args, info, record)
         if info.is_main:
-            with open(metrics_file, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            bar.set_postfix(score=f"{record['score']:.2f}", kl=f"{seq_kl:.3f}", gen=f"{record['gen_share']:.0%}")
+            bar.set_postfix(score=f"{record['score']:.2f}", kl=f"{record['kl']:.3f}", gen=f"{record['gen_share']:.0%}")
             bar.update()
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
-            C.save_checkpoint(ckpt_dir, step + 1, info, models, optimizers,
-                              {"run": run, "kl_ctl": kl_ctl.state_dict()}, keep=args.keep)
+            C.save_checkpoint(os.path.join(args.out, "checkpoints"), step + 1, info, models, optimizers, {"run": run}, args.keep)
     bar.close()
-    if executor is not None:
-        executor.close()
-    C.save_checkpoint(ckpt_dir, total_steps, info, models, optimizers, {"run": run, "kl_ctl": kl_ctl.state_dict()},
-                      keep=args.keep)
+    C.save_checkpoint(os.path.join(args.out, "checkpoints"), total_steps, info, models, optimizers, {"run": run}, args.keep)
     export = os.path.join(args.out, "model")
     C.export_hf(actor, export, info, tokenizer=tok, dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)
     if info.is_main:
-        rows = [json.loads(line) for line in open(metrics_file)]
-        scores, by_epoch = [r["score"] for r in rows], {}
+        rows = D.read_metrics(args)
+        by_epoch = {}
         for r in rows:
             by_epoch.setdefault(r["epoch"], []).append(r["score"])
-        w = max(1, len(scores) // 4)
-        # Per pass over the prompts: the same prompts each pass, so their difficulty cancels out.
+        scores, w = [r["score"] for r in rows], max(1, len(rows) // 4)
+        # per pass over the prompts: the same prompts each pass, so their difficulty cancels out
         passes = "".join(f"\n  pass {e + 1}: mean score {sum(v) / len(v):+.3f} ({len(v)} steps)"
                          for e, v in sorted(by_epoch.items())) if len(by_epoch) > 1 else ""
         print(f"\ndone: {total_steps} steps, mean score {sum(scores[:w]) / w:+.3f} (first {w} steps) -> "
-              f"{sum(scores[-w:]) / w:+.3f} (last {w} steps){passes}"
-              f"\n  run directory: {args.out} (metrics.jsonl, checkpoints/)"
-              f"\n  HF model:      {export}"
-              f"\n  next:          python evaluate.py --model {export}")
-    D.close_distributed()
+              f"{sum(scores[-w:]) / w:+.3f} (last {w} steps){passes}\n  run directory: {args.out} (metrics.jsonl, "
+              f"checkpoints/)\n  HF model:      {export}\n  next:          python evaluate.py --model {export}")
 
 
 if __name__ == "__main__":
@@ -362,3 +252,4 @@ if __name__ == "__main__":
         main()
     except (DataError, FileNotFoundError) as e:  # bad input: one line naming the file, no traceback
         raise SystemExit(f"train_ppo.py: {e}") from None
+    D.close_distributed()

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from tl.benchmarks import load  # noqa: E402
 from tl.benchmarks.run import predict, prompt_ids, score  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
-from tl.render import render_prompt  # noqa: E402
+from tl.calls import render_prompt  # noqa: E402
 from tl.synth import generate_heldout, write_jsonl  # noqa: E402
 from tl.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
 

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 import train_ppo  # noqa: E402
 from tl import dist as D  # noqa: E402
-from tl.sft import micro_batches  # noqa: E402
+from tl.sft import epoch_batches, micro_batches  # noqa: E402
 from tl.tokenizer import Tokenizer  # noqa: E402
 
 
@@ -38,13 +38,12 @@ def main():
     tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
     prompts, lengths = train_ppo.load_prompts(args, tok, lambda *a: None)
     actor, reference, critic, opt_actor, opt_critic = train_ppo.build_models(args, info, tok, bf16=False)
-    batches = train_ppo.prompt_batches(lengths, args, 0)
+    batches = epoch_batches(lengths, args.batch_size, args.seed, 0, bucket_batches=1)  # as train_ppo batches
     phases = torch.zeros(4, dtype=torch.float64)  # gen, score, train seconds; response tokens
     for step in range(bench.steps + 1):  # step 0 warms up (allocator, first FSDP all-gathers)
         mine = micro_batches(batches[step % len(batches)], info.rank, info.world_size, args.micro_batch)
         t0 = time.perf_counter()
-        rollouts, gen_time, _ = train_ppo.collect((actor, reference, critic), tok, prompts, mine, step,
-                                                  args.kl_coef, args, info)
+        rollouts, gen_time, _ = train_ppo.collect((actor, reference, critic), tok, prompts, mine, step, args, info, False)
         t1 = time.perf_counter()
         train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False)
         t2 = time.perf_counter()

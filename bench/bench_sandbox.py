@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tl.sandbox import Sandbox, run_in_process  # noqa: E402
-from tl.schema import Call  # noqa: E402
+from tl.calls import Call  # noqa: E402
 from tl.toolbox import TOOLS  # noqa: E402
 
 CALLS = [Call("get_weather_current", {"city": "Paris"}),

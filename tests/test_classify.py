@@ -168,8 +168,9 @@ def test_extra_calls_are_never_rewarded(pred, category, value):
 
 
 def test_ppo_reward_is_the_same_function():
-    from tl.rollout import Prompt, score_response
-    prompt = Prompt("p", TOOLS, [{"role": "user", "content": "Weather in Paris?"}], GOLD)
+    from tl.episode import Item
+    from tl.ppo import score_response
+    prompt = Item("p", "train", TOOLS, [{"role": "user", "content": "Weather in Paris?"}], [GOLD], "strict")
     assert score_response('get_weather_current(city="Paris")', prompt) == (1.0, CORRECT)
     assert score_response('[get_weather_current(city="Paris"), made_up(x=1)]', prompt) == (-2.0, TOOL_HALLUCINATION)
     assert score_response('[get_weather_current(city="Paris"), fetch_time(tz="x")]', prompt) == (-1.5, WRONG_TOOL)

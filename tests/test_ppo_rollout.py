@@ -1,4 +1,4 @@
-"""Prompts, packing, scoring forwards and the critic of tl/rollout.py on a tiny random model."""
+"""Prompts, packing, scoring forwards and the critic of tl/ppo.py on a tiny random model."""
 import copy
 
 import pytest
@@ -8,7 +8,7 @@ import ppo_tiny
 import sft_tiny
 from tl import ppo
 from tl.model import Transformer
-from tl.rollout import (Critic, compute_advantages, pack, prompts_from_trajectories, response_logprobs,
+from tl.ppo import (Critic, compute_advantages, pack, prompts_from_trajectories, response_logprobs,
                         response_values, rollout, score)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -30,9 +30,7 @@ def test_prompts_keep_only_calls_with_all_right_feedback():
     p2 = next(p for p in prompts if p.id == "t2@3")
     # the erroneous call and its feedback stay in the history of the corrected call
     assert [m["role"] for m in p2.messages] == ["user", "assistant", "tool"]
-    assert (p2.gold.name, p2.gold.arguments) == ("get_weather", {"city": "Oslo"})
-    kept_all, counts_all = prompts_from_trajectories(sft_tiny.records(9), keep_erroneous=True)
-    assert counts_all["kept"] == 12 and len(kept_all) == 12
+    assert [(g.name, g.arguments) for g in p2.gold] == [("get_weather", {"city": "Oslo"})] and p2.mode == "strict"
 
 
 def test_pack_left_pads_prompts_and_right_pads_responses():

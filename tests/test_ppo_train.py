@@ -53,7 +53,7 @@ def test_update_moves_actor_and_critic_never_reference_and_warmup_only_critic(se
     actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
     head_before = critic.value_head.weight.detach().clone()
 
-    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, 0.4, args, info, False)
+    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, args, info, False)
     stats = train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False)
 
     assert stats["clipfrac"] == 0 and stats["approx_kl"] == pytest.approx(0.0, abs=1e-7)  # one PPO epoch: ratio 1
@@ -66,7 +66,7 @@ def test_update_moves_actor_and_critic_never_reference_and_warmup_only_critic(se
     # critic warm-up: the actor stays put, the critic still learns
     actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
     head_before = critic.value_head.weight.detach().clone()
-    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[4, 5], [6, 7]], 1, 0.4, args, info, False)
+    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[4, 5], [6, 7]], 1, args, info, False)
     train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False, train_actor=False)
     assert all(torch.equal(v, actor_before[k]) for k, v in actor.state_dict().items())
     assert not torch.equal(critic.value_head.weight, head_before)
@@ -81,14 +81,13 @@ def test_bf16_in_one_process_gives_ratio_one_before_the_first_update(setup, tmp_
     tok = Tokenizer(os.path.join(setup["model"], "tokenizer.model"))
     prompts, _ = train_ppo.load_prompts(args, tok, lambda *a: None)
     actor, reference, critic, opt_actor, opt_critic = train_ppo.build_models(args, info, tok, bf16=True)
-    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, 0.4, args, info,
-                                       True)
+    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, args, info, True)
     stats = train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=True)
     assert stats["approx_kl"] == 0.0 and stats["clipfrac"] == 0.0 and stats["value_clipfrac"] == 0.0
 
 
 def test_end_to_end_and_resume_equals_uninterrupted(setup, tmp_path):
-    sampled = ("--temperature", "1.0", "--ppo_epochs", "2", "--kl_target", "0.5", "--kl_horizon", "20")
+    sampled = ("--temperature", "1.0", "--ppo_epochs", "2")
     train_ppo.main(_argv(setup, tmp_path / "full", "--max_steps", "3", *sampled))
     train_ppo.main(_argv(setup, tmp_path / "cut", "--max_steps", "2", *sampled))
     train_ppo.main(_argv(setup, tmp_path / "cut", "--max_steps", "3", "--resume", *sampled))
@@ -98,9 +97,7 @@ def test_end_to_end_and_resume_equals_uninterrupted(setup, tmp_path):
     assert {"score", "kl", "approx_kl", "clipfrac", "entropy", "value_loss", "response_len", "gen_share",
             "share_correct", "share_wrong_tool"} <= set(full[0])
     assert full[0]["kl"] == 0 and full[1]["kl"] != 0  # the actor left the reference after the first update
-    assert full[2]["kl_coef"] != full[0]["kl_coef"]  # the adaptive controller moved, and resumed with its state
     _assert_same_losses(full, cut, rtol=1e-5)
-    assert [r["kl_coef"] for r in full] == pytest.approx([r["kl_coef"] for r in cut])
     a = Transformer.from_pretrained(tmp_path / "full" / "model").state_dict()
     b = Transformer.from_pretrained(tmp_path / "cut" / "model").state_dict()
     sft = Transformer.from_pretrained(setup["model"]).state_dict()

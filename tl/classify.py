@@ -35,7 +35,6 @@ import json
 import re
 from dataclasses import dataclass
 
-from tl.benchmarks.bfcl import value_ok as bfcl_value_ok
 from tl.parse import Parsed, parse, parse_literal
 from tl.calls import Call, normalize_tools
 
@@ -142,7 +141,8 @@ def _value_ok(pred_value, gold_value, mode: str, prop: dict | None) -> bool:
         return strict_equal(pred_value, gold_value)
     if mode == "rotbench":
         return gold_value == "None" or pred_value == gold_value
-    return bfcl_value_ok(pred_value, gold_value, prop or {})
+    from tl.benchmarks.bfcl import value_ok  # BFCL's own checker rules live with its loader
+    return value_ok(pred_value, gold_value, prop or {})
 
 
 # ----------------------------------------------------------------------------- one call

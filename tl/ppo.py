@@ -1,242 +1,295 @@
-"""The PPO math of TL-Training's IRM stage (paper Sec. 3.3), as pure tensor functions.
+"""PPO with the error-category reward (TL-Training's IRM stage, paper Sec. 3.3):
 
-    max_M  E_D [ sum_s R(t_s) - beta * KL(M || M_sft) ]                      (paper Sec. 3.3)
+    max_M  E_D [ sum_s R(t_s) - beta * KL(M || M_sft) ]
 
-Layout shared by every function here: a rollout batch is `[B, P + R]` token ids, the prompt
-left-padded to P, the response right-padded to R. Everything per token is `[B, R]` over the
-*response* positions, with a float/bool `mask` that is 1 on response tokens that count (up to and
-including EOS) and 0 on padding (and, in multi-turn episodes, on tool-output tokens).
-
-Nothing here touches a model, a process group or an optimizer, so each function is tested on its
-own against a naive loop (see tests/test_ppo_math.py). Losses return a *sum* over valid tokens
-divided by a caller-given token count `n_tokens`: passing the global count over all micro-batches
-and ranks makes the loss a true token mean, independent of how the batch is split (a mean of
-per-micro-batch means is not).
-
-Defaults follow the paper's code (a DeepSpeed-Chat fork, see ../shared/docs/PAPER.md): GAE with
-gamma = 1, lambda = 0.95, policy and value clip 0.2, score clipped to +-5, no advantage whitening.
+The math as pure tensor functions (each tested against a naive loop), the critic, the training
+prompts, and rollouts turned into scored tensors. Layout: a rollout batch is `[B, P + R]` token
+ids, the prompt left-padded to P, the response right-padded to R (with pad, never EOS); everything
+per token is `[B, R]` over the response positions, with a `mask` that is 1 on tokens that count (up
+to and including EOS) and 0 on padding (and, in multi-turn episodes, on tool-output tokens).
+Losses return a *sum* over valid tokens divided by a caller-given token count: the global count
+over all micro-batches and ranks makes them a true token mean, however the batch is split.
+Defaults follow the paper's code: GAE gamma 1, lambda 0.95, policy and value clip 0.2, a fixed
+beta, no advantage whitening.
 """
 from __future__ import annotations
 
-import math
+from collections import Counter
+from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 
+from tl.calls import assistant_calls, render_prompt
+from tl.classify import ALL_RIGHT, call_reward, classify
+from tl.data import feedback_categories
+from tl.episode import Item
+from tl.generate import generate
 
 # ----------------------------------------------------------------------------- log-probs
 
-def shift_to_response(x: torch.Tensor, prompt_len: int) -> torch.Tensor:
-    """The positions that predict the response tokens: `x[:, P-1:-1]` of a `[B, P+R, ...]` output.
 
-    Position i predicts token i+1, so the response (tokens P..P+R-1) is scored by positions
-    P-1..P+R-2; the output after the last token predicts nothing we sampled. Used for logits and,
-    as in the paper's code, for the critic's values (V_t is the value of the state before token t).
-    """
+def shift_to_response(x: torch.Tensor, prompt_len: int) -> torch.Tensor:
+    """The positions that predict the response tokens, `x[:, P-1:-1]` of a `[B, P+R, ...]` output
+    (position i predicts token i+1). Used for logits and, as in the paper's code, for the values:
+    V_t is the value of the state before token t."""
     if not 0 < prompt_len < x.shape[1]:
-        raise ValueError(f"prompt_len must be in 1..{x.shape[1] - 1} for an output of shape "
-                         f"{tuple(x.shape)}, got {prompt_len}")
-    return x[:, prompt_len - 1 : -1]
+        raise ValueError(f"prompt_len must be in 1..{x.shape[1] - 1} for an output of shape {tuple(x.shape)}, got {prompt_len}")
+    return x[:, prompt_len - 1: -1]
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log pi(token | context) under softmax(logits / T), computed in fp32.
-
-    `logits` `[B, R, V]` must already be aligned with `tokens` `[B, R]` (see `shift_to_response`).
-    Scoring must use the sampling temperature, or the PPO ratio and the KL are of a different
-    distribution than the one the rollout came from.
-    """
+    """log pi(token) under softmax(logits / T) in fp32, `logits` already aligned with `tokens`.
+    Scoring must use the sampling temperature, or ratio and KL are of another distribution."""
     logits = logits.float() / temperature
-    picked = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
+    return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Entropy H = logsumexp(z) - sum softmax(z) z of each position's distribution, z = logits / T, fp32."""
+    """H = logsumexp(z) - sum softmax(z) z per position, z = logits / T, fp32."""
     z = logits.float() / temperature
     return torch.logsumexp(z, dim=-1) - (torch.softmax(z, dim=-1) * z).sum(-1)
 
 
-# ----------------------------------------------------------------------------- rewards
+# ----------------------------------------------------------------------------- rewards and advantages
+
 
 def kl_k1(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
-    """Per-token KL estimate k1 = log pi(t) - log pi_ref(t) (Schulman's k1; what the paper's code uses).
-
-    Unbiased for KL(pi || pi_ref) when tokens are sampled from pi; can be negative per token.
-    """
+    """Per-token KL estimate k1 = log pi - log pi_ref (the paper's code): unbiased for
+    KL(pi || pi_ref) under sampling from pi, can be negative per token."""
     return logp - logp_ref
 
 
 def last_valid_index(mask: torch.Tensor) -> torch.Tensor:
-    """Index of each row's last valid response token (EOS, or the last token if truncated).
-
-    A row with no valid token (an empty response can only happen if generation produced nothing)
-    gets index 0, so that its score still lands somewhere; callers keep at least one token.
-    """
+    """Each row's last valid response position (its EOS, or the last token if cut); 0 for an
+    empty row, so that its score still lands somewhere."""
     positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
     return torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(dim=1)
 
 
 def place_scores(scores: torch.Tensor, positions: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """A dense `[B, R]` tensor holding `scores[b, k]` at `positions[b, k]` and 0 elsewhere.
-
-    Single-turn: one score per row at `last_valid_index(mask)`. Multi-turn: one score per call at
-    that call's last token. Positions < 0 mark absent scores.
-    """
+    """Dense `[B, R]` scores: `scores[b, k]` at `positions[b, k]` (-1: none), 0 elsewhere. Single
+    turn: one per row, at its last valid token; multi-turn: one per output, at its last token."""
     if scores.dim() == 1:
         scores, positions = scores[:, None], positions[:, None]
     dense = torch.zeros(shape, dtype=torch.float32, device=scores.device)
-    present = positions >= 0
-    return dense.scatter_add_(1, positions.clamp(min=0), torch.where(present, scores.float(), 0.0))
+    return dense.scatter_add_(1, positions.clamp(min=0), torch.where(positions >= 0, scores.float(), 0.0))
 
 
-def token_rewards(kl: torch.Tensor, mask: torch.Tensor, kl_coef: float,
-                  score_per_token: torch.Tensor) -> torch.Tensor:
-    """r_t = -beta * kl_t + score_t on valid tokens (paper Sec. 3.3 objective, per token).
-
-    `score_per_token` comes from `place_scores`: the task score R(t) sits only at the last valid
-    token of the call it rewards, so sum_t r_t = score - beta * sum_t kl_t over each row.
-    """
+def token_rewards(kl: torch.Tensor, mask: torch.Tensor, kl_coef: float, score_per_token: torch.Tensor) -> torch.Tensor:
+    """r_t = -beta kl_t + score_t on valid tokens, so a row's rewards sum to score - beta sum kl."""
     return torch.where(mask.bool(), -kl_coef * kl + score_per_token, 0.0)
 
-
-# ----------------------------------------------------------------------------- advantages
 
 @torch.no_grad()
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
         gamma: float = 1.0, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimation (Schulman et al. 2016), returns = advantages + values.
+    """Generalised advantage estimation, returns = advantages + values:
 
         delta_t = r_t + gamma V_{t+1} - V_t,   A_t = delta_t + gamma lam A_{t+1},   V after the end = 0
 
-    Masked positions are *skipped*: t+1 means the next valid token, so tool-output tokens inside a
-    multi-turn episode neither receive advantage nor break the chain, and trailing padding behaves
-    as the end of the episode. Outputs are 0 at masked positions.
-    """
+    Masked positions are *skipped* (t+1 is the next valid token), so tool-output tokens inside an
+    episode neither get advantage nor break the chain; outputs are 0 there."""
     mask = mask.bool()
     advantages = torch.zeros_like(values, dtype=torch.float32)
     next_value = torch.zeros(values.shape[0], dtype=torch.float32, device=values.device)
     next_adv = torch.zeros_like(next_value)
     for t in reversed(range(values.shape[1])):
         m, v = mask[:, t], values[:, t].float()
-        delta = rewards[:, t].float() + gamma * next_value - v
-        adv = delta + gamma * lam * next_adv
+        adv = rewards[:, t].float() + gamma * next_value - v + gamma * lam * next_adv
         advantages[:, t] = torch.where(m, adv, 0.0)
-        next_value = torch.where(m, v, next_value)
-        next_adv = torch.where(m, adv, next_adv)
-    returns = torch.where(mask, advantages + values.float(), 0.0)
-    return advantages, returns
-
-
-def masked_moments(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """`[sum, sum of squares, count]` of x over valid tokens: all-reduce it to whiten across ranks."""
-    mask = mask.bool()
-    return torch.stack([_masked_sum(x, mask), _masked_sum(x * x, mask), mask.sum()]).double()
-
-
-def whiten(x: torch.Tensor, mask: torch.Tensor, moments: torch.Tensor | None = None,
-           shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / std over valid tokens (TRL / OpenRLHF's advantage whitening), 0 at masked ones.
-
-    `moments` are `masked_moments` summed over all ranks for a global whitening; by default the
-    local ones. The paper's code does not whiten, so train_ppo.py leaves it off by default.
-    """
-    s, s2, n = (masked_moments(x, mask) if moments is None else moments).tolist()
-    mean = s / max(n, 1.0)
-    var = max(s2 / max(n, 1.0) - mean * mean, 0.0) * n / max(n - 1.0, 1.0)  # unbiased, like TRL
-    out = (x - mean) / math.sqrt(var + eps)
-    if not shift_mean:
-        out = out + mean
-    return torch.where(mask.bool(), out, 0.0)
+        next_value, next_adv = torch.where(m, v, next_value), torch.where(m, adv, next_adv)
+    return advantages, torch.where(mask, advantages + values.float(), 0.0)
 
 
 # ----------------------------------------------------------------------------- losses
-
-def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, n_tokens: float | None = None,
-                clip_eps: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped surrogate (Schulman et al. 2017, PPO-clip), as a token sum / n_tokens.
-
-        L = sum_t max(-A_t r_t, -A_t clip(r_t, 1 - eps, 1 + eps)) / n_tokens,   r_t = pi / pi_old
-
-    Where the clipped branch is the max (A > 0 and r > 1 + eps, or A < 0 and r < 1 - eps) the
-    gradient is exactly 0. Stats are token *sums* (divide by the global count after all-reducing):
-    `clipped` counts tokens on the clipped branch, `approx_kl` sums k3 = (r - 1) - log r (>= 0, 0 iff
-    r = 1), `ratio` sums r.
-    """
-    mask = mask.bool()
-    n = mask.sum().clamp(min=1) if n_tokens is None else n_tokens
-    # `where`, not `* mask`: garbage at masked positions (inf, nan) must not reach exp or the sum.
-    log_ratio = torch.where(mask, logp - logp_old, 0.0)
-    advantages = torch.where(mask, advantages, 0.0)
-    ratio = torch.exp(log_ratio)
-    unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    loss = _masked_sum(torch.maximum(unclipped, clipped), mask) / n
-    with torch.no_grad():
-        stats = {
-            "clipped": _masked_sum((clipped > unclipped).float(), mask),
-            "approx_kl": _masked_sum((ratio - 1.0) - log_ratio, mask),
-            "ratio": _masked_sum(ratio, mask),
-        }
-    return loss, stats
-
-
-def value_loss(values: torch.Tensor, values_old: torch.Tensor, returns: torch.Tensor,
-               mask: torch.Tensor, n_tokens: float | None = None,
-               clip_eps: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped value loss: 0.5 * sum_t max((V - R)^2, (clip(V, V_old +- eps) - R)^2) / n_tokens.
-
-    Stats (token sums): `clipped` counts tokens where the clipped error is the larger one.
-    """
-    mask = mask.bool()
-    n = mask.sum().clamp(min=1) if n_tokens is None else n_tokens
-    values, values_old, returns = (torch.where(mask, x, 0.0) for x in (values, values_old, returns))
-    values_clipped = values_old + torch.clamp(values - values_old, -clip_eps, clip_eps)
-    err = (values - returns) ** 2
-    err_clipped = (values_clipped - returns) ** 2
-    loss = 0.5 * _masked_sum(torch.maximum(err, err_clipped), mask) / n
-    with torch.no_grad():
-        stats = {"clipped": _masked_sum((err_clipped > err).float(), mask)}
-    return loss, stats
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of x over valid tokens (0 when there are none); for logging."""
-    return _masked_sum(x, mask.bool()) / mask.bool().sum().clamp(min=1)
 
 
 def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, x, 0.0).sum()
 
 
-# ----------------------------------------------------------------------------- KL coefficient
+def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float = 0.2):
+    """PPO-clip: sum_t max(-A_t r_t, -A_t clip(r_t, 1 -+ eps)) / n_tokens, r_t = pi / pi_old; zero
+    gradient where the clipped branch is the max. Stats are token *sums*: `clipped`, `approx_kl`
+    (k3 = (r - 1) - log r >= 0, 0 iff r = 1) and `ratio`."""
+    mask = mask.bool()
+    n = mask.sum().clamp(min=1) if n_tokens is None else n_tokens
+    # `where`, not `* mask`: garbage at masked positions (inf, nan) must not reach exp or the sum
+    log_ratio = torch.where(mask, logp - logp_old, 0.0)
+    advantages = torch.where(mask, advantages, 0.0)
+    ratio = torch.exp(log_ratio)
+    unclipped, clipped = -advantages * ratio, -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    loss = _masked_sum(torch.maximum(unclipped, clipped), mask) / n
+    with torch.no_grad():
+        stats = {"clipped": _masked_sum((clipped > unclipped).float(), mask),
+                 "approx_kl": _masked_sum((ratio - 1.0) - log_ratio, mask), "ratio": _masked_sum(ratio, mask)}
+    return loss, stats
 
-class FixedKLController:
-    """A constant beta (the paper's code: hard-coded 0.4; its run script passes 0.3)."""
 
-    def __init__(self, kl_coef: float):
-        self.value = float(kl_coef)
-
-    def update(self, current_kl: float, n_samples: int) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        return {"value": self.value}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.value = float(state["value"])
+def value_loss(values, values_old, returns, mask, n_tokens=None, clip_eps: float = 0.2):
+    """0.5 sum_t max((V - R)^2, (clip(V, V_old -+ eps) - R)^2) / n_tokens; stat `clipped` counts the
+    tokens where the clipped error is the larger."""
+    mask = mask.bool()
+    n = mask.sum().clamp(min=1) if n_tokens is None else n_tokens
+    values, values_old, returns = (torch.where(mask, x, 0.0) for x in (values, values_old, returns))
+    err = (values - returns) ** 2
+    err_clipped = (values_old + torch.clamp(values - values_old, -clip_eps, clip_eps) - returns) ** 2
+    loss = 0.5 * _masked_sum(torch.maximum(err, err_clipped), mask) / n
+    return loss, {"clipped": _masked_sum((err_clipped > err).float().detach(), mask)}
 
 
-class AdaptiveKLController(FixedKLController):
-    """Ziegler et al. 2019 (Sec. 2.2): steer beta so the measured KL approaches `target`.
+# ----------------------------------------------------------------------------- the critic
 
-        e = clip(KL / target - 1, -0.2, 0.2),   beta <- beta * (1 + e * n_samples / horizon)
-    """
 
-    def __init__(self, kl_coef: float, target: float, horizon: float = 10000):
-        super().__init__(kl_coef)
-        self.target, self.horizon = float(target), float(horizon)
+class Critic(nn.Module):
+    """V(s_t): the SFT trunk's final hidden state -> a zero-initialised `Linear(hidden, 1)`, as in
+    the paper's code. A zero head makes the first values exactly 0 (the first advantages are the
+    plain GAE of the rewards). The trunk's lm_head is deleted: the critic never projects to the
+    vocabulary. `forward` calls the trunk itself, so FSDP2's hooks on it fire."""
 
-    def update(self, current_kl: float, n_samples: int) -> None:
-        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
-        self.value *= 1.0 + error * n_samples / self.horizon
+    def __init__(self, trunk: nn.Module):
+        super().__init__()
+        del trunk.lm_head
+        self.trunk = trunk
+        norm = trunk.model.norm.weight
+        self.value_head = nn.Linear(trunk.args.hidden_size, 1, dtype=norm.dtype, device=norm.device)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.trunk.layers
+
+    def forward(self, input_ids, attention_mask=None, logits_to_keep: int | None = None) -> torch.Tensor:
+        """Values `[B, T]` (fp32) at each position (the last `logits_to_keep` only, if given)."""
+        hidden = self.trunk(input_ids, attention_mask, return_hidden=True, logits_to_keep=logits_to_keep)
+        return self.value_head(hidden).squeeze(-1).float().clone()  # clone: FSDP2 warns on a view output
+
+
+# ----------------------------------------------------------------------------- prompts and rollouts
+
+
+def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]:
+    """One prompt (an Item: tools, the history before the call, the gold call) per assistant call
+    whose feedback is `all_right`, the paper's filter (it kept 1,194 of 1,217 trajectories).
+    Counts: `calls`, `kept`, and `dropped_<reason>`: the feedback category, `no_feedback` (the
+    record ends with the call) or `parallel` (several calls in one turn; the reward scores one)."""
+    prompts, counts = [], Counter()
+    for record in records:
+        for i, category in sorted(feedback_categories(record["messages"]).items()):
+            calls = assistant_calls(record["messages"][i])
+            counts["calls"] += 1
+            reason = ("parallel" if len(calls) != 1 else "no_feedback" if category is None else
+                      category if category != ALL_RIGHT else None)
+            counts[f"dropped_{reason}" if reason else "kept"] += 1
+            if reason is None:
+                prompts.append(Item(f"{record.get('id', '?')}@{i}", "train", record["tools"], record["messages"][:i],
+                                    calls, "strict"))
+    return prompts, counts
+
+
+def encode_prompt(tokenizer, prompt: Item) -> list[int]:
+    """Token ids of the generation prompt, exactly as SFT and evaluation render it."""
+    return tokenizer.encode_chat(render_prompt(prompt.tools, prompt.messages))
+
+
+def score_response(text: str, prompt: Item) -> tuple[float, str]:
+    """R(t) of one generated output and its category: the same `tl.classify` evaluation uses (extra
+    calls are never +1: -2 with a tool that is not offered, else at most -1.5)."""
+    c = classify(text, prompt.gold, prompt.tools)
+    return call_reward(c), c.category
+
+
+@dataclass
+class Rollout:
+    """A micro-batch of prompt + response sequences and everything PPO needs: input_ids /
+    attention_mask `[B, P + R]`, response_mask `[B, R]` (1 up to and including EOS, or the last
+    token of a cut response), the texts, one score per row (or `[B, K]` scores at
+    `score_positions`, -1 = none, in multi-turn episodes) and their categories; `score` and
+    `compute_advantages` fill the per-token `[B, R]` tensors."""
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+    texts: list[str]
+    scores: torch.Tensor
+    categories: list[str]
+    score_positions: torch.Tensor | None = None
+    logp_old: torch.Tensor | None = None
+    logp_ref: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
+    advantages: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+
+    @property
+    def response_len(self) -> int:
+        return self.response_mask.shape[1]
+
+
+def pack(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """(input_ids, attention_mask, response_mask): prompts left-padded, responses right-padded."""
+    P, R, B = max(len(p) for p in prompts), max(max(len(r) for r in responses), 1), len(prompts)
+    input_ids = torch.full((B, P + R), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros(B, P + R, dtype=torch.long)
+    for b, (p, r) in enumerate(zip(prompts, responses)):
+        input_ids[b, P - len(p): P + len(r)] = torch.tensor(p + r, dtype=torch.long)
+        attention_mask[b, P - len(p): P + len(r)] = 1
+    return input_ids, attention_mask, attention_mask[:, P:].clone()
+
+
+def response_logprobs(model, input_ids, attention_mask, response_len: int, temperature: float = 1.0,
+                      with_entropy: bool = False):
+    """log pi(response token) `[B, R]` (and the entropy) from one forward that projects only the
+    last R + 1 positions to the vocabulary."""
+    logits = shift_to_response(model(input_ids, attention_mask, logits_to_keep=response_len + 1), 1)
+    logp = token_logprobs(logits, input_ids[:, -response_len:], temperature)
+    return logp, token_entropy(logits, temperature) if with_entropy else None
+
+
+def response_values(critic: Critic, input_ids, attention_mask, response_len: int) -> torch.Tensor:
+    """V_t `[B, R]`: the critic's value at the position that predicts response token t."""
+    return shift_to_response(critic(input_ids, attention_mask, logits_to_keep=response_len + 1), 1)
+
+
+def rollout(actor, tokenizer, prompts: list[Item], *, max_new_tokens: int, temperature: float = 0.0,
+            top_p: float = 1.0, seed: int | None = None) -> Rollout:
+    """One scored response per prompt (KV-cached generation, cut after EOS). Under FSDP every rank
+    calls this equally often; `generate` keeps the ranks stepping together."""
+    ids = [encode_prompt(tokenizer, p) for p in prompts]
+    gen = generate(actor, ids, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
+                   temperature=temperature, top_p=top_p, seed=seed, tokenizer=tokenizer)
+    scores, categories = zip(*(score_response(t, p) for t, p in zip(gen.texts, prompts)))
+    return Rollout(*pack(ids, gen.tokens, tokenizer.pad_id), list(gen.texts), torch.tensor(scores), list(categories))
+
+
+@torch.no_grad()
+def score(batch: Rollout, actor, reference, critic: Critic, temperature: float = 1.0) -> Rollout:
+    """Old log-probs, reference log-probs and values, one eval-mode forward each. Generation's own
+    log-probs are not reused: incremental KV-cache steps differ from a full forward in the last
+    bits, and the ratio must be exactly 1 before the first update. `temperature`: the sampling
+    one (1 for greedy)."""
+    device = next(actor.parameters()).device
+    ids, mask, R = batch.input_ids.to(device), batch.attention_mask.to(device), batch.response_len
+    modes = [m.training for m in (actor, reference, critic)]
+    for m in (actor, reference, critic):
+        m.eval()
+    try:
+        batch.logp_old, batch.entropy = response_logprobs(actor, ids, mask, R, temperature, with_entropy=True)
+        batch.logp_ref, _ = response_logprobs(reference, ids, mask, R, temperature)
+        batch.values = response_values(critic, ids, mask, R)
+    finally:
+        for m, was_training in zip((actor, reference, critic), modes):
+            m.train(was_training)
+    return batch
+
+
+def compute_advantages(batch: Rollout, kl_coef: float, gamma: float = 1.0, lam: float = 0.95) -> torch.Tensor:
+    """Token rewards (-beta k1 + each score at its token), then GAE into `advantages` / `returns`;
+    returns the per-token KL `[B, R]` for logging."""
+    mask = batch.response_mask.to(batch.values.device).bool()
+    kl = kl_k1(batch.logp_old, batch.logp_ref)
+    positions = last_valid_index(mask) if batch.score_positions is None else batch.score_positions.to(mask.device)
+    rewards = token_rewards(kl, mask, kl_coef, place_scores(batch.scores.to(mask.device), positions, mask.shape))
+    batch.advantages, batch.returns = gae(rewards, batch.values, mask, gamma, lam)
+    return torch.where(mask, kl, 0.0)

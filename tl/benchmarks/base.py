@@ -26,48 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tl.calls import Call, normalize_tools, valid_unicode
+from tl.episode import Item, Task  # noqa: F401  (the loaders build them)
 
 
 class BenchmarkError(ValueError):
     """A benchmark file that does not have the expected shape (message: `file:record: reason`)."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """One single-turn test: predict the next assistant call after `messages`.
-
-    tools: in any form `tl.calls.normalize_tools` reads (the normal form, except BFCL's own
-    schemas, whose type words its checker reads).
-    gold: what `tl.classify` compares against, per `mode`:
-      "rotbench" -- a list of acceptable `Call`s (any one may match; RoTBench/ToolAlpaca rules);
-      "bfcl"     -- BFCL's `ground_truth` list, one `{name: {param: [acceptable values]}}` per
-                    expected call (order-free); `[]` for (live_)irrelevance and live_relevance,
-                    whose category says what is right (no call / any call);
-      "strict"   -- a list with one `Call` (the synthetic split).
-    options: RoTBench's role rules (`unchecked_tools`, `aliases`), passed to classify.
-    reader: how the benchmark's own checker reads model text: "project" (tl.parse.parse),
-    "rotbench" (tl.benchmarks.rotbench.read_output) or "bfcl" (tl.benchmarks.bfcl.decode).
-    """
-    id: str
-    benchmark: str
-    tools: list
-    messages: list
-    gold: list
-    mode: str
-    category: str = ""
-    options: dict = field(default_factory=dict)  # extra keyword arguments for tl.classify.classify
-    reader: str = "project"
-
-
-@dataclass(frozen=True)
-class Task:
-    """One multi-turn task: the model works from `query` with `tools` for up to 9 turns."""
-    id: str
-    benchmark: str
-    tools: list
-    query: str
-    category: str = ""
-    meta: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
