@@ -13,7 +13,7 @@ are JSONL lines `{"id": <item id>, "output": <raw model text>}` (add `"benchmark
 one file serves several units); the output may be in any format tl.parse reads (BFCL: its own
 Python call list, as BFCL's decoder reads it). `--predictions
 gold` scores each item's own gold answer (a self-check: 100 / 100 / 100 wherever the benchmark's
-own checker can credit an answer at all; see tl.benchmarks.gold_output). Outputs are read and
+own checker can credit an answer at all; see tasks.gold_output). Outputs are read and
 scored as each benchmark's own checker does; --bfcl_json_literals and --rotbench_empty_input_ok
 are the two documented deviations. Results go to `--out`:
 `metrics.json`, `items.jsonl` (one record per item with the category of its prediction) and
@@ -30,11 +30,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tl.benchmarks import LOADERS, BenchmarkError, Item, discover, gold_output, load
-from tl.benchmarks.base import read_jsonl_lines
-from tl.benchmarks.run import episode_record, generate_texts, predict, run_tasks, score, task_executors
+from tasks import LOADERS, BenchmarkError, Item, discover, gold_output, load
+from tasks.base import read_jsonl_lines
+from tasks.run import episode_record, generate_texts, predict, run_tasks, score, task_executors
 from tl.metrics import multi_turn_metrics
-from tl.render import PROMPT_FORMATS
+from tl.calls import PROMPT_FORMATS
 
 DEMO_MODELS = ("out/ppo/model", "out/sft/model")
 DEMO_DATA = "out/data"
@@ -75,7 +75,7 @@ def demo_model() -> str:
 
 
 def load_units(args) -> list:
-    """Every evaluation unit the arguments name (see tl.benchmarks.load / discover)."""
+    """Every evaluation unit the arguments name (see tasks.load / discover)."""
     if args.benchmark == "all":
         found = discover(args.data)
         if not found:

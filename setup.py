@@ -4,7 +4,7 @@ setup(
     name="tl",
     version="0.1.0",
     description="A minimal PyTorch reference implementation of TL-Training (Ye et al., EMNLP 2025)",
-    packages=find_packages(include=["tl", "tl.*"]),
+    packages=find_packages(include=["tl", "tl.*", "tasks", "tasks.*"]),
     py_modules=["train_sft", "train_ppo", "evaluate"],
     python_requires=">=3.10",
     # torch is pinned by the install command (`pip install torch==2.13.0`, a CPU wheel on

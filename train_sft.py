@@ -98,9 +98,9 @@ def parse_args(argv=None):
 def prepare_data(args, info):
     """Generate the synthetic demo data when the default path is missing (rank 0 only)."""
     if not os.path.exists(args.data) and args.data == PRESETS["demo"]["data"] and info.is_main:
-        from tl.synth import write_splits
+        from tasks.synth import write_splits
 
-        print(f"{args.data} not found: generating the synthetic demo data (python -m tl.synth)", flush=True)
+        print(f"{args.data} not found: generating the synthetic demo data (python -m tasks.synth)", flush=True)
         paths = write_splits(args.data, n=1217, seed=0)
         print("  wrote " + ", ".join(paths.values()))
     D.barrier(info)

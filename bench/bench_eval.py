@@ -10,7 +10,7 @@ Without --model it uses the SFT demo's export when it exists, else a random mode
 shape (train_sft.py preset "demo": vocab 1024, hidden 192, 4 layers, 4 heads) with a tokenizer
 trained on the items' own prompts. A random model almost never emits EOS, so nearly every
 item generates --max_new_tokens tokens: the worst case; a trained model stops after its call.
-Items: the synthetic held-out split (`tl.synth.generate_heldout`), or the first --items of a
+Items: the synthetic held-out split (`tasks.synth.generate_heldout`), or the first --items of a
 single-turn benchmark (--benchmark, --data).
 """
 import argparse
@@ -23,11 +23,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from tl.benchmarks import load  # noqa: E402
-from tl.benchmarks.run import predict, prompt_ids, score  # noqa: E402
+from tasks import load  # noqa: E402
+from tasks.run import predict, prompt_ids, score  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
 from tl.calls import render_prompt  # noqa: E402
-from tl.synth import generate_heldout, write_jsonl  # noqa: E402
+from tasks.synth import generate_heldout, write_jsonl  # noqa: E402
 from tl.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
 
 DEMO_MODEL = "out/sft/model"

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tl.sandbox import Sandbox, run_in_process  # noqa: E402
 from tl.calls import Call  # noqa: E402
-from tl.toolbox import TOOLS  # noqa: E402
+from tasks.toolbox import TOOLS  # noqa: E402
 
 CALLS = [Call("get_weather_current", {"city": "Paris"}),
          Call("convert_currency", {"amount": 250, "from_currency": "USD", "to_currency": "JPY"}),
@@ -38,7 +38,7 @@ def main():
     calls = [CALLS[i % len(CALLS)] for i in range(args.calls)]
 
     in_process = rate(lambda n: [run_in_process(TOOLS, c) for c in calls[:n]], args.calls)
-    fresh_code = ("import sys; sys.path.insert(0, %r); from tl.toolbox import TOOLS; "
+    fresh_code = ("import sys; sys.path.insert(0, %r); from tasks.toolbox import TOOLS; "
                   "print(TOOLS['get_weekday'].fn('2025-03-14'))" % os.getcwd())
     fresh = rate(lambda n: [subprocess.run([sys.executable, "-c", fresh_code], check=True, capture_output=True)
                             for _ in range(n)], 10)

@@ -55,7 +55,7 @@ def main():
     p.add_argument("--peak_tflops", type=float, help="per-device peak (e.g. 989 for H100 bf16 dense)")
     args = p.parse_args()
     if not os.path.exists(os.path.join(ROOT, args.data)):
-        subprocess.run([sys.executable, "-m", "tl.synth", "--out", args.data], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "tasks.synth", "--out", args.data], cwd=ROOT, check=True)
     train_args = ["--data", args.data, "--max_steps", str(args.steps), "--global_batch", str(args.global_batch),
                   "--micro_batch", str(args.micro_batch), "--device", args.device, "--hidden_size",
                   str(args.hidden_size), "--num_layers", str(args.num_layers), "--num_heads", str(args.num_heads)]

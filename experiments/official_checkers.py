@@ -1,4 +1,4 @@
-"""Side by side: the project's scorer (tl.benchmarks.run.score_item) against the benchmarks' own
+"""Side by side: the project's scorer (tasks.run.score_item) against the benchmarks' own
 checkers, on gold answers and systematically corrupted ones. Prints, per benchmark, the cases,
 the agreements and every kind of disagreement with its count and one example.
 
@@ -37,11 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tl.benchmarks import bfcl, gold_output, load, rotbench  # noqa: E402
-from tl.benchmarks.base import read_json_list, read_jsonl, record_ids  # noqa: E402
-from tl.benchmarks.run import score_item  # noqa: E402
-from tl.render import format_call  # noqa: E402
-from tl.schema import Call  # noqa: E402
+from tasks import bfcl, gold_output, load, rotbench  # noqa: E402
+from tasks.base import read_json_list, read_jsonl, record_ids  # noqa: E402
+from tasks.run import score_item  # noqa: E402
+from tl.calls import Call  # noqa: E402, format_call  # noqa: E402
 
 MODEL = "prompting-model"  # any name: the stubbed registry keeps dotted names for it
 
@@ -328,7 +327,7 @@ def run_bfcl(args, rng):
                 literals.add(official == ours, f"project format with --bfcl_json_literals (official {official}, project {ours})",
                              f"{q['id']}: {text[:160]!r}", args.examples)
     main.report(f"BFCL ({', '.join(f'{c} {n}' for c, n in per_cat.items())} cases)")
-    print(f"  tl.benchmarks.gold_output answers BFCL itself rejects: {gold_invalid}")
+    print(f"  tasks.gold_output answers BFCL itself rejects: {gold_invalid}")
     literals.report("BFCL, --bfcl_json_literals: format_call output vs BFCL on the same calls in Python literals")
 
 

@@ -10,7 +10,7 @@ defaults, fixed before any result; docs/MEASUREMENTS.md) with its own seed, and 
 greedily on the held-out splits. Reported per row: TS / PI / CF (single turn), DE / CE / VA
 (multi-turn), and the diagnostic of each component:
 - MAE: % of single-turn predictions that repeat a mistake of a kind planted in the training
-  data (`tl.synth.planted_kind`);
+  data (`tasks.synth.planted_kind`);
 - PKT: % of predictions naming a wrong tool, and the share of those whose name shares a
   prefix with the right one (paper Table 1);
 - IRM: the mean reward R(t) of the held-out predictions, and CF before and after PPO.
@@ -35,8 +35,8 @@ import train_ppo  # noqa: E402
 import train_sft  # noqa: E402
 from tl.classify import Classification, call_reward  # noqa: E402
 from tl.parse import parse  # noqa: E402
-from tl.schema import Call  # noqa: E402
-from tl.synth import planted_kind, write_splits  # noqa: E402
+from tl.calls import Call  # noqa: E402
+from tasks.synth import planted_kind, write_splits  # noqa: E402
 
 SFT_ROWS = {"none": ["--no-mae", "--no-pkt"], "MAE": ["--no-pkt"], "PKT": ["--no-mae"], "MAE+PKT": []}
 PPO_ROWS = {"w/ IRM": "none", "w/ All": "MAE+PKT"}  # row -> the SFT row it starts from

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import evaluate
-from tl.benchmarks import gold_output, load
-from tl.benchmarks.run import score
+from tasks import gold_output, load
+from tasks.run import score
 
 ROOT = Path(__file__).resolve().parents[1]
 DIR = object()  # in a file table: a directory where a file is expected

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from tl.benchmarks import BenchmarkError, discover, gold_output, load, unique_ids
-from tl.benchmarks.run import score
+from tasks import BenchmarkError, discover, gold_output, load, unique_ids
+from tasks.run import score
 from tl.calls import Call, format_call
 
 FINISH = {"name": "finish", "description": "Finish the task and give your answer.", "parameters": {
@@ -119,7 +119,7 @@ def test_rotbench_noisy_variant_roles_by_position(tmp_path):
     ('[get_weather(city="Paris"), get_weather(city="Paris")]', (0, 0, 0)),
 ])
 def test_rotbench_reads_answers_as_its_evaluate_py(output, stages):
-    from tl.benchmarks.base import Item
+    from tasks.base import Item
     item = Item("q", "rotbench/x", [WEATHER, ASK, FINISH], [], [Call("get_weather", {"city": "Paris"})], "rotbench",
                 options={"unchecked_tools": ("ask_to_user", "finish"), "aliases": {"finish": "finish"}}, reader="rotbench")
     _, (rec,) = score([item], {"q": output})
@@ -127,7 +127,7 @@ def test_rotbench_reads_answers_as_its_evaluate_py(output, stages):
 
 
 def test_rotbench_empty_input_switch():
-    from tl.benchmarks.base import Item
+    from tasks.base import Item
     item = Item("q", "rotbench/x", [WEATHER, ASK, FINISH], [], [Call("get_weather", {})], "rotbench", reader="rotbench")
     for output in ("Action: get_weather\nAction Input: {}", "get_weather()"):
         assert score([item], {"q": output})[0]["CF"] == 0.0  # evaluate.py: `if not test_action_input: continue`
@@ -138,7 +138,7 @@ def test_rotbench_empty_input_switch():
 def test_rotbench_cf_loop_deletes_none_keys_for_later_answers():
     # evaluate.py's CF loop deletes a gold's "None" keys from the prediction, so the second
     # answer with the same tool and keys can no longer match (TS and PI are unaffected)
-    from tl.benchmarks.base import Item
+    from tasks.base import Item
     golds = [Call("get_weather", {"city": "Paris", "unit": "None"}), Call("get_weather", {"city": "Lyon", "unit": "None"})]
     item = Item("q", "rotbench/x", [WEATHER, ASK, FINISH], [], golds, "rotbench", reader="rotbench")
     assert [score([item], {"q": f'get_weather(city="{c}", unit="c")'})[1][0]["CF"] for c in ("Paris", "Lyon")] == [True, False]

@@ -1,4 +1,4 @@
-"""BFCL's own checker's rules as the project applies them (tl.benchmarks.bfcl): its decoder, its
+"""BFCL's own checker's rules as the project applies them (tasks.bfcl): its decoder, its
 value rules, the live categories and the --bfcl_json_literals switch. Each case is one kind of
 disagreement a side-by-side run against bfcl_eval found (experiments/official_checkers.py)."""
 import json
@@ -6,8 +6,8 @@ import json
 import pytest
 
 import evaluate
-from tl.benchmarks import bfcl, gold_output, load
-from tl.benchmarks.run import score
+from tasks import bfcl, gold_output, load
+from tasks.run import score
 from tl.parse import parse
 from tl.calls import Call
 

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from tl.benchmarks.toolalpaca import function_tools
+from tasks.toolalpaca import function_tools
 from tl.calls import Call, normalize_tool, normalize_tools
-from tl.toolbox import tool_from_function
+from tasks.toolbox import tool_from_function
 
 WEATHER = {
     "name": "get_weather",

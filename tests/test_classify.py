@@ -1,6 +1,7 @@
 """Call classification and the paper's reward: hand-written cases per category and mode."""
 import pytest
 
+from tasks.bfcl import value_ok
 from tl.classify import (CONTENT_ERROR, CORRECT, NO_CALL, PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT,
                          TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL, classify, classify_calls, param_penalty,
                          reward, split_name)
@@ -107,7 +108,7 @@ def test_bfcl_mode():
                              "tags": [["a b", "c"]], "opts": [{"k": ["x"], "j": ["", 1]}, ""]})
 
     def cat(text):
-        return classify(text, gold, tools, mode="bfcl").category
+        return classify(text, gold, tools, mode="bfcl", bfcl_value_ok=value_ok).category
     assert cat('geo.find(city="san francisco ca", tags=["A-B", "c"])') == CORRECT  # optional keys omitted
     assert cat('geo.find(city="sf", radius=5, n=3, tags=["ab", "c"], opts={"k": "X"})') == CORRECT  # int for float
     assert cat('geo.find(city="SF", n=3.0, tags=["ab", "c"])') == CONTENT_ERROR  # float for an integer
@@ -116,7 +117,7 @@ def test_bfcl_mode():
     assert cat('geo.find(city="LA", tags=["ab", "c"])') == CONTENT_ERROR
     assert cat('geo.find(city="SF")') == PARAM_MISSING  # tags has no "" -> required here
     with pytest.raises(ValueError, match="list of acceptable values"):
-        classify('geo.find(city="SF")', Call("geo.find", {"city": "SF"}), tools, mode="bfcl")
+        classify('geo.find(city="SF")', Call("geo.find", {"city": "SF"}), tools, mode="bfcl", bfcl_value_ok=value_ok)
 
 
 def test_bfcl_mode_follows_bfcls_checker():
@@ -126,7 +127,7 @@ def test_bfcl_mode_follows_bfcls_checker():
 
     def cat(text, **gold):
         gold = {"a": ["x"], "xs": [[1.5, 2.0]], **gold}
-        return classify(text, Call("f", gold), tools, mode="bfcl").category
+        return classify(text, Call("f", gold), tools, mode="bfcl", bfcl_value_ok=value_ok).category
     assert cat('f(a="x", xs=[1.5, 2.0])') == CORRECT
     assert cat('f(xs=[1.5, 2.0])', a=["x", ""]) == PARAM_MISSING  # required by the schema, whatever the answer lists
     assert cat('f(a="x", xs=[1.5, 2])') == CONTENT_ERROR          # array items are type-checked: 2 is no float
@@ -180,16 +181,16 @@ def test_ppo_reward_is_the_same_function():
 
 def test_classify_calls_is_order_free_and_matches_like_bfcl():
     golds = [Call("get_weather_current", {"city": ["Paris", "Rome"]}), Call("get_weather_current", {"city": ["Paris"]})]
-    r = classify_calls('[get_weather_current(city="Rome"), get_weather_current(city="Paris")]', golds, TOOLS, mode="bfcl")
+    r = classify_calls('[get_weather_current(city="Rome"), get_weather_current(city="Paris")]', golds, TOOLS, mode="bfcl", bfcl_value_ok=value_ok)
     assert r.category == CORRECT and r.details["matches"] == [(0, 0), (1, 1)]
     # BFCL's first-fit rule: gold 0 takes the first prediction it accepts (Paris), and gold 1 then
     # finds none, although another assignment exists; its checker calls this invalid, and so do we
-    r = classify_calls('[get_weather_current(city="Paris"), get_weather_current(city="Rome")]', golds, TOOLS, mode="bfcl")
+    r = classify_calls('[get_weather_current(city="Paris"), get_weather_current(city="Rome")]', golds, TOOLS, mode="bfcl", bfcl_value_ok=value_ok)
     assert r.category == CONTENT_ERROR and r.details["matches"] == [(0, 0), (1, 1)]
-    r = classify_calls('[get_weather_current(city="Rome")]', golds, TOOLS, mode="bfcl")
+    r = classify_calls('[get_weather_current(city="Rome")]', golds, TOOLS, mode="bfcl", bfcl_value_ok=value_ok)
     assert r.category == NO_CALL and [c.category for c in r.per_call] == [CORRECT, NO_CALL]
     r = classify_calls('[get_weather_current(city="Rome"), get_weather_current(city="Paris"), fetch_time(tz="x")]',
-                       golds, TOOLS, mode="bfcl")
+                       golds, TOOLS, mode="bfcl", bfcl_value_ok=value_ok)
     assert r.category == WRONG_TOOL and r.details["extra_calls"] == [2]
-    assert classify_calls("f(", golds, TOOLS, mode="bfcl").category == UNPARSABLE
+    assert classify_calls("f(", golds, TOOLS, mode="bfcl", bfcl_value_ok=value_ok).category == UNPARSABLE
     assert classify_calls("No tool fits.", [], TOOLS).category == CORRECT

@@ -7,7 +7,7 @@ from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION,
 from tl.episode import MAX_TURNS, Episode, run_episode, run_episodes
 from tl.calls import render_prompt
 from tl.sandbox import Result, Sandbox, validate_call
-from tl.toolbox import TOOLS, schemas
+from tasks.toolbox import TOOLS, schemas
 
 TOOL_LIST = schemas(["get_country_capital", "get_weather_current", "get_weather_forecast", "get_weekday"])
 QUERY = "What's the weather in the capital of Japan right now?"

@@ -5,13 +5,13 @@ import json
 import pytest
 
 import evaluate
-from tl.benchmarks import bfcl, gold_output, load
-from tl.benchmarks.run import score
+from tasks import bfcl, gold_output, load
+from tasks.run import score
 
 def write_synthetic(folder, n=3):
-    """A tiny held-out split in tl.synth's formats, over real toolbox tools."""
+    """A tiny held-out split in tasks.synth's formats, over real toolbox tools."""
     folder.mkdir(parents=True, exist_ok=True)
-    from tl.toolbox import schemas
+    from tasks.toolbox import schemas
     tools = schemas(["get_weather_current", "get_weather_forecast"])
     cities = ["Paris", "Tokyo", "Lima"]
     with open(folder / "heldout_single.jsonl", "w") as f:
@@ -104,7 +104,7 @@ def test_generation_then_rescoring_gives_the_same_metrics(tmp_path, tiny_model_d
 
 
 def test_batched_generation_matches_one_at_a_time(tmp_path, tiny_model_dir):
-    from tl.benchmarks.run import predict
+    from tasks.run import predict
     from tl.model import Transformer
     from tl.tokenizer import Tokenizer
     tok = Tokenizer(tiny_model_dir / "tokenizer.model")
@@ -129,7 +129,7 @@ def test_bfcl_eval_package_when_installed():
 
 
 def test_prompt_format_authors_reaches_every_prompt(tmp_path, tiny_model_dir, monkeypatch):
-    import tl.benchmarks.run as run
+    import tasks.run as run
     from tl.calls import EOS_MARK
     seen = []
     real = run.generate_texts

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from tl.benchmarks import Task
-from tl.benchmarks.run import episode_record, run_tasks, task_executors
+from tasks import Task
+from tasks.run import episode_record, run_tasks, task_executors
 from tl.classify import classify, classify_calls
 from tl.metrics import error_analysis, item_stages, multi_turn_metrics, single_turn_metrics
-from tl.simulator import NO_USER_REPLY, Simulator
+from tasks.tooleyes import NO_USER_REPLY, Simulator
 from tl.calls import Call
 
 RANDOM = [{"name": "get_random_number", "description": "Return a random number.", "parameters": {
@@ -65,7 +65,7 @@ def test_de_ce_va_on_scripted_policies():
 
 
 def test_synthetic_tasks_run_in_the_real_sandbox_over_the_offered_tools():
-    from tl.toolbox import schemas
+    from tasks.toolbox import schemas
     scripts = {"Weather in Paris?": [
         'get_weather_current(city="Paris")',                   # runs in the sandbox: all right
         'get_country_capital(country="France")',               # a toolbox tool this task does not offer: DE

@@ -1,6 +1,6 @@
 """RoTBench's own evaluate.py rules that tl.classify applies in mode "rotbench" (the metrics
 TS/PI/CF are read from these classifications)."""
-from tl.benchmarks.rotbench import role_rules
+from tasks.rotbench import role_rules
 from tl.classify import classify
 from tl.calls import Call
 

@@ -25,7 +25,7 @@ from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINA
                          TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
 from tl.sandbox import Result, Sandbox, _remove_tree, run_in_process, validate_call
 from tl.calls import Call
-from tl.toolbox import TOOLS, Tool
+from tasks.toolbox import TOOLS, Tool
 
 SECRET = "tl-sandbox-test-secret-7f3a"
 

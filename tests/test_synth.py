@@ -7,8 +7,8 @@ import pytest
 from tl.classify import ALL_RIGHT, classify_feedback
 from tl.calls import Call, render_prompt
 from tl.sandbox import Sandbox
-from tl.synth import generate, generate_heldout, main
-from tl.toolbox import TOOLS
+from tasks.synth import generate, generate_heldout, main
+from tasks.toolbox import TOOLS
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_planted_kind_recognises_every_planted_mistake():
     import random
 
     from tl.calls import Call
-    from tl.synth import FLAW_KINDS, _flawed_call, planted_kind
+    from tasks.synth import FLAW_KINDS, _flawed_call, planted_kind
     gold = [Call("get_weather_forecast", {"city": "Paris", "date": "2025-01-20"}),
             Call("convert_currency", {"amount": 20, "from_currency": "USD", "to_currency": "EUR"}),
             Call("convert_timezone", {"time": "07:45", "from_city": "Oslo", "to_city": "Rome"})]

@@ -4,8 +4,8 @@ import inspect
 
 import pytest
 
-from tl.toolbox import tool_from_function
-from tl.toolbox import TOOLS, get_tools, schemas
+from tasks.toolbox import tool_from_function
+from tasks.toolbox import TOOLS, get_tools, schemas
 
 T = {name: tool.fn for name, tool in TOOLS.items()}
 

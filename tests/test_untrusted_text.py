@@ -8,7 +8,7 @@ from tl.episode import Episode
 from tl.parse import parse
 from tl.sandbox import Sandbox
 from tl.calls import Call, valid_unicode
-from tl.toolbox import TOOLS, schemas
+from tasks.toolbox import TOOLS, schemas
 
 OUTPUTS = [' text_reverse(text="ab\\ud800")', ' {"name": "text_rev\\ud800erse", "arguments": {"text": "x"}}',
            ' {"name": "text_reverse", "arguments": {"\\udfff": 1}}', " The answer is \ud800.", ' text_reverse(text="ok")']

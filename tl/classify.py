@@ -19,9 +19,9 @@ Value comparison, by `mode`:
   (1 == 1.0). Booleans are not numbers (true != 1); strings are compared exactly.
 - "rotbench": RoTBench's evaluate.py: values compared with Python `==` (so "1" != 1, but true ==
   1), a gold value "None" not checked (the key must be there), nor any value of the
-  `unchecked_tools` (finish / ask_to_user, tl.benchmarks.rotbench.role_rules).
+  `unchecked_tools` (finish / ask_to_user, tasks.rotbench.role_rules).
 - "bfcl": gold values are lists of acceptable values (BFCL possible_answer) judged as BFCL's own
-  checker does (tl.benchmarks.bfcl.value_ok); "" = the key may be omitted unless the schema
+  checker does (tasks.bfcl.value_ok); "" = the key may be omitted unless the schema
   requires it; a key the schema does not declare is hallucinated even if the answer lists it.
 
 Gold forms: a Call (or {"name", "arguments"} dict); a list of Calls = several acceptable answers
@@ -136,13 +136,12 @@ def strict_equal(pred, gold) -> bool:
     return type(pred) is type(gold) and pred == gold
 
 
-def _value_ok(pred_value, gold_value, mode: str, prop: dict | None) -> bool:
+def _value_ok(pred_value, gold_value, mode: str, prop: dict | None, bfcl_value_ok) -> bool:
     if mode == "strict":
         return strict_equal(pred_value, gold_value)
     if mode == "rotbench":
         return gold_value == "None" or pred_value == gold_value
-    from tl.benchmarks.bfcl import value_ok  # BFCL's own checker rules live with its loader
-    return value_ok(pred_value, gold_value, prop or {})
+    return bfcl_value_ok(pred_value, gold_value, prop or {})
 
 
 # ----------------------------------------------------------------------------- one call
@@ -157,7 +156,7 @@ def _details(mode, pred_name=None, gold_name=None, **extra) -> dict:
     return d
 
 
-def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokenize,
+def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokenize, bfcl_value_ok=None,
                   unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
     d = _details(mode, pred.name, gold.name)
     if aliases and aliases.get(pred.name) == gold.name:
@@ -190,7 +189,7 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
     d["pi"] = True
     if not (mode == "rotbench" and gold.name in unchecked_tools):
         d["wrong_values"] = [k for k in gold.arguments if k in pred.arguments
-                             and not _value_ok(pred.arguments[k], gold.arguments[k], mode, props.get(k))]
+                             and not _value_ok(pred.arguments[k], gold.arguments[k], mode, props.get(k), bfcl_value_ok)]
     if d["wrong_values"]:
         return Classification(CONTENT_ERROR, d)
     d["cf"] = True
@@ -218,7 +217,7 @@ def _gold_calls(gold) -> list[Call]:
     return [Call.from_dict(g) for g in golds]
 
 
-def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None,
+def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_value_ok=None,
              unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
     """Classify model output (text or a `Parsed`) against `gold` (see the module docstring for
     gold forms and modes). `tools`: the available tools in any form `normalize_tools` accepts;
@@ -226,7 +225,7 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None,
     hallucinated. `tokenize`: name -> tokens for the wrong-tool statistics (default
     `split_name`; SFT/eval may pass the model's tokenizer).
 
-    RoTBench's role rules (mode "rotbench", from tl.benchmarks.rotbench.role_rules):
+    RoTBench's role rules (mode "rotbench", from tasks.rotbench.role_rules):
     `unchecked_tools` = the gold tools whose argument values are not checked, `aliases` =
     {predicted name: gold name} read as the same tool. With several acceptable golds, "rotbench"
     picks the gold that reaches the furthest stage (CF, then PI, then TS, then reward): its "any
@@ -242,7 +241,7 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None,
         c = _unexpected_call(calls[0], tools, mode)
     else:
         golds = _gold_calls(gold)
-        results = [_classify_one(calls[0], g, tools, mode, tokenize, unchecked_tools, aliases) for g in golds]
+        results = [_classify_one(calls[0], g, tools, mode, tokenize, bfcl_value_ok, unchecked_tools, aliases) for g in golds]
         keep = range(len(results))
         if mode == "rotbench":  # evaluate.py's CF loop also deletes a gold's "None" keys from the prediction:
             # after the first gold with the prediction's tool and keys that holds one, no later such gold matches
@@ -265,7 +264,8 @@ def _worst(results: list[Classification]) -> Classification:
     return min(results, key=lambda c: (call_reward(c), order[c.category]))
 
 
-def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=None) -> CallsClassification:
+def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=None,
+                   bfcl_value_ok=None) -> CallsClassification:
     """Parallel gold (BFCL): match predicted calls to gold calls regardless of order, as BFCL's
     checker does (each gold call, in order, takes the first unmatched prediction that is right;
     so the output is `correct` exactly when BFCL finds it valid), then the remaining pairs by
@@ -277,7 +277,10 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
         per = [Classification(UNPARSABLE, _details(mode, gold_name=g.name, parse_error=parsed.error)) for g in golds]
         return CallsClassification(UNPARSABLE, {"matches": [], "extra_calls": [], "parse_error": parsed.error}, per)
     preds = parsed.calls
-    pairs = {(i, j): _classify_one(p, g, tools, mode, tokenize) for i, g in enumerate(golds) for j, p in enumerate(preds)}
+    if mode == "bfcl" and bfcl_value_ok is None:
+        raise ValueError("mode='bfcl' judges values with BFCL's checker rules: pass bfcl_value_ok=tasks.bfcl.value_ok")
+    pairs = {(i, j): _classify_one(p, g, tools, mode, tokenize, bfcl_value_ok)
+             for i, g in enumerate(golds) for j, p in enumerate(preds)}
     matched: dict[int, int] = {}
     for i in range(len(golds)):  # BFCL's rule: each gold call in turn takes the first free prediction that is right
         j = next((j for j in range(len(preds)) if j not in matched.values() and pairs[i, j].category == CORRECT), None)

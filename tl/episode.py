@@ -57,7 +57,7 @@ class Item:
       "strict"   -- a list with one `Call` (the synthetic split).
     options: RoTBench's role rules (`unchecked_tools`, `aliases`), passed to classify.
     reader: how the benchmark's own checker reads model text: "project" (tl.parse.parse),
-    "rotbench" (tl.benchmarks.rotbench.read_output) or "bfcl" (tl.benchmarks.bfcl.decode).
+    "rotbench" (tasks.rotbench.read_output) or "bfcl" (tasks.bfcl.decode).
     """
     id: str
     benchmark: str

@@ -14,7 +14,7 @@ predicted call that reached that stage and no predicted call is left over, and f
 when the whole set is correct. BFCL (live_)irrelevance (no call expected): the item is right on
 all three when the output holds no call -- a plain answer, or, as in BFCL's own
 `relevance_file_runner`, an output that does not decode as calls at all (`unparsable`);
-live_relevance is right on all three with any call (tl.benchmarks.run.score_item).
+live_relevance is right on all three with any call (tasks.run.score_item).
 
 Multi-turn (ToolEyes, the synthetic multi-turn split), within 9 turns:
 - DE: % of calls with a documentation-understanding error (tool hallucination, parameter

@@ -273,7 +273,7 @@ def _shutdown(workers: list, root: str):
 class Sandbox:
     """Runs tool calls in warm, isolated worker processes (see the module docstring).
 
-    tools: a {name: Tool} dict or a list of Tools (tl.toolbox.Tool or anything with `.fn` and
+    tools: a {name: Tool} dict or a list of Tools (tasks.toolbox.Tool or anything with `.fn` and
     `.schema`); each `fn` must be a module-level function of an importable module (workers import it
     by name). timeout: wall-clock seconds per call; memory_mb: the child's address-space limit;
     max_output: the longest output (characters) returned; workers: warm processes (calls run in

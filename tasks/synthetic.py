@@ -1,17 +1,17 @@
-"""The synthetic generator's held-out split (`python -m tl.synth`, see tl/synth.py).
+"""The synthetic generator's held-out split (`python -m tasks.synth`, see tl/synth.py).
 
 - `heldout_single.jsonl`: `{"id", "tools", "messages" (history before the target call), "gold":
   {"name", "arguments"}}` -> Items, mode "strict" (JSON equality; the toolbox's values are exact),
   category = the gold tool's name;
 - `heldout_multi.jsonl`: `{"id", "tools", "query", "reference", "answer"}` -> Tasks, run in the
-  real Sandbox over the offline toolbox (`tl.toolbox`).
+  real Sandbox over the offline toolbox (`tasks.toolbox`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, Task, call_of, read_jsonl_lines, record_ids, require, tools_of
+from tasks.base import BenchmarkError, Item, Loaded, Task, call_of, read_jsonl_lines, record_ids, require, tools_of
 from tl.calls import render_prompt
 
 SINGLE, MULTI = "heldout_single.jsonl", "heldout_multi.jsonl"
@@ -59,5 +59,5 @@ def load(path) -> list[Loaded]:
     units += [load_multi(path / MULTI)] if (path / MULTI).exists() else []
     if not units:
         raise BenchmarkError(f"{path}: no synthetic held-out files found (expected {SINGLE} and/or {MULTI}; "
-                             f"write them with `python -m tl.synth --out {path}/train.jsonl`)")
+                             f"write them with `python -m tasks.synth --out {path}/train.jsonl`)")
     return units

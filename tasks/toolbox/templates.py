@@ -1,4 +1,4 @@
-"""Task templates over the toolbox, for the synthetic trajectory generator (`tl.synth`).
+"""Task templates over the toolbox, for the synthetic trajectory generator (`tasks.synth`).
 
 A task is `task(rng) -> (query, script)`: the user's question, and a generator that yields the
 calls a careful assistant makes (`Call`s), receives each call's output (parsed JSON, or the text)
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from tl.calls import Call
-from tl.toolbox.facts import CITIES, COUNTRIES, REFERENCE_DATE, USD_RATES
+from tasks.toolbox.facts import CITIES, COUNTRIES, REFERENCE_DATE, USD_RATES
 
 CITY_NAMES = sorted(CITIES)
 COUNTRY_NAMES = sorted(COUNTRIES)

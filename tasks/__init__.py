@@ -1,6 +1,6 @@
 """Benchmark loaders: each reads one benchmark's own files from a path the user gives.
 
-    from tl.benchmarks import load, discover
+    from tasks import load, discover
     units = load("rotbench", "../shared/data/RoTBench")   # [Loaded(name, items, skipped), ...]
 
 `load(name, path)` returns evaluation units (one per benchmark file; BFCL's categories form one
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tl.benchmarks import bfcl, rotbench, synthetic, toolalpaca, tooleyes
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, Task, unique_ids
+from tasks import bfcl, rotbench, synthetic, toolalpaca, tooleyes
+from tasks.base import BenchmarkError, Item, Loaded, Skipped, Task, unique_ids
 from tl.calls import format_call
 
 LOADERS = {"rotbench": rotbench, "bfcl": bfcl, "toolalpaca": toolalpaca, "tooleyes": tooleyes, "synthetic": synthetic}

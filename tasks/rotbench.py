@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tl.benchmarks.base import (BenchmarkError, Item, Loaded, Skipped, read_json_list, record_ids, require,
+from tasks.base import (BenchmarkError, Item, Loaded, Skipped, read_json_list, record_ids, require,
                                 tool_list_from_prompt, tools_of)
 from tl.parse import MAX_CHARS, Parsed, parse
 from tl.calls import EOS_MARK, Call, normalize_tool

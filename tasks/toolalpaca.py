@@ -20,7 +20,7 @@ from pathlib import Path
 import json
 import re
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, Skipped, call_of, read_json_list, require, tools_of
+from tasks.base import BenchmarkError, Item, Loaded, Skipped, call_of, read_json_list, require, tools_of
 from tl.calls import TYPE_WORDS, normalize_type
 
 _PARAMS = re.compile(r"(?:^|\n)Parameters:\s*(\{.*?\})\s*(?:\nOutput:|$)", re.S)

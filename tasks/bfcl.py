@@ -26,7 +26,7 @@ import re
 import warnings
 from pathlib import Path
 
-from tl.benchmarks.base import BenchmarkError, Item, Loaded, read_jsonl_lines, record_ids, require
+from tasks.base import BenchmarkError, Item, Loaded, read_jsonl_lines, record_ids, require
 from tl.parse import MAX_CHARS, Parsed, parse
 from tl.calls import EOS_MARK, Call
 

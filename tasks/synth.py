@@ -1,7 +1,7 @@
 """Synthetic tool-use trajectories with real tool feedback: the demo's training data and the offline
 stand-in for the paper's 1,217 GPT-4o trajectories.
 
-    python -m tl.synth --n 1217 --seed 0 --out out/data/train.jsonl \\
+    python -m tasks.synth --n 1217 --seed 0 --out out/data/train.jsonl \\
         [--error_share 0.17] [--heldout_single 300] [--heldout_multi 100]
 
 writes, next to `--out`:
@@ -14,7 +14,7 @@ writes, next to `--out`:
 - `heldout_multi.jsonl`: multi-turn tasks `{"id": "multi-00003", "tools", "query",
   "reference": [{"name", "arguments"}, ...], "answer"}` for the episode runner.
 
-Tasks come from the templates in `tl.toolbox.tasks` (1-4 calls each). Every call is executed: the
+Tasks come from the templates in `tasks.toolbox.templates` (1-4 calls each). Every call is executed: the
 toolbox's own deterministic functions in-process through the sandbox's validation and execution
 path (`tl.sandbox.run_in_process`, byte-identical to a Sandbox run, and fast), `run_python` in a
 real `Sandbox`. Exactly round(n * error_share) training records contain one realistic mistake
@@ -37,8 +37,8 @@ import random
 from tl.classify import TOOL_INSTABILITY, classify_feedback
 from tl.sandbox import Result, Sandbox, run_in_process
 from tl.calls import Call
-from tl.toolbox import TOOLS
-from tl.toolbox.tasks import TASKS
+from tasks.toolbox import TOOLS
+from tasks.toolbox.templates import TASKS
 
 FLAW_KINDS = ("param_hallucination", "param_missing", "wrong_tool", "tool_hallucination", "bad_value")
 MAX_TOOLS = 5
@@ -84,7 +84,7 @@ def _play(task, rng, executor) -> tuple[str, list[tuple[Call, Result]], str]:
             call = script.send(reply)
             result = executor.run(call)
             if not result.ok:
-                raise RuntimeError(f"tl.synth: task {task.__name__} made a failing call {call}: {result.message}")
+                raise RuntimeError(f"tasks.synth: task {task.__name__} made a failing call {call}: {result.message}")
             steps.append((call, result))
             reply = _value(result.output)
     except StopIteration as stop:
@@ -319,7 +319,7 @@ def write_splits(out: str, n: int = 1217, seed: int = 0, error_share: float = 0.
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tl.synth", description="Synthetic tool-use trajectories with real "
+    ap = argparse.ArgumentParser(prog="python -m tasks.synth", description="Synthetic tool-use trajectories with real "
                                  "tool feedback (held-out splits are written next to --out).")
     ap.add_argument("--n", type=int, default=1217, help="training trajectories (paper: 1,217)")
     ap.add_argument("--seed", type=int, default=0)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import warnings
 
-from tl.benchmarks import bfcl
-from tl.benchmarks.base import BenchmarkError
-from tl.benchmarks.rotbench import read_output
+from tasks import bfcl
+from tasks.base import BenchmarkError
+from tasks.rotbench import read_output
 from tl.classify import CORRECT, NO_CALL, UNPARSABLE, CallsClassification, classify, classify_calls
 from tl.episode import MAX_TURNS, Episode
 from tl.metrics import STAGES, item_stages, single_turn_metrics
@@ -36,7 +36,7 @@ def score_item(item, output: str, tokenize=None, *, bfcl_json_literals: bool = F
     if item.mode == "bfcl":
         parsed = bfcl.decode(output, json_literals=bfcl_json_literals)
         golds = [Call(*next(iter(entry.items()))) for entry in item.gold]
-        c = classify_calls(parsed, golds, item.tools, mode="bfcl", tokenize=tokenize)
+        c = classify_calls(parsed, golds, item.tools, mode="bfcl", tokenize=tokenize, bfcl_value_ok=bfcl.value_ok)
         if item.category == "live_relevance":  # any call counts (BFCL's relevance check)
             made = parsed.kind == "calls"
             c = CallsClassification(CORRECT if made else NO_CALL if parsed.kind == "no_call" else UNPARSABLE, c.details, [])
@@ -104,14 +104,14 @@ def predict(model, tok, items, prompt_format: str = "project", **kw) -> dict:
 
 def task_executors(unit_name: str):
     """(executor_for(task), close()) for a multi-turn unit: the ToolEyes simulator, one per task
-    (`tl.simulator`; tool names repeat across ToolEyes' groups with different schemas), or for
+    (`tasks.tooleyes`; tool names repeat across ToolEyes' groups with different schemas), or for
     the synthetic split one real Sandbox over the whole offline toolbox (tl.episode validates
     every call against the task's offered tools before the executor sees it)."""
     if unit_name.startswith("tooleyes"):
-        from tl.simulator import Simulator
+        from tasks.tooleyes import Simulator
         return (lambda task: Simulator(task.tools)), (lambda: None)
     from tl.sandbox import Sandbox
-    from tl.toolbox import TOOLS
+    from tasks.toolbox import TOOLS
     sandbox = Sandbox(TOOLS)
     return (lambda task: sandbox), sandbox.close
 

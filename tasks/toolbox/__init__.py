@@ -1,6 +1,6 @@
 """The offline tool library: deterministic Python tools with schemas derived from their code.
 
-    from tl.toolbox import TOOLS, schemas
+    from tasks.toolbox import TOOLS, schemas
     TOOLS["get_weather_current"].fn(city="Paris")   # the Python function
     TOOLS["get_weather_current"].schema             # its normal-form schema (tl.schema)
     schemas(["get_weekday", "calculate"])           # schemas to put in a prompt
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tl.calls import normalize_tool
-from tl.toolbox.tools import FUNCTIONS
+from tasks.toolbox.tools import FUNCTIONS
 
 _JSON = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
 

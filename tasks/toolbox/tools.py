@@ -19,7 +19,7 @@ from contextlib import redirect_stdout
 from datetime import date as _date
 from datetime import timedelta
 
-from tl.toolbox.facts import (CITIES, COUNTRIES, REFERENCE_DATE, TEMPERATURE_UNITS, UNITS, USD_RATES,
+from tasks.toolbox.facts import (CITIES, COUNTRIES, REFERENCE_DATE, TEMPERATURE_UNITS, UNITS, USD_RATES,
                               WEATHER_CONDITIONS, WEEKDAYS)
 
 FORECAST_DAYS = 30  # forecasts exist for REFERENCE_DATE .. REFERENCE_DATE + 29 days
