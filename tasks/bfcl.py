@@ -1,20 +1,14 @@
-"""BFCL-v3 (Berkeley Function-Calling Leaderboard), the single-turn Python AST categories, and the
-rules of BFCL's own checker (`bfcl_eval`'s ast_checker and its decoder for prompting models).
+"""BFCL-v3 (Berkeley Function-Calling Leaderboard), its single-turn AST categories, and the rules of
+BFCL's own checker: bfcl_eval's ast_checker (`value_ok`) and its decoder for prompting models (`decode`).
 
 Files are JSON Lines despite their `.json` suffix:
 - `BFCL_v3_<category>.json`: `{"id", "question": [[{"role", "content"}, ...]], "function": [schema, ...]}`;
 - `possible_answer/BFCL_v3_<category>.json`: `{"id", "ground_truth": [{name: {param: [acceptable
-  values]}}, ...]}`; `""` among a parameter's values = it may be omitted (unless the schema
-  requires it). Answers pair with questions by *position*, as in BFCL (some public ids differ:
-  question `live_multiple_1052-79-0`, answer `live_multiple_1052-279-0`).
-Categories: simple, multiple, parallel, parallel_multiple, irrelevance (no call is right), and
-the live ones: live_simple, live_multiple, live_parallel, live_parallel_multiple,
-live_irrelevance, live_relevance (no answer file: any call is right). The `bfcl-eval` package
-ships `BFCL_v4_*` files and renames `simple` to `simple_python`; both spellings are read and the
-v3 name is reported. As in BFCL's checker, a simple item's expected call is named after the
-question's function, whatever name its ground_truth entry uses (they differ once: simple_363).
-Items keep BFCL's own function schemas (`Item.tools`): its checker reads their type words
-(`float`, `tuple`, `any`, `dict`), which the project's normal form merges.
+  values]}}, ...]}`, `""` among the values = the key may be omitted (unless the schema requires it).
+Answers pair with questions by *position*, as in BFCL (ids differ once: question
+live_multiple_1052-79-0, answer live_multiple_1052-279-0). NO_ANSWER_FILE: irrelevance (no call is
+right), live_relevance (any call is). bfcl-eval ships `BFCL_v4_*` files and `simple_python`: both
+are read, under the v3 name. Items keep BFCL's own schemas: its checker reads their type words.
 """
 
 from __future__ import annotations
@@ -27,18 +21,19 @@ import warnings
 from pathlib import Path
 
 from tasks.base import BenchmarkError, Item, Loaded, read_jsonl_lines, record_ids, require
-from tl.parse import MAX_CHARS, Parsed, parse
 from tl.calls import EOS_MARK, Call
+from tl.parse import MAX_CHARS, Parsed, parse
 
 CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple", "live_multiple",
               "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance")
 NO_ANSWER_FILE = ("irrelevance", "live_irrelevance", "live_relevance")
 _FILE = re.compile(r"BFCL_v(\d+)_(simple_python|" + "|".join(CATEGORIES) + r")\.json$")
+_TYPES = {"string": str, "any": str, "integer": int, "float": float, "number": float, "boolean": bool,
+          "array": list, "tuple": list, "dict": dict, "object": dict}  # BFCL's type words, and the normal form's
 
 
 def package_data_dir():
-    """The data directory of the `bfcl-eval` package when it is installed (e.g. with
-    `pip install bfcl-eval --no-deps`), found without importing it; None otherwise."""
+    """The data folder of the installed `bfcl-eval` package (found without importing it), or None."""
     spec = importlib.util.find_spec("bfcl_eval")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -47,68 +42,62 @@ def package_data_dir():
 
 
 def find_files(path) -> dict:
-    """{category: question file} under `path` (a directory, or one question file). Where one
-    directory holds several BFCL versions of a category, the newest is used."""
-    path = Path(path)
-    candidates = [path] if path.is_file() else sorted(path.glob("BFCL_v*_*.json"))
-    found = {}
-    for f in candidates:
-        m = _FILE.search(f.name)
-        if not m:
-            continue
-        category = "simple" if m.group(2) == "simple_python" else m.group(2)
-        version = int(m.group(1))
-        if category not in found or version > found[category][0]:
-            found[category] = (version, f)
+    """{category: question file} under `path` (a folder, or one file); the newest BFCL version of each."""
+    path, found = Path(path), {}
+    for f in [path] if path.is_file() else sorted(path.glob("BFCL_v*_*.json")):
+        if m := _FILE.search(f.name):
+            category = "simple" if m.group(2) == "simple_python" else m.group(2)
+            if category not in found or int(m.group(1)) > found[category][0]:
+                found[category] = (int(m.group(1)), f)
     return {c: found[c][1] for c in CATEGORIES if c in found}
 
 
-def _messages(question, where):
-    """BFCL's `question` (a list of turns, each a list of messages) -> trajectory messages."""
+def _messages(question, where) -> list[dict]:
+    """BFCL's `question` (turns, each a list of messages) -> trajectory messages."""
     if not isinstance(question, list) or not question or not all(isinstance(t, list) for t in question):
         raise BenchmarkError(f"{where}: 'question' should be a non-empty list of turns, each a list of messages; "
                              f"found {question!r:.120}")
-    messages = []
-    for turn in question:  # single-turn categories hold one turn
-        for m in turn:
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
-                raise BenchmarkError(f"{where}: a question message should be {{'role': system|user|assistant, 'content': str}}, found {m!r:.120}")
-            messages.append({"role": m["role"], "content": m["content"]})
+    messages = [m for turn in question for m in turn]
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
+            raise BenchmarkError(f"{where}: a question message should be {{'role': system|user|assistant, 'content': str}}, found {m!r:.120}")
     if not messages:
         raise BenchmarkError(f"{where}: 'question' holds no message")
-    return messages
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 def _check_functions(functions, category, where):
-    """Items keep BFCL's own schemas, which its checker (and `value_ok`) reads as they are: each a
-    dict with a `name` and `parameters.properties`, every property a dict with one of BFCL's type
-    words. Only an irrelevance item may offer no function (live_irrelevance has 4)."""
+    """BFCL's schemas as its checker reads them: a `name`, `parameters.properties`, each property a
+    dict with one of BFCL's type words. Only an irrelevance item may offer no function."""
     if not functions and "irrelevance" not in category:
         raise BenchmarkError(f"{where}: 'function' is empty; a {category} item needs the functions it may call")
     for i, f in enumerate(functions):
-        at = f"{where}: function {i}"
         if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"].strip():
-            # (OpenAI's {"type": "function", "function": {...}} is no BFCL schema: its checker reads f["name"])
+            # (OpenAI's {"type": "function", "function": {...}} is none: BFCL's checker reads f["name"])
             found = f"keys {sorted(f)}" if isinstance(f, dict) else f"{type(f).__name__} {f!r:.80}"
-            raise BenchmarkError(f"{at}: expected a BFCL schema {{name, description, parameters}}; found {found}")
-        params = f.get("parameters")
+            raise BenchmarkError(f"{where}: function {i}: expected a BFCL schema {{name, description, parameters}}; found {found}")
+        at, params = f"{where}: function {i} ({f['name']})", f.get("parameters")
         if not isinstance(params, dict) or not isinstance(params.get("properties"), dict) \
                 or not isinstance(params.get("required", []), list):
-            raise BenchmarkError(f"{at} ({f['name']}): 'parameters' should be {{type, properties: {{...}}, required}}; "
-                                 f"found {params!r:.120}")
+            raise BenchmarkError(f"{at}: 'parameters' should be {{type, properties: {{...}}, required}}; found {params!r:.120}")
         for key, prop in params["properties"].items():
             if not isinstance(prop, dict) or prop.get("type") not in _TYPES:
                 found = f"type {prop.get('type')!r:.60}" if isinstance(prop, dict) else f"{type(prop).__name__} {prop!r:.60}"
-                raise BenchmarkError(f"{at} ({f['name']}): parameter {key!r} should be {{type: {'|'.join(_TYPES)}, ...}}; "
-                                     f"found {found}")
+                raise BenchmarkError(f"{at}: parameter {key!r} should be {{type: {'|'.join(_TYPES)}, ...}}; found {found}")
             if not isinstance(prop.get("items", {}), dict):
-                raise BenchmarkError(f"{at} ({f['name']}): parameter {key!r}: 'items' should be a schema object")
+                raise BenchmarkError(f"{at}: parameter {key!r}: 'items' should be a schema object")
+
+
+def _holds_dicts(prop) -> str | None:
+    """"dict" for a dict parameter, "list" for a list of dicts (read by BFCL's dict_checker), else None."""
+    if _TYPES.get(prop.get("type")) is dict:
+        return "dict"
+    return "list" if _TYPES.get(prop.get("type")) is list and _TYPES.get((prop.get("items") or {}).get("type")) is dict else None
 
 
 def _check_ground_truth(gold, functions, where):
-    """ground_truth as BFCL's checker reads it: `[{name: {param: [acceptable values]}}, ...]`, at
-    least one call; for a dict parameter (or a list of dicts) each acceptable dict maps keys to
-    lists of acceptable values (its dict_checker)."""
+    """ground_truth as BFCL's checker reads it: `[{name: {param: [acceptable values]}}, ...]`, one
+    call at least; an acceptable dict maps each key to a list of acceptable values."""
     if not gold:
         raise BenchmarkError(f"{where}: ground_truth is empty; this category expects at least one call "
                              f"(only the irrelevance categories have none, and no answer file)")
@@ -121,15 +110,11 @@ def _check_ground_truth(gold, functions, where):
             if not isinstance(values, list):
                 raise BenchmarkError(f"{where}: ground_truth {name}.{key} should be a list of acceptable values, "
                                      f"found {type(values).__name__} {values!r:.80}")
-            prop = props_of.get(name, {}).get(key, {})
-            dict_param = prop.get("type") in ("dict", "object")
-            dict_items = prop.get("type") in ("array", "tuple") and prop.get("items", {}).get("type") in ("dict", "object")
-            for v in values:
-                dicts = [v] if dict_param else v if dict_items and isinstance(v, list) else []
-                for d in dicts:
-                    if isinstance(d, dict) and not all(isinstance(x, list) for x in d.values()):
-                        raise BenchmarkError(f"{where}: ground_truth {name}.{key}: an acceptable dict should map each key "
-                                             f"to a list of acceptable values, found {d!r:.80}")
+            holds = _holds_dicts(props_of.get(name, {}).get(key, {}))
+            for d in [d for v in values for d in ([v] if holds == "dict" else v if holds and isinstance(v, list) else [])]:
+                if isinstance(d, dict) and not all(isinstance(x, list) for x in d.values()):
+                    raise BenchmarkError(f"{where}: ground_truth {name}.{key}: an acceptable dict should map each key "
+                                         f"to a list of acceptable values, found {d!r:.80}")
 
 
 def load_category(question_file, category: str, name: str = "bfcl") -> list[Item]:
@@ -146,40 +131,65 @@ def load_category(question_file, category: str, name: str = "bfcl") -> list[Item
         answer_at = [at for at, _ in rows]
         answers = [require(r, "ground_truth", list, at) for at, r in rows]
     items = []
-    ids = record_ids(records, question_file, wheres=wheres)
-    for k, (where, rec, item_id, gold) in enumerate(zip(wheres, records, ids, answers)):
+    for where, rec, item_id, gold, at in zip(wheres, records, record_ids(records, question_file, wheres), answers, answer_at):
         functions = require(rec, "function", list, where)
         _check_functions(functions, category, where)
         messages = _messages(rec.get("question"), where)
         if category in ("simple", "live_simple") and len(gold) == 1 and isinstance(gold[0], dict) and len(gold[0]) == 1:
-            # BFCL's simple checker expects the question's first function by *its* name and reads
-            # just the gold's parameters (simple_363's gold says find_closest for
-            # restaurant_search.find_closest).
+            # BFCL's simple checker expects the question's function by *its* name (simple_363's gold
+            # says find_closest for restaurant_search.find_closest)
             gold = [{functions[0]["name"]: next(iter(gold[0].values()))}]
-        if answer_at[k] is not None:
-            _check_ground_truth(gold, functions, answer_at[k])
+        if at is not None:
+            _check_ground_truth(gold, functions, at)
         items.append(Item(item_id, name, functions, messages, gold, "bfcl", category, reader="bfcl"))
     return items
 
 
 def load(path=None) -> list[Loaded]:
-    """All categories found under `path` as one unit "bfcl" (ids are unique across categories;
-    metrics are reported per category). With no path, the installed `bfcl-eval` package's data."""
-    if path is None:
-        path = package_data_dir()
-        if path is None:
-            raise BenchmarkError("BFCL: no data path given and the bfcl-eval package is not installed "
-                                 "(pip install bfcl-eval --no-deps, or pass --data DIR with BFCL_v3_*.json)")
-    files = find_files(path)
-    if not files:
+    """All categories under `path` as one unit "bfcl" (metrics per category); no path: bfcl-eval's data."""
+    if path is None and (path := package_data_dir()) is None:
+        raise BenchmarkError("BFCL: no data path given and the bfcl-eval package is not installed "
+                             "(pip install bfcl-eval --no-deps, or pass --data DIR with BFCL_v3_*.json)")
+    if not (files := find_files(path)):
         raise BenchmarkError(f"{path}: no BFCL question files found (expected BFCL_v3_<category>.json, categories {', '.join(CATEGORIES)})")
-    items = []
-    for category, f in files.items():
-        items += load_category(f, category)
-    ids = [it.id for it in items]
-    if len(set(ids)) != len(ids):
+    items = [it for category, f in files.items() for it in load_category(f, category)]
+    if len({it.id for it in items}) != len(items):
         raise BenchmarkError(f"{path}: BFCL ids repeat across category files; expected each id once")
     return [Loaded("bfcl", items)]
+
+
+def _first(options):
+    return next((v for v in options if v != ""), "")  # "" (= may be omitted) only when it is the only value
+
+
+def _keep(options, required: bool) -> bool:
+    # written unless it may be omitted; no acceptable value at all (live_simple_106/112): left out
+    return bool(options) and ("" not in options or required)
+
+
+def _python_call(name: str, args: dict) -> str:
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"  # Python literals, as BFCL's decoder reads
+
+
+def gold_output(item: Item) -> str:
+    """The item's first acceptable answer in BFCL's output format, keys that may be omitted left
+    out (an acceptable dict's keys map to lists of literal values: the first is written)."""
+    if item.category == "live_relevance":
+        return _python_call(item.tools[0]["name"], {})  # any call is right
+    if not item.gold:
+        return "None of the available functions can answer this request."
+    one = lambda d: {k: _first(v) for k, v in d.items() if _keep(v, False)} if isinstance(d, dict) else d
+    calls = []
+    for entry in item.gold:
+        (name, params), = entry.items()
+        schema = next((f["parameters"] for f in item.tools if f["name"] == name), {})
+        props, args = schema.get("properties", {}), {}
+        for k, v in params.items():
+            if _keep(v, k in schema.get("required", [])):
+                value, holds = _first(v), _holds_dicts(props.get(k, {}))
+                args[k] = one(value) if holds == "dict" else [one(d) for d in value] if holds and isinstance(value, list) else value
+        calls.append(_python_call(name, args))
+    return "[" + ", ".join(calls) + "]"
 
 
 # ----------------------------------------------------------------------------- BFCL's decoder
@@ -213,7 +223,7 @@ def _value(node, json_literals: bool):
     if isinstance(node, ast.Subscript):
         return f"{ast.unparse(node.value)}[{ast.unparse(node.slice)}]"
     if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:  # BFCL eval()s it; here it is computed
-        a, b = _value(node.left, json_literals), _value(node.right, json_literals)  # on numbers, or + on str / list
+        a, b = _value(node.left, json_literals), _value(node.right, json_literals)  # on numbers, or + * on str / list
         numbers = all(type(x) in (int, float, bool) for x in (a, b))
         joined = isinstance(node.op, ast.Add) and type(a) is type(b) and type(a) in (str, list)
         repeated = isinstance(node.op, ast.Mult) and type(a) in (str, list) and type(b) is int
@@ -227,7 +237,7 @@ def _value(node, json_literals: bool):
     raise _Unreadable(f"{type(node).__name__} is not a value BFCL's decoder reads without evaluating it")
 
 
-def _call(node: ast.Call, json_literals: bool):
+def _call(node: ast.Call, json_literals: bool) -> dict:
     parts, f = [], node.func
     while isinstance(f, ast.Attribute):
         parts.append(f.attr)
@@ -240,15 +250,13 @@ def _call(node: ast.Call, json_literals: bool):
 
 
 def decode(text, json_literals: bool = False) -> Parsed:
-    """Model text as BFCL's decoder for prompting models reads it (default_decode_ast_prompting):
-    backticks, newlines and spaces stripped from the ends, a missing `[` or `]` added, then one
-    Python list of calls. Unlike tl.parse, a bare identifier is a string (`type=plus` -> "plus",
-    `true` -> "true"), a tuple stays a tuple, a keyword-less call or subscript is its source text,
-    positional arguments are dropped, and several lines of calls do not decode. `json_literals`
-    reads true/false/null as JSON literals instead (the project's own output format, see
-    tl.calls.format_call). Text that does not decode is `error` ("no_call" if tl.parse reads it as
-    prose); `[]` is "no_call". BFCL eval()s expressions; here nothing is evaluated, but arithmetic
-    on numbers, + and * on strings or lists are computed (bounded); other expressions are unreadable."""
+    """Model text as BFCL's default_decode_ast_prompting reads it: backticks, newlines and spaces
+    stripped from the ends, a missing `[` or `]` added, then one Python list of calls. Unlike
+    tl.parse: a bare identifier is a string (`true` -> "true"; JSON literals with `json_literals`),
+    a tuple stays one, a keyword-less call or a subscript is its source text, positional arguments
+    are dropped, calls on several lines do not decode. Nothing is evaluated: arithmetic on numbers,
+    + and * on strings or lists are computed (bounded). Undecodable text is "error" ("no_call" if
+    tl.parse reads prose); `[]` is "no_call"."""
     if not isinstance(text, str):
         return Parsed("error", error=f"expected model output as str; found {type(text).__name__}")
     s = text[: MAX_CHARS + len(EOS_MARK)].split(EOS_MARK, 1)[0].strip("`\n ")
@@ -271,10 +279,6 @@ def decode(text, json_literals: bool = False) -> Parsed:
 
 # ----------------------------------------------------------------------------- BFCL's value rules
 
-_TYPES = {"string": str, "any": str, "integer": int, "float": float, "number": float, "boolean": bool,
-          "array": list, "tuple": list, "dict": dict, "object": dict}  # BFCL's words, and the normal form's
-
-
 def standardize(s: str) -> str:
     """BFCL's standardize_string: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
     return re.sub(r"[ ,./\-_*^]", "", s).lower().replace("'", '"')
@@ -285,10 +289,9 @@ def _std(x):
 
 
 def _type_ok(value, acceptable, expected, item_type) -> tuple[bool, bool]:
-    """BFCL's type_checker -> (valid, is_variable). A value of the schema's type is valid (an
-    array's elements must have the item type, one level deep, for some acceptable list; a
-    non-list acceptable value such as "" lets any array pass); a value of the acceptable values'
-    own type is valid too, as a "variable", and is then compared without normalisation."""
+    """BFCL's type_checker -> (valid, is_variable). A value of the schema's type is valid (an array's
+    elements of the item type, one level deep, for some acceptable list; a non-list acceptable value
+    such as "" lets any array pass); one of the acceptable values' own type is a "variable"."""
     answer_type = next((type(a) for a in acceptable if a != ""), None)
     if type(value) is expected:
         ok = item_type is None or any(type(a) is not list or all(_type_ok(v, a, item_type, None)[0] for v in value)
@@ -298,20 +301,18 @@ def _type_ok(value, acceptable, expected, item_type) -> tuple[bool, bool]:
 
 
 def _dict_ok(value, acceptable) -> bool:
-    """BFCL's dict_checker: some acceptable dict takes every key (each value one of its
+    """BFCL's dict_checker: some acceptable dict takes every key (its value one of that key's
     acceptable values, strings normalised) and has no other key without ""."""
-    if not isinstance(value, dict):
-        return False
-    return any(isinstance(a, dict) and all(k in a and _std(v) in [_std(x) for x in a[k]] for k, v in value.items())
-               and all(k in value or "" in opts for k, opts in a.items()) for a in acceptable)
+    return isinstance(value, dict) and any(
+        isinstance(a, dict) and all(k in a and _std(v) in [_std(x) for x in a[k]] for k, v in value.items())
+        and all(k in value or "" in opts for k, opts in a.items()) for a in acceptable)
 
 
 def value_ok(value, acceptable: list, prop: dict) -> bool:
-    """One predicted parameter value against BFCL's acceptable values, under the schema property
-    `prop`, as BFCL's simple_function_checker judges it: an int counts for a `float`, a tuple for
-    a `tuple`; the type check (`_type_ok`); then strings normalised (`standardize`), lists
-    element-wise in order (top-level strings normalised), dicts and lists of dicts by
-    `_dict_ok`, anything else (and variables) by Python `in` (so 1 == 1.0)."""
+    """One predicted value against BFCL's acceptable values under schema property `prop`, as its
+    simple_function_checker judges: an int counts for a `float`, a tuple for a `tuple`; the type
+    check; then strings normalised, lists element-wise in order (strings normalised), dicts and
+    lists of dicts by `_dict_ok`, anything else (and variables) by Python `in` (1 == 1.0)."""
     kind = prop.get("type")
     if kind not in _TYPES:
         raise ValueError(f"BFCL parameter type {kind!r}: its checker knows only {', '.join(_TYPES)}")

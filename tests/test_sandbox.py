@@ -549,7 +549,7 @@ def run_bpf(prog, arch: int, nr: int, arg0: int = 0) -> int:
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
 def test_the_seccomp_program_denies_its_list_and_nothing_else(machine):
     """Checked here for both architectures, whichever this machine is; the attack tests check the real one."""
-    from tl.sandbox_worker import ARCHES, DENIED, SOCKET, seccomp_filter
+    from tl.sandbox import ARCHES, DENIED, SOCKET, seccomp_filter
     col, audit = ARCHES[machine]
     denied, allow, eperm, kill = {nrs[col] for nrs in DENIED} - {None}, 0x7FFF0000, 0x50001, 0x80000000
     for allow_inet in (True, False):

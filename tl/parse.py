@@ -1,25 +1,17 @@
 """The one parser of model output: text -> tool calls, a plain-text answer, or a parse error.
 
-Formats read (the first that applies wins):
-1. ReAct (RoTBench, ToolAlpaca, ToolEyes): `Thought: ...\\nAction: NAME\\nAction Input: {json}`.
-   The input may be JSON, a JSON string holding JSON, a Python dict literal, or empty (= {}).
-   Several Action blocks give several calls.
-2. JSON: `{"name": ..., "arguments": {...} | "<json>"}` (also "parameters", OpenAI's
-   `{"type": "function", "function": {...}}`, `{"tool_calls": [...]}`) or a list of such objects.
-   A single-quoted Python dict spelling of the same is accepted.
-3. The project's Python-call syntax `name(key="value", n=3)` (single or double quotes; JSON or
-   Python literal names true/false/null/True/False/None), one call per line or `;`, or a
-   BFCL-style list `[f(a=1), mod.g(b="x")]` with dotted names. Two spellings Python itself
-   rejects are accepted because real tool schemas need them: a keyword as an argument name
-   (`f(from="x")`) and a hyphenated tool name (`preferred-routes_get(...)`); a key that is not a
-   name at all is written `**{"code:": 1}` (see tl.calls.format_call).
-Anything else is a plain-text answer ("no_call") unless it looks like a call attempt (starts
-like `name(`, `{` or `[`), which is an "error".
-
-Safety: the text is only ever tokenized (`tokenize`), parsed (`ast.parse`, `json.loads`) and
-walked by a small literal-only walker; nothing is evaluated or executed. Input length and
-bracket nesting are bounded, and `parse` never raises: every failure, including RecursionError
-and MemoryError, becomes `Parsed(kind="error")`.
+Formats (the first that applies wins):
+1. ReAct: `Action: NAME\\nAction Input: {json}`, a call per Action block; the input may be JSON,
+   a JSON string holding JSON, a Python dict or empty (= {}).
+2. JSON: `{"name": ..., "arguments" | "parameters": {...} | "<json>"}`, OpenAI's `{"type":
+   "function", "function": {...}}`, `{"tool_calls": [...]}`, a list of these, or a Python dict.
+3. Python calls `name(key="value", n=3)` (either quote; true/false/null or True/False/None), one
+   per line or `;`, or a BFCL list `[f(a=1), mod.g(b="x")]`. Real schemas also need keyword
+   argument names (`from=`), hyphenated tool names (`a-b(`) and `**{"code:": 1}` (tl.calls.format_call).
+Anything else is a plain answer ("no_call"), or an "error" if it looks like a call attempt
+(starts like `name(`, `{` or `[`). Safety: nothing is evaluated (only tokenize, ast.parse,
+json.loads and a literal-only walker); length and nesting are bounded; `parse` never raises, every
+failure (RecursionError, MemoryError too) is `Parsed(kind="error")`.
 """
 from __future__ import annotations
 
@@ -31,6 +23,7 @@ import math
 import re
 import tokenize
 import warnings
+from itertools import accumulate
 from dataclasses import dataclass, field
 
 from tl.calls import EOS_MARK, Call
@@ -45,14 +38,13 @@ MAX_DEPTH = 100  # bracket nesting; far below what would exhaust Python's parser
 class Parsed:
     """kind: "calls" (calls non-empty), "no_call" (plain-text answer) or "error" (a call attempt
     that could not be read; `error` says why). format: "react" | "json" | "python" | None."""
-
     kind: str
     calls: list[Call] = field(default_factory=list)
     error: str | None = None
     format: str | None = None
 
 
-class _ParseError(Exception):
+class _ParseError(ValueError):
     pass
 
 
@@ -60,17 +52,30 @@ def _error(msg: str, fmt: str | None = None) -> Parsed:
     return Parsed("error", [], msg, fmt)
 
 
-def _no_call() -> Parsed:
-    return Parsed("no_call")  # a fresh object each time: `calls` is a list callers may keep
+def _strip_fences(text: str) -> str:
+    if text.startswith("```"):
+        text = text.partition("\n")[2]
+        text = text[: text.rfind("```")] if "```" in text else text
+    return text.strip()
 
-# ----------------------------------------------------------------------------- literal walker
+
+def _max_nesting(text: str) -> int:
+    depth = best = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)  # a stray closer does not hide later nesting
+    return best
+
 
 _LITERAL_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 
 
 def _literal(node: ast.AST, depth: int = 0):
-    """A literal AST node -> its JSON value. Names other than true/false/null, operators, calls,
-    f-strings, sets, bytes and complex numbers are rejected, never evaluated."""
+    """A literal AST node -> its JSON value. Other names, operators, calls, f-strings, sets,
+    bytes and complex numbers are rejected, never evaluated."""
     if depth > MAX_DEPTH:
         raise _ParseError("value nested too deeply")
     if isinstance(node, ast.Constant):
@@ -94,7 +99,7 @@ def _literal(node: ast.AST, depth: int = 0):
     if isinstance(node, ast.Dict):
         out = {}
         for k, v in zip(node.keys, node.values):
-            key = None if k is None else _literal(k, depth + 1)
+            key = None if k is None else _literal(k, depth + 1)  # k is None for `{**x}`
             if not isinstance(key, str):
                 raise _ParseError("dict keys must be strings")
             out[key] = _literal(v, depth + 1)
@@ -102,62 +107,63 @@ def _literal(node: ast.AST, depth: int = 0):
     raise _ParseError(f"{type(node).__name__} is not a literal value")
 
 
-# ----------------------------------------------------------------------------- Python-call syntax
+def _ast(text: str, mode: str) -> ast.AST:
+    with warnings.catch_warnings():  # invalid escapes in strings warn; they are not our problem
+        warnings.simplefilter("ignore")
+        return ast.parse(text, mode=mode)
 
-_PLACEHOLDER = "__tl_{}__"
 
+def parse_literal(text: str):
+    """A JSON or Python literal (`{'error': 'x'}`, `[1, true]`) -> its value, never evaluated.
+    Raises ValueError when the text is not a bounded literal."""
+    if not isinstance(text, str) or len(text) > MAX_CHARS or _max_nesting(text) > MAX_DEPTH:
+        raise ValueError("not a bounded literal")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return _literal(_ast(text.strip(), "eval").body)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+            raise ValueError(f"not a literal: {e}") from None
+
+# ----------------------------------------------------------------------------- Python calls
 
 def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
-    """Replace keyword argument names (`from=`) and hyphenated/keyword call names
-    (`a-b(`) with placeholder identifiers so that `ast.parse` accepts them; returns the new
-    text and placeholder -> original. Works on tokens, so string contents are never touched."""
-    if "__tl_" in text:
+    """Keyword argument names (`from=`) and call names with a `-` or a keyword (`a-b(`) ->
+    placeholders `ast.parse` accepts; returns the text and {placeholder: original}. Works on
+    tokens, so string contents are never touched."""
+    if "__tl_" in text:  # could collide with a placeholder
         return text, {}
     try:
         toks = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
                 if t.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)]
     except (tokenize.TokenError, SyntaxError, ValueError):
         return text, {}
-    starts = [0]
-    for line in text.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
-
-    def offset(pos):
-        return starts[pos[0] - 1] + pos[1]
+    starts = [0, *accumulate(map(len, text.splitlines(keepends=True)))]  # tokens give (row, col)
 
     def is_op(j, *ops):
         return 0 <= j < len(toks) and toks[j].type == tokenize.OP and toks[j].string in ops
 
-    edits, renames, j = [], {}, 0
+    out, renames, done, j = [], {}, 0, 0
     while j < len(toks):
-        t = toks[j]
-        if t.type != tokenize.NAME:
-            j += 1
-            continue
-        at_call_start = j == 0 or is_op(j - 1, "[", ",", "(", ";") or toks[j - 1].type == tokenize.NEWLINE
-        if keyword.iskeyword(t.string) and is_op(j + 1, "=") and is_op(j - 1, "(", ","):
-            end = j  # a keyword used as an argument name
-        elif at_call_start:
-            # a run NAME (("-" | ".") NAME)* written without spaces and followed by "("
-            end = j
-            while (is_op(end + 1, "-", ".") and end + 2 < len(toks) and toks[end + 2].type == tokenize.NAME
-                   and toks[end + 1].start == toks[end].end and toks[end + 2].start == toks[end + 1].end):
-                end += 2
-            run = toks[j:end + 1]
-            if not (is_op(end + 1, "(") and (any(r.string == "-" for r in run) or any(keyword.iskeyword(r.string) for r in run))):
-                j += 1
-                continue
-        else:
-            j += 1
-            continue
-        name = _PLACEHOLDER.format(len(renames))
-        original = text[offset(toks[j].start):offset(toks[end].end)]
-        renames[name] = original
-        edits.append((offset(toks[j].start), offset(toks[end].end), name))
-        j = end + 1
-    for s, e, rep in reversed(edits):
-        text = text[:s] + rep + text[e:]
-    return text, renames
+        t, end = toks[j], None
+        if t.type == tokenize.NAME and keyword.iskeyword(t.string) and is_op(j + 1, "=") and is_op(j - 1, "(", ","):
+            end = j  # a keyword as an argument name
+        elif t.type == tokenize.NAME and (j == 0 or is_op(j - 1, "[", ",", "(", ";") or toks[j - 1].type == tokenize.NEWLINE):
+            k = j  # at a call's start: NAME (("-" | ".") NAME)*, written without spaces
+            while (is_op(k + 1, "-", ".") and k + 2 < len(toks) and toks[k + 2].type == tokenize.NAME
+                   and toks[k + 1].start == toks[k].end and toks[k + 2].start == toks[k + 1].end):
+                k += 2
+            if is_op(k + 1, "(") and any(r.string == "-" or keyword.iskeyword(r.string) for r in toks[j:k + 1]):
+                end = k
+        if end is not None:
+            s, e = starts[t.start[0] - 1] + t.start[1], starts[toks[end].end[0] - 1] + toks[end].end[1]
+            name = f"__tl_{len(renames)}__"
+            renames[name] = text[s:e]
+            out += [text[done:s], name]
+            done, j = e, end
+        j += 1
+    return "".join(out) + text[done:], renames
 
 
 def _call_name(node: ast.AST, renames: dict[str, str]) -> str:
@@ -168,89 +174,50 @@ def _call_name(node: ast.AST, renames: dict[str, str]) -> str:
     raise _ParseError(f"a call must start with a tool name; found {type(node).__name__}")
 
 
-def _call_from_node(node: ast.Call, renames: dict[str, str]) -> Call:
-    name = _call_name(node.func, renames)
-    if node.args:
-        raise _ParseError(f"{name}: positional arguments are not supported; write key=value")
-    args: dict = {}
-    for kw in node.keywords:
-        if kw.arg is None:  # **{"non-identifier key": value}
-            extra = _literal(kw.value)
-            if not isinstance(extra, dict):
-                raise _ParseError(f"{name}: ** must be followed by a dict literal")
-            items = extra.items()
-        else:
-            items = [(renames.get(kw.arg, kw.arg), _literal(kw.value))]
-        for k, v in items:
-            if k in args:
-                raise _ParseError(f"{name}: argument {k!r} given twice")
-            args[k] = v
-    return Call(name, args)
-
-
 def _parse_python(text: str) -> list[Call]:
-    """Raises _ParseError or SyntaxError/ValueError when the text is not a sequence of calls."""
+    """Raises SyntaxError or ValueError when the text is not a sequence of calls."""
     src, renames = _rewrite_tokens(text)
-    with warnings.catch_warnings():  # invalid escapes in strings warn; they are not our problem
-        warnings.simplefilter("ignore")
-        tree = ast.parse(src, mode="exec")
     calls = []
-    for stmt in tree.body:
+    for stmt in _ast(src, "exec").body:
         node = stmt.value if isinstance(stmt, ast.Expr) else None
-        items = node.elts if isinstance(node, (ast.List, ast.Tuple)) else [node]
-        for item in items:
+        for item in node.elts if isinstance(node, (ast.List, ast.Tuple)) else [node]:
             if not isinstance(item, ast.Call):
                 raise _ParseError("expected tool calls `name(key=value)`; found other Python")
-            calls.append(_call_from_node(item, renames))
+            name = _call_name(item.func, renames)
+            if item.args:
+                raise _ParseError(f"{name}: positional arguments are not supported; write key=value")
+            args = {}
+            for kw in item.keywords:
+                value = _literal(kw.value)
+                if kw.arg is None and not isinstance(value, dict):  # `**{"non-identifier key": value}`
+                    raise _ParseError(f"{name}: ** must be followed by a dict literal")
+                for k, v in value.items() if kw.arg is None else [(renames.get(kw.arg, kw.arg), value)]:
+                    if k in args:
+                        raise _ParseError(f"{name}: argument {k!r} given twice")
+                    args[k] = v
+            calls.append(Call(name, args))
     return calls
 
+# ----------------------------------------------------------------------------- JSON and ReAct
 
-# ----------------------------------------------------------------------------- JSON objects
-
-
-def _calls_from_obj(obj, fmt: str) -> Parsed:
-    if isinstance(obj, dict) and isinstance(obj.get("tool_calls"), list):
-        obj = obj["tool_calls"]
+def _calls_from_obj(obj) -> Parsed:
     if isinstance(obj, dict):
-        obj = [obj]
+        obj = obj["tool_calls"] if isinstance(obj.get("tool_calls"), list) else [obj]
     if not isinstance(obj, list) or not any(isinstance(o, dict) for o in obj):
-        return _no_call()  # a JSON answer (a number, a string, a list of values)
+        return Parsed("no_call")  # a JSON answer (a number, a string, a list of values)
     calls = []
     for i, o in enumerate(obj):
         try:
             calls.append(Call.from_dict(o))
         except ValueError as e:
-            return _error(f"JSON call {i}: {e}", fmt)
-    return Parsed("calls", calls, None, fmt)
+            return _error(f"JSON call {i}: {e}", "json")
+    return Parsed("calls", calls, None, "json")
 
-
-def _python_literal(text: str):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _literal(ast.parse(text, mode="eval").body)
-
-
-def parse_literal(text: str):
-    """A JSON or Python literal (`{'error': 'x'}`, `[1, true]`) -> its value, safely (json.loads,
-    else ast + the literal walker). Raises ValueError when the text is not a bounded literal."""
-    if not isinstance(text, str) or len(text) > MAX_CHARS or _max_nesting(text) > MAX_DEPTH:
-        raise ValueError("not a bounded literal")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    try:
-        return _python_literal(text.strip())
-    except (SyntaxError, ValueError, _ParseError, RecursionError, MemoryError) as e:
-        raise ValueError(f"not a literal: {e}") from None
-
-
-# ----------------------------------------------------------------------------- ReAct
 
 _ACTION = re.compile(r"^[ \t]*Action[ \t]*:[ \t]*(.*)$", re.M)
 _ACTION_INPUT = re.compile(r"^[ \t]*Action[ \t]*Input[ \t]*:", re.M)
 _STOP = re.compile(r"^[ \t]*(?:Observation|Thought|Action|Final Answer)[ \t]*:", re.M)
-_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
+_NAME = r"[A-Za-z_][\w.\-]*"  # a tool name, dotted or hyphenated as real ones are
 
 
 def _action_input(text: str) -> dict:
@@ -259,12 +226,12 @@ def _action_input(text: str) -> dict:
         return {}
     try:
         value, _ = json.JSONDecoder().raw_decode(text)  # trailing text after the object is ignored
-        if isinstance(value, str):  # ToolAlpaca-style: the input is a JSON string holding JSON
+        if isinstance(value, str):  # ToolAlpaca: the input is a JSON string holding JSON
             value = json.loads(value) if value.strip() else {}
     except json.JSONDecodeError:
         try:
-            value = _python_literal(text)
-        except (SyntaxError, ValueError, _ParseError):
+            value = _literal(_ast(text, "eval").body)
+        except (SyntaxError, ValueError):
             raise _ParseError(f"Action Input is neither JSON nor a Python dict: {text[:80]!r}") from None
     if not isinstance(value, dict):
         raise _ParseError(f"Action Input must be an object; found {type(value).__name__}")
@@ -277,84 +244,51 @@ def _parse_react(text: str) -> Parsed:
     for n, m in enumerate(actions):
         block_end = actions[n + 1].start() if n + 1 < len(actions) else len(text)
         name = m.group(1).strip().strip("`'\"").strip()
-        if "(" in name:  # `Action: get_weather(city="Paris")`
+        if re.fullmatch(_NAME, name):
+            inp = _ACTION_INPUT.search(text, m.end(), block_end)
+            stop = inp and _STOP.search(text, inp.end(), block_end)
             try:
-                inline = _parse_python(name)
-            except (SyntaxError, ValueError, _ParseError) as e:
-                return _error(f"Action {n}: {e}", "react")
-            if not inline:
-                return _error(f"Action {n}: expected a tool name; found {name[:80]!r}", "react")
-            calls.extend(inline)
-            continue
-        if not _NAME.fullmatch(name):
-            return _error(f"Action {n}: expected a tool name; found {name[:80]!r}", "react")
-        inp = _ACTION_INPUT.search(text, m.end(), block_end)
-        args = {}
-        if inp is not None:
-            stop = _STOP.search(text, inp.end(), block_end)
-            try:
-                args = _action_input(text[inp.end(): stop.start() if stop else block_end])
+                calls.append(Call(name, _action_input(text[inp.end(): stop.start() if stop else block_end]) if inp else {}))
             except (_ParseError, json.JSONDecodeError) as e:
                 return _error(f"Action {n} ({name}): {e}", "react")
-        calls.append(Call(name, args))
+            continue
+        try:  # `Action: get_weather(city="Paris")`
+            inline = _parse_python(name) if "(" in name else []
+        except (SyntaxError, ValueError) as e:
+            return _error(f"Action {n}: {e}", "react")
+        if not inline:
+            return _error(f"Action {n}: expected a tool name; found {name[:80]!r}", "react")
+        calls.extend(inline)
     return Parsed("calls", calls, None, "react")
-
-
-# ----------------------------------------------------------------------------- entry point
-
-_CALL_START = re.compile(r"\s*\[?\s*[A-Za-z_][\w.\-]*\(")
-
-
-def _strip_fences(text: str) -> str:
-    if text.startswith("```"):
-        text = text.split("\n", 1)[1] if "\n" in text else ""
-        text = text[: text.rfind("```")] if "```" in text else text
-    return text.strip()
-
-
-def _max_nesting(text: str) -> int:
-    depth = best = 0
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-            best = max(best, depth)
-        elif ch in ")]}":
-            depth = max(depth - 1, 0)
-    return best
 
 
 def _parse(text) -> Parsed:
     if not isinstance(text, str):
         return _error(f"expected model output as str; found {type(text).__name__}")
-    if len(text) > MAX_CHARS:  # checked before any scanning, and again after cutting at EOS
-        text = text[: MAX_CHARS + len(EOS_MARK)]
-    text = text.split(EOS_MARK, 1)[0].strip()
+    text = text[: MAX_CHARS + len(EOS_MARK)].split(EOS_MARK, 1)[0].strip()  # cut before any scanning
     if len(text) > MAX_CHARS:
         return _error(f"output longer than {MAX_CHARS} characters")
     text = _strip_fences(text)
     if not text:
-        return _no_call()
+        return Parsed("no_call")
     if _max_nesting(text) > MAX_DEPTH:
         return _error(f"brackets nested deeper than {MAX_DEPTH}")
     if _ACTION.search(text):
         return _parse_react(text)
     if text[0] in "{[":
         try:
-            return _calls_from_obj(json.loads(text), "json")
+            return _calls_from_obj(json.loads(text))
         except json.JSONDecodeError:
-            pass
-        if text[0] == "{":
-            try:
-                return _calls_from_obj(_python_literal(text), "json")
-            except (SyntaxError, ValueError, _ParseError) as e:
-                return _error(f"not a JSON call object: {e}", "json")
+            if text[0] == "{":  # a Python dict spelling
+                try:
+                    return _calls_from_obj(_literal(_ast(text, "eval").body))
+                except (SyntaxError, ValueError) as e:
+                    return _error(f"not a JSON call object: {e}", "json")
     try:
         calls = _parse_python(text)
-    except (SyntaxError, ValueError, _ParseError) as e:
-        if _CALL_START.match(text):
-            return _error(f"not a valid call: {e}", "python")
-        return _no_call()  # prose
-    return Parsed("calls", calls, None, "python") if calls else _no_call()
+    except (SyntaxError, ValueError) as e:
+        return _error(f"not a valid call: {e}", "python") if re.match(rf"\s*\[?\s*{_NAME}\(", text) else Parsed("no_call")
+    return Parsed("calls", calls, None, "python") if calls else Parsed("no_call")
 
 
 def parse(text) -> Parsed:

@@ -4,61 +4,62 @@
         r = box.run(Call("get_weather_current", {"city": "Paris"}))
         r.ok, r.output, r.category, r.message, r.feedback   # feedback = what follows `Output:`
 
-Contract: `run` never raises for a Call (only once closed); whatever the tool's code does or writes,
-the caller returns a consistent Result: ok=True has category all_right, no message and at most
-`max_output` characters of output (else the output-limit error); ok=False has no output, another
-category of tl.classify.FEEDBACK_CATEGORIES and a message of at most 1,024 characters such that
-`classify_feedback(message) == category` (a reply breaking this is a `500 Server Error`); strings are
-valid UTF-8 (lone surrogates -> U+FFFD). Validation (in the caller; `validate_call` is public) is
-worded like Python: `NameError: name 'x' is not defined` (tool_hallucination), `TypeError: f() got an
-unexpected keyword argument 'x'` (param_hallucination), `... missing 1 required positional argument:
-'y'` (param_missing), `... argument 'n' must be int, not str` (others). A tool's exception reads as a
-traceback's last line, `Name: message` (or `Name`) for names ending in Error/Exception and built-in
-exceptions, else `Error: Name: message`; timeouts, crashes, memory, output limits: tool_instability.
+Contract: `run` never raises for a Call (only once closed), and the caller checks every reply, so
+whatever the tool's code does: ok=True has category all_right, no message, at most `max_output`
+characters of output; ok=False has no output, another category of tl.classify.FEEDBACK_CATEGORIES and
+a message of at most 1,024 characters with `classify_feedback(message) == category` (a reply breaking
+this is a `500 Server Error`); text is valid UTF-8 (lone surrogates -> U+FFFD). Failures are worded
+like Python: validation (`validate_call`) as `NameError: name 'x' is not defined`, `TypeError: f() got
+an unexpected keyword argument 'x'`, `... missing 1 required positional argument: 'y'`, `... argument
+'n' must be int, not str`; a tool's exception as a traceback's last line, `Name: message`, prefixed
+`Error: ` unless the name ends in Error/Exception or is a built-in exception; timeouts, crashes,
+memory and output limits are tool_instability.
 
-A warm worker (tl/sandbox_worker.py: scrubbed environment, tools imported) forks a child per call in a
-fresh empty scratch dir, fds 0-2 on /dev/null and no other, under RLIMIT_AS (memory_mb), CPU, FSIZE, NOFILE, CORE = 0,
-NPROC = 0; every wait ends at the call's deadline, then the child is killed. `Sandbox.isolation`
-reports the layers: network (root: the worker's own network namespace; else seccomp bans AF_INET/6
-too); readonly_fs (root: a mount namespace, read-only but scratch); disk_quota (root: each call's
-scratch is its own tmpfs of 4 x max_file_mb, unmounted after it); separate_uid (root: an unused uid per
-worker, no groups); ipc (root: an IPC namespace per call); seccomp (x86_64, aarch64; root not needed):
-EPERM for socket families but AF_INET/6 (Unix, VSOCK, netlink, packet), SysV IPC, POSIX mqueues,
-keyrings, memfd, clone/fork/exec, signals, ptrace, process_vm_*, io_uring, bpf, perf, userfaultfd,
-mounts, namespaces, file handles, modules. Not bubblewrap/nsjail: they start a process per use, so per
-call they cost a fresh interpreter (~50 ms: under 100 calls/s on 2 cores), and around the worker only
-they leave the per-call layers here anyway; neither is installed here, many clusters cannot add a
-system package or setuid helper, and the install stays pip-only. They would add a PID namespace.
+Covered: a warm worker (scrubbed environment, tools imported) forks a child per call in a fresh empty
+scratch dir, fds 0-2 on /dev/null and no other, under RLIMIT_AS (memory_mb), CPU, FSIZE, NOFILE,
+CORE = 0, NPROC = 0; every wait ends at the call's deadline, then the child is killed.
+`Sandbox.isolation` reports the layers: network (root: the worker's own network namespace; else
+seccomp bans AF_INET/6 too); readonly_fs (root: a mount namespace, read-only but scratch); disk_quota
+(root: each call's scratch is its own tmpfs of 4 x max_file_mb); separate_uid (root: an unused uid per
+worker, no groups); ipc (root: an IPC namespace per call); seccomp (x86_64, aarch64; no root needed):
+EPERM for sockets but AF_INET/6 (Unix, VSOCK, netlink, ...) and the syscalls of DENIED. Not
+bubblewrap/nsjail: they start a process per use, i.e. a fresh interpreter per call (under 100 calls/s
+on 2 cores), they are a system package or setuid helper many clusters cannot add, and the install
+stays pip-only; they would add a PID namespace.
 
 NOT covered: kernel exploits through the allowed syscalls, side channels (no VM); no PID namespace
-(other processes' /proc/<pid>/cmdline) and world-readable files (/etc/passwd, the Python install) stay
-readable; no cgroup (RLIMIT_AS bounds a call's memory, not kernel memory such as pipe buffers). Without
-root the child is the caller's user: it reads and writes that user's files (/tmp, /dev/shm carry data
-to later calls), disk is bounded per file only, the network is cut by seccomp only. Without seccomp
-(another architecture) it can also signal the caller, and host Unix sockets, VSOCK, memfd, keyrings
-stay open. Root without CAP_SETUID keeps the child root. `run_in_process` has no isolation at all.
+(other processes' /proc/<pid>/cmdline) and world-readable files stay readable; no cgroup (RLIMIT_AS
+bounds a call's memory, not kernel memory such as pipe buffers). Without root the child is the
+caller's user: it reads and writes that user's files (/tmp, /dev/shm carry data to later calls), disk
+is bounded per file only, the network is cut by seccomp only. Without seccomp (another architecture)
+it can also signal the caller and reach host Unix sockets, VSOCK, memfd, keyrings. Root without
+CAP_SETUID keeps the child root. `run_in_process` has no isolation at all.
 """
 import builtins
 import contextlib
+import ctypes
+import importlib
 import io
 import json
 import os
 import queue
+import resource
+import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Pipe
 
+from tl.calls import Call
 from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING,
                          TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
-from tl.calls import Call
 
 # Imported by the worker before it isolates itself: after the uid drop the child may be unable to read
 # the Python install (e.g. a pyenv under /root), so model code can import only what is loaded. These
@@ -78,9 +79,7 @@ def in_sandbox_child() -> bool:
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of one call. category: a feedback category of tl.classify; feedback: the text that
-    follows `Output:` in the prompt; to_dict(): the `result` field of a trajectory's tool message."""
-
+    """One call's outcome. feedback: the text after `Output:`; to_dict(): a tool message's `result`."""
     ok: bool
     output: str = ""
     category: str = ALL_RIGHT
@@ -107,7 +106,6 @@ def _utf8(s: str) -> str:  # untrusted text may hold lone surrogates, which UTF-
 
 
 def _exception_result(e: BaseException) -> Result:
-    """An exception as a traceback's last line, worded so that tl.classify reads it as a failure."""
     name, text, builtin = type(e).__name__[:100], "", getattr(builtins, type(e).__name__, None)
     with contextlib.suppress(Exception):  # a custom __str__ may fail
         text = str(e)
@@ -142,9 +140,9 @@ _JSON_TYPES = {"string": ((str,), "str"), "integer": ((int,), "int"), "number": 
 
 
 def validate_call(call, schemas) -> Result | None:
-    """Check a call against the tool schemas (a {name: schema} dict or a list of schemas): None when
-    it may run, else the failed Result with Python's wording, in Python's order (unknown name,
-    unexpected keyword, missing required, wrong type). None for an optional parameter = not given."""
+    """None when the call may run against `schemas` ({name: schema} or a list), else the failed Result,
+    in Python's order: unknown name, unexpected keyword, missing required, wrong type. None for an
+    optional parameter means not given."""
     call = Call.from_dict(call)
     schema = (schemas if isinstance(schemas, dict) else {s["name"]: s for s in schemas}).get(call.name)
     if schema is None:
@@ -185,9 +183,13 @@ def _invoke(fn, arguments: dict, max_output: int) -> Result:
     return _output_limit(len(output), max_output) if len(output) > max_output else Result(True, _utf8(output))
 
 
+def _tool_dict(tools) -> dict:  # {name: tool} from a dict or a list of objects with .schema and .fn
+    return dict(tools) if isinstance(tools, dict) else {t.schema["name"]: t for t in tools}
+
+
 def run_in_process(tools, call, *, max_output: int = 8192) -> Result:
-    """Validate and run a call in *this* process, with the sandbox's validation and wording but no
-    isolation at all. For trusted tools only; it refuses `run_python`, which must run in a Sandbox."""
+    """A call validated, run and worded as in a Sandbox, in *this* process without any isolation: for
+    trusted tools only; it refuses `run_python`, which must run in a Sandbox."""
     tools, call = _tool_dict(tools), Call.from_dict(call)
     failed = validate_call(call, {n: t.schema for n, t in tools.items()})
     if failed is None and call.name == "run_python":
@@ -195,16 +197,206 @@ def run_in_process(tools, call, *, max_output: int = 8192) -> Result:
     return failed or _invoke(tools[call.name].fn, _given_arguments(call, tools[call.name].schema), max_output)
 
 
-def _tool_dict(tools) -> dict:  # {name: tool} from a dict or a list of objects with .schema and .fn
-    return dict(tools) if isinstance(tools, dict) else {t.schema["name"]: t for t in tools}
+# ----------------------------------------------------------------------------- the worker's side
+
+# (x86_64, aarch64) numbers of the syscalls a child gets EPERM for. No tool needs them; they carry data
+# to later calls (SysV IPC, POSIX mqueues, keyrings), hold memory outside RLIMIT_AS (memfd), start or
+# signal processes, reach into other processes, or open rarely used parts of the kernel.
+DENIED = [(29, 194), (30, 196), (31, 195), (64, 190), (65, 193), (66, 191), (220, 192),  # shm*, sem*
+          (68, 186), (69, 189), (70, 188), (71, 187),  # msgget, msgsnd, msgrcv, msgctl
+          (240, 180), (241, 181), (242, 182), (243, 183), (244, 184), (245, 185),  # mq_*
+          (248, 217), (249, 218), (250, 219), (319, 279), (447, 447),  # add_key, request_key, keyctl, memfd_*
+          (56, 220), (435, 435), (57, None), (58, None), (59, 221), (322, 281),  # clone(3), (v)fork, execve(at)
+          (62, 129), (200, 130), (234, 131), (129, 138), (297, 240), (424, 424),  # kill ... pidfd_send_signal
+          (101, 117), (310, 270), (311, 271), (438, 438),  # ptrace, process_vm_readv/writev, pidfd_getfd
+          (323, 282), (321, 280), (298, 241), (425, 425), (426, 426), (427, 427),  # userfaultfd, bpf, perf, io_uring
+          (272, 97), (308, 268), (165, 40), (166, 39), (155, 41),  # unshare, setns, mount, umount2, pivot_root
+          (428, 428), (429, 429), (430, 430), (432, 432), (442, 442),  # the new mount API
+          (303, 264), (304, 265), (246, 104), (175, 105), (313, 273), (176, 106)]  # file handles, kexec, modules
+SOCKET = (41, 198)
+ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}  # column of DENIED, AUDIT_ARCH_*
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG, _PR_SET_SECCOMP, _PR_SET_NO_NEW_PRIVS = 1, 22, 38
+_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x40000000
+_MS_NOSUID_NODEV_NOEXEC, _MS_BIND, _MS_REC_PRIVATE, _MNT_DETACH = 2 | 4 | 8, 4096, 16384 | 1 << 18, 2
+_SECCOMP = None  # the worker's compiled filter, installed by each child
+
+
+def seccomp_filter(allow_inet: bool, machine: str | None = None):
+    """The BPF program (a struct sock_fprog) for `machine` (default: this one), None for an unknown one:
+    EPERM for DENIED and socket() of any family but AF_INET/6 (those only with `allow_inet`); a syscall
+    of another ABI (i386's int 0x80) kills the process."""
+    col, audit = ARCHES.get(machine or os.uname().machine, (None, None))
+    if col is None:
+        return None
+    deny, families = [nrs[col] for nrs in DENIED if nrs[col] is not None], (2, 10) if allow_inet else ()
+    # (code, jt, jf, k); a jump skips jt/jf instructions. Layout: arch check, nr checks, socket family
+    # checks, then RET EPERM and RET ALLOW, the targets whose distances the offsets below count.
+    prog = [(0x20, 0, 0, 4), (0x15, 1, 0, audit), (0x06, 0, 0, 0x80000000),  # LD arch; JEQ; RET KILL_PROCESS
+            (0x20, 0, 0, 0)]  # LD nr
+    if col == 0:  # x32 numbers (bit 30 set) alias x86_64's
+        prog.append((0x35, len(deny) + len(families) + 2, 0, 0x40000000))  # JGE -> EPERM
+    prog += [(0x15, len(deny) - i + len(families) + 1, 0, nr) for i, nr in enumerate(deny)]  # JEQ -> EPERM
+    prog += [(0x15, 0, len(families) + 2, SOCKET[col]), (0x20, 0, 0, 16)]  # JEQ socket, else ALLOW; LD args[0]
+    prog += [(0x15, len(families) - i, 0, family) for i, family in enumerate(families)]  # JEQ -> ALLOW
+    prog += [(0x06, 0, 0, 0x00050001), (0x06, 0, 0, 0x7FFF0000)]  # RET ERRNO(EPERM); RET ALLOW
+    code = b"".join(op.to_bytes(2, "little") + bytes([jt, jf]) + k.to_bytes(4, "little") for op, jt, jf, k in prog)
+    keep = ctypes.create_string_buffer(code, len(code))  # struct sock_filter[] (both ABIs little-endian)
+    fprog = (ctypes.c_uint64 * 2)(len(prog), ctypes.addressof(keep))  # {u16 len (padded), filter pointer}
+    fprog.keep = keep  # the program must outlive every child that installs it
+    return fprog
+
+
+def _drop_to(uid: int):
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def _child_main(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, iso: dict, result_fd: int):
+    """In the forked child: confine, call, write the JSON result to fd 3, exit. Never returns."""
+    global _IN_CHILD
+    try:
+        os.chdir(scratch)
+        os.environ.update(HOME=scratch, TMPDIR=scratch)
+        os.dup2(result_fd, 3)
+        for fd in (0, 1, 2):  # fd 0 is the worker's channel to the caller
+            os.dup2(os.open(os.devnull, os.O_RDWR), fd)
+        os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        for lim, value in ((resource.RLIMIT_AS, limits["memory_mb"] << 20), (resource.RLIMIT_CORE, 0),
+                           (resource.RLIMIT_CPU, int(limits["timeout"]) + 2), (resource.RLIMIT_NPROC, 0),
+                           (resource.RLIMIT_FSIZE, limits["max_file_mb"] << 20), (resource.RLIMIT_NOFILE, 64)):
+            resource.setrlimit(lim, (value, value))
+        if iso["ipc"] and _libc.unshare(_CLONE_NEWIPC) != 0:  # before the uid drop: it needs the capability
+            os._exit(71)
+        if uid is not None:
+            _drop_to(uid)
+        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # also what lets a non-root process install seccomp
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
+        if iso["seccomp"] and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) != 0:  # last: it bans unshare
+            os._exit(71)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes raise OSError instead
+        sys.stdout = sys.stderr = CappedStringIO(limits["max_output"])  # stray prints: bounded, dropped
+        _IN_CHILD = True
+        view = memoryview(json.dumps(asdict(_invoke(fn, arguments, limits["max_output"]))).encode())
+        while view:  # ASCII JSON: lone surrogates travel as escapes
+            view = view[os.write(3, view):]
+        os._exit(0)
+    except BaseException:
+        os._exit(70)
+
+
+def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, iso: dict) -> dict:
+    """Fork a child for one call; read its result, then reap it, both by the call's deadline (its code
+    may close the result pipe and keep running). The reply's fields go to the caller unchecked."""
+    read_fd, write_fd = os.pipe()
+    if (pid := os.fork()) == 0:
+        os.close(read_fd)
+        _child_main(fn, arguments, limits, scratch, uid, iso, write_fd)
+    os.close(write_fd)
+    deadline, chunks, size, verdict, pidfd = time.monotonic() + limits["timeout"], [], 0, None, None
+    timeout = _fail(TOOL_INSTABILITY, f"TimeoutError: the tool call timed out after {limits['timeout']:g} s")
+    while verdict is None:
+        if (left := deadline - time.monotonic()) <= 0 or not select.select([read_fd], [], [], left)[0]:
+            verdict = timeout
+        elif not (chunk := os.read(read_fd, 1 << 16)):
+            break
+        elif (size := size + len(chunk)) > 12 * limits["max_output"] + 4096:  # ASCII JSON: <= 12 bytes a char
+            verdict = _output_limit(size, limits["max_output"])
+        else:
+            chunks.append(chunk)
+    with contextlib.suppress(OSError, AttributeError):  # pidfd_open needs Linux 5.3; without it, poll
+        pidfd = os.pidfd_open(pid)
+    while verdict is None and not (exited := os.waitpid(pid, os.WNOHANG))[0]:  # normally it has exited
+        if (left := deadline - time.monotonic()) <= 0:
+            verdict = timeout
+        elif pidfd is None or not select.select([pidfd], [], [], left)[0]:
+            time.sleep(min(left, 1e-3))
+    for fd in (read_fd, pidfd):
+        if fd is not None:
+            os.close(fd)
+    if verdict is not None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return asdict(verdict)
+    with contextlib.suppress(Exception):  # garbage from the tool's code falls through to the exit status
+        reply = json.loads(b"".join(chunks))
+        return {k: reply[k] for k in _FIELDS}
+    if (code := os.waitstatus_to_exitcode(exited[1])) == -signal.SIGXCPU:
+        return asdict(_fail(TOOL_INSTABILITY, "TimeoutError: the tool call timed out (CPU time limit)"))
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    return asdict(_fail(TOOL_INSTABILITY, f"500 Server Error: the tool process crashed ({how})"))
+
+
+def _mount_setattr(path: bytes, flags: int, set_: int = 0, clear: int = 0) -> bool:
+    attr = (ctypes.c_uint64 * 4)(set_, clear, 0, 0)  # struct mount_attr
+    return _libc.syscall(442, -100, path, flags, attr, ctypes.sizeof(attr)) == 0  # mount_setattr(AT_FDCWD, ...)
+
+
+def _isolate(scratch_root: str, uid: int) -> dict:
+    """Enter the namespaces the OS allows (root), compile seccomp, try the per-call layers in a
+    throw-away child, and report what applies (`Sandbox.isolation`)."""
+    global _SECCOMP
+    netns = readonly = quota = False
+    if os.geteuid() == 0 and (netns := _libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0):  # no interface: no network
+        root = scratch_root.encode()
+        readonly = (_libc.mount(b"none", b"/", None, _MS_REC_PRIVATE, None) == 0  # nothing leaks back out
+                    and _mount_setattr(b"/", 0x8000, set_=1))  # AT_RECURSIVE, MOUNT_ATTR_RDONLY
+        # The scratch dirs on a tmpfs: a cheap mkdir per call, and each call mounts its own tmpfs on one.
+        quota = readonly and _libc.mount(b"tmpfs", root, b"tmpfs", _MS_NOSUID_NODEV_NOEXEC, b"size=1m,mode=0755") == 0
+        if readonly and not quota:  # else a writable bind mount of the scratch root
+            readonly = _libc.mount(root, root, None, _MS_BIND, None) == 0 and _mount_setattr(root, 0, clear=1)
+    _SECCOMP = seccomp_filter(allow_inet=netns)  # AF_INET/6 are harmless only where no network exists
+    if (pid := os.fork()) == 0:
+        ipc = os.geteuid() == 0 and _libc.unshare(_CLONE_NEWIPC) == 0
+        with contextlib.suppress(OSError):
+            _drop_to(uid)  # root inside a container may lack CAP_SETUID
+        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        sec = _SECCOMP is not None and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) == 0
+        with contextlib.suppress(PermissionError):
+            sec = sec and os.memfd_create("probe") < 0  # a working filter refuses it
+        os._exit((os.getuid() == uid) | ipc << 1 | sec << 2)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    return {"network": netns or bool(code & 4), "readonly_fs": readonly, "disk_quota": quota,
+            "separate_uid": bool(code & 1), "ipc": bool(code & 2), "seccomp": bool(code & 4)}
+
+
+def worker_main(hello: dict, conn):
+    """The worker process (started by _BOOT): import the tools, isolate, then serve calls until the
+    caller closes `conn`."""
+    try:
+        fns = {}
+        for name, (module, qualname) in hello["tools"].items():
+            fns[name] = importlib.import_module(module)
+            for part in qualname.split("."):
+                fns[name] = getattr(fns[name], part)
+        for m in PRELOAD:
+            importlib.import_module(m)
+        iso = _isolate(hello["scratch_root"], hello["uid"])
+    except Exception as e:
+        return conn.send_bytes(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}).encode())
+    conn.send_bytes(json.dumps({"ready": True, "isolation": iso}).encode())
+    uid, limits = hello["uid"] if iso["separate_uid"] else None, hello["limits"]
+    opts = f"size={4 * limits['max_file_mb']}m,nr_inodes=16384,mode=0700,uid={uid or 0},gid={uid or 0}".encode()
+    with contextlib.suppress(EOFError):  # the caller closed the channel
+        while req := json.loads(conn.recv_bytes()):
+            scratch = tempfile.mkdtemp(dir=hello["scratch_root"])  # fresh per call: no mode, xattr or file survives
+            own_fs = iso["disk_quota"] and _libc.mount(b"tmpfs", scratch.encode(), b"tmpfs",
+                                                       _MS_NOSUID_NODEV_NOEXEC, opts) == 0
+            if uid is not None and not own_fs:
+                os.chown(scratch, uid, uid)
+            conn.send_bytes(json.dumps(_run_child(fns[req["name"]], req["arguments"], limits, scratch, uid, iso)).encode())
+            if own_fs:
+                _libc.umount2(scratch.encode(), _MNT_DETACH)  # the call's files go at once, however deep the tree
+            _remove_tree(scratch)  # after the reply, so the caller does not wait for it
 
 
 # ----------------------------------------------------------------------------- the caller's side
 
 
 def _remove_tree(path: str):
-    """Delete a tree whatever its depth and modes, best effort and never raising: rmdir or rmtree, else
-    coreutils, which walk it iteratively (Python 3.11's rmtree recurses: a deep tree makes it raise)."""
+    """Delete a tree of any depth and modes, never raising: rmdir or rmtree, else coreutils, which walk
+    it iteratively (Python 3.11's rmtree recurses: a deep tree makes it raise)."""
     with contextlib.suppress(OSError):
         return os.rmdir(path)  # the common case: nothing left
     with contextlib.suppress(Exception):
@@ -217,21 +409,20 @@ def _remove_tree(path: str):
 
 _BOOT = ("import json, sys; from multiprocessing.connection import Connection; conn = Connection(0); "
          "hello = json.loads(conn.recv_bytes()); sys.path[:0] = hello['sys_path']; "
-         "import tl.sandbox_worker; tl.sandbox_worker.main(hello, conn)")
+         "import tl.sandbox; tl.sandbox.worker_main(hello, conn)")
 
 
 class _Worker:
-    """The caller's handle on one worker process: a socket channel, replies read with a deadline. Its
-    stderr is the caller's (only the worker's own crashes reach it; a child's goes to /dev/null)."""
+    """The caller's handle on one worker process; its stderr is the caller's (only the worker's own
+    crashes reach it; a child's goes to /dev/null)."""
 
     def __init__(self, hello: dict, slot: int):
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": hello["scratch_root"],
                "TMPDIR": hello["scratch_root"], "PYTHONDONTWRITEBYTECODE": "1"}
-        ours, theirs = socket.socketpair()
+        self.slot, (self.conn, theirs) = slot, Pipe()  # a socketpair
         with theirs:
             self.proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT], stdin=theirs, stdout=subprocess.DEVNULL,
                                          env=env, cwd=hello["scratch_root"], start_new_session=True)
-        self.slot, self.conn = slot, Connection(ours.detach())
         self.conn.send_bytes(json.dumps(hello).encode())
 
     def ask(self, request: str | None, timeout: float) -> dict:
@@ -271,21 +462,19 @@ def _shutdown(workers: list, root: str):
 
 
 class Sandbox:
-    """Runs tool calls in warm, isolated worker processes (see the module docstring).
+    """Runs tool calls in warm, isolated worker processes (see the module docstring). Thread-safe.
 
-    tools: a {name: Tool} dict or a list of Tools (tasks.toolbox.Tool or anything with `.fn` and
-    `.schema`); each `fn` must be a module-level function of an importable module (workers import it
-    by name). timeout: wall-clock seconds per call; memory_mb: the child's address-space limit;
-    max_output: the longest output (characters) returned; workers: warm processes (calls run in
-    parallel through `map`). Thread-safe. Close it (or use `with`) to stop the workers.
-    """
+    tools: a {name: Tool} dict or a list of objects with `.fn` and `.schema`; each `fn` a module-level
+    function of an importable module (workers import it by name). timeout: wall-clock seconds per call;
+    memory_mb: the child's address-space limit; max_output: the longest output (characters); workers:
+    warm processes (`map` runs calls on them in parallel). Close it (or use `with`) to stop them."""
 
     def __init__(self, tools, *, timeout: float = 5.0, memory_mb: int = 512, max_output: int = 8192,
                  workers: int = 2, max_file_mb: int = 16):
-        self.tools = _tool_dict(tools)
-        self.schemas = {name: t.schema for name, t in self.tools.items()}
+        tools = _tool_dict(tools)
+        self.schemas = {name: t.schema for name, t in tools.items()}
         self.timeout, self.max_output = timeout, max_output
-        where = {n: (getattr(t.fn, "__module__", None), getattr(t.fn, "__qualname__", "")) for n, t in self.tools.items()}
+        where = {n: (getattr(t.fn, "__module__", None), getattr(t.fn, "__qualname__", "")) for n, t in tools.items()}
         for name, (module, qualname) in where.items():
             if not module or module == "__main__" or "<locals>" in qualname:
                 raise ValueError(f"Sandbox: tool {name!r} must be a module-level function of an importable module "
@@ -329,8 +518,8 @@ class Sandbox:
         return fresh
 
     def run(self, call) -> Result:
-        """Validate and execute one call. Never raises for what the call holds or the tool does (only
-        when the sandbox is closed); the Result keeps the contract of the module docstring."""
+        """Validate and execute one call; never raises for what the call holds or the tool does (only
+        when closed)."""
         if self._closed:
             raise RuntimeError("Sandbox.run: the sandbox is closed")
         try:
