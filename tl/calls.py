@@ -1,37 +1,17 @@
 """Tool calls as text: the `Call` value, tool schemas in one normal form, and the paper's prompt
 format (Table 13). SFT, PPO and evaluation all render here.
 
-Normal form of a tool (OpenAI function style):
-    {"name", "description", "parameters": {"type": "object", "properties": {key: {"type", "description",
-     ...}}, "required": [key, ...]}}
-`normalize_tool` reads OpenAI dicts (also `{"type": "function", "function": {...}}` and JSON text)
-and BFCL's (`"type": "dict"`, dotted names, the type words float/tuple/any/dict). Type words become
-JSON-schema words (float -> number, tuple -> array, dict -> object, str -> string, ...; BFCL's
-`any` -> string, as its checker reads it; missing -> string); other property keys are kept, and
-`items` / nested `properties` normalised recursively.
+Normal form of a tool (OpenAI function style): {"name", "description", "parameters": {"type":
+"object", "properties": {key: {"type", "description", ...}}, "required": [key, ...]}}, read from
+OpenAI dicts (also `{"type": "function", "function": {...}}` and JSON text) and BFCL's. Type words
+become JSON-schema words (TYPE_WORDS; BFCL's `any` -> string, as its checker reads it); other
+property keys are kept, `items` / nested `properties` normalised recursively.
 
-The prompt (messages joined by "\\n", each `Role: content`):
-
-    System: Function:
-    def get_weather(city: string, unit: string = None):
-        \"\"\"
-        Current weather for a city.
-
-        Args:
-        city (string): City name.
-        unit (string): 'c' or 'f'.
-        \"\"\"
-    User: What's the weather in Paris?
-    Assistant: get_weather(city="Paris")</s>
-    Output: {"temp_c": 18}
-    Assistant: It is 18 °C in Paris.</s>
-    Assistant:
-
-Messages are trajectory records (docs/ARCHITECTURE.md): role user | tool (alias function) |
-assistant | system; an assistant message holds `tool_call`, `tool_calls` (rendered as one BFCL-style
-list `[f(a=1), g(b=2)]`) or `content` (a final answer). Every assistant turn of the history ends with
-EOS; a literal `</s>` in any text is written `\\u003c/s>` (a valid JSON and Python escape), so only
-real turn ends are EOS to the tokenizer.
+The prompt is messages joined by "\\n", each `Role: content` (System / User / Output / Assistant);
+the system content is the tools as Python signatures with docstrings (`render_tool`). An
+assistant message holds `tool_call`, `tool_calls` (one BFCL-style list `[f(a=1), g(b=2)]`) or
+`content` (a final answer); each assistant turn ends with `</s>` (EOS), and a literal `</s>` in
+any text is written `\\u003c/s>` (a JSON and Python escape), so only real turn ends are EOS.
 """
 from __future__ import annotations
 
@@ -47,22 +27,25 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def valid_unicode(x):
-    """`x` with every lone surrogate in its strings (keys too) replaced by U+FFFD. A JSON `"\\ud800"`
-    escape decodes to one, and such a string cannot be encoded as UTF-8: it would crash the
-    tokenizer, the sandbox's pipe or a JSON file the moment a model wrote one."""
+    """`x` with every lone surrogate in its strings (keys too) replaced by U+FFFD: a JSON `"\\ud800"`
+    decodes to one, and it cannot be encoded as UTF-8 (tokenizer, sandbox pipe, JSON files)."""
     if isinstance(x, str):
         return x if x.isascii() else _SURROGATE.sub("\ufffd", x)
     if isinstance(x, dict):
         return {valid_unicode(k): valid_unicode(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [valid_unicode(v) for v in x]
-    return x
+    return [valid_unicode(v) for v in x] if isinstance(x, list) else x
+
+
+def _json_text(text: str, what: str, **kw):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(what.format(e=e, **kw)) from None
 
 
 @dataclass(frozen=True)
 class Call:
     """One tool call: a name and keyword arguments (JSON values), always valid Unicode."""
-
     name: str
     arguments: dict = field(default_factory=dict)
 
@@ -75,8 +58,8 @@ class Call:
 
     @classmethod
     def from_dict(cls, d) -> "Call":
-        """A Call from `{"name", "arguments"}` (arguments a dict or JSON text; OpenAI's
-        `{"type": "function", "function": {...}}` and `"parameters"` too); ValueError otherwise."""
+        """A Call from `{"name", "arguments"}` (a dict or JSON text; OpenAI's `{"type": "function",
+        "function": {...}}` and `"parameters"` too); ValueError otherwise."""
         if isinstance(d, Call):
             return d
         if not isinstance(d, dict):
@@ -86,10 +69,8 @@ class Call:
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a tool call needs a non-empty string 'name'; found keys {sorted(d)} with name={name!r:.100}")
         if isinstance(args, str):
-            try:
-                args = json.loads(args) if args.strip() else {}
-            except (ValueError, RecursionError) as e:
-                raise ValueError(f"call {name!r}: 'arguments' is a string that is not JSON ({e}): {args!r:.200}") from None
+            args = _json_text(args, "call {name!r}: 'arguments' is a string that is not JSON ({e}): {args!r:.200}",
+                              name=name, args=args) if args.strip() else {}
         if not isinstance(args or {}, dict):
             raise ValueError(f"call {name!r}: 'arguments' must be an object; found {type(args).__name__}")
         return cls(name.strip(), dict(args or {}))
@@ -113,36 +94,41 @@ def normalize_type(raw) -> str:
     return "array" if word.startswith(("array[", "list[")) else TYPE_WORDS.get(word, "string")
 
 
+def _text(x) -> str:
+    return x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
+
+
+def _required(required, props: dict) -> list:
+    # a key nobody can see cannot be required
+    return [k for k in required if isinstance(k, str) and k in props] if isinstance(required, list) else []
+
+
 def _property(raw, nested: bool = False) -> dict:
     if not isinstance(raw, dict):  # some hand-written schemas give just a type word or a description
         is_type = isinstance(raw, str) and raw.strip().lower() in TYPE_WORDS
         return {"type": normalize_type(raw) if is_type else "string", "description": "" if is_type else str(raw)}
     prop = {"type": normalize_type(raw.get("type"))}
-    desc = raw.get("description", "")
-    if desc or not nested:  # array items rarely carry a description; don't invent one
-        prop["description"] = desc if isinstance(desc, str) else json.dumps(desc, ensure_ascii=False)
+    if (desc := raw.get("description", "")) or not nested:  # array items rarely carry a description; don't invent one
+        prop["description"] = _text(desc)
     prop.update({k: v for k, v in raw.items() if k not in ("type", "description", "items", "properties", "required")})
     if isinstance(raw.get("items"), dict):
         prop["items"] = _property(raw["items"], nested=True)
     if isinstance(raw.get("properties"), dict):
         prop["properties"] = {str(k): _property(v) for k, v in raw["properties"].items()}
         if isinstance(raw.get("required"), list):
-            prop["required"] = [k for k in raw["required"] if isinstance(k, str) and k in prop["properties"]]
+            prop["required"] = _required(raw["required"], prop["properties"])
     return prop
 
 
 def normalize_tool(raw) -> dict:
     """One tool (a dict or its JSON text) in the normal form; ValueError naming what was found."""
     if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise ValueError(f"a tool given as text must be a JSON object; found {raw!r:.120}") from None
+        raw = _json_text(raw, "a tool given as text must be a JSON object; found {raw!r:.120}", raw=raw)
     if not isinstance(raw, dict):
         raise ValueError(f"a tool must be a dict (OpenAI/BFCL schema); found {type(raw).__name__}: {raw!r:.200}")
     if raw.get("type") == "function" and isinstance(raw.get("function"), dict):
         raw = raw["function"]
-    name, description = raw.get("name"), raw.get("description", "")
+    name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a tool needs a non-empty string 'name'; found keys {sorted(raw)}")
     params = raw.get("parameters") or {}
@@ -150,22 +136,15 @@ def normalize_tool(raw) -> dict:
         raise ValueError(f"tool {name.strip()!r}: 'parameters' must be {{type, properties: {{...}}, required}}; "
                          f"found {params!r:.200}")
     props = {str(k): _property(v) for k, v in params.get("properties", {}).items()}
-    required = params.get("required", [])
-    # a key nobody can see cannot be required
-    required = [k for k in required if isinstance(k, str) and k in props] if isinstance(required, list) else []
-    return {"name": name.strip(), "description": (description if isinstance(description, str) else
-                                                  json.dumps(description, ensure_ascii=False)).strip(),
-            "parameters": {"type": "object", "properties": props, "required": required}}
+    return {"name": name.strip(), "description": _text(raw.get("description", "")).strip(),
+            "parameters": {"type": "object", "properties": props, "required": _required(params.get("required", []), props)}}
 
 
 def normalize_tools(tools) -> list[dict]:
     """A tool list (or its JSON text, or a single tool) in the normal form, order kept; a later
     tool with a name already seen is dropped, so names stay unique."""
     if isinstance(tools, str):
-        try:
-            tools = json.loads(tools)
-        except (ValueError, RecursionError) as e:
-            raise ValueError(f"tools given as text must be JSON (a list of tool schemas); {e}") from None
+        tools = _json_text(tools, "tools given as text must be JSON (a list of tool schemas); {e}")
     tools = [tools] if isinstance(tools, dict) else tools or []
     if not isinstance(tools, (list, tuple)):
         raise ValueError(f"tools must be a list of tool schemas; found {type(tools).__name__}")
@@ -180,7 +159,6 @@ def normalize_tools(tools) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- rendering
-
 
 def escape_eos(text: str) -> str:
     return text.replace(EOS_MARK, EOS_ESCAPE)
@@ -216,8 +194,8 @@ def format_call(calls) -> str:
 
 def render_tool(tool: dict, raw: bool = False) -> str:
     """One normal-form tool as the paper's signature-with-docstring block (required parameters
-    first, optional ones `= None`). `raw` pastes descriptions as written, as the authors' code
-    does, instead of indenting their continuation lines."""
+    first, optional ones `= None`); `raw` pastes descriptions as written (the authors' code)
+    instead of indenting their continuation lines."""
     indent = (lambda text: text) if raw else (lambda text: text.strip().replace("\n", "\n    "))
     props, required = tool["parameters"]["properties"], tool["parameters"]["required"]
     order = required + [k for k in props if k not in required]
@@ -234,14 +212,10 @@ def render_tools(tools, raw: bool = False) -> str:
 
 @dataclass(frozen=True)
 class Segment:
-    """A piece of a rendered conversation; the texts of all segments concatenate to the prompt.
-
-    kind: "context" (never trained: system, user, feedback, role headers), "call" / "answer" (an
-    assistant turn, starting with the space after "Assistant:") or "eos" (after each assistant
-    turn). message_index: the assistant message's index. calls / name_spans: the turn's calls and
-    the (start, end) offsets of their tool names inside `text`.
-    """
-
+    """A piece of a rendered conversation; all segments' texts concatenate to the prompt. kind:
+    "context" (never trained: system, user, feedback, role headers), "call" / "answer" (an
+    assistant turn from the space after "Assistant:") or "eos". message_index: the assistant
+    message's index; calls / name_spans: its calls and their names' offsets inside `text`."""
     text: str
     kind: str
     message_index: int | None = None
@@ -267,12 +241,12 @@ def assistant_calls(m: dict, where: str = "message") -> list[Call]:
 def _content(m: dict, where: str) -> str:
     if m.get("content") is None:
         raise ValueError(f"{where}: expected 'content'; found keys {sorted(m)}")
-    return m["content"] if isinstance(m["content"], str) else json.dumps(m["content"], ensure_ascii=False)
+    return _text(m["content"])
 
 
 def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: bool = False) -> list[Segment]:
-    """The conversation as segments (see `Segment`). Context is only cut right before a trained
-    segment's leading space or right after an EOS, which the tokenizer contract relies on
+    """The conversation as segments (see `Segment`). Context is cut only right before a trained
+    segment's leading space or right after an EOS, as the tokenizer contract needs
     (docs/ARCHITECTURE.md). ValueError naming the message index for malformed messages."""
     segments, context = [], []
 
@@ -289,12 +263,11 @@ def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: 
         if not isinstance(m, dict) or m.get("role") not in ROLE_HEADERS:
             found = m.get("role") if isinstance(m, dict) else type(m).__name__
             raise ValueError(f"{where}: expected a dict with role in {sorted(ROLE_HEADERS)}; found {found!r}")
-        newline = "\n" if (segments or context) else ""
-        header = ROLE_HEADERS[m["role"]] + ":"
+        header = ("\n" if (segments or context) else "") + ROLE_HEADERS[m["role"]] + ":"
         if m["role"] != "assistant":
-            context.append(f"{newline}{header} {escape_eos(_content(m, where))}")
+            context.append(f"{header} {escape_eos(_content(m, where))}")
             continue
-        context.append(newline + header)
+        context.append(header)
         flush()
         if calls := assistant_calls(m, where):
             if m.get("content"):
@@ -311,9 +284,9 @@ def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: 
 
 
 def render_prompt(tools, messages, add_generation_prompt: bool = True, prompt_format: str = "project") -> str:
-    """The full prompt text. prompt_format "authors": the template of the authors' finetune.py, for
-    checkpoints their code trained: no `</s>` after history turns (only after the last message
-    when there is no generation prompt) and tool descriptions pasted raw."""
+    """The full prompt text. "authors": the template of the authors' finetune.py (for checkpoints
+    their code trained): no `</s>` after history turns (only after the last message when there is
+    no generation prompt) and tool descriptions pasted raw."""
     if prompt_format not in PROMPT_FORMATS:
         raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}; found {prompt_format!r}")
     authors = prompt_format == "authors"

@@ -1,19 +1,15 @@
 """Checkpoint I/O: HF safetensors directories (load, save, export from FSDP2) and resumable
 training checkpoints (torch.distributed.checkpoint).
 
-HF directories hold `config.json`, `model.safetensors` (or shards listed in
-`model.safetensors.index.json`) and `tokenizer.model`; keys and shapes are checked against the
-config before any data is read, and tensors are memory-mapped and cast one at a time.
+HF directories hold `config.json`, `model.safetensors` (or shards and their index) and
+`tokenizer.model`; keys and shapes are checked against the config before any data is read.
 
-A training checkpoint is `step_{N:08d}/`: the sharded model and optimizer state (DCP, one file
-per rank), `rng_{rank}.pt` per rank and `meta.json` (the step, when it was saved, the size of every
-other file, and whatever the trainer adds). It is written as `step_N.tmp/`, fsynced, and only then
-renamed into place; an existing `step_N/` is first renamed to `step_N.old/` and deleted after, so a
-crash at any moment leaves a complete copy of the step. A directory whose files do not match its
-meta.json (torn, truncated) is no checkpoint: resume falls back to the newest complete one.
-"Newest" is the most recently saved, so a fresh run in an old run directory keeps its own
-checkpoints rather than the old run's higher step numbers. DCP reshards on load (any world size);
-the per-rank RNG states are restored only at the world size they were saved with.
+A training checkpoint `step_{N:08d}/` holds the DCP model and optimizer state, `rng_{rank}.pt` per
+rank and `meta.json` (step, save time, every other file's size, trainer state). It is written as
+`step_N.tmp/`, fsynced, then renamed into place (an existing copy set aside as `.old` until then),
+so a crash leaves a complete copy of the step. A directory whose files do not match its meta.json
+is no checkpoint. "Newest" = most recently saved, so a fresh run in an old directory keeps its
+own checkpoints. DCP reshards on load; RNG states are restored only at the same world size.
 """
 from __future__ import annotations
 
@@ -95,9 +91,8 @@ def checkpoint_files(path: str) -> dict[str, str]:
 
 
 def load_safetensors(path: str, expected: dict[str, tuple], *, dtype=None, device="cpu") -> dict[str, torch.Tensor]:
-    """Exactly the `expected` {name: shape} tensors of a checkpoint directory. Names and shapes are
-    checked from the file headers first; then each tensor is memory-mapped and cast or moved on
-    its own (never a full second copy)."""
+    """Exactly the `expected` {name: shape} tensors of a checkpoint directory, names and shapes
+    checked from the headers first; each tensor is memory-mapped and cast on its own."""
     from safetensors import safe_open
     files = {k: f for k, f in checkpoint_files(path).items() if not k.endswith(_IGNORED_SUFFIXES)}
     problems = []
@@ -129,9 +124,8 @@ def load_safetensors(path: str, expected: dict[str, tuple], *, dtype=None, devic
 
 def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> Transformer:
     """An HF LLaMA checkpoint directory as a `Transformer`, built on the meta device with the
-    checkpoint's tensors assigned to it: on CPU in the stored dtype the weights stay memory-mapped.
-    A `tokenizer.model` beside the weights (or `tokenizer`, a path or Tokenizer) must have exactly
-    `vocab_size` pieces."""
+    tensors assigned (on CPU in the stored dtype they stay memory-mapped). `tokenizer` (a path or
+    Tokenizer; default a `tokenizer.model` beside the weights) must have `vocab_size` pieces."""
     path = os.fspath(path)
     args = read_config(path)
     beside = os.path.join(path, "tokenizer.model")
@@ -159,8 +153,8 @@ def _parse_size(size: int | str) -> int:
 
 def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shard_size: int | str = "5GB",
             tokenizer=None) -> None:
-    """An HF checkpoint directory from a full (unsharded) state dict, in key order, a new shard
-    whenever the next tensor would pass `max_shard_size`; the tokenizer's file is copied beside."""
+    """An HF checkpoint directory from a full state dict, in key order, a new shard whenever the
+    next tensor would pass `max_shard_size`; the tokenizer's file is copied beside."""
     from safetensors.torch import save_file
     path = os.fspath(path)
     os.makedirs(path, exist_ok=True)
@@ -168,8 +162,7 @@ def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shar
     for key, tensor in state_dict.items():
         nbytes = tensor.numel() * tensor.element_size()
         if shards[-1] and sizes[-1] + nbytes > limit:
-            shards.append([])
-            sizes.append(0)
+            shards, sizes = shards + [[]], sizes + [0]
         shards[-1].append(key)
         sizes[-1] += nbytes
     # Unlink the old files first: the mmaps of a model loaded from this very directory stay
@@ -203,15 +196,23 @@ def export_hf(model: Transformer, path: str, info: DistInfo, *, tokenizer=None, 
     if info.is_main:
         if dtype is not None:
             state = {k: v.to(dtype) for k, v in state.items()}
-        tmp, old = path.rstrip("/") + ".tmp", path.rstrip("/") + ".old"
+        tmp = path.rstrip("/") + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         save_hf(state, model.args, tmp, tokenizer=tokenizer)
-        shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(path):
-            os.rename(path, old)
-        os.rename(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, path.rstrip("/"))
     barrier(info)
+
+
+def _swap_in(tmp: str, final: str) -> None:
+    """Rename `tmp` to `final`; an existing `final` is set aside as `final.old` (never deleted
+    first) and removed once `tmp` is in place."""
+    old = final + ".old"
+    if os.path.exists(final):
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+    os.rename(tmp, final)
+    _fsync(os.path.dirname(os.path.abspath(final)))
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- training checkpoints
@@ -230,8 +231,8 @@ def _complete(path: str) -> dict | None:
 
 
 def _step_dirs(ckpt_dir: str) -> list[tuple[float, int, str]]:
-    """(saved at, step, path) of every complete checkpoint, oldest first; `step_N.old` counts
-    only in the moment when it is the sole copy of its step."""
+    """(saved at, step, path) of every complete checkpoint, oldest first; `step_N.old` only while
+    it is the sole copy of its step."""
     names = set(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else set()
     out = []
     for name in names:
@@ -278,11 +279,11 @@ def _app_state(models: dict, optimizers: dict) -> dict:
 
 def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, optimizers: dict,
                     meta: dict | None = None, keep: int = 2) -> str:
-    """Write checkpoint `step` atomically (see the module docstring) and keep the `keep` most
-    recent. models: {name: module}; optimizers: {name: its optimizer} (a subset); `meta`:
-    JSON-able trainer state. Every rank must call it."""
+    """Write checkpoint `step` atomically (module docstring), keeping the `keep` most recent.
+    models: {name: module}; optimizers: {name: its optimizer} (a subset); `meta`: JSON-able
+    trainer state. Every rank must call it."""
     final = os.path.join(ckpt_dir, f"step_{step:08d}")
-    tmp, old = final + ".tmp", final + ".old"
+    tmp = final + ".tmp"
     if info.is_main:
         os.makedirs(ckpt_dir, exist_ok=True)
         for name in os.listdir(ckpt_dir):  # leftovers of a run killed while saving
@@ -307,12 +308,7 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
             f.flush()
             os.fsync(f.fileno())
         _fsync(tmp)
-        if os.path.exists(final):  # re-saving a step: set the old copy aside, never delete it first
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(final, old)
-        os.rename(tmp, final)
-        _fsync(ckpt_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, final)
         for _, _, stale in _step_dirs(ckpt_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(stale, ignore_errors=True)
     barrier(info)

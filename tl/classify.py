@@ -1,42 +1,33 @@
 """The error taxonomy, shared by MAE (feedback), PPO (reward) and evaluation (TS/PI/CF, Table 1).
 
-Call classification, for one predicted call against a gold call and the available tools. The
-first category that applies is reported (paper Sec. 3.3):
-  unparsable / no_call -> tool_hallucination (name not among the tools) -> wrong_tool ->
-  param_hallucination > param_missing > param_redundant (all three flags kept in details) ->
-  content_error (right tool and keys, a value differs) -> correct.
-Parameter flags (the original code's): hallucinated = a predicted key the gold tool does not
-declare (and gold does not use); redundant = declared, not in gold; missing = a gold key not predicted.
+A predicted call against a gold call gets the first category that applies (paper Sec. 3.3):
+unparsable / no_call -> tool_hallucination (name not among the tools) -> wrong_tool ->
+param_hallucination > param_missing > param_redundant (all three flags kept in details) ->
+content_error (right tool and keys, a value differs) -> correct. Parameter flags (the original
+code's): hallucinated = a key the gold tool does not declare (and gold does not use); redundant =
+declared, not in gold; missing = a gold key not predicted.
+Extra calls: the first is scored against the gold, each further one as an unexpected call
+(wrong_tool, or tool_hallucination if not offered), the output as the worst with TS = PI = CF =
+False (RoTBench reads one Action, BFCL rejects a wrong count), so its R(t) is never +1.
 
-More calls than the gold expects: the first is scored against the gold, each further one as an
-unexpected call (wrong_tool; tool_hallucination if its tool is not offered), the output as the
-worst, with TS = PI = CF = False (RoTBench's evaluate.py cannot read two Action blocks, BFCL
-rejects a wrong number of calls). So such an output's R(t) is -2 when any call names a tool that
-is not offered, else at most -1.5, never +1.
-
-Value comparison, by `mode`:
-- "strict": JSON equality; the only normalisation is that ints and floats compare by value
-  (1 == 1.0). Booleans are not numbers (true != 1); strings are compared exactly.
-- "rotbench": RoTBench's evaluate.py: values compared with Python `==` (so "1" != 1, but true ==
-  1), a gold value "None" not checked (the key must be there), nor any value of the
-  `unchecked_tools` (finish / ask_to_user, tasks.rotbench.role_rules).
-- "bfcl": gold values are lists of acceptable values (BFCL possible_answer) judged as BFCL's own
-  checker does (tasks.bfcl.value_ok); "" = the key may be omitted unless the schema
-  requires it; a key the schema does not declare is hallucinated even if the answer lists it.
-
-Gold forms: a Call (or {"name", "arguments"} dict); a list of Calls = several acceptable answers
-(RoTBench), scored against the best-scoring one; None = no call expected: a plain answer is
-correct, a call unexpected. `classify_calls` takes parallel gold.
+Values, by `mode`: "strict" = JSON equality, ints and floats by value (1 == 1.0), booleans not
+numbers; "rotbench" = RoTBench's evaluate.py: Python `==` ("1" != 1, true == 1), a gold "None"
+unchecked (the key must be there), nor any value of `unchecked_tools`; "bfcl" = gold lists of
+acceptable values judged by `bfcl_value_ok` (tasks.bfcl.value_ok), "" = the key may be omitted
+unless required, a key outside the schema hallucinated even if the answer lists it.
+Gold: a Call (or dict); a list of acceptable Calls (RoTBench; the best-scoring is used); None =
+no call expected (a plain answer is correct). `classify_calls` takes parallel gold.
 """
 from __future__ import annotations
 
 import builtins
 import json
+import os
 import re
 from dataclasses import dataclass
 
-from tl.parse import Parsed, parse, parse_literal
 from tl.calls import Call, normalize_tools
+from tl.parse import Parsed, parse, parse_literal
 
 CORRECT, UNPARSABLE, NO_CALL = "correct", "unparsable", "no_call"
 TOOL_HALLUCINATION, WRONG_TOOL = "tool_hallucination", "wrong_tool"
@@ -49,6 +40,8 @@ FEEDBACK_CATEGORIES = (ALL_RIGHT, TOOL_INSTABILITY, TOOL_CALL_FAILURE, TOOL_HALL
                        PARAM_HALLUCINATION, PARAM_MISSING, OTHERS)
 MODES = ("strict", "rotbench", "bfcl")
 PARAM_CATEGORIES = (PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT)  # reporting precedence
+_SEVERITY = {c: i for i, c in enumerate((UNPARSABLE, NO_CALL, TOOL_HALLUCINATION, WRONG_TOOL, *PARAM_CATEGORIES,
+                                         CONTENT_ERROR, CORRECT))}  # ties between equal rewards
 ROTBENCH_UNCHECKED_TOOLS = ("finish", "ask_to_user")  # by name; rotbench.role_rules adds the roles by position
 # Python's built-in exception classes whose names end in neither Error nor Exception.
 _EXCEPTION_NAMES = sorted(n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)
@@ -58,20 +51,16 @@ _EXCEPTION_NAMES = sorted(n for n, v in vars(builtins).items() if isinstance(v, 
 @dataclass(frozen=True)
 class Classification:
     """category: one of CALL_CATEGORIES. details: predicted_name, gold_name, hallucinated,
-    redundant, missing, wrong_values (key lists), ts / pi / cf (the paper's TS, PI, CF for this
-    item), first_token_differs / shares_prefix / common_prefix_tokens (wrong_tool only, else
-    None), extra_calls, gold_index (which acceptable gold was used), parse_error, mode."""
-
+    redundant, missing, wrong_values (key lists), ts / pi / cf, first_token_differs /
+    shares_prefix / common_prefix_tokens (wrong_tool only), extra_calls, gold_index, parse_error, mode."""
     category: str
     details: dict
 
 
 @dataclass(frozen=True)
 class CallsClassification:
-    """Parallel gold: the overall category (the worst per-call result), details (matches as
-    (gold index, predicted index or None), extra_calls = unmatched predicted indices) and one
-    Classification per gold call, in gold order."""
-
+    """Parallel gold: the worst per-call category, details (matches = (gold index, predicted index
+    or None), extra_calls = unmatched predicted indices) and one Classification per gold call."""
     category: str
     details: dict
     per_call: list
@@ -79,10 +68,8 @@ class CallsClassification:
 
 # ----------------------------------------------------------------------------- reward (Sec. 3.3)
 
-
 def param_penalty(hallucinated: bool, redundant: bool, missing: bool) -> float:
-    """Paper Sec. 3.3, R_p = -0.8·[hallucinated] - 0.5·[redundant] - 0.5·[missing]
-    (so -0.5, -0.8, -1.0, -1.3 or -1.8)."""
+    """Paper Sec. 3.3, R_p = -0.8·[hallucinated] - 0.5·[redundant] - 0.5·[missing]."""
     return round(-0.8 * hallucinated - 0.5 * redundant - 0.5 * missing, 6)
 
 
@@ -91,69 +78,45 @@ _FIXED_REWARD = {CORRECT: 1.0, CONTENT_ERROR: -0.25, WRONG_TOOL: -1.5,
 
 
 def call_reward(c: Classification) -> float:
-    """Paper Sec. 3.3, R(t): -2 unparsable (and no call when one was expected), -2 tool
+    """Paper Sec. 3.3, R(t): -2 unparsable (or no call when one was expected), -2 tool
     hallucination, -1.5 wrong tool, R_p for parameter issues, -0.25 content, +1 correct."""
     if c.category in _FIXED_REWARD:
         return _FIXED_REWARD[c.category]
-    d = c.details
-    return param_penalty(bool(d["hallucinated"]), bool(d["redundant"]), bool(d["missing"]))
+    return param_penalty(*(bool(c.details[k]) for k in ("hallucinated", "redundant", "missing")))
 
 
-# ----------------------------------------------------------------------------- names (Table 1)
+def reward(pred_text, gold, tools, *, mode: str = "strict") -> float:
+    """Paper Sec. 3.3, R(t) of one generated output: `call_reward(classify(...))`."""
+    return call_reward(classify(pred_text, gold, tools, mode=mode))
+
+
+# ----------------------------------------------------------------------------- one call
 
 _NAME_PIECE = re.compile(r"[._\-\s]*(?:[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^._\-\sA-Za-z\d]+)|[._\-\s]+$")
 
 
 def split_name(name: str) -> list[str]:
-    """Default name tokenizer for Table 1's statistics: word pieces split at `_`, `.`, `-`,
-    camelCase and digit boundaries, each separator kept on the piece after it, so the pieces
-    join back to the name: "getHTTPResponse_v2" -> ["get", "HTTP", "Response", "_v", "2"]."""
+    """Default name tokenizer for Table 1: pieces split at `_`, `.`, `-`, camelCase and digits, each
+    separator kept on the piece after it: "getHTTPResponse_v2" -> ["get", "HTTP", "Response", "_v", "2"]."""
     return _NAME_PIECE.findall(name)
-
-
-def _name_token_stats(pred: str, gold: str, tokenize) -> dict:
-    p, g = list(tokenize(pred)), list(tokenize(gold))
-    common = 0
-    while common < min(len(p), len(g)) and p[common] == g[common]:
-        common += 1
-    # Table 1: "the first token is already wrong" vs "shares a (token) prefix with the right one".
-    return {"first_token_differs": common == 0, "shares_prefix": common > 0, "common_prefix_tokens": common}
-
-
-# ----------------------------------------------------------------------------- values
 
 
 def strict_equal(pred, gold) -> bool:
     """JSON equality where ints and floats compare by value; booleans are not numbers."""
-    if isinstance(pred, bool) or isinstance(gold, bool):
-        return type(pred) is type(gold) and pred == gold
-    if isinstance(pred, (int, float)) and isinstance(gold, (int, float)):
+    if isinstance(pred, (int, float)) and isinstance(gold, (int, float)) and bool not in (type(pred), type(gold)):
         return pred == gold
     if isinstance(pred, list) and isinstance(gold, list):
-        return len(pred) == len(gold) and all(strict_equal(a, b) for a, b in zip(pred, gold))
+        return len(pred) == len(gold) and all(map(strict_equal, pred, gold))
     if isinstance(pred, dict) and isinstance(gold, dict):
         return pred.keys() == gold.keys() and all(strict_equal(pred[k], gold[k]) for k in gold)
     return type(pred) is type(gold) and pred == gold
 
 
-def _value_ok(pred_value, gold_value, mode: str, prop: dict | None, bfcl_value_ok) -> bool:
-    if mode == "strict":
-        return strict_equal(pred_value, gold_value)
-    if mode == "rotbench":
-        return gold_value == "None" or pred_value == gold_value
-    return bfcl_value_ok(pred_value, gold_value, prop or {})
-
-
-# ----------------------------------------------------------------------------- one call
-
-
 def _details(mode, pred_name=None, gold_name=None, **extra) -> dict:
-    d = {"predicted_name": pred_name, "gold_name": gold_name, "hallucinated": [], "redundant": [],
-         "missing": [], "wrong_values": [], "ts": False, "pi": False, "cf": False,
-         "first_token_differs": None, "shares_prefix": None, "common_prefix_tokens": None,
-         "extra_calls": [], "gold_index": None, "parse_error": None, "mode": mode}
-    d.update(extra)
-    return d
+    return {"predicted_name": pred_name, "gold_name": gold_name, "hallucinated": [], "redundant": [],
+            "missing": [], "wrong_values": [], "ts": False, "pi": False, "cf": False,
+            "first_token_differs": None, "shares_prefix": None, "common_prefix_tokens": None,
+            "extra_calls": [], "gold_index": None, "parse_error": None, "mode": mode, **extra}
 
 
 def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokenize, bfcl_value_ok=None,
@@ -166,30 +129,37 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
     if tools is not None and pred.name not in tools and pred.name != gold.name:
         return Classification(TOOL_HALLUCINATION, d)
     if pred.name != gold.name:
-        d.update(_name_token_stats(pred.name, gold.name, tokenize))
+        # Table 1: "the first token is already wrong" vs "shares a (token) prefix with the right one"
+        common = len(os.path.commonprefix([list(tokenize(pred.name)), list(tokenize(gold.name))]))
+        d.update(first_token_differs=common == 0, shares_prefix=common > 0, common_prefix_tokens=common)
         return Classification(WRONG_TOOL, d)
     d["ts"] = True
     params = ((tools or {}).get(gold.name) or {}).get("parameters", {})
-    props = params.get("properties", {})
+    props, args = params.get("properties", {}), pred.arguments
     if mode == "bfcl":  # BFCL's checker: a key outside the schema is unexpected, a required key never optional
         bad = next((k for k, v in gold.arguments.items() if not isinstance(v, list)), None)
         if bad is not None:
             raise ValueError(f"mode='bfcl': gold {gold.name}.{bad} must be a list of acceptable values; found {gold.arguments[bad]!r:.100}")
         required = params.get("required", [])
         wanted = [*required, *(k for k, v in gold.arguments.items() if "" not in v and k not in required)]
-        d["hallucinated"] = [k for k in pred.arguments if k not in props]
+        d["hallucinated"] = [k for k in args if k not in props]
     else:
         wanted = list(gold.arguments)
-        d["hallucinated"] = [k for k in pred.arguments if k not in props and k not in gold.arguments]
-    d["redundant"] = [k for k in pred.arguments if k in props and k not in gold.arguments]
-    d["missing"] = [k for k in wanted if k not in pred.arguments]
+        d["hallucinated"] = [k for k in args if k not in props and k not in gold.arguments]
+    d["redundant"] = [k for k in args if k in props and k not in gold.arguments]
+    d["missing"] = [k for k in wanted if k not in args]
     for category, key in zip(PARAM_CATEGORIES, ("hallucinated", "missing", "redundant")):
         if d[key]:
             return Classification(category, d)
     d["pi"] = True
+
+    def value_ok(k):
+        p, g = args[k], gold.arguments[k]
+        if mode == "rotbench":
+            return g == "None" or p == g
+        return strict_equal(p, g) if mode == "strict" else bfcl_value_ok(p, g, props.get(k) or {})
     if not (mode == "rotbench" and gold.name in unchecked_tools):
-        d["wrong_values"] = [k for k in gold.arguments if k in pred.arguments
-                             and not _value_ok(pred.arguments[k], gold.arguments[k], mode, props.get(k), bfcl_value_ok)]
+        d["wrong_values"] = [k for k in gold.arguments if k in args and not value_ok(k)]
     if d["wrong_values"]:
         return Classification(CONTENT_ERROR, d)
     d["cf"] = True
@@ -201,6 +171,10 @@ def _unexpected_call(pred: Call, tools: dict | None, mode: str) -> Classificatio
     return Classification(WRONG_TOOL if tools is None or pred.name in tools else TOOL_HALLUCINATION, _details(mode, pred.name))
 
 
+def _worst(results: list[Classification]) -> Classification:
+    return min(results, key=lambda c: (call_reward(c), _SEVERITY[c.category]))
+
+
 def _prepare(pred, tools, mode, tokenize):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; found {mode!r}")
@@ -210,37 +184,28 @@ def _prepare(pred, tools, mode, tokenize):
     return parsed, by_name, tokenize or split_name
 
 
-def _gold_calls(gold) -> list[Call]:
-    golds = gold if isinstance(gold, (list, tuple)) else [gold]
-    if not golds:
-        raise ValueError("gold must be a Call, a non-empty list of acceptable Calls, or None; found []")
-    return [Call.from_dict(g) for g in golds]
-
-
 def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_value_ok=None,
              unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
-    """Classify model output (text or a `Parsed`) against `gold` (see the module docstring for
-    gold forms and modes). `tools`: the available tools in any form `normalize_tools` accepts;
-    None skips the tool-hallucination check and treats every key gold does not use as
-    hallucinated. `tokenize`: name -> tokens for the wrong-tool statistics (default
-    `split_name`; SFT/eval may pass the model's tokenizer).
-
-    RoTBench's role rules (mode "rotbench", from tasks.rotbench.role_rules):
-    `unchecked_tools` = the gold tools whose argument values are not checked, `aliases` =
-    {predicted name: gold name} read as the same tool. With several acceptable golds, "rotbench"
-    picks the gold that reaches the furthest stage (CF, then PI, then TS, then reward): its "any
-    answer" rule for each of TS, PI and CF; other modes pick the best reward."""
+    """Classify model output (text or a `Parsed`) against `gold` (module docstring). `tools`: any
+    form `normalize_tools` accepts; None skips the tool-hallucination check and counts every key
+    gold does not use as hallucinated. `tokenize`: name -> tokens for the wrong-tool statistics
+    (default `split_name`). RoTBench's role rules (tasks.rotbench.role_rules): `unchecked_tools`
+    = gold tools whose values are not checked, `aliases` = {predicted name: gold name}. Of several
+    acceptable golds "rotbench" picks the one reaching the furthest stage (CF, PI, TS, then
+    reward: its "any answer" rule), other modes the best reward."""
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     if parsed.kind == "error":
         return Classification(UNPARSABLE, _details(mode, parse_error=parsed.error))
+    golds = None if gold is None else [Call.from_dict(g) for g in (gold if isinstance(gold, (list, tuple)) else [gold])]
+    if golds == []:
+        raise ValueError("gold must be a Call, a non-empty list of acceptable Calls, or None; found []")
     calls = parsed.calls
     if not calls:
         return Classification(CORRECT, _details(mode, ts=True, pi=True, cf=True)) if gold is None else \
-            Classification(NO_CALL, _details(mode, gold_name=_gold_calls(gold)[0].name))
+            Classification(NO_CALL, _details(mode, gold_name=golds[0].name))
     if gold is None:
         c = _unexpected_call(calls[0], tools, mode)
     else:
-        golds = _gold_calls(gold)
         results = [_classify_one(calls[0], g, tools, mode, tokenize, bfcl_value_ok, unchecked_tools, aliases) for g in golds]
         keep = range(len(results))
         if mode == "rotbench":  # evaluate.py's CF loop also deletes a gold's "None" keys from the prediction:
@@ -252,25 +217,19 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_val
         best = max(keep, key=lambda i: (*stages(results[i].details), call_reward(results[i]), -i))
         c = results[best]
         c.details["gold_index"] = best
-    if len(calls) > 1:  # extra calls: each an unexpected call, the output the worst (module docstring)
+    if len(calls) > 1:  # extra calls: each an unexpected call, the output the worst
         worst = _worst([c, *(_unexpected_call(p, tools, mode) for p in calls[1:])])
         c = Classification(worst.category, {**c.details, "ts": False, "pi": False, "cf": False})
     c.details["extra_calls"] = [p.name for p in calls[1:]]
     return c
 
 
-def _worst(results: list[Classification]) -> Classification:
-    order = {cat: i for i, cat in enumerate((UNPARSABLE, NO_CALL, TOOL_HALLUCINATION, WRONG_TOOL, *PARAM_CATEGORIES, CONTENT_ERROR, CORRECT))}
-    return min(results, key=lambda c: (call_reward(c), order[c.category]))
-
-
 def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=None,
                    bfcl_value_ok=None) -> CallsClassification:
-    """Parallel gold (BFCL): match predicted calls to gold calls regardless of order, as BFCL's
-    checker does (each gold call, in order, takes the first unmatched prediction that is right;
-    so the output is `correct` exactly when BFCL finds it valid), then the remaining pairs by
-    reward; classify each pair. Unmatched gold calls are `no_call`, unmatched predictions are
-    scored as unexpected calls. The overall category is the worst result."""
+    """Parallel gold (BFCL): each gold call, in order, takes the first unmatched prediction that is
+    right (BFCL's checker, so `correct` exactly when BFCL finds the output valid), the remaining
+    pairs are matched by reward. Unmatched gold calls are `no_call`, unmatched predictions
+    unexpected calls; the overall category is the worst result."""
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     golds = [Call.from_dict(g) for g in gold_calls]
     if parsed.kind == "error":
@@ -282,11 +241,11 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
     pairs = {(i, j): _classify_one(p, g, tools, mode, tokenize, bfcl_value_ok)
              for i, g in enumerate(golds) for j, p in enumerate(preds)}
     matched: dict[int, int] = {}
-    for i in range(len(golds)):  # BFCL's rule: each gold call in turn takes the first free prediction that is right
+    for i in range(len(golds)):  # BFCL's rule first, then the rest by reward (for error analysis)
         j = next((j for j in range(len(preds)) if j not in matched.values() and pairs[i, j].category == CORRECT), None)
         if j is not None:
             matched[i] = j
-    for i, j in sorted(pairs, key=lambda ij: (-call_reward(pairs[ij]), ij)):  # the rest by reward (error analysis)
+    for i, j in sorted(pairs, key=lambda ij: (-call_reward(pairs[ij]), ij)):
         if i not in matched and j not in matched.values():
             matched[i] = j
     per = [pairs[i, matched[i]] if i in matched else Classification(NO_CALL, _details(mode, gold_name=g.name))
@@ -295,16 +254,9 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
     everything = per + [_unexpected_call(preds[j], tools, mode) for j in extra]
     if not everything:  # no gold calls and no predicted calls
         return CallsClassification(CORRECT, {"matches": [], "extra_calls": []}, [])
-    worst = _worst(everything)
     details = {"matches": [(i, matched.get(i)) for i in range(len(golds))], "extra_calls": extra,
                "n_pred_calls": len(preds), "n_gold_calls": len(golds)}
-    return CallsClassification(worst.category, details, per)
-
-
-def reward(pred_text, gold, tools, *, mode: str = "strict") -> float:
-    """Paper Sec. 3.3, R(t) for one generated output: `call_reward(classify(...))`; an output
-    with extra calls scores as the module docstring says (never +1)."""
-    return call_reward(classify(pred_text, gold, tools, mode=mode))
+    return CallsClassification(_worst(everything).category, details, per)
 
 
 # ----------------------------------------------------------------------------- feedback (MAE)
@@ -341,9 +293,9 @@ _ERROR_KEYS = ("error", "errors", "errormessage", "errmsg", "err", "exception", 
 
 
 def _error_of_payload(obj, depth: int = 0):
-    """The error part of a structured tool output, or None when it reports success: a top-level
-    or nested error field (keys compared on their letters, so "Error Message" is one), a failed
-    status, or an HTTP error code beside a message."""
+    """The error part of a structured tool output, or None when it reports success: an error field
+    at any depth <= 3 (keys compared on their letters: "Error Message"), a failed status, or an
+    HTTP error code beside a message."""
     if not isinstance(obj, dict) or depth > 3:
         return None
     for k, v in obj.items():
@@ -365,8 +317,7 @@ def _classify_feedback_text(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         return ALL_RIGHT
-    wrapped = _TOOLEYES_FAILURE.match(stripped)
-    if wrapped:
+    if wrapped := _TOOLEYES_FAILURE.match(stripped):
         return _match_rules(stripped[wrapped.end():]) or TOOL_CALL_FAILURE
     if stripped[0] in "{[\"'":
         try:
@@ -374,11 +325,9 @@ def _classify_feedback_text(text: str) -> str:
         except ValueError:
             value = None
         if isinstance(value, dict):
-            err = _error_of_payload(value)
-            if err is None:
+            if (err := _error_of_payload(value)) is None:
                 return ALL_RIGHT  # a success payload, whatever words its values contain
-            err_text = err if isinstance(err, str) else json.dumps(err, ensure_ascii=False)
-            return _match_rules(err_text) or OTHERS
+            return _match_rules(err if isinstance(err, str) else json.dumps(err, ensure_ascii=False)) or OTHERS
         if isinstance(value, str):
             return _classify_feedback_text(value)
         if value is not None:
@@ -386,6 +335,31 @@ def _classify_feedback_text(text: str) -> str:
     # Free text: known error messages anywhere; a generic exception only at the start, so an
     # honest output such as "the standard error of the mean is 0.1" stays all right.
     return _match_rules(stripped) or ALL_RIGHT
+
+
+def classify_feedback(text_or_result) -> str:
+    """Feedback after a call -> one of FEEDBACK_CATEGORIES (paper Fig. 3 / Table 14).
+
+    Accepts free text (the tool message as the model sees it), the sandbox's result `{"ok",
+    "category", "message", "output"}` (a valid `category` is trusted; `ok` without one is all
+    right, else the message's category or tool_call_failure) or a tool message dict (its `result`,
+    else its `content`). A JSON / Python-literal output is an error only through an error field or
+    status (`_error_of_payload`; `others` when its message matches no rule); free text is matched
+    against specific error messages (`_FEEDBACK_RULES`)."""
+    x = text_or_result
+    if x is None:
+        return ALL_RIGHT
+    if isinstance(x, dict):
+        if x.get("category") in FEEDBACK_CATEGORIES:
+            return x["category"]
+        if isinstance(x.get("ok"), bool):
+            return ALL_RIGHT if x["ok"] else _match_rules(str(x.get("message") or "")) or TOOL_CALL_FAILURE
+        if isinstance(x.get("result"), dict):
+            return classify_feedback(x["result"])
+        if "content" in x and "role" in x:
+            return classify_feedback(x["content"])
+        x = json.dumps(x, ensure_ascii=False)
+    return _classify_feedback_text(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, default=str))
 
 
 # The authors' MAE rule (code/mae/mae.py): after stripping everything but letters and digits and
@@ -404,34 +378,3 @@ def authors_feedback_is_error(text: str) -> bool:
     """`--mae_rule authors`: the authors' substring test on the stripped, lower-cased feedback."""
     flat = _letters_and_digits(str(text))
     return any(_letters_and_digits(p) in flat for p in AUTHORS_ERROR_PATTERNS)
-
-
-def classify_feedback(text_or_result) -> str:
-    """Feedback after a call -> one of FEEDBACK_CATEGORIES (paper Fig. 3 / Table 14).
-
-    Accepts free text (the tool message as the model sees it), the sandbox's structured result
-    `{"ok", "category", "message", "output"}` (a valid `category` is trusted; `ok` without a
-    category means all right, or the message's category, else tool_call_failure), or a tool
-    message dict (its `result`, else its `content`). JSON / Python-literal outputs count as
-    errors only through a top-level error field (`error`, `errors`, `status: "error"`, ...):
-    an error payload whose message matches no rule is `others`; any other structured output is
-    `all_right`. Free text is matched against specific error messages (see _FEEDBACK_RULES).
-    """
-    x = text_or_result
-    if x is None:
-        return ALL_RIGHT
-    if isinstance(x, dict):
-        if x.get("category") in FEEDBACK_CATEGORIES:
-            return x["category"]
-        if isinstance(x.get("ok"), bool):
-            if x["ok"]:
-                return ALL_RIGHT
-            return _match_rules(str(x.get("message") or "")) or TOOL_CALL_FAILURE
-        if isinstance(x.get("result"), dict):
-            return classify_feedback(x["result"])
-        if "content" in x and "role" in x:
-            return classify_feedback(x["content"])
-        x = json.dumps(x, ensure_ascii=False)
-    if not isinstance(x, str):
-        x = json.dumps(x, ensure_ascii=False, default=str)
-    return _classify_feedback_text(x)

@@ -1,8 +1,6 @@
-"""Trajectory records (docs/ARCHITECTURE.md): reading and validating a training file, the
-authors' raw format, and the feedback that follows each call (what MAE reads).
-
-Every bad record is reported as `file:line: reason` (DataError); with on_error="skip" it is dropped
-whatever is wrong with it.
+"""Trajectory records (docs/ARCHITECTURE.md): reading and validating a training file (a bad record
+is a `file:line: reason` DataError, or dropped with on_error="skip"), the authors' raw format, and
+the feedback that follows each call (what MAE reads).
 """
 from __future__ import annotations
 
@@ -19,17 +17,10 @@ class DataError(ValueError):
     """A bad training record; the message starts with `file:line`."""
 
 
-# ----------------------------------------------------------------------------- loading
-
-
 def from_raw_conversations(raw: dict) -> dict:
-    """The authors' raw format -> a project record.
-
-    Raw: `{"id", "conversations": [{"role": system|user|assistant|function, "content"}]}`; the
-    system content is a JSON tool list, an assistant call is `name\\n{json arguments}` and a
-    `function` message is the feedback. An assistant message that is not `name\\n{...}` is
-    kept as a final answer.
-    """
+    """The authors' raw format `{"id", "conversations": [{"role", "content"}]}` -> a project record:
+    a first system content is a JSON tool list, an assistant `name\\n{json arguments}` a call (any
+    other assistant text a final answer), a `function` message the feedback."""
     convs = raw.get("conversations")
     if not isinstance(convs, list) or not convs:
         raise ValueError(f"'conversations' must be a non-empty list; found {type(convs).__name__}")
@@ -62,14 +53,10 @@ def from_raw_conversations(raw: dict) -> dict:
 
 
 def validate_record(record) -> dict:
-    """Check one record and return it in the project format (tools normalised).
-
-    Raises ValueError with the reason: not an object, neither `messages` nor `conversations`,
-    a message without a valid role, no assistant turn, a call to a tool that is not in the
-    record's tool list when the feedback after it reports success (flawed trajectories
-    legitimately hold hallucinated calls followed by error feedback; MAE masks those), or
-    anything the renderer rejects.
-    """
+    """One record in the project format (tools normalised), or ValueError with the reason: no
+    messages, a bad role, no assistant turn, anything the renderer rejects, or a call to a tool
+    not in the list whose feedback reports success (one with error feedback is a legitimate flaw
+    that MAE masks)."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object; found {type(record).__name__}")
     if "messages" not in record and "conversations" in record:
@@ -100,8 +87,7 @@ def validate_record(record) -> dict:
 
 
 def _json(text: str):
-    """json.loads, with the errors a hostile file can cause (over-deep nesting, an integer of over
-    4,300 digits) turned into ValueError."""
+    """json.loads; a hostile file's errors (deep nesting, a 4,300-digit integer) as ValueError."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -111,8 +97,8 @@ def _json(text: str):
 
 
 def _read_json_records(path: str):
-    """Yield (line number, parsed object or the ValueError saying why not) for a JSONL file, or
-    for a JSON array file (the authors' raw files), where the number is the record's 1-based index."""
+    """(line number, object or the ValueError saying why not) per record of a JSONL file, or of a
+    JSON array file (the authors' raw files; the number is then the 1-based index)."""
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory; expected a JSONL file of trajectories")
     if not os.path.isfile(path):
@@ -140,11 +126,8 @@ def _read_json_records(path: str):
 
 
 def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], list[str]]:
-    """Read and validate every record of a JSONL (or JSON array) file.
-
-    on_error: "raise" stops at the first bad record with `DataError("file:line: reason")`;
-    "skip" drops it (whatever is wrong with it). Returns (records, messages of the skipped ones).
-    """
+    """(records, messages of the skipped ones) of a JSONL (or JSON array) file. on_error "raise":
+    `DataError("file:line: reason")` at the first bad record; "skip": drop it."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip'; found {on_error!r}")
     records, skipped = [], []
@@ -164,23 +147,18 @@ def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], l
     return records, skipped
 
 
-# ----------------------------------------------------------------------------- MAE
-
-
 def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
-    """For each assistant message holding a call: the feedback category (`tl.classify`) of the
-    tool message(s) right after it, or None when no feedback follows (e.g. a trajectory that
-    ends with a call). For parallel calls answered by several tool messages, the first
-    erroneous one decides. MAE reads the feedback *text*, as the paper does."""
+    """{assistant message index: the feedback category of the tool message(s) right after its
+    call(s), the first erroneous one deciding; None if none follows}. MAE reads the feedback
+    *text*, as the paper does."""
     out = {}
     for i, m in enumerate(messages):
         if m.get("role") != "assistant" or not (m.get("tool_call") or m.get("tool_calls")):
             continue
-        category = None
-        j = i + 1
+        category, j = None, i + 1
         while j < len(messages) and messages[j].get("role") in ("tool", "function"):
-            c = classify_feedback(str(messages[j].get("content", "")))
-            category = c if category in (None, ALL_RIGHT) else category
+            if category in (None, ALL_RIGHT):
+                category = classify_feedback(str(messages[j].get("content", "")))
             j += 1
         out[i] = category
     return out

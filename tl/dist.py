@@ -1,14 +1,10 @@
-"""torchrun / FSDP2 plumbing shared by the trainers, and the run-directory code they share
-(presets, resume, metrics). Nothing here knows about SFT or PPO.
+"""torchrun / FSDP2 plumbing and the run-directory code (presets, resume, metrics) the trainers
+share; nothing here knows about SFT or PPO.
 
-- Started by torchrun (`RANK`/`WORLD_SIZE` set): a process group (nccl on CUDA, gloo on CPU),
-  one device per rank, models sharded with FSDP2 (`fully_shard` per block, then the root).
-- Started as plain `python`: one process, no process group, no FSDP; every helper still works
-  (collectives are no-ops), so the same training code runs both ways.
-
-Gradients: FSDP2 *averages* them over ranks. A loss already normalised by a global count
-(summed over ranks) is multiplied by `world_size` before backward so the gradient equals the
-single-process one.
+Under torchrun (`RANK`/`WORLD_SIZE` set): a process group (nccl on CUDA, gloo on CPU), one device
+per rank, FSDP2 (`fully_shard` per block, then the root). As plain `python`: one process, no FSDP,
+collectives are no-ops, so the same training code runs both ways. FSDP2 *averages* gradients over
+ranks, so a loss normalised by a global count is multiplied by `world_size` before backward.
 """
 from __future__ import annotations
 
@@ -38,8 +34,7 @@ class DistInfo:
 
 
 def init_distributed(device: str | None = None) -> DistInfo:
-    """This process: under torchrun a process group with one device per rank, else a single
-    process; `device` ("cpu"/"cuda") overrides the default (CUDA when available)."""
+    """This process's rank and device; `device` ("cpu"/"cuda") overrides the default (CUDA if any)."""
     use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return DistInfo(0, 1, 0, torch.device("cuda" if use_cuda else "cpu"), False)
@@ -57,7 +52,7 @@ def close_distributed() -> None:
 
 
 def all_reduce_sum(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Sum of `x` over ranks (a new tensor). Identity in one process."""
+    """Sum of `x` over ranks (a new tensor)."""
     x = x.detach().clone()
     if info.distributed:
         dist.all_reduce(x, op=dist.ReduceOp.SUM)
@@ -65,9 +60,8 @@ def all_reduce_sum(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def any_rank(flag, device="cpu") -> bool:
-    """True if `flag` holds on any rank. Under FSDP every rank must run the same number of
-    forward passes (parameters are all-gathered inside forward), so a rank whose generation is
-    done keeps stepping until this says every rank is done."""
+    """True if `flag` holds on any rank: under FSDP every rank must run as many forwards (they
+    all-gather parameters), so a rank done generating keeps stepping until all are."""
     t = torch.tensor(int(bool(flag)), device=device)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -80,9 +74,9 @@ def barrier(info: DistInfo) -> None:
 
 
 def shard_model(model: torch.nn.Module, info: DistInfo, *, bf16: bool = False, activation_checkpointing: bool = False):
-    """Activation checkpointing per block (optional), then FSDP2 on each block and the root. With
-    `bf16` the blocks compute in bfloat16 while sharded master weights, gradients and their
-    reduction stay float32; in one process `bf16` applies through `compute_context` instead."""
+    """Activation checkpointing per block (optional), then FSDP2 on each block and the root. `bf16`:
+    blocks compute in bfloat16, master weights and gradient reduction stay float32 (in one process
+    `compute_context` applies it instead)."""
     from torch.distributed._composable import checkpoint  # keeps parameter names (no wrapper module)
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     if activation_checkpointing:
@@ -97,23 +91,18 @@ def shard_model(model: torch.nn.Module, info: DistInfo, *, bf16: bool = False, a
 
 
 def compute_context(info: DistInfo, bf16: bool):
-    """bf16 autocast for a single process, on CUDA or CPU (under torchrun FSDP's policy casts).
-    Forwards whose numbers are compared -- PPO's rollout, old log-probs and update -- must all
-    run under the same context."""
+    """bf16 autocast in a single process (under torchrun FSDP's policy casts). Forwards whose
+    numbers are compared (PPO's old log-probs and update) must run under the same context."""
     return torch.autocast(info.device.type, dtype=torch.bfloat16) if bf16 and not info.distributed else nullcontext()
 
 
 def load_model(source: str | ModelArgs, info: DistInfo, *, seed: int = 0, bf16: bool = False,
                activation_checkpointing: bool = False, tokenizer=None, wrap=None) -> torch.nn.Module:
-    """A float32 training model from an HF directory (`source` a path) or random
-    (`source` a `ModelArgs`), sharded with `shard_model`.
-
-    Under torchrun the model is built on the meta device and sharded first; only rank 0 reads
-    the checkpoint (or draws the weights) and the tensors are broadcast into every rank's
-    shards, so no other rank ever holds a full copy. `tokenizer` is checked against the vocab.
-    `wrap(transformer) -> module` (PPO's critic) is applied before sharding, to the meta model
-    and rank 0's loaded one alike; it must expose `.layers` and initialise deterministically.
-    """
+    """A float32 training model from an HF directory (`source` a path) or random (a `ModelArgs`),
+    sharded with `shard_model`. Under torchrun it is built on the meta device and sharded first;
+    only rank 0 reads the weights, broadcast into every rank's shards. `tokenizer` is checked
+    against the vocab. `wrap(transformer) -> module` (PPO's critic) is applied before sharding on
+    every rank; it must expose `.layers` and initialise deterministically."""
     wrap = wrap or (lambda model: model)
 
     def full_model(device):
@@ -121,13 +110,14 @@ def load_model(source: str | ModelArgs, info: DistInfo, *, seed: int = 0, bf16: 
             return wrap(Transformer.from_config(source, seed=seed, device=device, dtype=torch.float32))
         return wrap(Transformer.from_pretrained(source, dtype=torch.float32, device=device, tokenizer=tokenizer))
 
+    shard = dict(bf16=bf16, activation_checkpointing=activation_checkpointing)
     if not info.distributed:
-        return shard_model(full_model(info.device), info, bf16=bf16, activation_checkpointing=activation_checkpointing)
+        return shard_model(full_model(info.device), info, **shard)
     from tl.checkpoint import read_config
     args = source if isinstance(source, ModelArgs) else read_config(source)
     with torch.device("meta"):
         model = wrap(Transformer(replace(args, dtype="float32")))
-    shard_model(model, info, bf16=bf16, activation_checkpointing=activation_checkpointing)
+    shard_model(model, info, **shard)
     model.to_empty(device=info.device)
     full = full_model("cpu").state_dict() if info.is_main else {}
     set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
@@ -154,9 +144,8 @@ def apply_preset(args, presets: dict, defaults: dict, name: str | None):
 
 
 def resume(args, info: DistInfo, models: dict, optimizers: dict, run: dict, log) -> tuple[int, dict]:
-    """(first step, meta) of a run: with `args.resume` the state of the newest checkpoint in
-    OUT/checkpoints, refused when its run definition `run` differs; then OUT/metrics.jsonl keeps
-    only the lines up to that step."""
+    """(first step, meta): with `args.resume` the newest checkpoint in OUT/checkpoints is loaded
+    (refused when its `run` settings differ); OUT/metrics.jsonl keeps the lines up to that step."""
     from tl.checkpoint import latest_checkpoint, load_checkpoint
     ckpt_dir, metrics = os.path.join(args.out, "checkpoints"), os.path.join(args.out, "metrics.jsonl")
     start, meta = 0, {}

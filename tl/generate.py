@@ -1,5 +1,6 @@
 """Batched KV-cached generation over left-padded prompts: greedy or temperature/top-p sampling."""
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -9,10 +10,8 @@ from tl.dist import any_rank
 
 @dataclass
 class Generation:
-    """Per prompt: the new token ids (cut after the first EOS, EOS included), the log-prob of each
-    under the sampling distribution, why the row ended ("eos" or "length") and the decoded text
-    (when a tokenizer was given)."""
-
+    """Per prompt: the new ids (cut after the first EOS, included), each one's log-prob under the
+    sampling distribution, why the row ended ("eos" or "length"), the text (given a tokenizer)."""
     tokens: list[list[int]]
     logprobs: list[list[float]]
     finish_reasons: list[str]
@@ -21,13 +20,9 @@ class Generation:
 
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0,
                 generator: torch.Generator | None = None):
-    """One token per row of `logits` [B, V] -> (tokens [B], logprobs [B]).
-
-    temperature 0 is greedy (the log-prob is under softmax(logits)). Otherwise the token is drawn
-    from softmax(logits / T) restricted to the top-p nucleus (the smallest set of most likely
-    tokens whose mass reaches top_p), and its log-prob is under the full softmax(logits / T):
-    the distribution a policy-gradient step recomputes from the model.
-    """
+    """One token per row of `logits` [B, V] -> (tokens [B], logprobs [B]). Temperature 0 is greedy;
+    otherwise drawn from softmax(logits / T) within the top-p nucleus, its log-prob under the full
+    softmax(logits / T) (what a policy-gradient step recomputes)."""
     if temperature == 0.0:
         tokens = logits.argmax(-1)
         return tokens, torch.log_softmax(logits, -1).gather(-1, tokens[:, None])[:, 0]
@@ -44,12 +39,9 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1
 @torch.no_grad()
 def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: int, pad_id: int,
              temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None, tokenizer=None) -> Generation:
-    """Continue each prompt (token ids) by up to `max_new_tokens` tokens, stopping a row at EOS.
-
-    Prompts are left-padded into one batch; positions come from the attention mask, so each row
-    is computed exactly as if alone. Restores the model's train/eval mode. `seed` seeds a private
-    generator (sampling only). Under FSDP every rank runs the same number of steps.
-    """
+    """Continue each prompt (token ids) by up to `max_new_tokens`, stopping a row at EOS. Prompts
+    are left-padded into one batch, each row computed exactly as if alone; the model's train mode
+    is restored; `seed` seeds a private generator; under FSDP every rank runs as many steps."""
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token (e.g. BOS)")
     device = next(model.parameters()).device
@@ -91,3 +83,25 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
         if tokenizer is not None:
             result.texts.append(tokenizer.decode(ids, continuation=True))
     return result
+
+
+def complete(model, tok, prompts: list[str], *, batch_size: int = 8, max_new_tokens: int = 256,
+             progress=None) -> list[str]:
+    """Greedy completions of rendered prompts, in order. Prompts are batched by token length, so a
+    batch needs little left padding; `progress(k)` is called after each batch with its size."""
+    ids = [tok.encode_chat(p) for p in prompts]
+    context = getattr(getattr(model, "args", None), "max_position_embeddings", None)
+    if too_long := sum(len(x) + max_new_tokens > context for x in ids) if context else 0:
+        # RoPE still runs past it, but the model never saw such positions
+        warnings.warn(f"{too_long} of {len(ids)} prompts plus max_new_tokens={max_new_tokens} exceed the model's "
+                      f"max_position_embeddings ({context})")
+    order, texts = sorted(range(len(ids)), key=lambda i: len(ids[i])), [""] * len(ids)
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        gen = generate(model, [ids[i] for i in batch], max_new_tokens=max_new_tokens, eos_id=tok.eos_id,
+                       pad_id=tok.pad_id, tokenizer=tok)
+        for i, text in zip(batch, gen.texts):
+            texts[i] = text
+        if progress is not None:
+            progress(len(batch))
+    return texts

@@ -1,34 +1,18 @@
-"""Evaluation metrics as pure functions of the text layer's classifications (paper Sec. 4.3).
+"""Evaluation metrics as pure functions of `tl.classify`'s classifications (paper Sec. 4.3), so
+rewards and evaluation never disagree about what a mistake is.
 
-Nothing here compares a prediction with a gold answer: `tl.classify` does that once, and the
-numbers below are read off its categories and details, so SFT/PPO rewards and evaluation can
-never disagree about what a mistake is.
+Single turn (RoTBench, ToolAlpaca, BFCL-v3, synthetic), in percent of items: TS = the predicted
+tool is the gold one; PI = TS and the keys equal the gold keys; CF = PI and every value is right
+under the benchmark's rules. More calls than gold expects is wrong on all three. Parallel gold
+(BFCL): TS / PI when every gold call was matched by a call reaching that stage and none is left
+over, CF when the whole set is correct. BFCL irrelevance (no call expected): right on all three
+when the output holds no call, a plain answer or (as BFCL's `relevance_file_runner`) `unparsable`.
 
-Single turn (RoTBench, ToolAlpaca, BFCL-v3, the synthetic split), each in percent of items:
-- TS (tool selection): the predicted tool name is the gold one;
-- PI (parameter identification): TS and the set of keys equals the gold set;
-- CF (content filling): PI and every value is right under the benchmark's value rules.
-An output with more calls than the gold expects is wrong on all three (tl.classify). For
-parallel gold (BFCL) an item counts for TS / PI only when every gold call was matched by a
-predicted call that reached that stage and no predicted call is left over, and for CF only
-when the whole set is correct. BFCL (live_)irrelevance (no call expected): the item is right on
-all three when the output holds no call -- a plain answer, or, as in BFCL's own
-`relevance_file_runner`, an output that does not decode as calls at all (`unparsable`);
-live_relevance is right on all three with any call (tasks.run.score_item).
-
-Multi-turn (ToolEyes, the synthetic multi-turn split), within 9 turns:
-- DE: % of calls with a documentation-understanding error (tool hallucination, parameter
-  hallucination, missing required parameter);
-- CE: % of calls with any other error (a wrong argument type, the tool raising, a timeout, or a
-  call that does not parse);
-- VA: % of tasks that end with a valid final answer (non-empty text, or a `finish` call with a
-  non-empty answer) within 9 turns.
-
-Error analysis (paper Table 1) over every scored call: the share of each call category, the
-parameter flags (a call can be both redundant and missing), and for wrong tools the share whose
-first name token already differs vs. that share a token prefix with the gold name.
+Multi-turn (ToolEyes, synthetic), within 9 turns: DE = % of calls with a documentation error
+(tool / parameter hallucination, missing required parameter); CE = % with any other error; VA =
+% of tasks ending with a valid final answer. Error analysis (Table 1): each call category's share,
+the parameter flags, and for wrong tools the share whose first name token differs vs. shares a prefix.
 """
-
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -46,20 +30,19 @@ def percent(k, n) -> float:
 
 
 def item_stages(category: str, details: dict, *, per_call=None, no_call_expected: bool = False) -> dict:
-    """TS / PI / CF (booleans) of one item from its classification.
-
-    `details` of a single-call classification carry `ts` / `pi` / `cf`; for parallel gold pass
-    the per-call classifications (`CallsClassification.per_call`) and the overall details.
-    """
+    """TS / PI / CF booleans of one item from its classification (parallel gold: pass
+    `CallsClassification.per_call` and its details)."""
     if no_call_expected:
-        ok = category in (CORRECT, UNPARSABLE)  # BFCL: no decodable call = right
-        return dict.fromkeys(STAGES, ok)
+        return dict.fromkeys(STAGES, category in (CORRECT, UNPARSABLE))  # BFCL: no decodable call = right
     if per_call is not None:
         clean = not details.get("extra_calls")
         return {"TS": clean and all(c.details["ts"] for c in per_call),
-                "PI": clean and all(c.details["pi"] for c in per_call),
-                "CF": category == CORRECT}
+                "PI": clean and all(c.details["pi"] for c in per_call), "CF": category == CORRECT}
     return {"TS": bool(details["ts"]), "PI": bool(details["pi"]), "CF": bool(details["cf"])}
+
+
+def _share(k, n) -> dict:
+    return {"n": k, "percent": percent(k, n)}
 
 
 def stage_rates(records) -> dict:
@@ -69,26 +52,19 @@ def stage_rates(records) -> dict:
 
 
 def error_analysis(calls) -> dict:
-    """Paper Table 1 over call classifications (`(category, details)` pairs): category counts
-    and shares, parameter flags, and the wrong-tool token statistics."""
+    """Paper Table 1 over `(category, details)` pairs: category shares, parameter flags (each once
+    per call) and the wrong-tool token statistics."""
     calls = list(calls)
-    n = len(calls)
-    counts = Counter(cat for cat, _ in calls)
-    flags = Counter()
-    for _, d in calls:  # each flag once per call; one call can carry several
-        for key in ("hallucinated", "redundant", "missing"):
-            flags[key] += bool(d.get(key))
+    n, counts = len(calls), Counter(cat for cat, _ in calls)
+    flags = Counter(key for _, d in calls for key in ("hallucinated", "redundant", "missing") if d.get(key))
     wrong = [d for cat, d in calls if cat == WRONG_TOOL and d.get("first_token_differs") is not None]
     return {
         "n_calls": n,
-        "categories": {cat: {"n": counts[cat], "percent": percent(counts[cat], n)} for cat in CALL_CATEGORIES},
-        "parameters": {k: {"n": flags[k], "percent": percent(flags[k], n)} for k in ("redundant", "missing", "hallucinated")},
-        "content": {"n": counts[CONTENT_ERROR], "percent": percent(counts[CONTENT_ERROR], n)},
-        "wrong_tool": {
-            "n": len(wrong),
-            "first_token_differs": percent(sum(bool(d["first_token_differs"]) for d in wrong), len(wrong)),
-            "shares_prefix": percent(sum(bool(d["shares_prefix"]) for d in wrong), len(wrong)),
-        },
+        "categories": {cat: _share(counts[cat], n) for cat in CALL_CATEGORIES},
+        "parameters": {k: _share(flags[k], n) for k in ("redundant", "missing", "hallucinated")},
+        "content": _share(counts[CONTENT_ERROR], n),
+        "wrong_tool": {"n": len(wrong), **{k: percent(sum(bool(d[k]) for d in wrong), len(wrong))
+                                           for k in ("first_token_differs", "shares_prefix")}},
     }
 
 
@@ -100,12 +76,10 @@ def _by_group(records, key: str, summarize) -> dict:
 
 
 def single_turn_metrics(records) -> dict:
-    """Records (one per item: "scenario", "TS"/"PI"/"CF" booleans, "calls" = its call
-    classifications as `(category, details)`) -> metrics.json content: n, TS, PI, CF in
-    percent, per scenario/category, and the error analysis."""
+    """Records ("scenario", "TS"/"PI"/"CF" booleans, "calls" = `(category, details)` pairs) ->
+    metrics.json: TS, PI, CF in percent, per scenario, and the error analysis."""
     records = list(records)
-    return {**stage_rates(records),
-            "by_category": _by_group(records, "scenario", stage_rates),
+    return {**stage_rates(records), "by_category": _by_group(records, "scenario", stage_rates),
             "errors": error_analysis(c for r in records for c in r["calls"])}
 
 
@@ -115,8 +89,7 @@ def is_doc_error(category: str) -> bool:
 
 
 def call_error_rates(episodes) -> dict:
-    """{"n", "DE", "CE", "VA"} over episodes (dicts with "calls" = feedback categories of every
-    call made, and "valid_answer" = bool)."""
+    """{"n", "calls", "DE", "CE", "VA"} over episodes ("calls" = feedback categories, "valid_answer")."""
     episodes = list(episodes)
     cats = [c for e in episodes for c in e["calls"]]
     de = sum(is_doc_error(c) for c in cats)
@@ -126,11 +99,9 @@ def call_error_rates(episodes) -> dict:
 
 
 def multi_turn_metrics(episodes) -> dict:
-    """Episodes (one per task: "scenario", "calls", "valid_answer") -> metrics.json content:
-    n, DE, CE, VA in percent (DE/CE per call, VA per task), per scenario, and the count of each
-    feedback category."""
+    """Episodes ("scenario", "calls", "valid_answer") -> metrics.json: DE, CE (per call), VA (per
+    task) in percent, per scenario, and the count of each feedback category."""
     episodes = list(episodes)
     counts = Counter(c for e in episodes for c in e["calls"])
-    return {**call_error_rates(episodes),
-            "by_category": _by_group(episodes, "scenario", call_error_rates),
+    return {**call_error_rates(episodes), "by_category": _by_group(episodes, "scenario", call_error_rates),
             "feedback": dict(sorted(counts.items()))}

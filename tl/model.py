@@ -1,9 +1,8 @@
 """LLaMA in one file: the architecture and a KV cache.
 
-Module tree and parameter names equal transformers' `LlamaForCausalLM` (`model.embed_tokens`,
-`model.layers.{i}.self_attn.q_proj`, ..., `model.norm`, `lm_head`), so `state_dict()` *is* an HF
-checkpoint and FSDP2 / DCP state-dict tools map 1:1 (file I/O: tl/checkpoint.py). RoPE uses
-HF's rotate-half convention, so HF weights load with no Q/K permutation.
+Module names equal transformers' `LlamaForCausalLM` (`model.layers.{i}.self_attn.q_proj`, ...,
+`lm_head`), so `state_dict()` *is* an HF checkpoint (file I/O: tl/checkpoint.py), and RoPE is HF's
+rotate-half convention, so HF weights load with no Q/K permutation.
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -46,24 +45,18 @@ class ModelArgs:
 
     @classmethod
     def from_hf_config(cls, config: dict, source: str = "config.json") -> "ModelArgs":
-        """Reads an HF LLaMA `config.json` dict in transformers' v4 form (top-level `rope_theta`,
-        `torch_dtype`) or v5 form (`rope_parameters`, `dtype`). What this model does not implement
-        (another architecture, rope scaling, biases, another activation, tied embeddings) is an
-        error rather than a silently different model."""
-        def refuse(what):
-            raise ValueError(f"{source}: {what}")
-        if config.get("model_type") != "llama":
-            refuse(f"expected model_type 'llama', found {config.get('model_type')!r}")
-        if config.get("hidden_act", "silu") != "silu":
-            refuse(f"expected hidden_act 'silu', found {config['hidden_act']!r}")
-        for key in ("attention_bias", "mlp_bias", "tie_word_embeddings"):
-            if config.get(key):
-                refuse(f"{key}=true is not supported (LLaMA and CodeLLaMA have neither biases nor tied embeddings)")
-        rope = dict(config.get("rope_parameters") or {})
-        for spec in (rope, config.get("rope_scaling") or {}):
-            rope_type = spec.get("rope_type", spec.get("type", "default"))
-            if rope_type != "default":
-                refuse(f"rope type {rope_type!r} is not implemented (only plain RoPE; found {spec})")
+        """An HF LLaMA `config.json` dict, transformers v4 (`rope_theta`, `torch_dtype`) or v5
+        (`rope_parameters`, `dtype`); what this model does not implement is an error."""
+        rope, act = dict(config.get("rope_parameters") or {}), config.get("hidden_act", "silu")
+        rope_types = [spec.get("rope_type", spec.get("type", "default")) for spec in (rope, config.get("rope_scaling") or {})]
+        refusals = [(config.get("model_type") != "llama", f"expected model_type 'llama', found {config.get('model_type')!r}"),
+                    (act != "silu", f"expected hidden_act 'silu', found {act!r}"),
+                    *((config.get(key), f"{key}=true is not supported (LLaMA and CodeLLaMA have neither biases nor "
+                       "tied embeddings)") for key in ("attention_bias", "mlp_bias", "tie_word_embeddings")),
+                    *((t != "default", f"rope type {t!r} is not implemented (only plain RoPE; found {spec})")
+                      for t, spec in zip(rope_types, (rope, config.get("rope_scaling") or {})))]
+        if problem := next((message for refused, message in refusals if refused), None):
+            raise ValueError(f"{source}: {problem}")
         theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
         dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
         known = {f.name for f in fields(cls)} - {"rope_theta", "dtype"}
@@ -80,8 +73,7 @@ class ModelArgs:
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
         # As HF: normalise in fp32, cast back, then scale (F.rms_norm is one fused kernel on CPU).
@@ -89,8 +81,7 @@ class RMSNorm(nn.Module):
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
-    """RoPE angles for integer `positions` [B, T] -> cos, sin [B, 1, T, head_dim/2], computed as HF
-    does (inv_freq = 1 / theta^(2i/d) in fp32)."""
+    """RoPE angles of `positions` [B, T] -> cos, sin [B, 1, T, head_dim/2], as HF (fp32 inv_freq)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim))
     angles = positions[:, None, :, None].float() * inv_freq
     return angles.cos().to(dtype), angles.sin().to(dtype)
@@ -103,12 +94,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class KVCache:
-    """Static per-layer key/value buffers [B, n_kv_heads, max_len, head_dim] (gpt-fast style).
-
-    Not a module: it never enters `state_dict()` and FSDP2 never shards it. Buffers take the
-    dtype/device of the first keys written, so the cache follows the compute dtype (e.g. bf16
-    under mixed precision). `length` counts the positions filled; `Transformer.forward` advances it.
-    """
+    """Static per-layer key/value buffers [B, n_kv_heads, max_len, head_dim] (gpt-fast style). Not
+    a module, so never in `state_dict()` nor sharded; buffers take the dtype/device of the first
+    keys written (the compute dtype). `length`: positions filled (`Transformer.forward` advances it)."""
 
     def __init__(self, num_layers: int, max_len: int):
         self.max_len, self.length = max_len, 0
@@ -139,9 +127,8 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = (proj(x).view(B, T, n, self.head_dim).transpose(1, 2) for proj, n in
+                   ((self.q_proj, self.n_heads), (self.k_proj, self.n_kv_heads), (self.v_proj, self.n_kv_heads)))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)
@@ -193,8 +180,7 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
 
     @property
-    def layers(self) -> nn.ModuleList:
-        """The decoder blocks, e.g. for `fully_shard(block)` on each."""
+    def layers(self) -> nn.ModuleList:  # the decoder blocks, for `fully_shard(block)` on each
         return self.model.layers
 
     def new_cache(self, max_len: int) -> KVCache:
@@ -203,14 +189,10 @@ class Transformer(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 cache: KVCache | None = None, return_hidden: bool = False,
                 logits_to_keep: int | None = None) -> torch.Tensor:
-        """Logits [B, T, vocab] in the compute dtype (callers upcast before log-softmax).
-
-        attention_mask: [B, past + T], 1 = real token, 0 = padding (HF semantics). Positions come
-            from it (cumsum - 1), so a left-padded row is computed exactly as if alone.
-        cache: a `KVCache`; this call appends T positions to it.
-        return_hidden: the final-norm hidden states [B, T, hidden] instead (for a value head).
-        logits_to_keep: project only the last n positions (e.g. 1 for a prefill).
-        """
+        """Logits [B, T, vocab] in the compute dtype (or, `return_hidden`, the final-norm hidden
+        states), of the last `logits_to_keep` positions only if given. attention_mask [B, past + T]:
+        1 = real token (HF semantics); positions are its cumsum - 1, so a left-padded row is
+        computed exactly as if alone. `cache` gets these T positions appended."""
         B, T = input_ids.shape
         past = cache.length if cache is not None else 0
         if attention_mask is not None:
@@ -234,8 +216,8 @@ class Transformer(nn.Module):
 
     @staticmethod
     def _attention_mask(attention_mask, past: int, T: int, device):
-        """Boolean [B|1, 1, T, past+T] mask (True = may attend), or None when SDPA's `is_causal`
-        (no past) or no mask at all (one new token) is exact."""
+        """Boolean [B|1, 1, T, past+T] (True = may attend), or None where SDPA's `is_causal` (no
+        past) or no mask (one new token) is exact."""
         if attention_mask is None and (past == 0 or T == 1):
             return None
         keys, queries = torch.arange(past + T, device=device), torch.arange(past, past + T, device=device)
@@ -248,8 +230,8 @@ class Transformer(nn.Module):
 
     @classmethod
     def from_config(cls, args: ModelArgs, *, seed: int = 0, device="cpu", dtype: torch.dtype | None = None):
-        """A random model initialised as HF does (weights ~ N(0, initializer_range), norms 1), from
-        a private generator seeded with `seed` (the global RNG is untouched)."""
+        """A random model initialised as HF does (N(0, initializer_range), norms 1) from a private
+        generator seeded with `seed`."""
         with torch.device("meta"):
             model = cls(args)
         model.to_empty(device=device)
@@ -264,11 +246,9 @@ class Transformer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> "Transformer":
-        """An HF LLaMA checkpoint directory (see `tl.checkpoint.load_hf`)."""
-        from tl.checkpoint import load_hf
+        from tl.checkpoint import load_hf  # an HF LLaMA checkpoint directory
         return load_hf(path, dtype=dtype, device=device, tokenizer=tokenizer)
 
     def save_pretrained(self, path, max_shard_size: int | str = "5GB", tokenizer=None):
-        """An HF checkpoint directory that `LlamaForCausalLM.from_pretrained` loads (tl.checkpoint)."""
-        from tl.checkpoint import save_hf
+        from tl.checkpoint import save_hf  # a directory `LlamaForCausalLM.from_pretrained` loads
         save_hf(self.state_dict(), self.args, path, max_shard_size=max_shard_size, tokenizer=tokenizer)

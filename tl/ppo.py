@@ -1,16 +1,11 @@
-"""PPO with the error-category reward (TL-Training's IRM stage, paper Sec. 3.3):
+"""PPO with the error-category reward (paper Sec. 3.3): max_M E_D [sum_s R(t_s) - beta KL(M || M_sft)].
 
-    max_M  E_D [ sum_s R(t_s) - beta * KL(M || M_sft) ]
-
-The math as pure tensor functions (each tested against a naive loop), the critic, the training
-prompts, and rollouts turned into scored tensors. Layout: a rollout batch is `[B, P + R]` token
-ids, the prompt left-padded to P, the response right-padded to R (with pad, never EOS); everything
-per token is `[B, R]` over the response positions, with a `mask` that is 1 on tokens that count (up
-to and including EOS) and 0 on padding (and, in multi-turn episodes, on tool-output tokens).
-Losses return a *sum* over valid tokens divided by a caller-given token count: the global count
-over all micro-batches and ranks makes them a true token mean, however the batch is split.
-Defaults follow the paper's code: GAE gamma 1, lambda 0.95, policy and value clip 0.2, a fixed
-beta, no advantage whitening.
+The math as pure tensor functions, the critic, the training prompts, and scored rollouts. A batch
+is `[B, P + R]` ids, the prompt left-padded to P, the response right-padded to R (pad, never EOS);
+per-token tensors are `[B, R]` with a `mask` of the tokens that count (up to and including EOS;
+not padding, nor tool output in episodes). Losses are a token *sum* over a caller-given count (the
+global one over micro-batches and ranks gives a true mean). Defaults are the paper's code: GAE
+gamma 1, lambda 0.95, policy and value clip 0.2, a fixed beta, no advantage whitening.
 """
 from __future__ import annotations
 
@@ -26,50 +21,40 @@ from tl.data import feedback_categories
 from tl.episode import Item
 from tl.generate import generate
 
-# ----------------------------------------------------------------------------- log-probs
-
-
 def shift_to_response(x: torch.Tensor, prompt_len: int) -> torch.Tensor:
-    """The positions that predict the response tokens, `x[:, P-1:-1]` of a `[B, P+R, ...]` output
-    (position i predicts token i+1). Used for logits and, as in the paper's code, for the values:
-    V_t is the value of the state before token t."""
+    """`x[:, P-1:-1]` of a `[B, P+R, ...]` output: the positions that predict the response tokens
+    (for logits and, as in the paper's code, values: V_t is the state before token t)."""
     if not 0 < prompt_len < x.shape[1]:
         raise ValueError(f"prompt_len must be in 1..{x.shape[1] - 1} for an output of shape {tuple(x.shape)}, got {prompt_len}")
     return x[:, prompt_len - 1: -1]
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log pi(token) under softmax(logits / T) in fp32, `logits` already aligned with `tokens`.
-    Scoring must use the sampling temperature, or ratio and KL are of another distribution."""
+    """log pi(token) under softmax(logits / T) in fp32 (T = the sampling temperature, or ratio and
+    KL are of another distribution), `logits` aligned with `tokens`."""
     logits = logits.float() / temperature
     return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """H = logsumexp(z) - sum softmax(z) z per position, z = logits / T, fp32."""
+    """Entropy of softmax(logits / T) per position, fp32."""
     z = logits.float() / temperature
     return torch.logsumexp(z, dim=-1) - (torch.softmax(z, dim=-1) * z).sum(-1)
 
 
-# ----------------------------------------------------------------------------- rewards and advantages
-
-
 def kl_k1(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
-    """Per-token KL estimate k1 = log pi - log pi_ref (the paper's code): unbiased for
-    KL(pi || pi_ref) under sampling from pi, can be negative per token."""
+    """Per-token KL estimate k1 = log pi - log pi_ref (the paper's code; unbiased, may be negative)."""
     return logp - logp_ref
 
 
 def last_valid_index(mask: torch.Tensor) -> torch.Tensor:
-    """Each row's last valid response position (its EOS, or the last token if cut); 0 for an
-    empty row, so that its score still lands somewhere."""
+    """Each row's last valid response position (its EOS, or the last token if cut); 0 if empty."""
     positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
     return torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(dim=1)
 
 
 def place_scores(scores: torch.Tensor, positions: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Dense `[B, R]` scores: `scores[b, k]` at `positions[b, k]` (-1: none), 0 elsewhere. Single
-    turn: one per row, at its last valid token; multi-turn: one per output, at its last token."""
+    """Dense `[B, R]`: `scores[b, k]` at `positions[b, k]` (-1: none; `[B]` scores: one per row), 0 elsewhere."""
     if scores.dim() == 1:
         scores, positions = scores[:, None], positions[:, None]
     dense = torch.zeros(shape, dtype=torch.float32, device=scores.device)
@@ -84,12 +69,8 @@ def token_rewards(kl: torch.Tensor, mask: torch.Tensor, kl_coef: float, score_pe
 @torch.no_grad()
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
         gamma: float = 1.0, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimation, returns = advantages + values:
-
-        delta_t = r_t + gamma V_{t+1} - V_t,   A_t = delta_t + gamma lam A_{t+1},   V after the end = 0
-
-    Masked positions are *skipped* (t+1 is the next valid token), so tool-output tokens inside an
-    episode neither get advantage nor break the chain; outputs are 0 there."""
+    """GAE: A_t = r_t + gamma V_{t+1} - V_t + gamma lam A_{t+1} (V after the end = 0), returns = A + V.
+    Masked positions are skipped (t+1 = the next valid token) and 0 in the outputs."""
     mask = mask.bool()
     advantages = torch.zeros_like(values, dtype=torch.float32)
     next_value = torch.zeros(values.shape[0], dtype=torch.float32, device=values.device)
@@ -102,17 +83,13 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
     return advantages, torch.where(mask, advantages + values.float(), 0.0)
 
 
-# ----------------------------------------------------------------------------- losses
-
-
 def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, x, 0.0).sum()
 
 
 def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float = 0.2):
-    """PPO-clip: sum_t max(-A_t r_t, -A_t clip(r_t, 1 -+ eps)) / n_tokens, r_t = pi / pi_old; zero
-    gradient where the clipped branch is the max. Stats are token *sums*: `clipped`, `approx_kl`
-    (k3 = (r - 1) - log r >= 0, 0 iff r = 1) and `ratio`."""
+    """PPO-clip: sum_t max(-A_t r_t, -A_t clip(r_t, 1 -+ eps)) / n_tokens, r_t = pi / pi_old. Stats
+    are token sums: `clipped`, `approx_kl` (k3 = (r - 1) - log r) and `ratio`."""
     mask = mask.bool()
     n = mask.sum().clamp(min=1) if n_tokens is None else n_tokens
     # `where`, not `* mask`: garbage at masked positions (inf, nan) must not reach exp or the sum
@@ -128,8 +105,7 @@ def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float
 
 
 def value_loss(values, values_old, returns, mask, n_tokens=None, clip_eps: float = 0.2):
-    """0.5 sum_t max((V - R)^2, (clip(V, V_old -+ eps) - R)^2) / n_tokens; stat `clipped` counts the
-    tokens where the clipped error is the larger."""
+    """0.5 sum_t max((V - R)^2, (clip(V, V_old -+ eps) - R)^2) / n_tokens; stat `clipped` (a token sum)."""
     mask = mask.bool()
     n = mask.sum().clamp(min=1) if n_tokens is None else n_tokens
     values, values_old, returns = (torch.where(mask, x, 0.0) for x in (values, values_old, returns))
@@ -139,14 +115,10 @@ def value_loss(values, values_old, returns, mask, n_tokens=None, clip_eps: float
     return loss, {"clipped": _masked_sum((err_clipped > err).float().detach(), mask)}
 
 
-# ----------------------------------------------------------------------------- the critic
-
-
 class Critic(nn.Module):
-    """V(s_t): the SFT trunk's final hidden state -> a zero-initialised `Linear(hidden, 1)`, as in
-    the paper's code. A zero head makes the first values exactly 0 (the first advantages are the
-    plain GAE of the rewards). The trunk's lm_head is deleted: the critic never projects to the
-    vocabulary. `forward` calls the trunk itself, so FSDP2's hooks on it fire."""
+    """V(s_t): the SFT trunk's final hidden state -> a zero-initialised `Linear(hidden, 1)` (the
+    paper's code), so the first values are 0. The trunk's lm_head is deleted; `forward` calls the
+    trunk itself, so FSDP2's hooks on it fire."""
 
     def __init__(self, trunk: nn.Module):
         super().__init__()
@@ -167,14 +139,10 @@ class Critic(nn.Module):
         return self.value_head(hidden).squeeze(-1).float().clone()  # clone: FSDP2 warns on a view output
 
 
-# ----------------------------------------------------------------------------- prompts and rollouts
-
-
 def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]:
-    """One prompt (an Item: tools, the history before the call, the gold call) per assistant call
-    whose feedback is `all_right`, the paper's filter (it kept 1,194 of 1,217 trajectories).
-    Counts: `calls`, `kept`, and `dropped_<reason>`: the feedback category, `no_feedback` (the
-    record ends with the call) or `parallel` (several calls in one turn; the reward scores one)."""
+    """One prompt (an Item: tools, the history, the gold call) per assistant call whose feedback is
+    `all_right` (the paper's filter). Counts: `calls`, `kept`, `dropped_<reason>` (the feedback
+    category, `no_feedback`, or `parallel`: several calls in one turn)."""
     prompts, counts = [], Counter()
     for record in records:
         for i, category in sorted(feedback_categories(record["messages"]).items()):
@@ -190,24 +158,21 @@ def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]
 
 
 def encode_prompt(tokenizer, prompt: Item) -> list[int]:
-    """Token ids of the generation prompt, exactly as SFT and evaluation render it."""
+    """Token ids of the generation prompt, as SFT and evaluation render it."""
     return tokenizer.encode_chat(render_prompt(prompt.tools, prompt.messages))
 
 
 def score_response(text: str, prompt: Item) -> tuple[float, str]:
-    """R(t) of one generated output and its category: the same `tl.classify` evaluation uses (extra
-    calls are never +1: -2 with a tool that is not offered, else at most -1.5)."""
+    """R(t) of one generated output and its category (the same `tl.classify` evaluation uses)."""
     c = classify(text, prompt.gold, prompt.tools)
     return call_reward(c), c.category
 
 
 @dataclass
 class Rollout:
-    """A micro-batch of prompt + response sequences and everything PPO needs: input_ids /
-    attention_mask `[B, P + R]`, response_mask `[B, R]` (1 up to and including EOS, or the last
-    token of a cut response), the texts, one score per row (or `[B, K]` scores at
-    `score_positions`, -1 = none, in multi-turn episodes) and their categories; `score` and
-    `compute_advantages` fill the per-token `[B, R]` tensors."""
+    """A micro-batch: input_ids / attention_mask `[B, P + R]`, response_mask `[B, R]`, the texts, a
+    score per row (or `[B, K]` at `score_positions`, -1 = none, in episodes) and its category;
+    `score` and `compute_advantages` fill the per-token `[B, R]` tensors."""
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     response_mask: torch.Tensor
@@ -240,8 +205,7 @@ def pack(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> t
 
 def response_logprobs(model, input_ids, attention_mask, response_len: int, temperature: float = 1.0,
                       with_entropy: bool = False):
-    """log pi(response token) `[B, R]` (and the entropy) from one forward that projects only the
-    last R + 1 positions to the vocabulary."""
+    """log pi(response token) `[B, R]` (and the entropy), projecting only the last R + 1 positions."""
     logits = shift_to_response(model(input_ids, attention_mask, logits_to_keep=response_len + 1), 1)
     logp = token_logprobs(logits, input_ids[:, -response_len:], temperature)
     return logp, token_entropy(logits, temperature) if with_entropy else None
@@ -254,8 +218,7 @@ def response_values(critic: Critic, input_ids, attention_mask, response_len: int
 
 def rollout(actor, tokenizer, prompts: list[Item], *, max_new_tokens: int, temperature: float = 0.0,
             top_p: float = 1.0, seed: int | None = None) -> Rollout:
-    """One scored response per prompt (KV-cached generation, cut after EOS). Under FSDP every rank
-    calls this equally often; `generate` keeps the ranks stepping together."""
+    """One scored response per prompt (cut after EOS); under FSDP every rank calls it equally often."""
     ids = [encode_prompt(tokenizer, p) for p in prompts]
     gen = generate(actor, ids, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
                    temperature=temperature, top_p=top_p, seed=seed, tokenizer=tokenizer)
@@ -265,10 +228,9 @@ def rollout(actor, tokenizer, prompts: list[Item], *, max_new_tokens: int, tempe
 
 @torch.no_grad()
 def score(batch: Rollout, actor, reference, critic: Critic, temperature: float = 1.0) -> Rollout:
-    """Old log-probs, reference log-probs and values, one eval-mode forward each. Generation's own
-    log-probs are not reused: incremental KV-cache steps differ from a full forward in the last
-    bits, and the ratio must be exactly 1 before the first update. `temperature`: the sampling
-    one (1 for greedy)."""
+    """Old and reference log-probs and values, one eval-mode forward each (not generation's own
+    log-probs: KV-cached steps differ in the last bits, and the first ratio must be exactly 1).
+    `temperature`: the sampling one (1 for greedy)."""
     device = next(actor.parameters()).device
     ids, mask, R = batch.input_ids.to(device), batch.attention_mask.to(device), batch.response_len
     modes = [m.training for m in (actor, reference, critic)]
@@ -285,7 +247,7 @@ def score(batch: Rollout, actor, reference, critic: Critic, temperature: float =
 
 
 def compute_advantages(batch: Rollout, kl_coef: float, gamma: float = 1.0, lam: float = 0.95) -> torch.Tensor:
-    """Token rewards (-beta k1 + each score at its token), then GAE into `advantages` / `returns`;
+    """Token rewards (-beta k1 + each score at its token), GAE into `advantages` / `returns`;
     returns the per-token KL `[B, R]` for logging."""
     mask = batch.response_mask.to(batch.values.device).bool()
     kl = kl_k1(batch.logp_old, batch.logp_ref)

@@ -1,11 +1,10 @@
 """A sentencepiece tokenizer (LLaMA / CodeLLaMA `tokenizer.model`) and a trainer for small ones.
 
-Sentencepiece prepends a "dummy prefix" space (▁) to every text it encodes, as if the text
-started a document after a space. `encode` keeps that behaviour; `encode_continuation` encodes
-text as it is tokenized *inside* a longer document; `encode_chat` joins the two around EOS
-markers (see "Tokenisation of a conversation" in docs/ARCHITECTURE.md).
+Sentencepiece prepends a "dummy prefix" space (▁) to every text, as if it started a document after
+a space: `encode` keeps that, `encode_continuation` encodes text as it is tokenized *inside* a
+longer document, and `encode_chat` joins the two around EOS markers (docs/ARCHITECTURE.md,
+"Tokenisation of a conversation").
 """
-
 import io
 import os
 
@@ -13,20 +12,14 @@ import sentencepiece as spm
 
 from tl.calls import EOS_MARK, valid_unicode
 
-
-# A serialized ModelProto field that turns the dummy prefix off: protobuf merges a repeated
-# occurrence of a message field into the first one, so appending
-#   field 3 (normalizer_spec, length-delimited, 2 bytes) { field 3 (add_dummy_prefix) = false }
-# to the model bytes yields the same model minus the prefix.
+# Appended to a serialized ModelProto, this turns the dummy prefix off: protobuf merges a repeated
+# message field into the first, and this is field 3 (normalizer_spec, 2 bytes) {field 3 (add_dummy_prefix) = false}.
 _NO_DUMMY_PREFIX = b"\x1a\x02\x18\x00"
 
 
 class Tokenizer:
-    """Wraps a sentencepiece model file.
-
-    `pad_id` is sentencepiece's pad piece if the model defines one, else unk (0), as in the
-    paper's code; it is never EOS, so padding is not mistaken for an end of turn.
-    """
+    """A sentencepiece model file. `pad_id` is its pad piece, else unk (0) as in the paper's code;
+    never EOS, so padding is not mistaken for an end of turn."""
 
     def __init__(self, model_path):
         self.model_path = os.fspath(model_path)
@@ -46,24 +39,17 @@ class Tokenizer:
                              f"(eos={self.eos_id}, pad={self.pad_id})")
 
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
-        """Ids of `text` as the start of a document (with sentencepiece's dummy-prefix space)."""
+        """Ids of `text` as the start of a document (with the dummy-prefix space)."""
         return [self.bos_id] * bos + self.sp.encode(valid_unicode(text)) + [self.eos_id] * eos
 
     def encode_continuation(self, text: str) -> list[int]:
-        """Ids of `text` as it is tokenized in the middle of a document: no dummy prefix.
-
-        For a text `a + b` where `b` starts with a space (and `a` does not end with one) --
-        a word boundary for sentencepiece -- `encode(a) + encode_continuation(b)` equals
-        `encode(a + b)`; tests check this on many random splits.
-        """
+        """Ids of `text` inside a document (no dummy prefix): for `b` starting with a space (and `a`
+        not ending with one), `encode(a) + encode_continuation(b) == encode(a + b)`."""
         return self._sp_continuation.encode(valid_unicode(text))
 
     def encode_chat(self, text: str) -> list[int]:
-        """BOS + `text` with each literal `</s>` marker turned into the EOS id.
-
-        The first piece is encoded as a document start, later pieces as continuations, so the
-        ids equal those of encoding a conversation segment by segment.
-        """
+        """BOS + `text` with each literal `</s>` as the EOS id, the first piece encoded as a document
+        start and later ones as continuations (= encoding a conversation segment by segment)."""
         first, *rest = text.split(EOS_MARK)
         ids = [self.bos_id] + self.encode(first)
         for piece in rest:
@@ -71,36 +57,28 @@ class Tokenizer:
         return ids
 
     def decode(self, ids: list[int], continuation: bool = False) -> str:
-        """Text of `ids`. sentencepiece drops the leading space of a document start; with
-        `continuation=True` it is kept (generated text that follows a prompt: ' name(...)')."""
+        """Text of `ids`; `continuation` keeps the leading space that a document start drops
+        (generated text after a prompt: ' name(...)')."""
         return (self._sp_continuation if continuation else self.sp).decode(list(ids))
 
     def id_to_piece(self, token_id: int) -> str:
         return self.sp.id_to_piece(token_id)
 
-    def piece_to_id(self, piece: str) -> int:
-        return self.sp.piece_to_id(piece)
-
 
 def train_tokenizer(texts, model_path, vocab_size: int = 1000, **options) -> str:
-    """Trains a small LLaMA-style BPE tokenizer on `texts` and writes it to `model_path`.
+    """Train a small LLaMA-style tokenizer on `texts` and write it to `model_path` (returned).
 
-    Same settings as LLaMA's tokenizer: BPE with byte fallback (any text is encodable), digits
-    split, the dummy-prefix space, no normalisation, whitespace kept as is; unk=0, bos=1,
-    eos=2, no pad piece (pad falls back to unk). Single-threaded on the input in order, so the
-    same texts give the same file. `vocab_size` is an upper bound (>= 259 for the 256 bytes and
-    3 specials; a small corpus may yield fewer). Returns `model_path` as a string.
-    """
-    model_path = os.fspath(model_path)
-    buffer = io.BytesIO()
+    LLaMA's settings: BPE with byte fallback, digits split, the dummy prefix, no normalisation,
+    whitespace kept; unk=0, bos=1, eos=2, no pad. Single-threaded in input order, so the same texts
+    give the same file. `vocab_size` is an upper bound (>= 259 = 256 bytes + 3 specials)."""
+    model_path, buffer = os.fspath(model_path), io.BytesIO()
     settings = dict(model_type="bpe", vocab_size=vocab_size, byte_fallback=True, split_digits=True,
                     add_dummy_prefix=True, normalization_rule_name="identity",
                     remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
                     unk_id=0, bos_id=1, eos_id=2, pad_id=-1, character_coverage=1.0,
                     hard_vocab_limit=False, num_threads=1, input_sentence_size=0,
                     shuffle_input_sentence=False, max_sentence_length=1 << 20, minloglevel=2)
-    settings.update(options)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=buffer, **settings)
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=buffer, **{**settings, **options})
     os.makedirs(os.path.dirname(os.path.abspath(model_path)), exist_ok=True)
     with open(model_path, "wb") as f:
         f.write(buffer.getvalue())
