@@ -4,28 +4,19 @@ stand-in for the paper's 1,217 GPT-4o trajectories.
     python -m tasks.synth --n 1217 --seed 0 --out out/data/train.jsonl \\
         [--error_share 0.17] [--heldout_single 300] [--heldout_multi 100]
 
-writes, next to `--out`:
-- `train.jsonl` (the `--out` file): trajectory records (docs/ARCHITECTURE.md)
-  `{"id": "synth-00042", "tools": [schema, ...], "messages": [user, assistant call, tool, ...,
-  assistant answer]}`; tool messages carry the feedback text in `content` and the sandbox's
-  `result` `{"ok", "category", "message"}`;
-- `heldout_single.jsonl`: single-turn items `{"id": "single-00007", "tools", "messages" (the
-  history before the target call), "gold": {"name", "arguments"}}` (evaluation, PPO prompts);
-- `heldout_multi.jsonl`: multi-turn tasks `{"id": "multi-00003", "tools", "query",
-  "reference": [{"name", "arguments"}, ...], "answer"}` for the episode runner.
+writes `--out` (trajectory records, docs/ARCHITECTURE.md: `{"id", "tools", "messages"}`, tool
+messages carrying the feedback text and the sandbox's `result`) and, next to it,
+`heldout_single.jsonl` (`{"id", "tools", "messages": the history before one call, "gold"}`) and
+`heldout_multi.jsonl` (`{"id", "tools", "query", "reference": [calls], "answer"}`).
 
-Tasks come from the templates in `tasks.toolbox.templates` (1-4 calls each). Every call is executed: the
-toolbox's own deterministic functions in-process through the sandbox's validation and execution
-path (`tl.sandbox.run_in_process`, byte-identical to a Sandbox run, and fast), `run_python` in a
-real `Sandbox`. Exactly round(n * error_share) training records contain one realistic mistake
-before one of their calls -- a hallucinated parameter, a missing parameter, a wrong (sibling)
-tool, a hallucinated tool name, or a bad value -- followed by its real error feedback and the
-corrected call. Each record offers the tools it needs plus 1-3 distractors, chosen mostly among
-tools whose names share a prefix with the needed ones (`get_weather_current` next to
-`get_weather_forecast`), so picking the name takes the key tokens PKT weights. Held-out items are
-clean and their queries never occur in the training file. The same arguments give the same
-bytes: every record draws from its own `random.Random` seeded by a string (seeding from a str is
-stable across processes), and nothing depends on set order or time.
+Tasks come from the table in `tasks.toolbox.templates` (1-4 calls each) and every call is really
+executed: toolbox functions in-process (`tl.sandbox.run_in_process`, byte-identical to a Sandbox
+run, and fast), `run_python` in a `Sandbox`. Exactly round(n * error_share) training records hold
+one realistic mistake (FLAW_KINDS) before one of their calls, then its real error feedback and the
+corrected call. Each record offers the tools it needs plus 1-3 distractors, mostly ones whose names
+share a prefix with them, so picking the name takes the key tokens PKT weights. Held-out items are
+clean and their queries never occur in the training file. The same arguments give the same bytes:
+every record draws from its own `random.Random` seeded by a string (stable across processes).
 """
 from __future__ import annotations
 
@@ -43,14 +34,11 @@ from tasks.toolbox.templates import TASKS
 FLAW_KINDS = ("param_hallucination", "param_missing", "wrong_tool", "tool_hallucination", "bad_value")
 MAX_TOOLS = 5
 
-# ----------------------------------------------------------------------------- execution
-
 
 class _Executor:
     """Toolbox calls in-process; run_python (model-style code) in a Sandbox started on first use."""
 
-    def __init__(self):
-        self.sandbox = None
+    sandbox = None
 
     def run(self, call: Call) -> Result:
         if call.name != "run_python":
@@ -63,32 +51,12 @@ class _Executor:
                 break
         return result
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         if self.sandbox is not None:
             self.sandbox.close()
-
-
-def _value(output: str):
-    try:
-        return json.loads(output)
-    except json.JSONDecodeError:
-        return output
-
-
-def _play(task, rng, executor) -> tuple[str, list[tuple[Call, Result]], str]:
-    """Run a task's script: (query, [(call, result)], answer)."""
-    query, script = task(rng)
-    steps, reply = [], None
-    try:
-        while True:
-            call = script.send(reply)
-            result = executor.run(call)
-            if not result.ok:
-                raise RuntimeError(f"tasks.synth: task {task.__name__} made a failing call {call}: {result.message}")
-            steps.append((call, result))
-            reply = _value(result.output)
-    except StopIteration as stop:
-        return query, steps, stop.value
 
 
 # ----------------------------------------------------------------------------- mistakes
@@ -100,47 +68,44 @@ _UNIT_WORDS = {"km": "kilometers", "mi": "miles", "m": "meters", "ft": "feet", "
                "c": "celsius", "f": "fahrenheit", "l": "liters", "gal": "gallons", "g": "grams", "oz": "ounces"}
 
 
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 def _misspellings(word: str) -> list[str]:
     """A letter dropped (not the first) or the last one doubled: "Pariss", "Pars"."""
     return [word[:i] + word[i + 1:] for i in range(1, len(word))] + [word + word[-1]]
 
 
+def _twelve_hour(hhmm: str) -> list[str]:
+    h = int(hhmm[:2])
+    return [f"{h % 12 or 12}{'am' if h < 12 else 'pm'}"]
+
+
+_BAD_VALUES = {  # argument -> the realistic wrong values of its value that the generator plants
+    **dict.fromkeys(("city", "from_city", "to_city", "city_a", "city_b", "country"), _misspellings),
+    **dict.fromkeys(("from_currency", "to_currency"), lambda v: [_CURRENCY_WORDS.get(v, v.lower() + "s")]),
+    **dict.fromkeys(("from_unit", "to_unit", "unit"), lambda v: [_UNIT_WORDS.get(v, v + "s")]),
+    **dict.fromkeys(("date", "start_date", "end_date"),
+                    lambda v: [f.format(*v.split("-")) for f in ("{2}/{1}/{0}", "{1}/{2}/{0}", "{0}.{1}.{2}")]),
+    "time": _twelve_hour,
+    "expression": lambda v: [v.replace("*", " times ").replace("+", " plus ")],
+    "char": lambda v: [v * 2],
+}
+
+
 def _bad_values(key: str, value) -> list:
-    """Every realistic wrong value of one argument that the generator plants ([] when any value
-    would do)."""
-    if key in ("city", "from_city", "to_city", "city_a", "city_b", "country"):
-        return _misspellings(value)
-    if key in ("from_currency", "to_currency"):
-        return [_CURRENCY_WORDS.get(value, value.lower() + "s")]
-    if key in ("from_unit", "to_unit", "unit"):
-        return [_UNIT_WORDS.get(value, value + "s")]
-    if key in ("date", "start_date", "end_date"):
-        y, m, d = value.split("-")
-        return [f"{d}/{m}/{y}", f"{m}/{d}/{y}", f"{y}.{m}.{d}"]
-    if key == "time":
-        h = int(value[:2])
-        return [f"{h % 12 or 12}{'am' if h < 12 else 'pm'}"]
-    if key == "expression":
-        return [value.replace("*", " times ").replace("+", " plus ")]
-    if key == "char":
-        return [value * 2]
+    """Every wrong value of one argument that the generator plants ([] when any value would do)."""
+    if key in _BAD_VALUES:
+        return _BAD_VALUES[key](value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [str(value)]  # a number written as a string: a wrong type
-    if isinstance(value, list):
-        return [", ".join(map(str, value))]
-    return []
+    return [", ".join(map(str, value))] if isinstance(value, list) else []
+
+
+def _prefix(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))
 
 
 def _siblings(name: str) -> list[str]:
     """The toolbox tools whose names share at least 4 characters of prefix with `name` (up to 4)."""
-    ranked = sorted((-_common_prefix(n, name), n) for n in TOOLS if n != name)
+    ranked = sorted((-_prefix(n, name), n) for n in TOOLS if n != name)
     return [n for score, n in ranked if -score >= 4][:4]
 
 
@@ -213,7 +178,7 @@ def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
 
 def _offered_tools(needed: list[str], rng) -> list[dict]:
     """The needed tools plus 1-3 distractors, mostly prefix-sharing ones, shuffled."""
-    others = sorted((-max(_common_prefix(n, m) for m in needed), n) for n in TOOLS if n not in needed)
+    others = sorted((-max(_prefix(n, m) for m in needed), n) for n in TOOLS if n not in needed)
     pool = [n for _, n in others[:5]] + rng.sample([n for _, n in others[5:]], 2)
     k = min(rng.randint(1, 3), max(0, MAX_TOOLS - len(needed)))
     names = needed + rng.sample(pool, k)
@@ -221,19 +186,10 @@ def _offered_tools(needed: list[str], rng) -> list[dict]:
     return [TOOLS[n].schema for n in names]
 
 
-def _call_message(call: Call) -> dict:
-    return {"role": "assistant", "tool_call": {"name": call.name, "arguments": dict(call.arguments)}}
-
-
-def _tool_message(result: Result) -> dict:
-    return {"role": "tool", "content": result.feedback, "result": result.to_dict()}
-
-
-def _trajectory(rng, executor, flawed: bool) -> tuple[dict, dict]:
-    """One record (without id) and its plan: query, reference calls, answer, mistake kind."""
-    task = rng.choice(TASKS)
-    query, steps, answer = _play(task, rng, executor)
-    mistake, at = None, None
+def _trajectory(rng, executor, flawed: bool) -> tuple[dict, str, list[Call], str]:
+    """One record (without id), its query, its reference calls and its answer."""
+    query, steps, answer = rng.choice(TASKS).play(rng, executor.run)
+    mistake = None
     if flawed:
         for at in rng.sample(range(len(steps)), len(steps)):
             mistake = _mistake(steps[at][0], rng, executor)
@@ -244,15 +200,13 @@ def _trajectory(rng, executor, flawed: bool) -> tuple[dict, dict]:
     needed = list(dict.fromkeys(c.name for c, _ in steps))
     if mistake is not None and mistake[2] == "wrong_tool":
         needed.append(mistake[0].name)  # a wrong tool is one the model was offered
+    shown = steps[:at] + [mistake[:2]] + steps[at:] if mistake else steps
     messages = [{"role": "user", "content": query}]
-    for i, (call, result) in enumerate(steps):
-        if i == at and mistake is not None:
-            messages += [_call_message(mistake[0]), _tool_message(mistake[1])]
-        messages += [_call_message(call), _tool_message(result)]
+    for call, result in shown:
+        messages += [{"role": "assistant", "tool_call": call.to_dict()},
+                     {"role": "tool", "content": result.feedback, "result": result.to_dict()}]
     messages.append({"role": "assistant", "content": answer})
-    plan = {"query": query, "reference": [c.to_dict() for c, _ in steps], "answer": answer,
-            "mistake": mistake[2] if mistake else None}
-    return {"tools": _offered_tools(needed, rng), "messages": messages}, plan
+    return {"tools": _offered_tools(needed, rng), "messages": messages}, query, [c for c, _ in steps], answer
 
 
 def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
@@ -260,37 +214,31 @@ def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
     if not 0.0 <= error_share <= 1.0:
         raise ValueError(f"error_share must be in [0, 1]; found {error_share}")
     flawed = set(random.Random(f"{seed}:flawed").sample(range(n), round(n * error_share)))
-    executor = _Executor()
-    try:
+    with _Executor() as executor:
         return [{"id": f"synth-{i:05d}", **_trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0]}
                 for i in range(n)]
-    finally:
-        executor.close()
 
 
 def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries=()) -> tuple[list, list]:
     """Clean held-out items: single-turn (history before one gold call) and multi-turn tasks.
     Queries in `exclude_queries` (the training set's) are skipped."""
-    seen, executor = set(exclude_queries), _Executor()
-    singles, multis, k = [], [], 0
-    try:
+    seen, singles, multis, k = set(exclude_queries), [], [], 0
+    with _Executor() as executor:
         while len(singles) < n_single or len(multis) < n_multi:
             rng = random.Random(f"{seed}:heldout:{k}")
             k += 1
-            record, plan = _trajectory(rng, executor, flawed=False)
-            if plan["query"] in seen:
+            record, query, reference, answer = _trajectory(rng, executor, flawed=False)
+            if query in seen:
                 continue
-            seen.add(plan["query"])
+            seen.add(query)
+            tools, messages = record["tools"], record["messages"]
             if len(singles) < n_single:
-                calls = [i for i, m in enumerate(record["messages"]) if "tool_call" in m]
-                at = rng.choice(calls)
-                singles.append({"id": f"single-{len(singles):05d}", "tools": record["tools"],
-                                "messages": record["messages"][:at], "gold": record["messages"][at]["tool_call"]})
+                at = rng.choice([i for i, m in enumerate(messages) if "tool_call" in m])
+                singles.append({"id": f"single-{len(singles):05d}", "tools": tools, "messages": messages[:at],
+                                "gold": messages[at]["tool_call"]})
             else:
-                multis.append({"id": f"multi-{len(multis):05d}", "tools": record["tools"], "query": plan["query"],
-                               "reference": plan["reference"], "answer": plan["answer"]})
-    finally:
-        executor.close()
+                multis.append({"id": f"multi-{len(multis):05d}", "tools": tools, "query": query,
+                               "reference": [c.to_dict() for c in reference], "answer": answer})
     return singles, multis
 
 

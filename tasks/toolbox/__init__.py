@@ -2,13 +2,12 @@
 
     from tasks.toolbox import TOOLS, schemas
     TOOLS["get_weather_current"].fn(city="Paris")   # the Python function
-    TOOLS["get_weather_current"].schema             # its normal-form schema (tl.schema)
+    TOOLS["get_weather_current"].schema             # its normal-form schema (tl.calls)
     schemas(["get_weekday", "calculate"])           # schemas to put in a prompt
 
-A `Tool` is a function plus the schema `tl.calls.tool_from_function` derives from its
-signature, type hints and docstring, so the schema a model sees and the Python signature the
-sandbox calls cannot drift apart. Tools handed to `tl.sandbox.Sandbox` must be module-level
-functions of an importable module: the sandbox's worker processes import them by name.
+A schema is read off the function's signature, type hints and docstring, so the schema a model
+sees and the signature the sandbox calls cannot drift apart. Tools handed to `tl.sandbox.Sandbox`
+must be module-level functions of an importable module: its workers import them by name.
 """
 from __future__ import annotations
 
@@ -57,7 +56,7 @@ class Tool:
         return self.schema["name"]
 
     @classmethod
-    def from_function(cls, fn: Callable) -> "Tool":
+    def from_function(cls, fn: Callable) -> Tool:
         return cls(fn, tool_from_function(fn))
 
 

@@ -1,21 +1,23 @@
 """Task templates over the toolbox, for the synthetic trajectory generator (`tasks.synth`).
 
-A task is `task(rng) -> (query, script)`: the user's question, and a generator that yields the
-calls a careful assistant makes (`Call`s), receives each call's output (parsed JSON, or the text)
-and finally returns the answer text built from those outputs. Values are drawn from the toolbox's
-own tables, so every call is valid and every answer is true to the recorded outputs. Phrasings
-vary, the structure repeats: a small model can learn it in minutes.
+`TASKS` is a table: each row draws values from the toolbox's own tables, phrases a question, lists
+the calls a careful assistant makes and formats the answer from their outputs, so every call is
+valid and every answer is true to the recorded outputs. Phrasings vary, the structure repeats: a
+small model can learn it in minutes. The order of the rng calls is part of the data (the same seed
+must give the same bytes): draws run left to right, values before the phrasing.
 """
 from __future__ import annotations
 
+import json
+import string
+from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Callable
 
 from tl.calls import Call
-from tasks.toolbox.facts import CITIES, COUNTRIES, REFERENCE_DATE, USD_RATES
+from tasks.toolbox.tools import CITIES, COUNTRIES, REFERENCE_DATE, USD_RATES
 
-CITY_NAMES = sorted(CITIES)
-COUNTRY_NAMES = sorted(COUNTRIES)
-CURRENCIES = sorted(USD_RATES)
+CITY_NAMES, COUNTRY_NAMES, CURRENCIES = sorted(CITIES), sorted(COUNTRIES), sorted(USD_RATES)
 AMOUNTS = (5, 10, 20, 25, 40, 50, 75, 100, 120, 150, 200, 250, 300, 500, 750, 1000, 1500, 2500)
 UNIT_PAIRS = [("km", "mi", "kilometres", "miles"), ("mi", "km", "miles", "kilometres"), ("m", "ft", "metres", "feet"),
               ("ft", "m", "feet", "metres"), ("in", "cm", "inches", "centimetres"), ("cm", "in", "centimetres", "inches"),
@@ -25,9 +27,67 @@ UNIT_PAIRS = [("km", "mi", "kilometres", "miles"), ("mi", "km", "miles", "kilome
 PHRASES = ("hello world", "tool learning is fun", "a man a plan a canal panama", "strawberry", "open the window",
            "the quick brown fox jumps over the lazy dog", "small models learn fast", "banana bread",
            "keep calm and carry on", "mississippi", "good morning everyone", "data beats opinions")
+EXPRESSIONS = ("{a} + {b} * {c}", "({a} + {b}) * {c}", "{a} * {b} - {c}", "({a} - {b}) / {c}", "{a} ** 2 + {b}",
+               "{a} * {b} / {c}")
+_FIELDS = string.Formatter()
+
+
+@dataclass(frozen=True)
+class Task:
+    """One template. `draw(rng)` returns the values; `queries` phrase the question (a list: one is
+    drawn; a str: used as is; a dict: either, per the drawn `kind`). `calls` are (output name, tool
+    name, arguments) steps: the tool name is formatted with the values, an argument "{x}" or
+    "{x[key]}" is a value or an earlier output taken as is (a number stays a number), any other one
+    a constant, and `arguments` may instead be a function of the values. `answer` (a str, or a dict
+    per `kind`) is formatted with the values, the outputs and what `extra(values)` adds."""
+
+    name: str
+    draw: Callable
+    queries: list | str | dict
+    calls: list
+    answer: str | dict
+    extra: Callable | None = None
+
+    def play(self, rng, run) -> tuple[str, list, str]:
+        """(query, [(call, result)], answer); `run(call)` executes a call and returns its Result."""
+        v = self.draw(rng)
+        query = _of_kind(self.queries, v)
+        query = (query if isinstance(query, str) else rng.choice(query)).format(**v)
+        steps = []
+        for out, name, args in self.calls:
+            args = args(v) if callable(args) else {k: _argument(a, v) for k, a in args.items()}
+            call = Call(name.format(**v), args)
+            result = run(call)
+            if not result.ok:
+                raise RuntimeError(f"tasks.synth: task {self.name} made a failing call {call}: {result.message}")
+            steps.append((call, result))
+            v[out] = _parsed(result.output)
+        v.update(self.extra(v) if self.extra else {})
+        return query, steps, _of_kind(self.answer, v).format(**v)
+
+
+def _of_kind(spec, v):
+    return spec[v["kind"]] if isinstance(spec, dict) else spec
+
+
+def _argument(spec, v):
+    if isinstance(spec, str) and spec.startswith("{") and spec.endswith("}"):
+        return _FIELDS.get_field(spec[1:-1], (), v)[0]  # str.format's own reading of "x[key]"
+    return spec
+
+
+def _parsed(output: str):
+    try:
+        return json.loads(output)
+    except json.JSONDecodeError:
+        return output
+
+
+# ----------------------------------------------------------------------------- draws
 
 
 def _pick(rng, templates, **values) -> str:
+    """One of `templates` formatted with `values` (drawn first: they are arguments)."""
     return rng.choice(templates).format(**values)
 
 
@@ -35,208 +95,37 @@ def _day(rng, first="2020-01-01", span=4000) -> str:
     return (date.fromisoformat(first) + timedelta(days=rng.randrange(span))).isoformat()
 
 
-def _forecast_day(rng) -> str:
-    return _day(rng, REFERENCE_DATE, 30)
-
-
 def _clock(rng) -> str:
     return f"{rng.randrange(24):02d}:{rng.choice((0, 15, 30, 45)):02d}"
 
 
-def _two(rng, names):
-    a, b = rng.sample(names, 2)
-    return a, b
+def _two(rng, pool, names: str) -> dict:
+    """Two different items of `pool`, under the one-letter `names`."""
+    return dict(zip(names, rng.sample(pool, 2)))
 
 
-# ----------------------------------------------------------------------------- one call
-
-
-def weather_now(rng):
-    city = rng.choice(CITY_NAMES)
-    q = _pick(rng, ["What's the weather like in {c} right now?", "How warm is it in {c} at the moment?",
-                    "Current weather in {c}, please.", "Tell me the weather in {c} now."], c=city)
-
-    def script():
-        w = yield Call("get_weather_current", {"city": city})
-        return f"It is {w['temperature']} °C and {w['condition']} in {w['city']} right now, with {w['humidity']}% humidity."
-    return q, script()
-
-
-def weather_forecast(rng):
-    city, day = rng.choice(CITY_NAMES), _forecast_day(rng)
-    q = _pick(rng, ["What will the weather be in {c} on {d}?", "Forecast for {c} on {d}, please.",
-                    "Will it be warm in {c} on {d}?"], c=city, d=day)
-
-    def script():
-        w = yield Call("get_weather_forecast", {"city": city, "date": day})
-        return f"On {w['date']} {w['city']} expects {w['condition']} weather, between {w['low_c']} and {w['high_c']} °C."
-    return q, script()
-
-
-def weekday(rng):
-    day = _day(rng)
-    q = _pick(rng, ["What day of the week is {d}?", "Which weekday falls on {d}?", "Is {d} a weekend day?"], d=day)
-
-    def script():
-        w = yield Call("get_weekday", {"date": day})
-        return f"{w['date']} is a {w['weekday']}."
-    return q, script()
-
-
-def country_fact(rng):
-    country = rng.choice(COUNTRY_NAMES)
-    kind = rng.choice(["capital", "population", "currency"])
-    q = _pick(rng, {"capital": ["What is the capital of {x}?", "Which city is the capital of {x}?"],
-                    "population": ["How many people live in {x}?", "What is the population of {x}?"],
-                    "currency": ["What currency does {x} use?", "Which currency is used in {x}?"]}[kind], x=country)
-
-    def script():
-        r = yield Call(f"get_country_{kind}", {"country": country})
-        if kind == "capital":
-            return f"The capital of {r['country']} is {r['capital']}."
-        if kind == "population":
-            return f"{r['country']} has a population of about {r['population']:,}."
-        return f"{r['country']} uses the {r['currency']}."
-    return q, script()
-
-
-def city_country(rng):
-    city = rng.choice(CITY_NAMES)
-    q = _pick(rng, ["Which country is {c} in?", "In what country is {c}?"], c=city)
-
-    def script():
-        r = yield Call("get_city_country", {"city": city})
-        return f"{r['city']} is in {r['country']}."
-    return q, script()
-
-
-def city_distance(rng):
-    a, b = _two(rng, CITY_NAMES)
-    q = _pick(rng, ["How far is {a} from {b}?", "What is the distance between {a} and {b} in km?"], a=a, b=b)
-
-    def script():
-        r = yield Call("get_city_distance", {"city_a": a, "city_b": b})
-        return f"{r['city_a']} and {r['city_b']} are about {r['distance_km']} km apart."
-    return q, script()
-
-
-def currency(rng):
-    amount, (src, dst) = rng.choice(AMOUNTS), _two(rng, CURRENCIES)
-    q = _pick(rng, ["How much is {n} {s} in {d}?", "Convert {n} {s} to {d}.", "What do I get for {n} {s} in {d}?"],
-              n=amount, s=src, d=dst)
-
-    def script():
-        r = yield Call("convert_currency", {"amount": amount, "from_currency": src, "to_currency": dst})
-        return f"{r['amount']} {r['from_currency']} is {r['result']} {r['to_currency']}."
-    return q, script()
-
-
-def exchange_rate(rng):
-    src, dst = _two(rng, CURRENCIES)
-    q = _pick(rng, ["What is the exchange rate from {s} to {d}?", "How many {d} is one {s}?"], s=src, d=dst)
-
-    def script():
-        r = yield Call("get_exchange_rate", {"from_currency": src, "to_currency": dst})
-        return f"1 {r['from_currency']} = {r['rate']} {r['to_currency']}."
-    return q, script()
-
-
-def units(rng):
-    src, dst, src_word, dst_word = rng.choice(UNIT_PAIRS)
-    value = rng.choice((1, 2, 3, 5, 8, 10, 12, 20, 25, 37, 42, 50, 100, 250))
-    q = _pick(rng, ["How many {dw} is {v} {sw}?", "Convert {v} {sw} to {dw}.", "What is {v} {sw} in {dw}?"],
-              v=value, sw=src_word, dw=dst_word)
-
-    def script():
-        r = yield Call("convert_units", {"value": value, "from_unit": src, "to_unit": dst})
-        return f"{value} {src_word} is {r['result']} {dst_word}."
-    return q, script()
-
-
-def timezone(rng):
-    (a, b), t = _two(rng, CITY_NAMES), _clock(rng)
-    q = _pick(rng, ["When it is {t} in {a}, what time is it in {b}?", "Convert {t} {a} time to {b} time."], t=t, a=a, b=b)
-
-    def script():
-        r = yield Call("convert_timezone", {"time": t, "from_city": a, "to_city": b})
-        when = {0: "", 1: " the next day", -1: " the previous day"}[r["day_offset"]]
-        return f"When it is {r['time']} in {r['from_city']}, it is {r['converted_time']}{when} in {r['to_city']}."
-    return q, script()
-
-
-def arithmetic(rng):
-    a, b, c = rng.randint(2, 99), rng.randint(2, 99), rng.randint(2, 12)
-    expr = rng.choice([f"{a} + {b} * {c}", f"({a} + {b}) * {c}", f"{a} * {b} - {c}", f"({a} - {b}) / {c}",
-                       f"{a} ** 2 + {b}", f"{a} * {b} / {c}"])
-    q = _pick(rng, ["What is {e}?", "Calculate {e}.", "Please work out {e}."], e=expr)
-
-    def script():
-        r = yield Call("calculate", {"expression": expr})
-        return f"{expr} = {r['result']}."
-    return q, script()
-
-
-def percentage(rng):
+def _percentage(rng) -> dict:
     whole = rng.choice((40, 80, 120, 200, 250, 400, 500, 800, 1200))
-    part = rng.randint(1, whole)
-    q = _pick(rng, ["What percentage of {w} is {p}?", "{p} out of {w} is what percent?"], p=part, w=whole)
-
-    def script():
-        r = yield Call("calculate_percentage", {"part": part, "whole": whole})
-        return f"{part} is {r['percentage']}% of {whole}."
-    return q, script()
+    return {"w": whole, "p": rng.randint(1, whole)}
 
 
-def average(rng):
+def _average(rng) -> dict:
     numbers = [rng.randint(1, 100) for _ in range(rng.randint(3, 6))]
-    q = _pick(rng, ["What is the average of {n}?", "Compute the mean of {n}."], n=", ".join(map(str, numbers)))
-
-    def script():
-        r = yield Call("calculate_average", {"numbers": numbers})
-        return f"The average of the {r['count']} numbers is {r['average']}."
-    return q, script()
+    return {"ns": numbers, "n": ", ".join(map(str, numbers))}
 
 
-def date_add(rng):
+def _date_add(rng) -> dict:
     day, n = _day(rng), rng.choice((3, 7, 10, 14, 30, 45, 90, 100, -7, -30))
     when = f"{n} days after" if n > 0 else f"{-n} days before"
-    q = _pick(rng, ["What date is {w} {d}?", "Which date comes {w} {d}?"], w=when, d=day)
-
-    def script():
-        r = yield Call("date_add_days", {"date": day, "days": n})
-        return f"{when.capitalize()} {day} is {r['result']}."
-    return q, script()
+    return {"d": day, "n": n, "w": when, "W": when.capitalize()}
 
 
-def date_diff(rng):
-    a, b = sorted(_two(rng, [_day(rng) for _ in range(4)]))
-    q = _pick(rng, ["How many days are there from {a} to {b}?", "Count the days between {a} and {b}."], a=a, b=b)
-
-    def script():
-        r = yield Call("date_diff_days", {"start_date": a, "end_date": b})
-        return f"There are {r['days']} days from {a} to {b}."
-    return q, script()
-
-
-def text_tool(rng):
+def _text(rng) -> dict:
     phrase, kind = rng.choice(PHRASES), rng.choice(["reverse", "uppercase", "word_count", "count_char"])
-    char = rng.choice(sorted(set(phrase.replace(" ", ""))))
-    q = {"reverse": f'Reverse the text "{phrase}".', "uppercase": f'Write "{phrase}" in capital letters.',
-         "word_count": f'How many words are in "{phrase}"?',
-         "count_char": f'How many times does the letter "{char}" appear in "{phrase}"?'}[kind]
-
-    def script():
-        args = {"text": phrase, "char": char} if kind == "count_char" else {"text": phrase}
-        r = yield Call(f"text_{kind}", args)
-        if kind == "word_count":
-            return f'"{phrase}" has {r["words"]} words.'
-        if kind == "count_char":
-            return f'The letter "{char}" appears {r["count"]} times in "{phrase}".'
-        return f'The result is "{r}".'
-    return q, script()
+    return {"p": phrase, "kind": kind, "ch": rng.choice(sorted(set(phrase.replace(" ", ""))))}
 
 
-def python_snippet(rng):
+def _snippet(rng) -> dict:
     n = rng.randint(5, 30)
     q, code = rng.choice([
         (f"Use Python to compute the sum of the squares from 1 to {n}.", f"print(sum(i * i for i in range(1, {n + 1})))"),
@@ -245,136 +134,133 @@ def python_snippet(rng):
          f"print(sum(all(k % d for d in range(2, int(k ** 0.5) + 1)) for k in range(2, {n * 10})))"),
         (f"Compute the {n}th Fibonacci number with Python.", f"a, b = 0, 1\nfor _ in range({n}):\n    a, b = b, a + b\nprint(a)"),
     ])
-
-    def script():
-        out = yield Call("run_python", {"code": code})
-        return f"The program printed {out}."
-    return q, script()
+    return {"q": q, "code": code}
 
 
-# ----------------------------------------------------------------------------- several calls
+def _warmer(v) -> dict:
+    ta, tb = v["wa"]["temperature"], v["wb"]["temperature"]
+    return {"verdict": f"{v['a']} is warmer" if ta > tb else f"{v['b']} is warmer" if tb > ta else "both are equally warm"}
 
 
-def capital_weather(rng):
-    country = rng.choice(COUNTRY_NAMES)
-    q = _pick(rng, ["What's the weather in the capital of {x} right now?", "How warm is it in {x}'s capital today?"],
-              x=country)
+# ----------------------------------------------------------------------------- the table
 
-    def script():
-        cap = yield Call("get_country_capital", {"country": country})
-        w = yield Call("get_weather_current", {"city": cap["capital"]})
-        return f"The capital of {country} is {cap['capital']}; it is {w['temperature']} °C and {w['condition']} there now."
-    return q, script()
-
-
-def city_money(rng):
-    city, amount = rng.choice(CITY_NAMES), rng.choice(AMOUNTS)
-    q = _pick(rng, ["I'm travelling to {c} with {n} USD. How much is that in the local currency?",
-                    "How much local money do I get for {n} USD in {c}?"], c=city, n=amount)
-
-    def script():
-        where = yield Call("get_city_country", {"city": city})
-        cur = yield Call("get_country_currency", {"country": where["country"]})
-        r = yield Call("convert_currency", {"amount": amount, "from_currency": "USD", "to_currency": cur["currency"]})
-        return f"{city} is in {where['country']}, which uses the {cur['currency']}: {amount} USD is {r['result']} {r['to_currency']}."
-    return q, script()
-
-
-def trip_forecast(rng):
-    city, start, n = rng.choice(CITY_NAMES), _day(rng, REFERENCE_DATE, 10), rng.randint(1, 19)
-    q = _pick(rng, ["I arrive in {c} {n} days after {s}. Which weekday is that, and what weather should I expect?",
-                    "My trip to {c} starts {n} days after {s}. What day of the week is it and what is the forecast?"],
-              c=city, n=n, s=start)
-
-    def script():
-        d = yield Call("date_add_days", {"date": start, "days": n})
-        wd = yield Call("get_weekday", {"date": d["result"]})
-        w = yield Call("get_weather_forecast", {"city": city, "date": d["result"]})
-        return (f"You arrive on {wd['weekday']}, {d['result']}; {city} expects {w['condition']} weather "
-                f"between {w['low_c']} and {w['high_c']} °C.")
-    return q, script()
-
-
-def warmer_city(rng):
-    a, b = _two(rng, CITY_NAMES)
-    q = _pick(rng, ["Is it warmer in {a} or in {b} right now?", "Which is warmer at the moment, {a} or {b}?"], a=a, b=b)
-
-    def script():
-        wa = yield Call("get_weather_current", {"city": a})
-        wb = yield Call("get_weather_current", {"city": b})
-        ta, tb = wa["temperature"], wb["temperature"]
-        verdict = f"{a} is warmer" if ta > tb else f"{b} is warmer" if tb > ta else "both are equally warm"
-        return f"{a} has {ta} °C and {b} has {tb} °C, so {verdict}."
-    return q, script()
-
-
-def capitals_distance(rng):
-    x, y = _two(rng, COUNTRY_NAMES)
-    q = _pick(rng, ["How far apart are the capitals of {x} and {y}?", "What is the distance between the capital of {x} and the capital of {y}?"],
-              x=x, y=y)
-
-    def script():
-        cx = yield Call("get_country_capital", {"country": x})
-        cy = yield Call("get_country_capital", {"country": y})
-        d = yield Call("get_city_distance", {"city_a": cx["capital"], "city_b": cy["capital"]})
-        return f"{cx['capital']} and {cy['capital']} are about {d['distance_km']} km apart."
-    return q, script()
-
-
-def population_share(rng):
-    x, y = _two(rng, COUNTRY_NAMES)
-    q = _pick(rng, ["What percentage of {x}'s population is {y}'s population?",
-                    "{y}'s population is what percent of {x}'s?"], x=x, y=y)
-
-    def script():
-        px = yield Call("get_country_population", {"country": x})
-        py = yield Call("get_country_population", {"country": y})
-        r = yield Call("calculate_percentage", {"part": py["population"], "whole": px["population"]})
-        return f"{y} has {py['population']:,} people and {x} has {px['population']:,}, so {r['percentage']}%."
-    return q, script()
-
-
-def capital_report(rng):
-    city = rng.choice(CITY_NAMES)
-    q = _pick(rng, ["What's the temperature in Fahrenheit in the capital of the country {c} is in, and how far is it from {c}?",
-                    "Find the capital of {c}'s country, its temperature in Fahrenheit, and its distance from {c}."], c=city)
-
-    def script():
-        where = yield Call("get_city_country", {"city": city})
-        cap = yield Call("get_country_capital", {"country": where["country"]})
-        w = yield Call("get_weather_current", {"city": cap["capital"], "unit": "f"})
-        d = yield Call("get_city_distance", {"city_a": city, "city_b": cap["capital"]})
-        return (f"{city} is in {where['country']}, whose capital {cap['capital']} has {w['temperature']} °F now "
-                f"and is {d['distance_km']} km away.")
-    return q, script()
-
-
-def rate_and_convert(rng):
-    amount, (src, dst) = rng.choice(AMOUNTS), _two(rng, CURRENCIES)
-    q = _pick(rng, ["What is the {s} to {d} rate, and how much is {n} {s} in {d}?",
-                    "Give me the exchange rate from {s} to {d} and convert {n} {s}."], s=src, d=dst, n=amount)
-
-    def script():
-        rate = yield Call("get_exchange_rate", {"from_currency": src, "to_currency": dst})
-        r = yield Call("convert_currency", {"amount": amount, "from_currency": src, "to_currency": dst})
-        return f"1 {src} = {rate['rate']} {dst}, so {amount} {src} is {r['result']} {dst}."
-    return q, script()
-
-
-def meeting_time(rng):
-    (a, b), t, day = _two(rng, CITY_NAMES), _clock(rng), _day(rng)
-    q = _pick(rng, ["A call is set for {t} in {a} on {d}. What time is that in {b}, and what weekday is {d}?"],
-              t=t, a=a, b=b, d=day)
-
-    def script():
-        r = yield Call("convert_timezone", {"time": t, "from_city": a, "to_city": b})
-        wd = yield Call("get_weekday", {"date": day})
-        when = {0: "", 1: " (next day)", -1: " (previous day)"}[r["day_offset"]]
-        return f"{day} is a {wd['weekday']}; {t} in {a} is {r['converted_time']}{when} in {b}."
-    return q, script()
-
-
-TASKS = [weather_now, weather_forecast, weekday, country_fact, city_country, city_distance, currency, exchange_rate,
-         units, timezone, arithmetic, percentage, average, date_add, date_diff, text_tool, python_snippet,
-         capital_weather, city_money, trip_forecast, warmer_city, capitals_distance, population_share,
-         capital_report, rate_and_convert, meeting_time]
+TASKS = [  # rng.choice(TASKS) picks a row: the order is part of the data
+    # one call
+    Task("weather_now", lambda r: {"c": r.choice(CITY_NAMES)},
+         ["What's the weather like in {c} right now?", "How warm is it in {c} at the moment?",
+          "Current weather in {c}, please.", "Tell me the weather in {c} now."],
+         [("w", "get_weather_current", {"city": "{c}"})],
+         "It is {w[temperature]} °C and {w[condition]} in {w[city]} right now, with {w[humidity]}% humidity."),
+    Task("weather_forecast", lambda r: {"c": r.choice(CITY_NAMES), "d": _day(r, REFERENCE_DATE, 30)},
+         ["What will the weather be in {c} on {d}?", "Forecast for {c} on {d}, please.", "Will it be warm in {c} on {d}?"],
+         [("w", "get_weather_forecast", {"city": "{c}", "date": "{d}"})],
+         "On {w[date]} {w[city]} expects {w[condition]} weather, between {w[low_c]} and {w[high_c]} °C."),
+    Task("weekday", lambda r: {"d": _day(r)},
+         ["What day of the week is {d}?", "Which weekday falls on {d}?", "Is {d} a weekend day?"],
+         [("w", "get_weekday", {"date": "{d}"})], "{w[date]} is a {w[weekday]}."),
+    Task("country_fact", lambda r: {"x": r.choice(COUNTRY_NAMES), "kind": r.choice(["capital", "population", "currency"])},
+         {"capital": ["What is the capital of {x}?", "Which city is the capital of {x}?"],
+          "population": ["How many people live in {x}?", "What is the population of {x}?"],
+          "currency": ["What currency does {x} use?", "Which currency is used in {x}?"]},
+         [("r", "get_country_{kind}", {"country": "{x}"})],
+         {"capital": "The capital of {r[country]} is {r[capital]}.",
+          "population": "{r[country]} has a population of about {r[population]:,}.",
+          "currency": "{r[country]} uses the {r[currency]}."}),
+    Task("city_country", lambda r: {"c": r.choice(CITY_NAMES)}, ["Which country is {c} in?", "In what country is {c}?"],
+         [("r", "get_city_country", {"city": "{c}"})], "{r[city]} is in {r[country]}."),
+    Task("city_distance", lambda r: _two(r, CITY_NAMES, "ab"),
+         ["How far is {a} from {b}?", "What is the distance between {a} and {b} in km?"],
+         [("r", "get_city_distance", {"city_a": "{a}", "city_b": "{b}"})],
+         "{r[city_a]} and {r[city_b]} are about {r[distance_km]} km apart."),
+    Task("currency", lambda r: {"n": r.choice(AMOUNTS), **_two(r, CURRENCIES, "sd")},
+         ["How much is {n} {s} in {d}?", "Convert {n} {s} to {d}.", "What do I get for {n} {s} in {d}?"],
+         [("r", "convert_currency", {"amount": "{n}", "from_currency": "{s}", "to_currency": "{d}"})],
+         "{r[amount]} {r[from_currency]} is {r[result]} {r[to_currency]}."),
+    Task("exchange_rate", lambda r: _two(r, CURRENCIES, "sd"),
+         ["What is the exchange rate from {s} to {d}?", "How many {d} is one {s}?"],
+         [("r", "get_exchange_rate", {"from_currency": "{s}", "to_currency": "{d}"})],
+         "1 {r[from_currency]} = {r[rate]} {r[to_currency]}."),
+    Task("units", lambda r: {**dict(zip(("s", "d", "sw", "dw"), r.choice(UNIT_PAIRS))),
+                             "v": r.choice((1, 2, 3, 5, 8, 10, 12, 20, 25, 37, 42, 50, 100, 250))},
+         ["How many {dw} is {v} {sw}?", "Convert {v} {sw} to {dw}.", "What is {v} {sw} in {dw}?"],
+         [("r", "convert_units", {"value": "{v}", "from_unit": "{s}", "to_unit": "{d}"})],
+         "{v} {sw} is {r[result]} {dw}."),
+    Task("timezone", lambda r: {**_two(r, CITY_NAMES, "ab"), "t": _clock(r)},
+         ["When it is {t} in {a}, what time is it in {b}?", "Convert {t} {a} time to {b} time."],
+         [("r", "convert_timezone", {"time": "{t}", "from_city": "{a}", "to_city": "{b}"})],
+         "When it is {r[time]} in {r[from_city]}, it is {r[converted_time]}{when} in {r[to_city]}.",
+         lambda v: {"when": {0: "", 1: " the next day", -1: " the previous day"}[v["r"]["day_offset"]]}),
+    Task("arithmetic", lambda r: {"e": _pick(r, EXPRESSIONS, a=r.randint(2, 99), b=r.randint(2, 99), c=r.randint(2, 12))},
+         ["What is {e}?", "Calculate {e}.", "Please work out {e}."],
+         [("r", "calculate", {"expression": "{e}"})], "{e} = {r[result]}."),
+    Task("percentage", _percentage, ["What percentage of {w} is {p}?", "{p} out of {w} is what percent?"],
+         [("r", "calculate_percentage", {"part": "{p}", "whole": "{w}"})], "{p} is {r[percentage]}% of {w}."),
+    Task("average", _average, ["What is the average of {n}?", "Compute the mean of {n}."],
+         [("r", "calculate_average", {"numbers": "{ns}"})], "The average of the {r[count]} numbers is {r[average]}."),
+    Task("date_add", _date_add, ["What date is {w} {d}?", "Which date comes {w} {d}?"],
+         [("r", "date_add_days", {"date": "{d}", "days": "{n}"})], "{W} {d} is {r[result]}."),
+    Task("date_diff", lambda r: dict(zip("ab", sorted(r.sample([_day(r) for _ in range(4)], 2)))),
+         ["How many days are there from {a} to {b}?", "Count the days between {a} and {b}."],
+         [("r", "date_diff_days", {"start_date": "{a}", "end_date": "{b}"})], "There are {r[days]} days from {a} to {b}."),
+    Task("text_tool", _text,
+         {"reverse": 'Reverse the text "{p}".', "uppercase": 'Write "{p}" in capital letters.',
+          "word_count": 'How many words are in "{p}"?',
+          "count_char": 'How many times does the letter "{ch}" appear in "{p}"?'},
+         [("r", "text_{kind}", lambda v: {"text": v["p"], "char": v["ch"]} if v["kind"] == "count_char" else {"text": v["p"]})],
+         {"reverse": 'The result is "{r}".', "uppercase": 'The result is "{r}".',
+          "word_count": '"{p}" has {r[words]} words.', "count_char": 'The letter "{ch}" appears {r[count]} times in "{p}".'}),
+    Task("python_snippet", _snippet, "{q}", [("out", "run_python", {"code": "{code}"})], "The program printed {out}."),
+    # several calls
+    Task("capital_weather", lambda r: {"x": r.choice(COUNTRY_NAMES)},
+         ["What's the weather in the capital of {x} right now?", "How warm is it in {x}'s capital today?"],
+         [("cap", "get_country_capital", {"country": "{x}"}), ("w", "get_weather_current", {"city": "{cap[capital]}"})],
+         "The capital of {x} is {cap[capital]}; it is {w[temperature]} °C and {w[condition]} there now."),
+    Task("city_money", lambda r: {"c": r.choice(CITY_NAMES), "n": r.choice(AMOUNTS)},
+         ["I'm travelling to {c} with {n} USD. How much is that in the local currency?",
+          "How much local money do I get for {n} USD in {c}?"],
+         [("where", "get_city_country", {"city": "{c}"}), ("cur", "get_country_currency", {"country": "{where[country]}"}),
+          ("r", "convert_currency", {"amount": "{n}", "from_currency": "USD", "to_currency": "{cur[currency]}"})],
+         "{c} is in {where[country]}, which uses the {cur[currency]}: {n} USD is {r[result]} {r[to_currency]}."),
+    Task("trip_forecast", lambda r: {"c": r.choice(CITY_NAMES), "s": _day(r, REFERENCE_DATE, 10), "n": r.randint(1, 19)},
+         ["I arrive in {c} {n} days after {s}. Which weekday is that, and what weather should I expect?",
+          "My trip to {c} starts {n} days after {s}. What day of the week is it and what is the forecast?"],
+         [("d", "date_add_days", {"date": "{s}", "days": "{n}"}), ("wd", "get_weekday", {"date": "{d[result]}"}),
+          ("w", "get_weather_forecast", {"city": "{c}", "date": "{d[result]}"})],
+         "You arrive on {wd[weekday]}, {d[result]}; {c} expects {w[condition]} weather "
+         "between {w[low_c]} and {w[high_c]} °C."),
+    Task("warmer_city", lambda r: _two(r, CITY_NAMES, "ab"),
+         ["Is it warmer in {a} or in {b} right now?", "Which is warmer at the moment, {a} or {b}?"],
+         [("wa", "get_weather_current", {"city": "{a}"}), ("wb", "get_weather_current", {"city": "{b}"})],
+         "{a} has {wa[temperature]} °C and {b} has {wb[temperature]} °C, so {verdict}.", _warmer),
+    Task("capitals_distance", lambda r: _two(r, COUNTRY_NAMES, "xy"),
+         ["How far apart are the capitals of {x} and {y}?",
+          "What is the distance between the capital of {x} and the capital of {y}?"],
+         [("cx", "get_country_capital", {"country": "{x}"}), ("cy", "get_country_capital", {"country": "{y}"}),
+          ("d", "get_city_distance", {"city_a": "{cx[capital]}", "city_b": "{cy[capital]}"})],
+         "{cx[capital]} and {cy[capital]} are about {d[distance_km]} km apart."),
+    Task("population_share", lambda r: _two(r, COUNTRY_NAMES, "xy"),
+         ["What percentage of {x}'s population is {y}'s population?", "{y}'s population is what percent of {x}'s?"],
+         [("px", "get_country_population", {"country": "{x}"}), ("py", "get_country_population", {"country": "{y}"}),
+          ("r", "calculate_percentage", {"part": "{py[population]}", "whole": "{px[population]}"})],
+         "{y} has {py[population]:,} people and {x} has {px[population]:,}, so {r[percentage]}%."),
+    Task("capital_report", lambda r: {"c": r.choice(CITY_NAMES)},
+         ["What's the temperature in Fahrenheit in the capital of the country {c} is in, and how far is it from {c}?",
+          "Find the capital of {c}'s country, its temperature in Fahrenheit, and its distance from {c}."],
+         [("where", "get_city_country", {"city": "{c}"}), ("cap", "get_country_capital", {"country": "{where[country]}"}),
+          ("w", "get_weather_current", {"city": "{cap[capital]}", "unit": "f"}),
+          ("d", "get_city_distance", {"city_a": "{c}", "city_b": "{cap[capital]}"})],
+         "{c} is in {where[country]}, whose capital {cap[capital]} has {w[temperature]} °F now "
+         "and is {d[distance_km]} km away."),
+    Task("rate_and_convert", lambda r: {"n": r.choice(AMOUNTS), **_two(r, CURRENCIES, "sd")},
+         ["What is the {s} to {d} rate, and how much is {n} {s} in {d}?",
+          "Give me the exchange rate from {s} to {d} and convert {n} {s}."],
+         [("rate", "get_exchange_rate", {"from_currency": "{s}", "to_currency": "{d}"}),
+          ("r", "convert_currency", {"amount": "{n}", "from_currency": "{s}", "to_currency": "{d}"})],
+         "1 {s} = {rate[rate]} {d}, so {n} {s} is {r[result]} {d}."),
+    Task("meeting_time", lambda r: {**_two(r, CITY_NAMES, "ab"), "t": _clock(r), "d": _day(r)},
+         ["A call is set for {t} in {a} on {d}. What time is that in {b}, and what weekday is {d}?"],
+         [("r", "convert_timezone", {"time": "{t}", "from_city": "{a}", "to_city": "{b}"}),
+          ("wd", "get_weekday", {"date": "{d}"})],
+         "{d} is a {wd[weekday]}; {t} in {a} is {r[converted_time]}{when} in {b}.",
+         lambda v: {"when": {0: "", 1: " (next day)", -1: " (previous day)"}[v["r"]["day_offset"]]}),
+]

@@ -1,12 +1,13 @@
-"""The toolbox's functions: deterministic, offline, and documented so that their schemas can be
-derived from them (`tl.calls.tool_from_function`: signature + type hints + the `Args:` block).
+"""The toolbox's functions and the fixed facts they read: deterministic, offline, and documented so
+that their schemas can be derived from them (`tasks.toolbox.tool_from_function`).
 
-Every function is a pure function of its arguments and the fixed tables in `facts.py`; bad values
-raise ValueError with a short message, which the sandbox turns into tool-call-failure feedback.
-Names come in families that share prefixes (`get_weather_current` / `get_weather_forecast` /
-`get_weekday`, `convert_currency` / `convert_units` / `convert_timezone`, `get_country_*` /
-`get_city_*`, `calculate*`, `date_*`, `text_*`) so that picking the right one is a matter of a
-few key tokens, which is what PKT weights.
+Every function is a pure function of its arguments and the tables below; bad values raise
+ValueError with a short message, which the sandbox turns into tool-call-failure feedback. The
+figures are rounded public values (populations ~2023, exchange rates of one reference day), frozen
+so that the synthetic data is byte-reproducible and a re-executed call gives the recorded output:
+plausible, not authoritative. Names come in families that share prefixes (`get_weather_current` /
+`get_weather_forecast` / `get_weekday`, `convert_*`, `get_country_*`, `calculate*`, `date_*`,
+`text_*`) so that picking the right one is a matter of a few key tokens, which is what PKT weights.
 """
 from __future__ import annotations
 
@@ -19,14 +20,63 @@ from contextlib import redirect_stdout
 from datetime import date as _date
 from datetime import timedelta
 
-from tasks.toolbox.facts import (CITIES, COUNTRIES, REFERENCE_DATE, TEMPERATURE_UNITS, UNITS, USD_RATES,
-                              WEATHER_CONDITIONS, WEEKDAYS)
-
+REFERENCE_DATE = "2025-01-15"  # the toolbox's "today": no output depends on when it ran
 FORECAST_DAYS = 30  # forecasts exist for REFERENCE_DATE .. REFERENCE_DATE + 29 days
 MAX_PRINTED_CHARS = 100_000  # run_python stops code that prints more than this
 
-# ----------------------------------------------------------------------------- lookups
-
+COUNTRIES = {  # country -> (capital, population, currency code)
+    "Argentina": ("Buenos Aires", 46_650_000, "ARS"), "Australia": ("Canberra", 26_640_000, "AUD"),
+    "Brazil": ("Brasilia", 216_420_000, "BRL"), "Canada": ("Ottawa", 40_100_000, "CAD"),
+    "China": ("Beijing", 1_410_710_000, "CNY"), "Egypt": ("Cairo", 112_720_000, "EGP"),
+    "France": ("Paris", 68_170_000, "EUR"), "Germany": ("Berlin", 84_480_000, "EUR"),
+    "India": ("New Delhi", 1_428_630_000, "INR"), "Italy": ("Rome", 58_870_000, "EUR"),
+    "Japan": ("Tokyo", 124_520_000, "JPY"), "Kenya": ("Nairobi", 55_100_000, "KES"),
+    "Mexico": ("Mexico City", 128_460_000, "MXN"), "Norway": ("Oslo", 5_520_000, "NOK"),
+    "Russia": ("Moscow", 143_830_000, "RUB"), "Singapore": ("Singapore", 5_920_000, "SGD"),
+    "South Africa": ("Pretoria", 60_410_000, "ZAR"), "South Korea": ("Seoul", 51_710_000, "KRW"),
+    "Spain": ("Madrid", 48_590_000, "EUR"), "Sweden": ("Stockholm", 10_540_000, "SEK"),
+    "Switzerland": ("Bern", 8_850_000, "CHF"), "Turkey": ("Ankara", 85_330_000, "TRY"),
+    "United Kingdom": ("London", 68_350_000, "GBP"), "United States": ("Washington", 334_910_000, "USD"),
+}
+CITIES = {  # city -> (country, latitude, longitude, UTC offset in hours; standard time, no DST)
+    "Ankara": ("Turkey", 39.93, 32.86, 3.0), "Barcelona": ("Spain", 41.39, 2.17, 1.0),
+    "Beijing": ("China", 39.90, 116.41, 8.0), "Berlin": ("Germany", 52.52, 13.40, 1.0),
+    "Bern": ("Switzerland", 46.95, 7.45, 1.0), "Brasilia": ("Brazil", -15.79, -47.88, -3.0),
+    "Buenos Aires": ("Argentina", -34.60, -58.38, -3.0), "Cairo": ("Egypt", 30.04, 31.24, 2.0),
+    "Canberra": ("Australia", -35.28, 149.13, 10.0), "Cape Town": ("South Africa", -33.92, 18.42, 2.0),
+    "Chicago": ("United States", 41.88, -87.63, -6.0), "Istanbul": ("Turkey", 41.01, 28.98, 3.0),
+    "London": ("United Kingdom", 51.51, -0.13, 0.0), "Los Angeles": ("United States", 34.05, -118.24, -8.0),
+    "Lyon": ("France", 45.76, 4.84, 1.0), "Madrid": ("Spain", 40.42, -3.70, 1.0),
+    "Manchester": ("United Kingdom", 53.48, -2.24, 0.0), "Melbourne": ("Australia", -37.81, 144.96, 10.0),
+    "Mexico City": ("Mexico", 19.43, -99.13, -6.0), "Milan": ("Italy", 45.46, 9.19, 1.0),
+    "Moscow": ("Russia", 55.76, 37.62, 3.0), "Mumbai": ("India", 19.08, 72.88, 5.5),
+    "Munich": ("Germany", 48.14, 11.58, 1.0), "Nairobi": ("Kenya", -1.29, 36.82, 3.0),
+    "New Delhi": ("India", 28.61, 77.21, 5.5), "New York": ("United States", 40.71, -74.01, -5.0),
+    "Osaka": ("Japan", 34.69, 135.50, 9.0), "Oslo": ("Norway", 59.91, 10.75, 1.0),
+    "Ottawa": ("Canada", 45.42, -75.70, -5.0), "Paris": ("France", 48.86, 2.35, 1.0),
+    "Pretoria": ("South Africa", -25.75, 28.19, 2.0), "Rome": ("Italy", 41.90, 12.50, 1.0),
+    "Sao Paulo": ("Brazil", -23.55, -46.63, -3.0), "Seoul": ("South Korea", 37.57, 126.98, 9.0),
+    "Shanghai": ("China", 31.23, 121.47, 8.0), "Singapore": ("Singapore", 1.35, 103.82, 8.0),
+    "Stockholm": ("Sweden", 59.33, 18.07, 1.0), "Sydney": ("Australia", -33.87, 151.21, 10.0),
+    "Tokyo": ("Japan", 35.68, 139.69, 9.0), "Toronto": ("Canada", 43.65, -79.38, -5.0),
+    "Vancouver": ("Canada", 49.28, -123.12, -8.0), "Washington": ("United States", 38.91, -77.04, -5.0),
+    "Zurich": ("Switzerland", 47.38, 8.54, 1.0),
+}
+USD_RATES = {  # currency code -> units per 1 USD on the reference day
+    "USD": 1.0, "EUR": 0.92, "GBP": 0.79, "JPY": 151.2, "CNY": 7.24, "INR": 83.3, "CAD": 1.36,
+    "AUD": 1.52, "BRL": 5.05, "MXN": 16.9, "CHF": 0.9, "SEK": 10.6, "NOK": 10.8, "KRW": 1350.0,
+    "SGD": 1.35, "ZAR": 18.7, "EGP": 47.2, "KES": 131.0, "RUB": 92.5, "TRY": 32.2, "ARS": 870.0,
+}
+UNITS = {  # unit -> (dimension, size in the dimension's base unit); temperatures are handled apart
+    "mm": ("length", 0.001), "cm": ("length", 0.01), "m": ("length", 1.0), "km": ("length", 1000.0),
+    "in": ("length", 0.0254), "ft": ("length", 0.3048), "yd": ("length", 0.9144), "mi": ("length", 1609.344),
+    "mg": ("mass", 0.001), "g": ("mass", 1.0), "kg": ("mass", 1000.0), "oz": ("mass", 28.349523125),
+    "lb": ("mass", 453.59237),
+    "ml": ("volume", 0.001), "l": ("volume", 1.0), "gal": ("volume", 3.785411784), "cup": ("volume", 0.2365882365),
+}
+TEMPERATURE_UNITS = ("c", "f", "k")
+WEATHER_CONDITIONS = ("sunny", "partly cloudy", "cloudy", "light rain", "rain", "windy", "foggy", "snow")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _COUNTRY_ALIASES = {"usa": "United States", "us": "United States", "uk": "United Kingdom",
                     "korea": "South Korea", "britain": "United Kingdom"}
 
@@ -42,6 +92,14 @@ def _lookup(table: dict, name, what: str, aliases: dict | None = None) -> str:
     if aliases and key in aliases:
         return aliases[key]
     raise ValueError(f"unknown {what} {name!r}")
+
+
+def _city(name) -> str:
+    return _lookup(CITIES, name, "city")
+
+
+def _country(name) -> str:
+    return _lookup(COUNTRIES, name, "country", _COUNTRY_ALIASES)
 
 
 def _parse_date(text, what: str = "date") -> _date:
@@ -92,7 +150,7 @@ def get_weather_current(city: str, unit: str = "c") -> dict:
         city: City name, e.g. "Paris".
         unit: Temperature unit, "c" (default) or "f".
     """
-    city = _lookup(CITIES, city, "city")
+    city = _city(city)
     if unit not in ("c", "f"):
         raise ValueError(f"unit must be 'c' or 'f', got {unit!r}")
     temp, condition, humidity = _weather(city, _parse_date(REFERENCE_DATE))
@@ -108,7 +166,7 @@ def get_weather_forecast(city: str, date: str) -> dict:
         city: City name, e.g. "Tokyo".
         date: Day of the forecast, YYYY-MM-DD.
     """
-    city = _lookup(CITIES, city, "city")
+    city = _city(city)
     day, first = _parse_date(date), _parse_date(REFERENCE_DATE)
     if not 0 <= (day - first).days < FORECAST_DAYS:
         last = first + timedelta(days=FORECAST_DAYS - 1)
@@ -162,7 +220,7 @@ def get_country_capital(country: str) -> dict:
     Args:
         country: Country name, e.g. "Japan".
     """
-    country = _lookup(COUNTRIES, country, "country", _COUNTRY_ALIASES)
+    country = _country(country)
     return {"country": country, "capital": COUNTRIES[country][0]}
 
 
@@ -172,7 +230,7 @@ def get_country_population(country: str) -> dict:
     Args:
         country: Country name, e.g. "Brazil".
     """
-    country = _lookup(COUNTRIES, country, "country", _COUNTRY_ALIASES)
+    country = _country(country)
     return {"country": country, "population": COUNTRIES[country][1]}
 
 
@@ -182,7 +240,7 @@ def get_country_currency(country: str) -> dict:
     Args:
         country: Country name, e.g. "Sweden".
     """
-    country = _lookup(COUNTRIES, country, "country", _COUNTRY_ALIASES)
+    country = _country(country)
     return {"country": country, "currency": COUNTRIES[country][2]}
 
 
@@ -192,7 +250,7 @@ def get_city_country(city: str) -> dict:
     Args:
         city: City name, e.g. "Osaka".
     """
-    city = _lookup(CITIES, city, "city")
+    city = _city(city)
     return {"city": city, "country": CITIES[city][0]}
 
 
@@ -203,7 +261,7 @@ def get_city_distance(city_a: str, city_b: str) -> dict:
         city_a: First city.
         city_b: Second city.
     """
-    a, b = _lookup(CITIES, city_a, "city"), _lookup(CITIES, city_b, "city")
+    a, b = _city(city_a), _city(city_b)
     (_, lat1, lon1, _), (_, lat2, lon2, _) = CITIES[a], CITIES[b]
     p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
     hav = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
@@ -262,8 +320,7 @@ def convert_units(value: float, from_unit: str, to_unit: str) -> dict:
         raise ValueError(f"cannot convert {src} to {dst}")
     if src in TEMPERATURE_UNITS:
         kelvin = {"c": value + 273.15, "f": (value - 32) * 5 / 9 + 273.15, "k": value}[src]
-        result = {"c": kelvin - 273.15, "f": (kelvin - 273.15) * 9 / 5 + 32, "k": kelvin}[dst]
-        result = round(result, 2)
+        result = round({"c": kelvin - 273.15, "f": (kelvin - 273.15) * 9 / 5 + 32, "k": kelvin}[dst], 2)
     else:
         result = value * UNITS[src][1] / UNITS[dst][1]
     return {"value": value, "from_unit": src, "to_unit": dst, "result": _sig(result)}
@@ -280,7 +337,7 @@ def convert_timezone(time: str, from_city: str, to_city: str) -> dict:
     m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(time).strip())
     if m is None:
         raise ValueError(f"time must be HH:MM (24-hour), got {time!r}")
-    a, b = _lookup(CITIES, from_city, "city"), _lookup(CITIES, to_city, "city")
+    a, b = _city(from_city), _city(to_city)
     minutes = int(m.group(1)) * 60 + int(m.group(2)) + round((CITIES[b][3] - CITIES[a][3]) * 60)
     day_offset, minutes = divmod(minutes, 24 * 60)
     return {"time": f"{int(m.group(1)):02d}:{m.group(2)}", "from_city": a, "to_city": b,
@@ -347,7 +404,7 @@ def calculate_average(numbers: list[float]) -> dict:
     return {"count": len(numbers), "average": _sig(sum(numbers) / len(numbers))}
 
 
-# ----------------------------------------------------------------------------- text
+# ----------------------------------------------------------------------------- text and code
 
 
 def text_reverse(text: str) -> str:
@@ -389,9 +446,6 @@ def text_count_char(text: str, char: str) -> dict:
     return {"char": char, "count": text.lower().count(char.lower())}
 
 
-# ----------------------------------------------------------------------------- code
-
-
 def run_python(code: str) -> str:
     """Run a short Python program and return what it prints (and the value of a last bare expression).
 
@@ -417,9 +471,7 @@ def run_python(code: str) -> str:
     return out.getvalue().rstrip("\n")
 
 
-# Kept as a module-level list so that the registry's order (and so every schema list built from
-# it) is fixed.
-FUNCTIONS = [
+FUNCTIONS = [  # the registry's order, so every schema list built from it is fixed
     get_weather_current, get_weather_forecast, get_weekday, date_add_days, date_diff_days,
     get_country_capital, get_country_population, get_country_currency, get_city_country, get_city_distance,
     convert_currency, get_exchange_rate, convert_units, convert_timezone,
