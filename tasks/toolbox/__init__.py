@@ -24,8 +24,8 @@ _JSON = {str: "string", int: "integer", float: "number", bool: "boolean", list: 
 
 def tool_from_function(fn: Callable) -> dict:
     """The normal-form schema of a toolbox function: parameters from its signature (no default:
-    required) and type hints (str, int, float, bool, list[T], dict), the description and each
-    parameter's text from its docstring (the first paragraph; `name: text` lines under `Args:`)."""
+    required) and type hints (str, int, float, bool, list[T], dict); the description is the
+    docstring's text before `Args:`, each parameter's text its `name: text` line after it."""
     hints, doc = typing.get_type_hints(fn), inspect.getdoc(fn) or ""
     summary, _, args = doc.partition("Args:")
     texts = dict(line.strip().split(": ", 1) for line in args.splitlines() if ": " in line)

@@ -34,12 +34,14 @@ _FIELDS = string.Formatter()
 
 @dataclass(frozen=True)
 class Task:
-    """One template. `draw(rng)` returns the values; `queries` phrase the question (a list: one is
-    drawn; a str: used as is; a dict: either, per the drawn `kind`). `calls` are (output name, tool
-    name, arguments) steps: the tool name is formatted with the values, an argument "{x}" or
-    "{x[key]}" is a value or an earlier output taken as is (a number stays a number), any other one
-    a constant, and `arguments` may instead be a function of the values. `answer` (a str, or a dict
-    per `kind`) is formatted with the values, the outputs and what `extra(values)` adds."""
+    """One template, run by `play`:
+    - `draw(rng)`: the values (a dict; a `kind` among them picks the per-kind variants below);
+    - `queries`: phrasings, one of them drawn (a list), used as is (a str), or either per kind (a dict);
+    - `calls`: (output name, tool name, arguments) steps. The tool name is formatted with the values;
+      an argument "{x}" or "{x[key]}" is a value or an earlier output taken as is (numbers stay
+      numbers), any other a constant; `arguments` may also be a function of the values;
+    - `answer`: a format string (or one per kind) over the values, the outputs and what `extra(values)`
+      adds after the calls."""
 
     name: str
     draw: Callable
@@ -117,7 +119,7 @@ def _average(rng) -> dict:
 def _date_add(rng) -> dict:
     day, n = _day(rng), rng.choice((3, 7, 10, 14, 30, 45, 90, 100, -7, -30))
     when = f"{n} days after" if n > 0 else f"{-n} days before"
-    return {"d": day, "n": n, "w": when, "W": when.capitalize()}
+    return {"d": day, "n": n, "w": when}
 
 
 def _text(rng) -> dict:
@@ -198,7 +200,7 @@ TASKS = [  # rng.choice(TASKS) picks a row: the order is part of the data
     Task("average", _average, ["What is the average of {n}?", "Compute the mean of {n}."],
          [("r", "calculate_average", {"numbers": "{ns}"})], "The average of the {r[count]} numbers is {r[average]}."),
     Task("date_add", _date_add, ["What date is {w} {d}?", "Which date comes {w} {d}?"],
-         [("r", "date_add_days", {"date": "{d}", "days": "{n}"})], "{W} {d} is {r[result]}."),
+         [("r", "date_add_days", {"date": "{d}", "days": "{n}"})], "{w} {d} is {r[result]}."),
     Task("date_diff", lambda r: dict(zip("ab", sorted(r.sample([_day(r) for _ in range(4)], 2)))),
          ["How many days are there from {a} to {b}?", "Count the days between {a} and {b}."],
          [("r", "date_diff_days", {"start_date": "{a}", "end_date": "{b}"})], "There are {r[days]} days from {a} to {b}."),
