@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from tasks import LOADERS, BenchmarkError, Item, discover, gold_output, load
 from tasks.base import read_jsonl_lines
-from tasks.run import episode_record, generate_texts, predict, run_tasks, score, task_executors
+from tasks.run import episode_record, predict, score, task_executors
+from tl.episode import run_episodes
 from tl.metrics import multi_turn_metrics
 from tl.calls import PROMPT_FORMATS
 
@@ -126,14 +127,15 @@ def load_model(args):
 
 
 def evaluate_tasks(unit, model, tok, args):
+    from tl.generate import complete
+
     executor_for, close = task_executors(unit.name)
     bar = tqdm(total=len(unit.items), desc=unit.name, unit="task")
-
-    def batch_policy(prompts):
-        return generate_texts(model, tok, prompts, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     try:
-        episodes = run_tasks(unit.items, batch_policy, executor_for, max_turns=args.max_turns,
-                             progress=bar.update, prompt_format=args.prompt_format)
+        episodes = run_episodes(lambda prompts: complete(model, tok, prompts, batch_size=args.batch_size,
+                                                         max_new_tokens=args.max_new_tokens),
+                                unit.items, executor_for, max_turns=args.max_turns, progress=bar.update,
+                                prompt_format=args.prompt_format)
     finally:
         bar.close()
         close()

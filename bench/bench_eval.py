@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from tasks import load  # noqa: E402
-from tasks.run import predict, prompt_ids, score  # noqa: E402
+from tasks.run import predict, score  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
 from tl.calls import render_prompt  # noqa: E402
 from tasks.synth import generate_heldout, write_jsonl  # noqa: E402
@@ -76,7 +76,7 @@ def main():
             what = "random demo-shaped model (no SFT demo export found)"
 
     n_params = sum(p.numel() for p in model.parameters())
-    prompt_len = sum(len(prompt_ids(tok, it)) for it in items) / len(items)
+    prompt_len = sum(len(tok.encode_chat(render_prompt(it.tools, it.messages))) for it in items) / len(items)
     predict(model, tok, items[: args.batch_size], batch_size=args.batch_size, max_new_tokens=4)  # warm-up
     batched, t_batched = timed(lambda: predict(model, tok, items, batch_size=args.batch_size,
                                                max_new_tokens=args.max_new_tokens))

@@ -1,22 +1,15 @@
-"""Running an evaluation: generate predictions for Items, score them, run multi-turn Tasks.
-
-The wiring only: prompts come from `tl.render`, ids from the model's `Tokenizer`, outputs from
-`tl.generate`, classifications from `tl.classify`, numbers from `tl.metrics`, episodes from
-`tl.episode`.
-"""
+"""Evaluation glue: predictions for Items, their scores, executors and records for multi-turn Tasks."""
 
 from __future__ import annotations
 
 import json
-import warnings
 
 from tasks import bfcl
 from tasks.base import BenchmarkError
 from tasks.rotbench import read_output
-from tl.classify import CORRECT, NO_CALL, UNPARSABLE, CallsClassification, classify, classify_calls
-from tl.episode import MAX_TURNS, Episode
-from tl.metrics import STAGES, item_stages, single_turn_metrics
 from tl.calls import Call, render_prompt
+from tl.classify import CORRECT, NO_CALL, UNPARSABLE, CallsClassification, classify, classify_calls
+from tl.metrics import STAGES, item_stages, single_turn_metrics
 
 
 def _jsonable(x):
@@ -25,14 +18,11 @@ def _jsonable(x):
 
 def score_item(item, output: str, tokenize=None, *, bfcl_json_literals: bool = False,
                rotbench_empty_input_ok: bool = False) -> dict:
-    """One prediction -> its record: id, output, scenario (the benchmark's category), category
-    (the prediction's, from tl.classify), TS/PI/CF, details, and the call classifications that
-    feed the error analysis. The output is read as the benchmark's own checker reads it
-    (`item.reader`). BFCL is matched order-free over all of its calls (a wrong number of calls
-    is never correct, as in BFCL's checker); (live_)irrelevance is right without a call,
-    live_relevance with any call. The other benchmarks score one call. The two flags are the
-    documented deviations from the official checkers (evaluate.py's --bfcl_json_literals,
-    --rotbench_empty_input_ok)."""
+    """One prediction -> its record: id, output, scenario (the benchmark's category), category (the
+    prediction's, tl.classify), TS/PI/CF, details, and the call classifications for the error analysis.
+    The output is read as the benchmark's own checker reads it (`item.reader`). BFCL matches all its
+    calls order-free (a wrong count is never correct); (live_)irrelevance is right without a call,
+    live_relevance with any. The flags are the documented deviations from the official checkers."""
     if item.mode == "bfcl":
         parsed = bfcl.decode(output, json_literals=bfcl_json_literals)
         golds = [Call(*next(iter(entry.items()))) for entry in item.gold]
@@ -54,8 +44,7 @@ def score_item(item, output: str, tokenize=None, *, bfcl_json_literals: bool = F
 
 
 def score(items, outputs: dict, tokenize=None, **rules) -> tuple[dict, list]:
-    """Score every item's output -> (metrics, per-item records). Every item needs an output;
-    `rules` are score_item's flags."""
+    """Every item's output scored -> (metrics, per-item records); `rules`: score_item's flags."""
     missing = [it.id for it in items if it.id not in outputs]
     if missing:
         raise BenchmarkError(f"no prediction for {len(missing)} of {len(items)} items (first: {missing[0]!r}); "
@@ -64,84 +53,30 @@ def score(items, outputs: dict, tokenize=None, **rules) -> tuple[dict, list]:
     return single_turn_metrics(records), records
 
 
-def prompt_ids(tok, item) -> list[int]:
-    """The item rendered in the model's format (paper Table 13), as token ids."""
-    return tok.encode_chat(render_prompt(item.tools, item.messages))
-
-
-def generate_texts(model, tok, prompts: list[str], *, batch_size: int = 8, max_new_tokens: int = 256,
-                   progress=None) -> list[str]:
-    """Greedy completions of rendered prompts, in order. Prompts are sorted by token length and
-    batched (`batch_size`), so rows in a batch need little left padding; the KV cache is
-    `tl.generate`'s. `progress(k)` is called after each batch with its size."""
-    from tl.generate import generate  # torch only when a model runs
-
-    ids = [tok.encode_chat(p) for p in prompts]
-    context = getattr(getattr(model, "args", None), "max_position_embeddings", None)
-    too_long = sum(len(x) + max_new_tokens > context for x in ids) if context else 0
-    if too_long:  # RoPE still runs past it, but the model never saw such positions
-        warnings.warn(f"{too_long} of {len(ids)} prompts plus max_new_tokens={max_new_tokens} exceed the model's "
-                      f"max_position_embeddings ({context})")
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    texts = [""] * len(ids)
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        gen = generate(model, [ids[i] for i in batch], max_new_tokens=max_new_tokens, eos_id=tok.eos_id,
-                       pad_id=tok.pad_id, temperature=0.0, tokenizer=tok)
-        for i, text in zip(batch, gen.texts):
-            texts[i] = text
-        if progress is not None:
-            progress(len(batch))
-    return texts
-
-
 def predict(model, tok, items, prompt_format: str = "project", **kw) -> dict:
-    """Greedy predictions for Items -> {id: output text} (see `generate_texts` for the options)."""
-    prompts = [render_prompt(it.tools, it.messages, prompt_format=prompt_format) for it in items]
-    texts = generate_texts(model, tok, prompts, **kw)
+    """Greedy predictions for Items -> {id: output text}; `kw`: tl.generate.complete's options."""
+    from tl.generate import complete  # torch only when a model runs
+
+    texts = complete(model, tok, [render_prompt(it.tools, it.messages, prompt_format=prompt_format) for it in items], **kw)
     return {it.id: text for it, text in zip(items, texts)}
 
 
 def task_executors(unit_name: str):
-    """(executor_for(task), close()) for a multi-turn unit: the ToolEyes simulator, one per task
-    (`tasks.tooleyes`; tool names repeat across ToolEyes' groups with different schemas), or for
-    the synthetic split one real Sandbox over the whole offline toolbox (tl.episode validates
-    every call against the task's offered tools before the executor sees it)."""
+    """(executor_for(task), close()) for a multi-turn unit: a ToolEyes simulator per task (tool names
+    repeat across ToolEyes' groups with other schemas), or for the synthetic split one real Sandbox
+    over the whole toolbox (tl.episode checks each call against the task's own tools first)."""
     if unit_name.startswith("tooleyes"):
         from tasks.tooleyes import Simulator
         return (lambda task: Simulator(task.tools)), (lambda: None)
-    from tl.sandbox import Sandbox
     from tasks.toolbox import TOOLS
+    from tl.sandbox import Sandbox
     sandbox = Sandbox(TOOLS)
     return (lambda task: sandbox), sandbox.close
 
 
-def run_tasks(tasks, batch_policy, executor_for, *, max_turns: int = MAX_TURNS, progress=None,
-              prompt_format: str = "project") -> list:
-    """Run multi-turn Tasks in lock-step (tl.episode's step-by-step driving, as `run_episodes`
-    does, but with one executor per task: ToolEyes tasks each have their own tools).
-    `batch_policy(prompts) -> outputs`; `executor_for(task)` -> an object with `.run(call)`;
-    `progress(k)` is called with the number of tasks that finished in each round."""
-    episodes = [Episode(t.tools, t.query, executor_for(t), max_turns=max_turns, prompt_format=prompt_format)
-                for t in tasks]
-    reported = 0
-    while True:
-        active = [e for e in episodes if not e.done]
-        if progress is not None and len(episodes) - len(active) > reported:
-            progress(len(episodes) - len(active) - reported)
-            reported = len(episodes) - len(active)
-        if not active:
-            return episodes
-        outputs = list(batch_policy([e.prompt() for e in active]))
-        if len(outputs) != len(active):
-            raise ValueError(f"batch_policy returned {len(outputs)} outputs for {len(active)} prompts")
-        for e, out in zip(active, outputs):
-            e.step(out)
-
-
 def episode_record(task, episode) -> dict:
-    """One task's record: the feedback category of every call (DE/CE), whether it ended with a
-    valid final answer within the turn limit (VA), and the transcript."""
+    """One task's record: every call's feedback category (DE/CE), whether a final answer came within
+    the turn limit (VA), and the transcript."""
     answer = episode.answer
     return {"id": task.id, "scenario": task.category, "turns": len(episode.turns),
             "calls": [c.result.category for c in episode.calls],

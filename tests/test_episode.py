@@ -4,7 +4,7 @@ import pytest
 
 from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
                          TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL, classify_feedback)
-from tl.episode import MAX_TURNS, Episode, run_episode, run_episodes
+from tl.episode import MAX_TURNS, Episode, Task, run_episode, run_episodes
 from tl.calls import render_prompt
 from tl.sandbox import Result, Sandbox, validate_call
 from tasks.toolbox import TOOLS, schemas
@@ -108,17 +108,23 @@ def test_batched_episodes_match_single_ones_and_any_executor_plugs_in():
     def policy(prompt):
         return 'get_weekday(date="2025-03-01")' if prompt.count("Output:") < 1 else "It is a Saturday."
 
-    tasks = [{"tools": TOOL_LIST, "query": "Which weekday is 2025-03-01?"},
-             {"tools": TOOL_LIST, "query": "Day of 2025-03-01?", "reference": [
-                 {"name": "get_weekday", "arguments": {"date": "2025-03-01"}}]}]
-    sim = Simulator()
-    batch = run_episodes(lambda prompts: [policy(p) for p in prompts], tasks, executor=sim)
-    single = [run_episode(policy, t["tools"], t["query"], executor=Simulator(), reference=t.get("reference"))
-              for t in tasks]
+    tasks = [Task("a", "t", TOOL_LIST, "Which weekday is 2025-03-01?"), Task("b", "t", TOOL_LIST, "Day of 2025-03-01?"),
+             Task("c", "t", TOOL_LIST, "Just say hi.")]
+    sim, finished = Simulator(), []
+
+    def batch_policy(prompts):
+        return [policy(p) if "hi." not in p else "Hi." for p in prompts]
+    batch = run_episodes(batch_policy, tasks, lambda t: sim, progress=finished.append)
+    single = [run_episode(lambda p: batch_policy([p])[0], t.tools, t.query, executor=Simulator()) for t in tasks]
     assert [e.messages for e in batch] == [e.messages for e in single]
-    assert all(e.finished and e.answer == "It is a Saturday." for e in batch)
+    assert [[c.category for c in e.calls] for e in batch] == [[c.category for c in e.calls] for e in single]
+    assert [e.answer for e in batch] == ["It is a Saturday.", "It is a Saturday.", "Hi."]
     assert sim.seen == ["get_weekday", "get_weekday"]
     assert batch[0].messages[2]["content"] == '{"simulated": "get_weekday"}'
+    assert finished == [1, 2]  # tasks finished per round: "c" after one turn, "a" and "b" after two
     with pytest.raises(ValueError, match="outputs"):
-        run_episodes(lambda prompts: [], tasks, executor=sim)
+        run_episodes(lambda prompts: [], tasks, lambda t: sim)
+    own = {}  # an executor per task
+    run_episodes(batch_policy, tasks, lambda t: own.setdefault(t.id, Simulator()))
+    assert {k: s.seen for k, s in own.items()} == {"a": ["get_weekday"], "b": ["get_weekday"], "c": []}
     assert Episode(TOOL_LIST, "q", sim).prompt().endswith("User: q\nAssistant:")

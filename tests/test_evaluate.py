@@ -129,15 +129,14 @@ def test_bfcl_eval_package_when_installed():
 
 
 def test_prompt_format_authors_reaches_every_prompt(tmp_path, tiny_model_dir, monkeypatch):
-    import tasks.run as run
+    import tl.generate
     from tl.calls import EOS_MARK
     seen = []
-    real = run.generate_texts
+    real = tl.generate.complete
     def spy(model, tok, prompts, **kw):
         seen.extend(prompts)
         return real(model, tok, prompts, **kw)
-    monkeypatch.setattr(run, "generate_texts", spy)
-    monkeypatch.setattr(evaluate, "generate_texts", spy)
+    monkeypatch.setattr(tl.generate, "complete", spy)
     data = write_synthetic(tmp_path / "data")
     evaluate.main(["--model", str(tiny_model_dir), "--data", str(data), "--prompt_format", "authors", "--max_turns", "2",
                    "--max_new_tokens", "4", "--out", str(tmp_path / "eval")])

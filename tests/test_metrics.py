@@ -5,7 +5,8 @@ import json
 import pytest
 
 from tasks import Task
-from tasks.run import episode_record, run_tasks, task_executors
+from tasks.run import episode_record, task_executors
+from tl.episode import run_episodes
 from tl.classify import classify, classify_calls
 from tl.metrics import error_analysis, item_stages, multi_turn_metrics, single_turn_metrics
 from tasks.tooleyes import NO_USER_REPLY, Simulator
@@ -47,7 +48,7 @@ def test_de_ce_va_on_scripted_policies():
     }
     tasks = [Task(q, "t", RANDOM, q, "RS" if q in "AB" else "TG") for q in scripts]
     executor_for, _ = task_executors("tooleyes/zero")  # a Simulator per task
-    episodes = run_tasks(tasks, scripted(scripts), executor_for)
+    episodes = run_episodes(scripted(scripts), tasks, executor_for)
     records = [episode_record(t, e) for t, e in zip(tasks, episodes)]
     assert [r["calls"] for r in records] == [
         ["tool_hallucination", "all_right"],
@@ -74,7 +75,7 @@ def test_synthetic_tasks_run_in_the_real_sandbox_over_the_offered_tools():
     task = Task("m0", "synthetic/multi", schemas(["get_weather_current", "get_weather_forecast"]), "Weather in Paris?")
     executor_for, close = task_executors("synthetic/multi")
     try:
-        episode, = run_tasks([task], scripted(scripts), executor_for)
+        episode, = run_episodes(scripted(scripts), [task], executor_for)
     finally:
         close()
     record = episode_record(task, episode)

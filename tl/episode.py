@@ -40,7 +40,7 @@ from tl.parse import Parsed, parse
 from tl.calls import EOS_MARK, Call, format_call, normalize_tools, render_prompt, valid_unicode
 from tl.sandbox import Result, validate_call
 
-MAX_TURNS = 9
+MAX_TURNS = 9  # ToolEyes' and the paper's multi-turn limit
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ class Task:
     query: str
     category: str = ""
     meta: dict = field(default_factory=dict)
-  # ToolEyes / the paper's multi-turn limit
+
+
 FINISH = "finish"
 _SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)
 
@@ -196,17 +197,22 @@ def run_episode(policy, tools, query: str, *, executor, max_turns: int = MAX_TUR
     return episode
 
 
-def run_episodes(batch_policy, tasks, *, executor, max_turns: int = MAX_TURNS) -> list[Episode]:
-    """Run many tasks in lock-step so that one `batch_policy(list_of_prompts) -> list_of_texts`
-    call serves every unfinished episode per turn (batched generation). `tasks`: dicts with
-    "tools", "query" and optionally "reference" (e.g. `heldout_multi.jsonl` records)."""
-    episodes = [Episode(t["tools"], t["query"], executor, max_turns=max_turns, reference=t.get("reference"))
+def run_episodes(batch_policy, tasks, executor_for, *, max_turns: int = MAX_TURNS, progress=None,
+                 prompt_format: str = "project") -> list[Episode]:
+    """Run `Task`s in lock-step: one `batch_policy(prompts) -> texts` call per turn serves every
+    unfinished episode (batched generation). `executor_for(task)` -> the task's executor (one for
+    all: `lambda t: box`); `progress(k)` is called with the number of tasks that finished in a round."""
+    episodes = [Episode(t.tools, t.query, executor_for(t), max_turns=max_turns, prompt_format=prompt_format)
                 for t in tasks]
+    finished = 0
     while True:
         active = [e for e in episodes if not e.done]
+        if progress is not None and len(episodes) - len(active) > finished:
+            progress(len(episodes) - len(active) - finished)
+        finished = len(episodes) - len(active)
         if not active:
             return episodes
-        outputs = batch_policy([e.prompt() for e in active])
+        outputs = list(batch_policy([e.prompt() for e in active]))
         if len(outputs) != len(active):
             raise ValueError(f"batch_policy returned {len(outputs)} outputs for {len(active)} prompts")
         for e, out in zip(active, outputs):
