@@ -38,9 +38,9 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tasks import bfcl, gold_output, load, rotbench  # noqa: E402
-from tasks.base import read_json_list, read_jsonl, record_ids  # noqa: E402
+from tasks.base import read_json_list, read_jsonl_lines, record_ids  # noqa: E402
 from tasks.run import score_item  # noqa: E402
-from tl.calls import Call  # noqa: E402, format_call  # noqa: E402
+from tl.calls import Call, format_call  # noqa: E402
 
 MODEL = "prompting-model"  # any name: the stubbed registry keeps dotted names for it
 
@@ -233,9 +233,9 @@ def bfcl_questions(data_dir):
     """[(category, question, ground truth)] paired by position, as BFCL does."""
     out = []
     for category, qfile in bfcl.find_files(data_dir).items():
-        questions = read_jsonl(qfile)
+        questions = [q for _, q in read_jsonl_lines(qfile)]
         answers = [None] * len(questions) if category in bfcl.NO_ANSWER_FILE else \
-            [a["ground_truth"] for a in read_jsonl(qfile.parent / "possible_answer" / qfile.name)]
+            [a["ground_truth"] for _, a in read_jsonl_lines(qfile.parent / "possible_answer" / qfile.name)]
         out += [(category, q, a) for q, a in zip(questions, answers)]
     return out
 

@@ -1,12 +1,9 @@
-"""What the benchmark loaders share: the types, the errors, the ids and the robust file reader.
+"""What the benchmark loaders share: result types, ids, and file readers that fail with one line.
 
-Single-turn benchmarks become `Item`s (tools, the conversation before the target call, the gold in
-the form tl.classify reads for the item's `mode`); multi-turn ones become `Task`s (tools, a query).
-Ids: the benchmark's own where unique in its file, else `<id>#<k>` (k = 0, 1, ... in order).
-A file or record without the expected shape raises `BenchmarkError("file:record: reason")`, never
-a traceback (bytes that are not UTF-8, JSON nested past MAX_DEPTH, a 5,000-digit integer, a
-directory included). A record the benchmark itself ships broken (gold that does not parse) is
-`Skipped`, so that the rest of its file still evaluates.
+Ids are the benchmark's own where unique in the file, else `<id>#<k>` (k = 0, 1, ... in order). A file
+or record without the expected shape raises `BenchmarkError("file:record: reason")`, never a
+traceback (not UTF-8, nested past MAX_DEPTH, a 5,000-digit integer, a directory). A record the
+benchmark itself ships broken (gold that does not parse) is `Skipped`: the rest of the file still counts.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tl.calls import Call, normalize_tools, valid_unicode
@@ -28,22 +26,19 @@ class BenchmarkError(ValueError):
 
 @dataclass(frozen=True)
 class Skipped:
-    """A record left out of evaluation because the benchmark file itself is broken there."""
     where: str  # file:record
     reason: str
 
 
 @dataclass
 class Loaded:
-    """One evaluation unit (a file; BFCL's categories together): its name (e.g.
-    "rotbench/First_Turn/clean"), its items or tasks (ids unique) and the skipped records."""
+    """One evaluation unit (a file; BFCL's categories together), e.g. "rotbench/First_Turn/clean"."""
     name: str
-    items: list
+    items: list  # Items or Tasks, ids unique
     skipped: list = field(default_factory=list)
 
 
 def unique_ids(raw_ids) -> list:
-    """A repeated id becomes `<id>#<k>` at each of its occurrences (k = 0, 1, ... in order)."""
     counts, seen, out = Counter(raw_ids), Counter(), []
     for rid in raw_ids:
         out.append(rid if counts[rid] == 1 else f"{rid}#{seen[rid]}")
@@ -56,19 +51,27 @@ def record_ids(records, path, wheres=None) -> list:
     return unique_ids([require(r, "id", str, wheres[k] if wheres else f"{path}:{k}") for k, r in enumerate(records)])
 
 
-def require(record, key, types, where):
-    """`record[key]`, checked to be of `types`; else a BenchmarkError naming `where` and the key."""
+def require(record, key, kind: type, where):
+    """`record[key]`, checked to be a `kind`."""
     if not isinstance(record, dict):
         raise BenchmarkError(f"{where}: expected a JSON object, found {type(record).__name__}")
     if key not in record:
         raise BenchmarkError(f"{where}: missing key {key!r} (keys: {sorted(record)})")
-    if not isinstance(record[key], types):
-        expected = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
-        raise BenchmarkError(f"{where}: key {key!r} should be {expected}, found {type(record[key]).__name__}")
+    if not isinstance(record[key], kind):
+        raise BenchmarkError(f"{where}: key {key!r} should be {kind.__name__}, found {type(record[key]).__name__}")
     return record[key]
 
 
-# ----------------------------------------------------------------------------- reading files
+def checked(convert, raw, where):
+    """`convert(raw)`, its ValueError (or RecursionError: JSON text in a value nested past the stack) a BenchmarkError."""
+    try:
+        return convert(raw)
+    except (ValueError, RecursionError) as e:
+        raise BenchmarkError(f"{where}: {e if isinstance(e, ValueError) else 'JSON text inside it nested too deeply to read'}") from None
+
+
+tools_of = partial(checked, normalize_tools)
+call_of = partial(checked, Call.from_dict)
 
 MAX_DEPTH = 100  # JSON nesting allowed in a benchmark file; the real ones nest at most 10 deep
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)  # a string (skipped whole) or a bracket
@@ -77,35 +80,28 @@ _DECODER = json.JSONDecoder()
 
 
 def _too_deep(text: str, start: int) -> int | None:
-    """The offset of the first bracket nested deeper than MAX_DEPTH in the JSON value at `start`,
-    else None. Checked before decoding: json, and the code walking the value, recurse per level."""
+    """Where the JSON value at `start` first nests past MAX_DEPTH (json recurses per level), else None."""
     depth = 0
     for m in _TOKEN.finditer(text, start):
-        if m.group() in ("[", "{"):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return m.start()
-        elif m.group() in ("]", "}"):
-            depth -= 1
-            if depth == 0:  # the value ends here
-                return None
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(m.group(), 0)
+        if depth > MAX_DEPTH:
+            return m.start()
+        if depth == 0 and m.group() in ("]", "}"):  # the value ends here
+            return None
     return None
 
 
 def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool = False):
-    """The JSON value at offset `start` of `text` (`whole`: only whitespace may follow), its strings
-    made valid Unicode (tl.calls.valid_unicode). What json cannot read (syntax, nesting past
-    MAX_DEPTH, an integer past sys.get_int_max_str_digits()) is a BenchmarkError naming `where`,
-    then `:<line>: reason (column c)` when `lines` (a whole file), else `reason (line l, column c)`."""
+    """The JSON value at offset `start` (`whole`: nothing may follow it), strings made valid Unicode.
+    Errors name `where`, then `:<line>: reason (column c)` with `lines`, else `reason (line l, column c)`."""
     def error(pos, reason):
         if pos is None:
             return BenchmarkError(f"{where}: {reason}")
         line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
-        if lines:
-            return BenchmarkError(f"{where}:{line}: {reason} (column {col})")
-        return BenchmarkError(f"{where}: {reason} ({'' if line == 1 else f'line {line}, '}column {col})")
+        return BenchmarkError(f"{where}:{line}: {reason} (column {col})" if lines else
+                              f"{where}: {reason} ({'' if line == 1 else f'line {line}, '}column {col})")
 
-    start = len(text) - len(text[start:].lstrip())  # as json.loads: whitespace may precede the value
+    start = len(text) - len(text[start:].lstrip())
     if (deep := _too_deep(text, start)) is not None:
         raise error(deep, f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
@@ -114,7 +110,7 @@ def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool =
             raise json.JSONDecodeError("Extra data", text, len(text) - len(text[end:].lstrip()))
     except json.JSONDecodeError as e:
         raise error(e.pos, f"not valid JSON: {e.msg}") from None
-    except ValueError as e:  # the only other one json raises: an integer too long for int()
+    except ValueError as e:  # the only other one json raises: an integer past sys.get_int_max_str_digits()
         limit = sys.get_int_max_str_digits()
         m = re.compile(r"\d{%d}" % (limit + 1)).search(text, start) if limit else None
         raise error(m and m.start(), f"an integer of more than {limit} digits, longer than Python reads"
@@ -123,13 +119,10 @@ def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool =
 
 
 def read_text(path) -> str:
-    """A file's text as UTF-8 (a byte-order mark dropped); missing, not a regular file, unreadable
-    or not UTF-8 (the line of the first bad byte named) is a BenchmarkError."""
-    path = Path(path)
-    if not path.exists():
-        raise BenchmarkError(f"{path}: file not found")
-    if not path.is_file():  # a directory, or a pipe that could block forever
-        raise BenchmarkError(f"{path}: {'is a directory' if path.is_dir() else 'not a regular file'}; expected a file")
+    """A file's UTF-8 text (a byte-order mark dropped)."""
+    if not (path := Path(path)).is_file():  # missing, a directory, or a pipe that could block forever
+        raise BenchmarkError(f"{path}: " + ("file not found" if not path.exists() else
+                             f"{'is a directory' if path.is_dir() else 'not a regular file'}; expected a file"))
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -142,7 +135,7 @@ def read_text(path) -> str:
 
 
 def read_json_list(path, what: str = "records") -> list:
-    """A JSON file that holds a non-empty list (of `what`); errors name `file:line`."""
+    """A JSON file holding a non-empty list (of `what`)."""
     text = read_text(path)
     if not text.strip():
         raise BenchmarkError(f"{path}: empty file; expected JSON")
@@ -155,25 +148,17 @@ def read_json_list(path, what: str = "records") -> list:
 
 
 def read_jsonl_lines(path, allow_empty: bool = False) -> list[tuple[str, object]]:
-    """JSON Lines -> [(`file:line`, record)], blank lines skipped; no record is an error unless `allow_empty`."""
-    rows = []
-    for lineno, line in enumerate(read_text(path).split("\n"), 1):  # not splitlines(): U+2028 may sit in a string
-        if line.strip():
-            rows.append((f"{path}:{lineno}", loads(line, f"{path}:{lineno}")))
+    """JSON Lines -> [(`file:line`, record)], blank lines skipped."""
+    rows = [(f"{path}:{n}", loads(line, f"{path}:{n}"))  # not splitlines(): U+2028 may sit in a string
+            for n, line in enumerate(read_text(path).split("\n"), 1) if line.strip()]
     if not rows and not allow_empty:
         raise BenchmarkError(f"{path}: no records (the file is empty); expected JSON Lines, one record per line")
     return rows
 
 
-def read_jsonl(path, allow_empty: bool = False) -> list:
-    """The records of a JSON Lines file (`read_jsonl_lines` without the places)."""
-    return [rec for _, rec in read_jsonl_lines(path, allow_empty)]
-
-
 def tool_list_from_prompt(text, where) -> list:
-    """The JSON tool list in a ReAct system prompt (RoTBench, ToolEyes): one JSON value decoded from
-    the first `[` after "following tools:". (RoTBench's evaluator cuts from the first `[` to 13
-    characters before the end, `\\n\\nLet's Begin!`: the same list, without depending on the tail.)"""
+    """The JSON tool list of a ReAct system prompt (RoTBench, ToolEyes), from the first `[` after
+    "following tools:" (RoTBench's evaluator cuts to 13 characters before the end: the same list)."""
     marker = text.find("following tools:")
     start = text.find("[", marker if marker >= 0 else 0)
     if start < 0:
@@ -182,21 +167,3 @@ def tool_list_from_prompt(text, where) -> list:
     if not isinstance(tools, list):
         raise BenchmarkError(f"{where}: the system prompt's tool block is a {type(tools).__name__}, not a list")
     return tools
-
-
-def checked(convert, raw, where):
-    """`convert(raw)`, its ValueError (or RecursionError) a BenchmarkError naming `where`."""
-    try:
-        return convert(raw)
-    except (ValueError, RecursionError) as e:  # RecursionError: JSON text inside a value, nested past the stack
-        raise BenchmarkError(f"{where}: {e if isinstance(e, ValueError) else 'JSON text inside it nested too deeply to read'}") from None
-
-
-def tools_of(raw, where) -> list[dict]:
-    """`tl.calls.normalize_tools(raw)`, its errors a BenchmarkError naming `where`."""
-    return checked(normalize_tools, raw, where)
-
-
-def call_of(raw, where) -> Call:
-    """`Call.from_dict(raw)`, its errors a BenchmarkError naming `where`."""
-    return checked(Call.from_dict, raw, where)

@@ -1,14 +1,11 @@
-"""BFCL-v3 (Berkeley Function-Calling Leaderboard), its single-turn AST categories, and the rules of
-BFCL's own checker: bfcl_eval's ast_checker (`value_ok`) and its decoder for prompting models (`decode`).
+"""BFCL-v3 (Berkeley Function-Calling Leaderboard) single-turn AST categories, read and judged by the
+rules of BFCL's own checker: its decoder for prompting models (`decode`) and value rules (`value_ok`).
 
-Files are JSON Lines despite their `.json` suffix:
-- `BFCL_v3_<category>.json`: `{"id", "question": [[{"role", "content"}, ...]], "function": [schema, ...]}`;
-- `possible_answer/BFCL_v3_<category>.json`: `{"id", "ground_truth": [{name: {param: [acceptable
-  values]}}, ...]}`, `""` among the values = the key may be omitted (unless the schema requires it).
-Answers pair with questions by *position*, as in BFCL (ids differ once: question
-live_multiple_1052-79-0, answer live_multiple_1052-279-0). NO_ANSWER_FILE: irrelevance (no call is
-right), live_relevance (any call is). bfcl-eval ships `BFCL_v4_*` files and `simple_python`: both
-are read, under the v3 name. Items keep BFCL's own schemas: its checker reads their type words.
+Files are JSON Lines despite the `.json` suffix: `BFCL_v3_<category>.json` holds `{"id", "question":
+[[{"role", "content"}, ...]], "function": [schema, ...]}`, `possible_answer/<same name>` `{"id",
+"ground_truth": [{name: {param: [acceptable values]}}, ...]}` ("": the key may be omitted unless
+required), paired by position as in BFCL (ids differ once). bfcl-eval's `BFCL_v4_*` and `simple_python`
+files are read under the v3 names. Items keep BFCL's schemas: its checker reads their type words.
 """
 
 from __future__ import annotations
@@ -26,19 +23,29 @@ from tl.parse import MAX_CHARS, Parsed, parse
 
 CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple", "live_multiple",
               "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance")
-NO_ANSWER_FILE = ("irrelevance", "live_irrelevance", "live_relevance")
+NO_ANSWER_FILE = ("irrelevance", "live_irrelevance", "live_relevance")  # no call is right / any call is
 _FILE = re.compile(r"BFCL_v(\d+)_(simple_python|" + "|".join(CATEGORIES) + r")\.json$")
 _TYPES = {"string": str, "any": str, "integer": int, "float": float, "number": float, "boolean": bool,
           "array": list, "tuple": list, "dict": dict, "object": dict}  # BFCL's type words, and the normal form's
 
 
+def _type(schema) -> type | None:
+    word = (schema or {}).get("type")
+    return _TYPES.get(word) if isinstance(word, str) else None
+
+
+def _holds_dicts(prop) -> str | None:
+    """"dict" for a dict parameter, "list" for a list of dicts (both read by BFCL's dict_checker)."""
+    if _type(prop) is dict:
+        return "dict"
+    return "list" if _type(prop) is list and _type(prop.get("items")) is dict else None
+
+
 def package_data_dir():
-    """The data folder of the installed `bfcl-eval` package (found without importing it), or None."""
+    """The installed bfcl-eval package's data folder (found without importing it), or None."""
     spec = importlib.util.find_spec("bfcl_eval")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    data = Path(list(spec.submodule_search_locations)[0]) / "data"
-    return data if data.is_dir() else None
+    data = Path(list(spec.submodule_search_locations)[0]) / "data" if spec and spec.submodule_search_locations else None
+    return data if data and data.is_dir() else None
 
 
 def find_files(path) -> dict:
@@ -53,7 +60,6 @@ def find_files(path) -> dict:
 
 
 def _messages(question, where) -> list[dict]:
-    """BFCL's `question` (turns, each a list of messages) -> trajectory messages."""
     if not isinstance(question, list) or not question or not all(isinstance(t, list) for t in question):
         raise BenchmarkError(f"{where}: 'question' should be a non-empty list of turns, each a list of messages; "
                              f"found {question!r:.120}")
@@ -67,13 +73,12 @@ def _messages(question, where) -> list[dict]:
 
 
 def _check_functions(functions, category, where):
-    """BFCL's schemas as its checker reads them: a `name`, `parameters.properties`, each property a
-    dict with one of BFCL's type words. Only an irrelevance item may offer no function."""
+    """Schemas as BFCL's checker reads them: `name`, `parameters.properties` of its type words."""
     if not functions and "irrelevance" not in category:
         raise BenchmarkError(f"{where}: 'function' is empty; a {category} item needs the functions it may call")
     for i, f in enumerate(functions):
         if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"].strip():
-            # (OpenAI's {"type": "function", "function": {...}} is none: BFCL's checker reads f["name"])
+            # OpenAI's {"type": "function", "function": {...}} is none: BFCL's checker reads f["name"]
             found = f"keys {sorted(f)}" if isinstance(f, dict) else f"{type(f).__name__} {f!r:.80}"
             raise BenchmarkError(f"{where}: function {i}: expected a BFCL schema {{name, description, parameters}}; found {found}")
         at, params = f"{where}: function {i} ({f['name']})", f.get("parameters")
@@ -81,23 +86,16 @@ def _check_functions(functions, category, where):
                 or not isinstance(params.get("required", []), list):
             raise BenchmarkError(f"{at}: 'parameters' should be {{type, properties: {{...}}, required}}; found {params!r:.120}")
         for key, prop in params["properties"].items():
-            if not isinstance(prop, dict) or prop.get("type") not in _TYPES:
+            if not isinstance(prop, dict) or _type(prop) is None:
                 found = f"type {prop.get('type')!r:.60}" if isinstance(prop, dict) else f"{type(prop).__name__} {prop!r:.60}"
                 raise BenchmarkError(f"{at}: parameter {key!r} should be {{type: {'|'.join(_TYPES)}, ...}}; found {found}")
             if not isinstance(prop.get("items", {}), dict):
                 raise BenchmarkError(f"{at}: parameter {key!r}: 'items' should be a schema object")
 
 
-def _holds_dicts(prop) -> str | None:
-    """"dict" for a dict parameter, "list" for a list of dicts (read by BFCL's dict_checker), else None."""
-    if _TYPES.get(prop.get("type")) is dict:
-        return "dict"
-    return "list" if _TYPES.get(prop.get("type")) is list and _TYPES.get((prop.get("items") or {}).get("type")) is dict else None
-
-
 def _check_ground_truth(gold, functions, where):
-    """ground_truth as BFCL's checker reads it: `[{name: {param: [acceptable values]}}, ...]`, one
-    call at least; an acceptable dict maps each key to a list of acceptable values."""
+    """`[{name: {param: [acceptable values]}}, ...]`, at least one call; an acceptable dict maps each key
+    to a list of acceptable values."""
     if not gold:
         raise BenchmarkError(f"{where}: ground_truth is empty; this category expects at least one call "
                              f"(only the irrelevance categories have none, and no answer file)")
@@ -117,7 +115,7 @@ def _check_ground_truth(gold, functions, where):
                                          f"to a list of acceptable values, found {d!r:.80}")
 
 
-def load_category(question_file, category: str, name: str = "bfcl") -> list[Item]:
+def load_category(question_file, category: str) -> list[Item]:
     """One category's question file (and its possible_answer file) -> Items (mode "bfcl")."""
     question_file = Path(question_file)
     wheres, records = zip(*read_jsonl_lines(question_file))
@@ -125,7 +123,7 @@ def load_category(question_file, category: str, name: str = "bfcl") -> list[Item
     if category not in NO_ANSWER_FILE:
         answer_file = question_file.parent / "possible_answer" / question_file.name
         rows = read_jsonl_lines(answer_file, allow_empty=True)  # an empty one: the count check says more
-        if len(rows) != len(records):  # BFCL pairs by position and asserts equal lengths
+        if len(rows) != len(records):  # BFCL asserts equal lengths
             raise BenchmarkError(f"{answer_file}: {len(rows)} answers for the {len(records)} questions of {question_file.name}; "
                                  "BFCL pairs them by position, so the counts must match")
         answer_at = [at for at, _ in rows]
@@ -141,7 +139,7 @@ def load_category(question_file, category: str, name: str = "bfcl") -> list[Item
             gold = [{functions[0]["name"]: next(iter(gold[0].values()))}]
         if at is not None:
             _check_ground_truth(gold, functions, at)
-        items.append(Item(item_id, name, functions, messages, gold, "bfcl", category, reader="bfcl"))
+        items.append(Item(item_id, "bfcl", functions, messages, gold, "bfcl", category, reader="bfcl"))
     return items
 
 
@@ -158,44 +156,34 @@ def load(path=None) -> list[Loaded]:
     return [Loaded("bfcl", items)]
 
 
-def _first(options):
-    return next((v for v in options if v != ""), "")  # "" (= may be omitted) only when it is the only value
-
-
-def _keep(options, required: bool) -> bool:
-    # written unless it may be omitted; no acceptable value at all (live_simple_106/112): left out
-    return bool(options) and ("" not in options or required)
-
-
-def _python_call(name: str, args: dict) -> str:
-    return f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"  # Python literals, as BFCL's decoder reads
-
-
 def gold_output(item: Item) -> str:
-    """The item's first acceptable answer in BFCL's output format, keys that may be omitted left
-    out (an acceptable dict's keys map to lists of literal values: the first is written)."""
+    """The first acceptable answer in BFCL's output format (Python literals), omissible keys left out.
+    A key with no acceptable value at all (live_simple_106/112) is left out too: nothing is right there."""
+    first = lambda options: next((v for v in options if v != ""), "")  # noqa: E731
+    keep = lambda options, required: bool(options) and ("" not in options or required)  # noqa: E731
+    one = lambda d: {k: first(v) for k, v in d.items() if keep(v, False)} if isinstance(d, dict) else d  # noqa: E731
+    call = lambda name, args: f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"  # noqa: E731
     if item.category == "live_relevance":
-        return _python_call(item.tools[0]["name"], {})  # any call is right
+        return call(item.tools[0]["name"], {})  # any call is right
     if not item.gold:
         return "None of the available functions can answer this request."
-    one = lambda d: {k: _first(v) for k, v in d.items() if _keep(v, False)} if isinstance(d, dict) else d
     calls = []
     for entry in item.gold:
         (name, params), = entry.items()
         schema = next((f["parameters"] for f in item.tools if f["name"] == name), {})
-        props, args = schema.get("properties", {}), {}
+        args = {}
         for k, v in params.items():
-            if _keep(v, k in schema.get("required", [])):
-                value, holds = _first(v), _holds_dicts(props.get(k, {}))
+            if keep(v, k in schema.get("required", [])):
+                value, holds = first(v), _holds_dicts(schema.get("properties", {}).get(k, {}))
                 args[k] = one(value) if holds == "dict" else [one(d) for d in value] if holds and isinstance(value, list) else value
-        calls.append(_python_call(name, args))
+        calls.append(call(name, args))
     return "[" + ", ".join(calls) + "]"
 
 
 # ----------------------------------------------------------------------------- BFCL's decoder
 
 class _Unreadable(Exception):
-    pass
+    """Text BFCL's decoder does not read (or that would need evaluating)."""
 
 
 _JSON_NAMES = {"true": True, "false": False, "null": None}
@@ -204,7 +192,7 @@ _ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.
 
 
 def _value(node, json_literals: bool):
-    """One argument value as BFCL's resolve_ast_by_type reads it (never evaluated)."""
+    """One argument value as BFCL's resolve_ast_by_type reads it, never evaluated."""
     if isinstance(node, ast.Constant):
         return "..." if node.value is Ellipsis else node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
@@ -223,7 +211,7 @@ def _value(node, json_literals: bool):
     if isinstance(node, ast.Subscript):
         return f"{ast.unparse(node.value)}[{ast.unparse(node.slice)}]"
     if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:  # BFCL eval()s it; here it is computed
-        a, b = _value(node.left, json_literals), _value(node.right, json_literals)  # on numbers, or + * on str / list
+        a, b = _value(node.left, json_literals), _value(node.right, json_literals)
         numbers = all(type(x) in (int, float, bool) for x in (a, b))
         joined = isinstance(node.op, ast.Add) and type(a) is type(b) and type(a) in (str, list)
         repeated = isinstance(node.op, ast.Mult) and type(a) in (str, list) and type(b) is int
@@ -251,12 +239,11 @@ def _call(node: ast.Call, json_literals: bool) -> dict:
 
 def decode(text, json_literals: bool = False) -> Parsed:
     """Model text as BFCL's default_decode_ast_prompting reads it: backticks, newlines and spaces
-    stripped from the ends, a missing `[` or `]` added, then one Python list of calls. Unlike
-    tl.parse: a bare identifier is a string (`true` -> "true"; JSON literals with `json_literals`),
-    a tuple stays one, a keyword-less call or a subscript is its source text, positional arguments
-    are dropped, calls on several lines do not decode. Nothing is evaluated: arithmetic on numbers,
-    + and * on strings or lists are computed (bounded). Undecodable text is "error" ("no_call" if
-    tl.parse reads prose); `[]` is "no_call"."""
+    stripped from the ends, a missing `[` or `]` added, then one Python list of calls. Unlike tl.parse:
+    a bare identifier is a string (JSON literals with `json_literals`), a tuple stays one, a
+    keyword-less call or a subscript is its source text, positional arguments are dropped, calls on
+    several lines do not decode; arithmetic on numbers, + and * on strings or lists are computed
+    (bounded). Undecodable text is "error" ("no_call" if tl.parse reads prose); `[]` is "no_call"."""
     if not isinstance(text, str):
         return Parsed("error", error=f"expected model output as str; found {type(text).__name__}")
     s = text[: MAX_CHARS + len(EOS_MARK)].split(EOS_MARK, 1)[0].strip("`\n ")
@@ -279,13 +266,9 @@ def decode(text, json_literals: bool = False) -> Parsed:
 
 # ----------------------------------------------------------------------------- BFCL's value rules
 
-def standardize(s: str) -> str:
-    """BFCL's standardize_string: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
-    return re.sub(r"[ ,./\-_*^]", "", s).lower().replace("'", '"')
-
-
 def _std(x):
-    return standardize(x) if type(x) is str else x
+    """BFCL's standardize_string on a string: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
+    return re.sub(r"[ ,./\-_*^]", "", x).lower().replace("'", '"') if type(x) is str else x
 
 
 def _type_ok(value, acceptable, expected, item_type) -> tuple[bool, bool]:
@@ -313,12 +296,11 @@ def value_ok(value, acceptable: list, prop: dict) -> bool:
     simple_function_checker judges: an int counts for a `float`, a tuple for a `tuple`; the type
     check; then strings normalised, lists element-wise in order (strings normalised), dicts and
     lists of dicts by `_dict_ok`, anything else (and variables) by Python `in` (1 == 1.0)."""
-    kind = prop.get("type")
-    if kind not in _TYPES:
-        raise ValueError(f"BFCL parameter type {kind!r}: its checker knows only {', '.join(_TYPES)}")
-    expected = _TYPES[kind]
-    item_type = _TYPES.get((prop.get("items") or {}).get("type")) if expected is list else None
-    if kind == "tuple" and type(value) is tuple:
+    expected = _type(prop)
+    if expected is None:
+        raise ValueError(f"BFCL parameter type {prop.get('type')!r}: its checker knows only {', '.join(_TYPES)}")
+    item_type = _type(prop.get("items")) if expected is list else None
+    if prop["type"] == "tuple" and type(value) is tuple:
         value = list(value)
     if expected is float and type(value) is int:
         value = float(value)
@@ -333,7 +315,7 @@ def value_ok(value, acceptable: list, prop: dict) -> bool:
         return any(isinstance(a, (list, str)) and len(a) == len(value) and all(_dict_ok(v, [d]) for v, d in zip(value, a))
                    for a in acceptable)
     if expected is str:
-        return standardize(value) in [standardize(a) for a in acceptable if type(a) is str]
+        return _std(value) in [_std(a) for a in acceptable if type(a) is str]
     if expected is list:
         return [_std(v) for v in value] in [[_std(x) for x in a] if isinstance(a, (list, str)) else a for a in acceptable]
     return value in acceptable

@@ -1,10 +1,9 @@
-"""The synthetic generator's held-out split (`python -m tasks.synth`, see tl/synth.py).
+"""The synthetic generator's held-out split (`python -m tasks.synth`).
 
-- `heldout_single.jsonl`: `{"id", "tools", "messages" (history before the target call), "gold":
-  {"name", "arguments"}}` -> Items, mode "strict" (JSON equality; the toolbox's values are exact),
-  category = the gold tool's name;
-- `heldout_multi.jsonl`: `{"id", "tools", "query", "reference", "answer"}` -> Tasks, run in the
-  real Sandbox over the offline toolbox (`tasks.toolbox`).
+`heldout_single.jsonl`: `{"id", "tools", "messages" (before the target call), "gold": {"name",
+"arguments"}}` -> Items, mode "strict" (the toolbox's values are exact), category = the gold tool;
+`heldout_multi.jsonl`: `{"id", "tools", "query", "reference", "answer"}` -> Tasks, run in the real
+Sandbox over the offline toolbox (`tasks.toolbox`), category = the number of reference calls.
 """
 
 from __future__ import annotations
@@ -17,47 +16,36 @@ from tl.calls import render_prompt
 SINGLE, MULTI = "heldout_single.jsonl", "heldout_multi.jsonl"
 
 
-def _tools(rec, where):
-    return tools_of(require(rec, "tools", list, where), where)
+def _single(where, rec, item_id, name):
+    gold = call_of(require(rec, "gold", dict, where), f"{where}: gold")
+    tools, messages = tools_of(require(rec, "tools", list, where), where), require(rec, "messages", list, where)
+    try:  # rendered here, so that a malformed message is reported as this file's, not at generation
+        render_prompt(tools, messages)
+    except ValueError as e:
+        raise BenchmarkError(f"{where}: messages: {e}") from None
+    return Item(item_id, name, tools, messages, [gold], "strict", gold.name)
 
 
-def load_single(path, name: str = "synthetic/single") -> Loaded:
-    """`heldout_single.jsonl` -> Items."""
+def _multi(where, rec, task_id, name):
+    if not isinstance(reference := rec.get("reference", []), list):
+        raise BenchmarkError(f"{where}: key 'reference' should be a list of calls, found {type(reference).__name__}")
+    return Task(task_id, name, tools_of(require(rec, "tools", list, where), where), require(rec, "query", str, where),
+                f"{len(reference)} calls", {"reference": reference, "answer": rec.get("answer")})
+
+
+def load_file(path) -> Loaded:
     wheres, records = zip(*read_jsonl_lines(path))
-    items = []
-    for where, rec, item_id in zip(wheres, records, record_ids(records, path, wheres=wheres)):
-        gold = call_of(require(rec, "gold", dict, where), f"{where}: gold")
-        tools, messages = _tools(rec, where), require(rec, "messages", list, where)
-        try:  # rendered here, so that a malformed message is reported as this file's, not at generation
-            render_prompt(tools, messages)
-        except ValueError as e:
-            raise BenchmarkError(f"{where}: messages: {e}") from None
-        items.append(Item(item_id, name, tools, messages, [gold], "strict", gold.name))
-    return Loaded(name, items)
-
-
-def load_multi(path, name: str = "synthetic/multi") -> Loaded:
-    """`heldout_multi.jsonl` -> Tasks (category = the number of reference calls)."""
-    wheres, records = zip(*read_jsonl_lines(path))
-    tasks = []
-    for where, rec, task_id in zip(wheres, records, record_ids(records, path, wheres=wheres)):
-        reference = rec.get("reference", [])
-        if not isinstance(reference, list):
-            raise BenchmarkError(f"{where}: key 'reference' should be a list of calls, found {type(reference).__name__}")
-        tasks.append(Task(task_id, name, _tools(rec, where), require(rec, "query", str, where),
-                          f"{len(reference)} calls", {"reference": reference, "answer": rec.get("answer")}))
-    return Loaded(name, tasks)
+    name, make = ("synthetic/multi", _multi) if Path(path).name == MULTI else ("synthetic/single", _single)
+    return Loaded(name, [make(w, r, i, name) for w, r, i in zip(wheres, records, record_ids(records, path, wheres))])
 
 
 def load(path) -> list[Loaded]:
-    """The held-out files in a directory (or one of them): single-turn and/or multi-turn."""
+    """The held-out files in a directory (single-turn and/or multi-turn), or one of them."""
     path = Path(path)
     if path.is_file():
-        return [load_multi(path) if path.name == MULTI else load_single(path)]
+        return [load_file(path)]
     # exists(), not is_file(): a directory under one of these names is reported, not passed over
-    units = [load_single(path / SINGLE)] if (path / SINGLE).exists() else []
-    units += [load_multi(path / MULTI)] if (path / MULTI).exists() else []
-    if not units:
+    if not (units := [load_file(path / f) for f in (SINGLE, MULTI) if (path / f).exists()]):
         raise BenchmarkError(f"{path}: no synthetic held-out files found (expected {SINGLE} and/or {MULTI}; "
                              f"write them with `python -m tasks.synth --out {path}/train.jsonl`)")
     return units

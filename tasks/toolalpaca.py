@@ -1,26 +1,20 @@
 """ToolAlpaca (Tang et al., 2023): `eval_real.json` and `eval_simulated.json`.
 
-Each file is a JSON list of APIs: `{"Name", "Function_Description": {function: "<description>
+A file is a JSON list of APIs: `{"Name", "Category", "Function_Description": {function: "<description>
 \\nParameters: {...}\\nOutput: ..."}, "Instructions": [str], "Golden_Answers": [[{"Action",
-"Action_Input": "<json>"}, ...]], ...}`. One item per instruction, id `<Name>/<i>`; the tools are
-the API's functions (schemas from `tl.calls.normalize_tools`, which skips the `components`
-entry); the gold is the first step of `Golden_Answers[i]`, scored with RoTBench's rules (the
-paper, Sec. 4.3). Two flaws of the released `eval_real.json` are handled as follows:
-- some gold steps name a function the API's `Function_Description` does not document (6
-  AviationAPI items): the items are kept, as the benchmark ships them; only a model that guesses
-  the undocumented name can get them right;
-- some gold `Action_Input`s are not JSON (4 CurrencyBeacon items, `"symbols": "symbols": [...]`):
-  those items are skipped and reported (`Skipped`), since no prediction can be compared with them.
+"Action_Input": "<json>"}, ...]]}`. One item per instruction, id `<Name>/<i>`, the gold its first
+step, scored with RoTBench's rules (paper Sec. 4.3). The released eval_real.json's flaws: gold that
+names an undocumented function (6 AviationAPI items) is kept as shipped; gold whose Action_Input is
+not JSON (4 CurrencyBeacon items) is `Skipped`: no prediction can match it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import re
+from pathlib import Path
 
-from tasks.base import BenchmarkError, Item, Loaded, Skipped, call_of, read_json_list, require, tools_of
+from tasks.base import BenchmarkError, Item, Loaded, Skipped, call_of, checked, read_json_list, require, tools_of
 from tl.calls import TYPE_WORDS, normalize_type
 
 _PARAMS = re.compile(r"(?:^|\n)Parameters:\s*(\{.*?\})\s*(?:\nOutput:|$)", re.S)
@@ -38,15 +32,12 @@ def _property(text: str) -> tuple[dict, bool]:
 
 
 def function_tools(functions: dict) -> list[dict]:
-    """ToolAlpaca's `Function_Description` {name: '<description>\\nParameters: {"key": "Required.
-    string. <text>"}\\nOutput: ...'} -> OpenAI-style tools (its `components` entry documents output
-    formats, not a tool, and is skipped)."""
+    """`Function_Description` -> OpenAI-style tools (`components` documents output formats: skipped)."""
     tools = []
     for name, text in functions.items():
-        m = _PARAMS.search(text) if isinstance(text, str) and name != "components" else None
         if name == "components":
             continue
-        if m is None:
+        if (m := _PARAMS.search(text) if isinstance(text, str) else None) is None:
             raise ValueError(f"ToolAlpaca description of {name!r}: expected a 'Parameters: {{...}}' line; found {text!r:.200}")
         try:
             raw = json.loads(m.group(1))
@@ -59,27 +50,19 @@ def function_tools(functions: dict) -> list[dict]:
     return tools
 
 
-def load_file(path, name: str | None = None) -> Loaded:
+def load_file(path) -> Loaded:
     """One ToolAlpaca evaluation file -> Items (mode "rotbench", category = the API's Category)."""
     path = Path(path)
-    name = name or f"toolalpaca/{path.stem}"
-    apis = read_json_list(path, "APIs")
+    name = f"toolalpaca/{path.stem}"
     items, skipped = [], []
-    for a, api in enumerate(apis):
+    for a, api in enumerate(read_json_list(path, "APIs")):
         where = f"{path}:{a}"
         api_name = require(api, "Name", str, where)
-        instructions = require(api, "Instructions", list, where)
-        answers = require(api, "Golden_Answers", list, where)
+        instructions, answers = require(api, "Instructions", list, where), require(api, "Golden_Answers", list, where)
         if len(answers) != len(instructions):
             raise BenchmarkError(f"{where} ({api_name}): {len(instructions)} Instructions but {len(answers)} Golden_Answers")
         at = f"{where} ({api_name}): Function_Description"
-        try:
-            raw_tools = function_tools(require(api, "Function_Description", dict, where))
-        except BenchmarkError:
-            raise
-        except ValueError as e:
-            raise BenchmarkError(f"{at}: {e}") from None
-        tools = tools_of(raw_tools, at)
+        tools = tools_of(checked(function_tools, require(api, "Function_Description", dict, where), at), at)
         for i, (instruction, steps) in enumerate(zip(instructions, answers)):
             item_where = f"{where} ({api_name}) instruction {i}"
             if not isinstance(instruction, str) or not isinstance(steps, list):
@@ -88,11 +71,11 @@ def load_file(path, name: str | None = None) -> Loaded:
             if not steps:
                 skipped.append(Skipped(item_where, "Golden_Answers is empty"))
                 continue
-            step = steps[0]
-            raw = {"name": step.get("Action"), "arguments": step.get("Action_Input")} if isinstance(step, dict) else step
-            try:  # a gold step the benchmark ships broken is skipped (module docstring)
+            raw = {"name": steps[0].get("Action"), "arguments": steps[0].get("Action_Input")} \
+                if isinstance(steps[0], dict) else steps[0]
+            try:
                 gold = call_of(raw, "gold step 0 is not a readable call")
-            except BenchmarkError as e:
+            except BenchmarkError as e:  # gold the benchmark ships broken (module docstring)
                 skipped.append(Skipped(item_where, str(e)))
                 continue
             items.append(Item(f"{api_name}/{i}", name, tools, [{"role": "user", "content": instruction}],
@@ -106,16 +89,13 @@ def find_files(path) -> list[Path]:
     if path.is_file():
         return [path]
     for folder in (path, path / "data"):  # exists(), not is_file(): a directory there is reported, not passed over
-        found = [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).exists()]
-        if found:
+        if found := [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).exists()]:
             return found
     return []
 
 
 def load(path) -> list[Loaded]:
     """Every ToolAlpaca evaluation file under `path`, one unit per file."""
-    files = find_files(path)
-    if not files:
+    if not (files := find_files(path)):
         raise BenchmarkError(f"{path}: no ToolAlpaca files found (expected eval_real.json or eval_simulated.json)")
     return [load_file(f) for f in files]
-

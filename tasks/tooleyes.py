@@ -1,66 +1,55 @@
-"""ToolEyes (Ye et al., 2024): multi-turn tasks over 95 groups of real-world tools.
+"""ToolEyes (Ye et al., 2024): multi-turn tasks over 95 groups of real-world tools, and `Simulator`,
+the offline stand-in for their live web APIs.
 
 `Test_Data/scenario_data_<zero|five>_processed.json` is a JSON list of `{"id", "conversations":
-[system, user], "path", "scenario"}`. The tools of a task are read from
-`<path>/config_gpt4.json` (a JSON list of OpenAI function dicts, ending with `ask_to_user` and
-`finish`), where `path` looks like `ToolEyes/Tool_Library/Random/Random` and is resolved against
-the data root the user gave (the folder holding `Tool_Library/`, or its parent); when that file is
-absent, the JSON list inside the ReAct system prompt is used (the two are identical in the
-released data). The query is the user turn. The live web APIs behind these tools are out of
-reach offline, so tasks run against `tasks.tooleyes` (see there).
+[system, user], "path", "scenario"}`; the query is the user turn. A task's tools are
+`<path>/config_gpt4.json` (OpenAI function dicts ending with ask_to_user and finish), `path` (e.g.
+`ToolEyes/Tool_Library/Random/Random`) resolved against the data root; without that file, the JSON list
+in the system prompt (identical in the released data).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-
+from functools import cache
 from pathlib import Path
 
+from tasks.base import BenchmarkError, Loaded, Task, read_json_list, record_ids, require, tool_list_from_prompt, tools_of
 from tl.calls import Call, normalize_tools
 from tl.sandbox import Result, validate_call
-from tasks.base import BenchmarkError, Loaded, Task, read_json_list, record_ids, require, tool_list_from_prompt, tools_of
 
 
 def _config_file(root: Path, tool_path: str):
-    """`<tool_path>/config_gpt4.json` resolved against the data root, or None."""
     parts = Path(tool_path).parts
     for base in (root, root.parent):
         for k in range(len(parts)):  # drop leading components ("ToolEyes/") until it resolves
-            f = base.joinpath(*parts[k:], "config_gpt4.json")
-            if f.exists():  # not is_file(): a directory there is reported by read_json, not passed over
+            if (f := base.joinpath(*parts[k:], "config_gpt4.json")).exists():  # a directory there is reported, not passed over
                 return f
     return None
 
 
-def load_file(path, root=None, name: str | None = None) -> Loaded:
-    """One `scenario_data_*_processed.json` -> Tasks (category = scenario)."""
+def load_file(path, root=None) -> Loaded:
+    """One `scenario_data_*_processed.json` -> Tasks (category = scenario); `root` holds Tool_Library/."""
     path = Path(path)
     root = Path(root) if root is not None else path.parent.parent
-    variant = path.stem.replace("scenario_data_", "").replace("_processed", "")
-    name = name or f"tooleyes/{variant}"
-    records = read_json_list(path, "tasks")
-    ids = record_ids(records, path)
-    configs = {}
-    tasks = []
-    for i, (rec, task_id) in enumerate(zip(records, ids)):
+    name = f"tooleyes/{path.stem.replace('scenario_data_', '').replace('_processed', '')}"
+    records, tasks = read_json_list(path, "tasks"), []
+    config_tools = cache(lambda f: read_json_list(f, "tools"))  # tasks share their group's file
+    for i, (rec, task_id) in enumerate(zip(records, record_ids(records, path))):
         where = f"{path}:{i}"
         conv = require(rec, "conversations", list, where)
         turns = {t["from"]: t.get("value") for t in conv if isinstance(t, dict) and isinstance(t.get("from"), str)}
         if not isinstance(turns.get("user"), str):
             raise BenchmarkError(f"{where}: expected a user turn with a string value; found speakers {list(turns)}")
         tool_path = rec.get("path")
-        config = _config_file(root, tool_path) if isinstance(tool_path, str) else None
-        if config is not None:
-            if config not in configs:
-                configs[config] = read_json_list(config, "tools")
-            raw_tools, source = configs[config], str(config)
+        if (config := _config_file(root, tool_path) if isinstance(tool_path, str) else None) is not None:
+            raw_tools, source = config_tools(config), str(config)
         elif isinstance(turns.get("system"), str):
             raw_tools, source = tool_list_from_prompt(turns["system"], where), where
         else:
             raise BenchmarkError(f"{where}: no tools: {tool_path!r} has no config_gpt4.json under {root} and there is no system prompt")
-        tools = tools_of(raw_tools, source)
-        tasks.append(Task(task_id, name, tools, turns["user"].strip(), str(rec.get("scenario", "")),
+        tasks.append(Task(task_id, name, tools_of(raw_tools, source), turns["user"].strip(), str(rec.get("scenario", "")),
                           {"path": tool_path}))
     return Loaded(name, tasks)
 
@@ -75,49 +64,20 @@ def find_files(path) -> list[Path]:
 
 def load(path) -> list[Loaded]:
     """Every ToolEyes task file under `path` (the folder holding Test_Data/ and Tool_Library/)."""
-    files = find_files(path)
-    if not files:
+    if not (files := find_files(path)):
         raise BenchmarkError(f"{path}: no ToolEyes files found (expected Test_Data/scenario_data_*_processed.json)")
-    root = Path(path) if Path(path).is_dir() else None
-    return [load_file(f, root) for f in files]
+    return [load_file(f, Path(path) if Path(path).is_dir() else None) for f in files]
 
 
-# ----------------------------------------------------------------------------- the simulator
-#
-# The offline stand-in for ToolEyes' live web APIs: validate each call, fabricate an answer.
-#
-# ToolEyes' 95 tool groups call real web services (weather, finance, search, ...) that cannot be
-# reached offline, and their answers change over time anyway. DE/CE/VA only need to know whether
-# a *call* was right, so the simulator does exactly two things:
-#
-# 1. Validation against the task's tool schemas with the sandbox's own function
-#    (`tl.sandbox.validate_call`), so the feedback is worded like Python's errors and classified
-#    like every other feedback: unknown tool -> `NameError: name 'x' is not defined`
-#    (tool_hallucination), extra key -> `... got an unexpected keyword argument 'x'`
-#    (param_hallucination), missing required key -> `... missing 1 required positional argument`
-#    (param_missing), wrong JSON type -> `... argument 'n' must be str, not int` (others, a CE).
-#    The type check is stricter than the original Python tools, which mostly accept any value.
-# 2. For a valid call, a deterministic made-up output: a JSON object naming the tool, echoing the
-#    arguments and carrying a result string derived from a hash of the call, so the same call
-#    always gets the same answer and different calls get different ones. It contains no real data:
-#    a model cannot learn facts from it, only that its call went through. `ask_to_user` is
-#    answered with a fixed reply that there is no further information (nobody is there to ask).
-#
-# What it does not simulate: tool failures and instability (real APIs time out, rate-limit and
-# return errors), semantic checks (a valid call with a nonsense value succeeds), and outputs whose
-# content the model's next step depends on.
+# The simulator. ToolEyes' tools call live web services (weather, finance, search) that are out of reach
+# offline and change over time; DE/CE/VA only ask whether a *call* was right. So each call is validated
+# against the task's schemas by the sandbox's own `validate_call` (feedback worded like Python's errors,
+# classified like all feedback; its type check is stricter than the original tools), and a valid call
+# gets a deterministic made-up JSON output (the tool, the arguments, a hash of the call: no real data).
+# Not simulated: failures and instability, semantic checks, outputs a next step depends on.
 
 ASK_TO_USER = "ask_to_user"
-NO_USER_REPLY = "The user has no further information to add. Continue with what you have."
-
-
-def fabricate_output(call: Call, tool: dict) -> str:
-    """A deterministic, plausible-looking JSON output for a valid call (see the module docstring)."""
-    key = json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    what = tool.get("description", "").strip().split("\n")[0][:120] or call.name
-    return json.dumps({"status": "success", "tool": call.name, "arguments": call.arguments,
-                       "result": f"[simulated {digest[:12]}] {what}"}, ensure_ascii=False)
+NO_USER_REPLY = "The user has no further information to add. Continue with what you have."  # nobody is there to ask
 
 
 class Simulator:
@@ -128,9 +88,11 @@ class Simulator:
 
     def run(self, call) -> Result:
         call = Call.from_dict(call)
-        failed = validate_call(call, self.tools)
-        if failed is not None:
+        if (failed := validate_call(call, self.tools)) is not None:
             return failed
         if call.name == ASK_TO_USER:
             return Result(True, NO_USER_REPLY)
-        return Result(True, fabricate_output(call, self.tools[call.name]))
+        digest = hashlib.sha256(json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        what = self.tools[call.name].get("description", "").strip().split("\n")[0][:120] or call.name
+        return Result(True, json.dumps({"status": "success", "tool": call.name, "arguments": call.arguments,
+                                        "result": f"[simulated {digest[:12]}] {what}"}, ensure_ascii=False))
