@@ -183,6 +183,8 @@ case("bfcl:function-without-name", BQ, {BQ[2]: lines(bq(function=[{"description"
 case("bfcl:function-openai-wrapped", BQ, {BQ[2]: lines(bq(function=[{"type": "function", "function": BFCL_FN}]))}, BQ[2], "1")
 case("bfcl:parameter-type-unknown", BQ, {BQ[2]: lines(bq(function=[{**BFCL_FN, "parameters": {
     "type": "dict", "properties": {"base": {"type": "int32"}}}}]))}, BQ[2], "1")
+case("bfcl:parameter-type-list", BQ, {BQ[2]: lines(bq(function=[{**BFCL_FN, "parameters": {
+    "type": "dict", "properties": {"base": {"type": ["integer"]}}}}]))}, BQ[2], "1")
 case("bfcl:parameter-not-object", BQ, {BQ[2]: lines(bq(function=[{**BFCL_FN, "parameters": {
     "type": "dict", "properties": {"base": "integer"}}}]))}, BQ[2], "1")
 case("bfcl:question-string", BQ, {BQ[2]: lines(bq(question="Area?"))}, BQ[2], "1")
