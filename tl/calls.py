@@ -1,17 +1,11 @@
 """Tool calls as text: the `Call` value, tool schemas in one normal form, and the paper's prompt
-format (Table 13). SFT, PPO and evaluation all render here.
+format (Table 13); SFT, PPO and evaluation all render here.
 
-Normal form of a tool (OpenAI function style): {"name", "description", "parameters": {"type":
-"object", "properties": {key: {"type", "description", ...}}, "required": [key, ...]}}, read from
-OpenAI dicts (also `{"type": "function", "function": {...}}` and JSON text) and BFCL's. Type words
-become JSON-schema words (TYPE_WORDS; BFCL's `any` -> string, as its checker reads it); other
-property keys are kept, `items` / nested `properties` normalised recursively.
-
-The prompt is messages joined by "\\n", each `Role: content` (System / User / Output / Assistant);
-the system content is the tools as Python signatures with docstrings (`render_tool`). An
-assistant message holds `tool_call`, `tool_calls` (one BFCL-style list `[f(a=1), g(b=2)]`) or
-`content` (a final answer); each assistant turn ends with `</s>` (EOS), and a literal `</s>` in
-any text is written `\\u003c/s>` (a JSON and Python escape), so only real turn ends are EOS.
+Normal form (OpenAI function style, read also from BFCL's): {"name", "description", "parameters":
+{"type": "object", "properties": {key: {"type", "description", ...}}, "required": [...]}}, type
+words in JSON-schema words (TYPE_WORDS). The prompt: messages joined by "\n" as `Role: content`,
+the tools as Python signatures with docstrings, each assistant turn (a call, a BFCL-style list of
+calls, or a final answer) ending with `</s>`; a literal `</s>` in any text is written `\u003c/s>`.
 """
 from __future__ import annotations
 
@@ -27,8 +21,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def valid_unicode(x):
-    """`x` with every lone surrogate in its strings (keys too) replaced by U+FFFD: a JSON `"\\ud800"`
-    decodes to one, and it cannot be encoded as UTF-8 (tokenizer, sandbox pipe, JSON files)."""
+    """`x` with lone surrogates (a JSON `"\\ud800"`, which UTF-8 cannot encode) replaced by U+FFFD."""
     if isinstance(x, str):
         return x if x.isascii() else _SURROGATE.sub("\ufffd", x)
     if isinstance(x, dict):
@@ -58,8 +51,7 @@ class Call:
 
     @classmethod
     def from_dict(cls, d) -> "Call":
-        """A Call from `{"name", "arguments"}` (a dict or JSON text; OpenAI's `{"type": "function",
-        "function": {...}}` and `"parameters"` too); ValueError otherwise."""
+        """A Call from `{"name", "arguments"}` (or JSON text, OpenAI's `function`, `parameters`)."""
         if isinstance(d, Call):
             return d
         if not isinstance(d, dict):
@@ -85,8 +77,7 @@ TYPE_WORDS = {"string": "string", "str": "string", "text": "string", "any": "str
 
 
 def normalize_type(raw) -> str:
-    """A type word from any source -> a JSON-schema word: `["string", "null"]` gives its first
-    non-null member, `Array[string]` gives array, unknown or missing words give string."""
+    """A type word -> a JSON-schema word (`["string", "null"]` -> string, `Array[x]` -> array, else string)."""
     if isinstance(raw, (list, tuple)):
         words = [normalize_type(t) for t in raw]
         return next((w for w in words if w != "null"), "null" if words else "string")
@@ -121,7 +112,7 @@ def _property(raw, nested: bool = False) -> dict:
 
 
 def normalize_tool(raw) -> dict:
-    """One tool (a dict or its JSON text) in the normal form; ValueError naming what was found."""
+    """One tool (a dict or its JSON text) in the normal form."""
     if isinstance(raw, str):
         raw = _json_text(raw, "a tool given as text must be a JSON object; found {raw!r:.120}", raw=raw)
     if not isinstance(raw, dict):
@@ -141,8 +132,7 @@ def normalize_tool(raw) -> dict:
 
 
 def normalize_tools(tools) -> list[dict]:
-    """A tool list (or its JSON text, or a single tool) in the normal form, order kept; a later
-    tool with a name already seen is dropped, so names stay unique."""
+    """A tool list (or its JSON text, or one tool) in the normal form; a repeated name is dropped."""
     if isinstance(tools, str):
         tools = _json_text(tools, "tools given as text must be JSON (a list of tool schemas); {e}")
     tools = [tools] if isinstance(tools, dict) else tools or []
@@ -187,15 +177,13 @@ def format_calls_with_spans(calls) -> tuple[str, list[tuple[int, int]]]:
 
 
 def format_call(calls) -> str:
-    """A call as the model writes it, `name(key="value", n=3)` with JSON-literal values; several
-    calls (a list) as one BFCL-style list `[f(a=1), g(b="x")]`."""
+    """A call as the model writes it, `name(key="value", n=3)`; a list as `[f(a=1), g(b="x")]`."""
     return format_calls_with_spans(calls)[0]
 
 
 def render_tool(tool: dict, raw: bool = False) -> str:
-    """One normal-form tool as the paper's signature-with-docstring block (required parameters
-    first, optional ones `= None`); `raw` pastes descriptions as written (the authors' code)
-    instead of indenting their continuation lines."""
+    """A tool as the paper's signature-with-docstring block (optional parameters last, `= None`);
+    `raw` pastes descriptions unindented, as the authors' code does."""
     indent = (lambda text: text) if raw else (lambda text: text.strip().replace("\n", "\n    "))
     props, required = tool["parameters"]["properties"], tool["parameters"]["required"]
     order = required + [k for k in props if k not in required]
@@ -212,10 +200,8 @@ def render_tools(tools, raw: bool = False) -> str:
 
 @dataclass(frozen=True)
 class Segment:
-    """A piece of a rendered conversation; all segments' texts concatenate to the prompt. kind:
-    "context" (never trained: system, user, feedback, role headers), "call" / "answer" (an
-    assistant turn from the space after "Assistant:") or "eos". message_index: the assistant
-    message's index; calls / name_spans: its calls and their names' offsets inside `text`."""
+    """A piece of a rendered conversation. kind: "context" (never trained), "call" / "answer" (an
+    assistant turn, from the space after "Assistant:") or "eos"; name_spans: the calls' names in `text`."""
     text: str
     kind: str
     message_index: int | None = None
@@ -245,9 +231,8 @@ def _content(m: dict, where: str) -> str:
 
 
 def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: bool = False) -> list[Segment]:
-    """The conversation as segments (see `Segment`). Context is cut only right before a trained
-    segment's leading space or right after an EOS, as the tokenizer contract needs
-    (docs/ARCHITECTURE.md). ValueError naming the message index for malformed messages."""
+    """The conversation as segments, context cut only before a trained segment's leading space or
+    after an EOS (the tokenizer contract, docs/ARCHITECTURE.md)."""
     segments, context = [], []
 
     def flush():
@@ -284,9 +269,8 @@ def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: 
 
 
 def render_prompt(tools, messages, add_generation_prompt: bool = True, prompt_format: str = "project") -> str:
-    """The full prompt text. "authors": the template of the authors' finetune.py (for checkpoints
-    their code trained): no `</s>` after history turns (only after the last message when there is
-    no generation prompt) and tool descriptions pasted raw."""
+    """The prompt text. "authors": the authors' finetune.py template (for checkpoints it trained):
+    no `</s>` after history turns, only after a last message, and raw tool descriptions."""
     if prompt_format not in PROMPT_FORMATS:
         raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}; found {prompt_format!r}")
     authors = prompt_format == "authors"

@@ -52,8 +52,8 @@ def read_config(path: str) -> ModelArgs:
 
 
 def check_vocab(vocab_size: int, where: str, tokenizer) -> None:
-    """Raises unless the tokenizer (a `.model` path or an object with `vocab_size`; None: nothing to
-    check) has exactly `vocab_size` pieces."""
+    """Raises unless the tokenizer (a `.model` path, an object with `vocab_size`, or None) has
+    exactly `vocab_size` pieces."""
     if tokenizer is None:
         return
     if isinstance(tokenizer, (str, os.PathLike)):
@@ -123,9 +123,8 @@ def load_safetensors(path: str, expected: dict[str, tuple], *, dtype=None, devic
 
 
 def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> Transformer:
-    """An HF LLaMA checkpoint directory as a `Transformer`, built on the meta device with the
-    tensors assigned (on CPU in the stored dtype they stay memory-mapped). `tokenizer` (a path or
-    Tokenizer; default a `tokenizer.model` beside the weights) must have `vocab_size` pieces."""
+    """An HF LLaMA directory as a `Transformer` built on the meta device, tensors assigned (so on CPU
+    in the stored dtype memory-mapped); `tokenizer` (default: the one beside) is vocab-checked."""
     path = os.fspath(path)
     args = read_config(path)
     beside = os.path.join(path, "tokenizer.model")
@@ -204,8 +203,7 @@ def export_hf(model: Transformer, path: str, info: DistInfo, *, tokenizer=None, 
 
 
 def _swap_in(tmp: str, final: str) -> None:
-    """Rename `tmp` to `final`; an existing `final` is set aside as `final.old` (never deleted
-    first) and removed once `tmp` is in place."""
+    """Rename `tmp` to `final`; an existing `final` is set aside as `.old` and removed only after."""
     old = final + ".old"
     if os.path.exists(final):
         shutil.rmtree(old, ignore_errors=True)
@@ -244,7 +242,7 @@ def _step_dirs(ckpt_dir: str) -> list[tuple[float, int, str]]:
 
 
 def latest_checkpoint(ckpt_dir: str) -> str | None:
-    """The most recently saved complete checkpoint directory in `ckpt_dir`, or None."""
+    """The most recently saved complete checkpoint in `ckpt_dir`, or None."""
     steps = _step_dirs(ckpt_dir)
     return steps[-1][2] if steps else None
 
@@ -300,13 +298,11 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
     barrier(info)
     if info.is_main:
         files = sorted(os.listdir(tmp))
-        for name in files:
-            _fsync(os.path.join(tmp, name))
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump({"step": step, "world_size": info.world_size, "saved_at": time.time(),
                        "files": {n: os.path.getsize(os.path.join(tmp, n)) for n in files}, **(meta or {})}, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
+        for name in [*files, "meta.json"]:  # all on disk before the rename makes the step visible
+            _fsync(os.path.join(tmp, name))
         _fsync(tmp)
         _swap_in(tmp, final)
         for _, _, stale in _step_dirs(ckpt_dir)[:-keep] if keep > 0 else []:
@@ -316,8 +312,7 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
 
 
 def load_checkpoint(path: str, info: DistInfo, models: dict, optimizers: dict) -> dict:
-    """Restore models, optimizers and (at the same world size) this rank's RNG states from a
-    checkpoint directory; returns its meta dict."""
+    """Restore models, optimizers and (at the same world size) this rank's RNG states; returns meta."""
     meta = _complete(path)
     if meta is None:
         raise FileNotFoundError(f"{path}: not a complete checkpoint (no meta.json, or files that do not match it)")

@@ -1,22 +1,16 @@
 """The error taxonomy, shared by MAE (feedback), PPO (reward) and evaluation (TS/PI/CF, Table 1).
 
-A predicted call against a gold call gets the first category that applies (paper Sec. 3.3):
-unparsable / no_call -> tool_hallucination (name not among the tools) -> wrong_tool ->
-param_hallucination > param_missing > param_redundant (all three flags kept in details) ->
-content_error (right tool and keys, a value differs) -> correct. Parameter flags (the original
-code's): hallucinated = a key the gold tool does not declare (and gold does not use); redundant =
-declared, not in gold; missing = a gold key not predicted.
-Extra calls: the first is scored against the gold, each further one as an unexpected call
-(wrong_tool, or tool_hallucination if not offered), the output as the worst with TS = PI = CF =
-False (RoTBench reads one Action, BFCL rejects a wrong count), so its R(t) is never +1.
+A predicted call against gold gets the first category that applies (paper Sec. 3.3): unparsable /
+no_call -> tool_hallucination (not among the tools) -> wrong_tool -> param_hallucination (a key the
+tool does not declare nor gold use) > param_missing (a gold key not predicted) > param_redundant
+(declared, not in gold), all flags kept -> content_error (a value differs) -> correct. With extra
+calls each further one is an unexpected call and the output the worst, TS = PI = CF = False.
 
-Values, by `mode`: "strict" = JSON equality, ints and floats by value (1 == 1.0), booleans not
-numbers; "rotbench" = RoTBench's evaluate.py: Python `==` ("1" != 1, true == 1), a gold "None"
-unchecked (the key must be there), nor any value of `unchecked_tools`; "bfcl" = gold lists of
-acceptable values judged by `bfcl_value_ok` (tasks.bfcl.value_ok), "" = the key may be omitted
-unless required, a key outside the schema hallucinated even if the answer lists it.
-Gold: a Call (or dict); a list of acceptable Calls (RoTBench; the best-scoring is used); None =
-no call expected (a plain answer is correct). `classify_calls` takes parallel gold.
+Values, by `mode`: "strict" = JSON equality, 1 == 1.0, booleans not numbers; "rotbench" = its
+evaluate.py: Python `==`, a gold "None" unchecked, nor the values of `unchecked_tools`; "bfcl" =
+gold lists of acceptable values judged by `bfcl_value_ok`, "" = may be omitted unless required, a
+key outside the schema hallucinated. Gold: a Call (or dict); a list of acceptable Calls (the best
+is used); None = no call expected. `classify_calls` takes parallel gold.
 """
 from __future__ import annotations
 
@@ -50,17 +44,15 @@ _EXCEPTION_NAMES = sorted(n for n, v in vars(builtins).items() if isinstance(v, 
 
 @dataclass(frozen=True)
 class Classification:
-    """category: one of CALL_CATEGORIES. details: predicted_name, gold_name, hallucinated,
-    redundant, missing, wrong_values (key lists), ts / pi / cf, first_token_differs /
-    shares_prefix / common_prefix_tokens (wrong_tool only), extra_calls, gold_index, parse_error, mode."""
+    """category: one of CALL_CATEGORIES; details: see `_details`."""
     category: str
     details: dict
 
 
 @dataclass(frozen=True)
 class CallsClassification:
-    """Parallel gold: the worst per-call category, details (matches = (gold index, predicted index
-    or None), extra_calls = unmatched predicted indices) and one Classification per gold call."""
+    """Parallel gold: the worst category, details (matches = (gold, predicted index or None) pairs,
+    extra_calls = unmatched predictions) and one Classification per gold call."""
     category: str
     details: dict
     per_call: list
@@ -96,8 +88,7 @@ _NAME_PIECE = re.compile(r"[._\-\s]*(?:[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|
 
 
 def split_name(name: str) -> list[str]:
-    """Default name tokenizer for Table 1: pieces split at `_`, `.`, `-`, camelCase and digits, each
-    separator kept on the piece after it: "getHTTPResponse_v2" -> ["get", "HTTP", "Response", "_v", "2"]."""
+    """Table 1's default name tokenizer: "getHTTPResponse_v2" -> ["get", "HTTP", "Response", "_v", "2"]."""
     return _NAME_PIECE.findall(name)
 
 
@@ -113,6 +104,8 @@ def strict_equal(pred, gold) -> bool:
 
 
 def _details(mode, pred_name=None, gold_name=None, **extra) -> dict:
+    """A Classification's details: names, the flagged keys, the paper's TS / PI / CF, Table 1's name
+    statistics (wrong_tool only), the extra calls' names, which gold was used."""
     return {"predicted_name": pred_name, "gold_name": gold_name, "hallucinated": [], "redundant": [],
             "missing": [], "wrong_values": [], "ts": False, "pi": False, "cf": False,
             "first_token_differs": None, "shares_prefix": None, "common_prefix_tokens": None,
@@ -186,13 +179,10 @@ def _prepare(pred, tools, mode, tokenize):
 
 def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_value_ok=None,
              unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
-    """Classify model output (text or a `Parsed`) against `gold` (module docstring). `tools`: any
-    form `normalize_tools` accepts; None skips the tool-hallucination check and counts every key
-    gold does not use as hallucinated. `tokenize`: name -> tokens for the wrong-tool statistics
-    (default `split_name`). RoTBench's role rules (tasks.rotbench.role_rules): `unchecked_tools`
-    = gold tools whose values are not checked, `aliases` = {predicted name: gold name}. Of several
-    acceptable golds "rotbench" picks the one reaching the furthest stage (CF, PI, TS, then
-    reward: its "any answer" rule), other modes the best reward."""
+    """Model output (text or `Parsed`) against `gold` (module docstring). `tools`: None skips the
+    tool-hallucination check. `tokenize`: name -> tokens for the wrong-tool statistics. RoTBench's
+    role rules: `unchecked_tools`, `aliases` = {predicted name: gold name}; of several golds it
+    takes the one reaching the furthest stage (its "any answer" rule), other modes the best reward."""
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     if parsed.kind == "error":
         return Classification(UNPARSABLE, _details(mode, parse_error=parsed.error))
@@ -226,10 +216,9 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_val
 
 def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=None,
                    bfcl_value_ok=None) -> CallsClassification:
-    """Parallel gold (BFCL): each gold call, in order, takes the first unmatched prediction that is
-    right (BFCL's checker, so `correct` exactly when BFCL finds the output valid), the remaining
-    pairs are matched by reward. Unmatched gold calls are `no_call`, unmatched predictions
-    unexpected calls; the overall category is the worst result."""
+    """Parallel gold (BFCL): each gold call takes the first free prediction that is right (BFCL's
+    checker), the rest are paired by reward; unmatched gold calls are `no_call`, unmatched
+    predictions unexpected calls, the overall category the worst."""
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     golds = [Call.from_dict(g) for g in gold_calls]
     if parsed.kind == "error":
@@ -242,9 +231,8 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
              for i, g in enumerate(golds) for j, p in enumerate(preds)}
     matched: dict[int, int] = {}
     for i in range(len(golds)):  # BFCL's rule first, then the rest by reward (for error analysis)
-        j = next((j for j in range(len(preds)) if j not in matched.values() and pairs[i, j].category == CORRECT), None)
-        if j is not None:
-            matched[i] = j
+        if right := [j for j in range(len(preds)) if j not in matched.values() and pairs[i, j].category == CORRECT]:
+            matched[i] = right[0]
     for i, j in sorted(pairs, key=lambda ij: (-call_reward(pairs[ij]), ij)):
         if i not in matched and j not in matched.values():
             matched[i] = j
@@ -293,9 +281,8 @@ _ERROR_KEYS = ("error", "errors", "errormessage", "errmsg", "err", "exception", 
 
 
 def _error_of_payload(obj, depth: int = 0):
-    """The error part of a structured tool output, or None when it reports success: an error field
-    at any depth <= 3 (keys compared on their letters: "Error Message"), a failed status, or an
-    HTTP error code beside a message."""
+    """The error part of a structured output, or None on success: an error field (keys compared on
+    their letters) at depth <= 3, a failed status, or an HTTP error code."""
     if not isinstance(obj, dict) or depth > 3:
         return None
     for k, v in obj.items():
@@ -338,14 +325,9 @@ def _classify_feedback_text(text: str) -> str:
 
 
 def classify_feedback(text_or_result) -> str:
-    """Feedback after a call -> one of FEEDBACK_CATEGORIES (paper Fig. 3 / Table 14).
-
-    Accepts free text (the tool message as the model sees it), the sandbox's result `{"ok",
-    "category", "message", "output"}` (a valid `category` is trusted; `ok` without one is all
-    right, else the message's category or tool_call_failure) or a tool message dict (its `result`,
-    else its `content`). A JSON / Python-literal output is an error only through an error field or
-    status (`_error_of_payload`; `others` when its message matches no rule); free text is matched
-    against specific error messages (`_FEEDBACK_RULES`)."""
+    """Feedback after a call -> one of FEEDBACK_CATEGORIES (paper Fig. 3 / Table 14): free text, the
+    sandbox's `{"ok", "category", "message"}` (a valid category is trusted) or a tool message dict.
+    A structured output is an error only through `_error_of_payload` (`others` if no rule matches)."""
     x = text_or_result
     if x is None:
         return ALL_RIGHT

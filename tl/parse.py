@@ -1,17 +1,16 @@
 """The one parser of model output: text -> tool calls, a plain-text answer, or a parse error.
 
-Formats (the first that applies wins):
-1. ReAct: `Action: NAME\\nAction Input: {json}`, a call per Action block; the input may be JSON,
-   a JSON string holding JSON, a Python dict or empty (= {}).
-2. JSON: `{"name": ..., "arguments" | "parameters": {...} | "<json>"}`, OpenAI's `{"type":
-   "function", "function": {...}}`, `{"tool_calls": [...]}`, a list of these, or a Python dict.
-3. Python calls `name(key="value", n=3)` (either quote; true/false/null or True/False/None), one
-   per line or `;`, or a BFCL list `[f(a=1), mod.g(b="x")]`. Real schemas also need keyword
-   argument names (`from=`), hyphenated tool names (`a-b(`) and `**{"code:": 1}` (tl.calls.format_call).
-Anything else is a plain answer ("no_call"), or an "error" if it looks like a call attempt
-(starts like `name(`, `{` or `[`). Safety: nothing is evaluated (only tokenize, ast.parse,
-json.loads and a literal-only walker); length and nesting are bounded; `parse` never raises, every
-failure (RecursionError, MemoryError too) is `Parsed(kind="error")`.
+Formats, the first that applies wins:
+1. ReAct `Action: NAME\\nAction Input: {json}`, a call per Action block (the input JSON, a JSON
+   string holding JSON, a Python dict or empty).
+2. JSON `{"name", "arguments" | "parameters"}`, OpenAI's `{"type": "function", "function": ...}`,
+   `{"tool_calls": [...]}`, a list of these, or a Python dict.
+3. Python calls `name(key="value", n=3)` (either quote; true/null or True/None), one per line or
+   `;`, or a BFCL list `[f(a=1), mod.g(b="x")]`; also keyword argument names (`from=`), hyphenated
+   tool names (`a-b(`) and `**{"code:": 1}`, as real schemas need (tl.calls.format_call).
+Anything else is a plain answer ("no_call"), or an "error" if it starts like a call (`name(`,
+`{`, `[`). Nothing is evaluated (tokenize, ast.parse, json.loads and a literal-only walker);
+length and nesting are bounded; `parse` never raises.
 """
 from __future__ import annotations
 
@@ -36,8 +35,8 @@ MAX_DEPTH = 100  # bracket nesting; far below what would exhaust Python's parser
 
 @dataclass(frozen=True)
 class Parsed:
-    """kind: "calls" (calls non-empty), "no_call" (plain-text answer) or "error" (a call attempt
-    that could not be read; `error` says why). format: "react" | "json" | "python" | None."""
+    """kind: "calls" (non-empty), "no_call" (a plain answer) or "error" (an unreadable call attempt;
+    `error` says why). format: "react" | "json" | "python" | None."""
     kind: str
     calls: list[Call] = field(default_factory=list)
     error: str | None = None
@@ -74,8 +73,8 @@ _LITERAL_NAMES = {"true": True, "false": False, "null": None, "True": True, "Fal
 
 
 def _literal(node: ast.AST, depth: int = 0):
-    """A literal AST node -> its JSON value. Other names, operators, calls, f-strings, sets,
-    bytes and complex numbers are rejected, never evaluated."""
+    """A literal AST node -> its JSON value; anything else (names, operators, calls, f-strings,
+    sets, bytes, complex) is rejected, never evaluated."""
     if depth > MAX_DEPTH:
         raise _ParseError("value nested too deeply")
     if isinstance(node, ast.Constant):
@@ -114,8 +113,8 @@ def _ast(text: str, mode: str) -> ast.AST:
 
 
 def parse_literal(text: str):
-    """A JSON or Python literal (`{'error': 'x'}`, `[1, true]`) -> its value, never evaluated.
-    Raises ValueError when the text is not a bounded literal."""
+    """A JSON or Python literal (`{'error': 'x'}`, `[1, true]`) -> its value, never evaluated;
+    ValueError when the text is not a bounded literal."""
     if not isinstance(text, str) or len(text) > MAX_CHARS or _max_nesting(text) > MAX_DEPTH:
         raise ValueError("not a bounded literal")
     try:
@@ -129,9 +128,8 @@ def parse_literal(text: str):
 # ----------------------------------------------------------------------------- Python calls
 
 def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
-    """Keyword argument names (`from=`) and call names with a `-` or a keyword (`a-b(`) ->
-    placeholders `ast.parse` accepts; returns the text and {placeholder: original}. Works on
-    tokens, so string contents are never touched."""
+    """(text, {placeholder: original}): keyword argument names (`from=`) and call names with a `-`
+    or a keyword (`a-b(`) replaced by names `ast.parse` accepts, token-wise (strings untouched)."""
     if "__tl_" in text:  # could collide with a placeholder
         return text, {}
     try:
@@ -175,7 +173,7 @@ def _call_name(node: ast.AST, renames: dict[str, str]) -> str:
 
 
 def _parse_python(text: str) -> list[Call]:
-    """Raises SyntaxError or ValueError when the text is not a sequence of calls."""
+    """SyntaxError or ValueError when the text is not a sequence of calls."""
     src, renames = _rewrite_tokens(text)
     calls = []
     for stmt in _ast(src, "exec").body:

@@ -126,8 +126,8 @@ class Critic(nn.Module):
         self.trunk = trunk
         norm = trunk.model.norm.weight
         self.value_head = nn.Linear(trunk.args.hidden_size, 1, dtype=norm.dtype, device=norm.device)
-        nn.init.zeros_(self.value_head.weight)
-        nn.init.zeros_(self.value_head.bias)
+        for p in self.value_head.parameters():
+            nn.init.zeros_(p)
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -233,15 +233,16 @@ def score(batch: Rollout, actor, reference, critic: Critic, temperature: float =
     `temperature`: the sampling one (1 for greedy)."""
     device = next(actor.parameters()).device
     ids, mask, R = batch.input_ids.to(device), batch.attention_mask.to(device), batch.response_len
-    modes = [m.training for m in (actor, reference, critic)]
-    for m in (actor, reference, critic):
-        m.eval()
+    models = (actor, reference, critic)
+    modes = [m.training for m in models]
     try:
+        for m in models:
+            m.eval()
         batch.logp_old, batch.entropy = response_logprobs(actor, ids, mask, R, temperature, with_entropy=True)
         batch.logp_ref, _ = response_logprobs(reference, ids, mask, R, temperature)
         batch.values = response_values(critic, ids, mask, R)
     finally:
-        for m, was_training in zip((actor, reference, critic), modes):
+        for m, was_training in zip(models, modes):
             m.train(was_training)
     return batch
 
