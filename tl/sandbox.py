@@ -4,55 +4,27 @@
         r = box.run(Call("get_weather_current", {"city": "Paris"}))
         r.ok, r.output, r.category, r.message, r.feedback   # feedback = what follows `Output:`
 
-Contract: `run` never raises for a Call (only once closed), and the caller checks every reply, so
-whatever the tool's code does: ok=True has category all_right, no message, at most `max_output`
-characters of output; ok=False has no output, another category of tl.classify.FEEDBACK_CATEGORIES and
-a message of at most 1,024 characters with `classify_feedback(message) == category` (a reply breaking
-this is a `500 Server Error`); text is valid UTF-8 (lone surrogates -> U+FFFD). Failures are worded
-like Python: validation (`validate_call`) as `NameError: name 'x' is not defined`, `TypeError: f() got
-an unexpected keyword argument 'x'`, `... missing 1 required positional argument: 'y'`, `... argument
-'n' must be int, not str`; a tool's exception as a traceback's last line, `Name: message`, prefixed
-`Error: ` unless the name ends in Error/Exception or is a built-in exception; timeouts, crashes,
-memory and output limits are tool_instability.
+`run` never raises for a Call (only once closed), and every reply keeps the Result contract (`_checked`)
+whatever the tool's code does; failures are worded like Python (`validate_call`, `_exception_result`).
 
-Covered: a warm worker (scrubbed environment, tools imported) forks a child per call in a fresh empty
-scratch dir, fds 0-2 on /dev/null and no other, under RLIMIT_AS (memory_mb), CPU, FSIZE, NOFILE,
-CORE = 0, NPROC = 0; every wait ends at the call's deadline, then the child is killed.
-`Sandbox.isolation` reports the layers: network (root: the worker's own network namespace; else
-seccomp bans AF_INET/6 too); readonly_fs (root: a mount namespace, read-only but scratch); disk_quota
-(root: each call's scratch is its own tmpfs of 4 x max_file_mb); separate_uid (root: an unused uid per
-worker, no groups); ipc (root: an IPC namespace per call); seccomp (x86_64, aarch64; no root needed):
-EPERM for sockets but AF_INET/6 (Unix, VSOCK, netlink, ...) and the syscalls of DENIED. Not
-bubblewrap/nsjail: they start a process per use, i.e. a fresh interpreter per call (under 100 calls/s
-on 2 cores), they are a system package or setuid helper many clusters cannot add, and the install
-stays pip-only; they would add a PID namespace.
+Covered: a warm worker (scrubbed environment, tools imported) forks a child per call in a fresh empty scratch
+dir, fds 0-2 on /dev/null and no other, under RLIMIT_AS (memory_mb), CPU, FSIZE, NOFILE, CORE = NPROC = 0,
+killed at the call's deadline. `Sandbox.isolation` reports the other layers; as root: network and mount
+namespaces (no network; read-only but scratch), a tmpfs per call (disk_quota), an unused uid per worker, an
+IPC namespace per call; seccomp (x86_64, aarch64, any user): EPERM for DENIED and for sockets but AF_INET/6
+(those too without a network namespace). Not bubblewrap/nsjail: a process per use is a fresh interpreter per
+call (under 100 calls/s on 2 cores), and a system package or setuid helper many clusters cannot add.
 
-NOT covered: kernel exploits through the allowed syscalls, side channels (no VM); no PID namespace
-(other processes' /proc/<pid>/cmdline) and world-readable files stay readable; no cgroup (RLIMIT_AS
-bounds a call's memory, not kernel memory such as pipe buffers). Without root the child is the
-caller's user: it reads and writes that user's files (/tmp, /dev/shm carry data to later calls), disk
-is bounded per file only, the network is cut by seccomp only. Without seccomp (another architecture)
-it can also signal the caller and reach host Unix sockets, VSOCK, memfd, keyrings. Root without
-CAP_SETUID keeps the child root. `run_in_process` has no isolation at all.
+NOT covered: kernel exploits through the allowed syscalls, side channels (no VM); no PID namespace (other
+processes' /proc/<pid>/cmdline) and world-readable files stay readable; no cgroup (RLIMIT_AS bounds a call's
+memory, not kernel memory such as pipe buffers). Without root the child is the caller's user: it reads and
+writes that user's files (/tmp, /dev/shm carry data to later calls), disk is bounded per file only, the
+network is cut by seccomp only. Without seccomp (another architecture) it can also signal the caller and
+reach host Unix sockets, VSOCK, memfd, keyrings. Root without CAP_SETUID keeps the child root.
+`run_in_process` has no isolation at all.
 """
-import builtins
-import contextlib
-import ctypes
-import importlib
-import io
-import json
-import os
-import queue
-import resource
-import select
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import weakref
+import builtins, contextlib, ctypes, functools, importlib, io, json, os, queue, resource  # noqa: E401
+import select, shutil, signal, subprocess, sys, tempfile, time, weakref  # noqa: E401
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Pipe
@@ -61,14 +33,14 @@ from tl.calls import Call
 from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING,
                          TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
 
-# Imported by the worker before it isolates itself: after the uid drop the child may be unable to read
-# the Python install (e.g. a pyenv under /root), so model code can import only what is loaded. These
-# cover short scripts and what attacks reach for (encodings.idna: for socket.create_connection).
+# Imported by the worker before it isolates itself: after the uid drop the child may be unable to read the
+# Python install (e.g. under /root). Short scripts and attacks use these (encodings.idna: create_connection).
 PRELOAD = ("math", "cmath", "json", "re", "datetime", "itertools", "functools", "collections", "statistics",
            "random", "string", "decimal", "fractions", "textwrap", "heapq", "bisect", "operator", "calendar",
            "time", "socket", "subprocess", "shutil", "pathlib", "ctypes", "encodings.idna")
-_IN_CHILD = False  # set in a sandbox child process, read by tools that must never run elsewhere
+_IN_CHILD = False  # True in a sandbox child once its limits apply; read by tools that must run nowhere else
 _UID_BASE = 1_000_000  # child uid = _UID_BASE + (owner pid << 8) + worker slot: unused, one per worker
+_MAX_FILE_MB = 16  # RLIMIT_FSIZE; a call's own tmpfs holds 4x this
 _FIELDS = ("ok", "output", "category", "message")
 
 
@@ -93,12 +65,12 @@ class Result:
         return {"ok": self.ok, "category": self.category, "message": self.message}
 
 
-def _fail(category: str, message: str) -> Result:
+def _fail(message: str, category: str = TOOL_INSTABILITY) -> Result:
     return Result(False, "", category, message)
 
 
 def _output_limit(size: int, limit: int) -> Result:
-    return _fail(TOOL_INSTABILITY, f"500 Server Error: output limit exceeded ({size} characters, the limit is {limit})")
+    return _fail(f"500 Server Error: output limit exceeded ({size} characters, the limit is {limit})")
 
 
 def _utf8(s: str) -> str:  # untrusted text may hold lone surrogates, which UTF-8 cannot encode
@@ -106,6 +78,7 @@ def _utf8(s: str) -> str:  # untrusted text may hold lone surrogates, which UTF-
 
 
 def _exception_result(e: BaseException) -> Result:
+    """`Name: message`, prefixed `Error: ` unless the name ends in Error/Exception or is a built-in exception."""
     name, text, builtin = type(e).__name__[:100], "", getattr(builtins, type(e).__name__, None)
     with contextlib.suppress(Exception):  # a custom __str__ may fail
         text = str(e)
@@ -113,7 +86,7 @@ def _exception_result(e: BaseException) -> Result:
                                      and issubclass(builtin, BaseException) and not name.endswith("Warning"))):
         name = f"Error: {name}"  # `Boom: x` would read as an ordinary output
     message = _utf8(name + (": " + (text if len(text) <= 500 else text[:500] + "...") if text else ""))
-    return _fail(classify_feedback(message), message)
+    return _fail(message, classify_feedback(message))
 
 
 class OutputLimitExceeded(Exception):
@@ -140,42 +113,43 @@ _JSON_TYPES = {"string": ((str,), "str"), "integer": ((int,), "int"), "number": 
 
 
 def validate_call(call, schemas) -> Result | None:
-    """None when the call may run against `schemas` ({name: schema} or a list), else the failed Result,
-    in Python's order: unknown name, unexpected keyword, missing required, wrong type. None for an
-    optional parameter means not given."""
+    """None when the call may run against `schemas` ({name: schema} or a list), else the failed Result worded
+    like Python, in its order: `NameError: name 'x' is not defined`, `TypeError: f() got an unexpected keyword
+    argument 'x'`, `... missing 1 required positional argument: 'y'`, `... argument 'n' must be int, not str`.
+    None for an optional parameter means not given."""
     call = Call.from_dict(call)
     schema = (schemas if isinstance(schemas, dict) else {s["name"]: s for s in schemas}).get(call.name)
     if schema is None:
-        return _fail(TOOL_HALLUCINATION, f"NameError: name '{call.name}' is not defined")
+        return _fail(f"NameError: name '{call.name}' is not defined", TOOL_HALLUCINATION)
     props, required = schema["parameters"].get("properties", {}), schema["parameters"].get("required", [])
     for key in call.arguments:
         if key not in props:
-            return _fail(PARAM_HALLUCINATION, f"TypeError: {call.name}() got an unexpected keyword argument '{key}'")
+            return _fail(f"TypeError: {call.name}() got an unexpected keyword argument '{key}'", PARAM_HALLUCINATION)
     if missing := [f"'{k}'" for k in required if k not in call.arguments]:  # 'a' / 'a' and 'b' / 'a', 'b', and 'c'
         listed = " and ".join(missing) if len(missing) <= 2 else ", ".join(missing[:-1]) + ", and " + missing[-1]
-        return _fail(PARAM_MISSING, f"TypeError: {call.name}() missing {len(missing)} required positional "
-                                    f"argument{'s' if len(missing) > 1 else ''}: {listed}")
+        return _fail(f"TypeError: {call.name}() missing {len(missing)} required positional "
+                     f"argument{'s' if len(missing) > 1 else ''}: {listed}", PARAM_MISSING)
     for key, value in call.arguments.items():
         types, py_name = _JSON_TYPES.get(props[key].get("type"), (None, None))
         if types and type(value) not in types and not (value is None and key not in required):
-            return _fail(OTHERS, f"TypeError: {call.name}() argument '{key}' must be {py_name}, not {type(value).__name__}")
+            return _fail(f"TypeError: {call.name}() argument '{key}' must be {py_name}, not {type(value).__name__}",
+                         OTHERS)
     return None
 
 
-def _given_arguments(call: Call, schema: dict) -> dict:
-    required = schema["parameters"].get("required", [])  # None for an optional parameter: its default
+def _given_arguments(call: Call, schema: dict) -> dict:  # None for an optional parameter: its default
+    required = schema["parameters"].get("required", [])
     return {k: v for k, v in call.arguments.items() if v is not None or k in required}
 
 
-def _invoke(fn, arguments: dict, max_output: int) -> Result:
-    """Call a tool and word the outcome; shared by the sandbox child and run_in_process."""
+def _invoke(fn, arguments: dict, max_output: int) -> Result:  # in a sandbox child and in run_in_process alike
     try:
         value = fn(**arguments)
         output = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     except MemoryError:
-        return _fail(TOOL_INSTABILITY, "500 Server Error: the tool ran out of memory")
+        return _fail("500 Server Error: the tool ran out of memory")
     except OutputLimitExceeded as e:
-        return _fail(TOOL_INSTABILITY, f"500 Server Error: output limit exceeded ({e})")
+        return _fail(f"500 Server Error: output limit exceeded ({e})")
     except BaseException as e:  # the tool's own failure
         if isinstance(e, KeyboardInterrupt) and not _IN_CHILD:
             raise  # Ctrl-C in the caller's own process is the user's, not the tool's
@@ -183,25 +157,19 @@ def _invoke(fn, arguments: dict, max_output: int) -> Result:
     return _output_limit(len(output), max_output) if len(output) > max_output else Result(True, _utf8(output))
 
 
-def _tool_dict(tools) -> dict:  # {name: tool} from a dict or a list of objects with .schema and .fn
-    return dict(tools) if isinstance(tools, dict) else {t.schema["name"]: t for t in tools}
-
-
-def run_in_process(tools, call, *, max_output: int = 8192) -> Result:
-    """A call validated, run and worded as in a Sandbox, in *this* process without any isolation: for
-    trusted tools only; it refuses `run_python`, which must run in a Sandbox."""
-    tools, call = _tool_dict(tools), Call.from_dict(call)
+def run_in_process(tools: dict, call, *, max_output: int = 8192) -> Result:
+    """A call validated, run and worded as in a Sandbox, in *this* process without any isolation: for trusted
+    tools only; it refuses `run_python`, which must run in a Sandbox."""
+    call = Call.from_dict(call)
     failed = validate_call(call, {n: t.schema for n, t in tools.items()})
     if failed is None and call.name == "run_python":
         raise ValueError("run_in_process: run_python executes model-written code; run it in a Sandbox")
     return failed or _invoke(tools[call.name].fn, _given_arguments(call, tools[call.name].schema), max_output)
 
 
-# ----------------------------------------------------------------------------- the worker's side
-
-# (x86_64, aarch64) numbers of the syscalls a child gets EPERM for. No tool needs them; they carry data
-# to later calls (SysV IPC, POSIX mqueues, keyrings), hold memory outside RLIMIT_AS (memfd), start or
-# signal processes, reach into other processes, or open rarely used parts of the kernel.
+# (x86_64, aarch64) numbers of the syscalls a child gets EPERM for. No tool needs them; they carry data to later
+# calls (SysV IPC, POSIX mqueues, keyrings), hold memory outside RLIMIT_AS (memfd), start or signal processes,
+# reach into other processes, or open rarely used parts of the kernel.
 DENIED = [(29, 194), (30, 196), (31, 195), (64, 190), (65, 193), (66, 191), (220, 192),  # shm*, sem*
           (68, 186), (69, 189), (70, 188), (71, 187),  # msgget, msgsnd, msgrcv, msgctl
           (240, 180), (241, 181), (242, 182), (243, 183), (244, 184), (245, 185),  # mq_*
@@ -247,85 +215,73 @@ def seccomp_filter(allow_inet: bool, machine: str | None = None):
     return fprog
 
 
-def _drop_to(uid: int):
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-
-
-def _child_main(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, iso: dict, result_fd: int):
-    """In the forked child: confine, call, write the JSON result to fd 3, exit. Never returns."""
-    global _IN_CHILD
-    try:
-        os.chdir(scratch)
-        os.environ.update(HOME=scratch, TMPDIR=scratch)
-        os.dup2(result_fd, 3)
-        for fd in (0, 1, 2):  # fd 0 is the worker's channel to the caller
-            os.dup2(os.open(os.devnull, os.O_RDWR), fd)
-        os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        for lim, value in ((resource.RLIMIT_AS, limits["memory_mb"] << 20), (resource.RLIMIT_CORE, 0),
-                           (resource.RLIMIT_CPU, int(limits["timeout"]) + 2), (resource.RLIMIT_NPROC, 0),
-                           (resource.RLIMIT_FSIZE, limits["max_file_mb"] << 20), (resource.RLIMIT_NOFILE, 64)):
-            resource.setrlimit(lim, (value, value))
-        if iso["ipc"] and _libc.unshare(_CLONE_NEWIPC) != 0:  # before the uid drop: it needs the capability
-            os._exit(71)
+def _confine(uid: int | None, ipc: bool, seccomp: bool) -> int:
+    """Apply the per-process layers in the order they need; the bits of those that took: 1 the uid, 2 the IPC
+    namespace, 4 seccomp (it refuses memfd_create)."""
+    ipc = ipc and _libc.unshare(_CLONE_NEWIPC) == 0  # before the uid drop: it needs the capability
+    with contextlib.suppress(OSError):  # root inside a container may lack CAP_SETUID
         if uid is not None:
-            _drop_to(uid)
-        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # also what lets a non-root process install seccomp
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
-        if iso["seccomp"] and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) != 0:  # last: it bans unshare
-            os._exit(71)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes raise OSError instead
-        sys.stdout = sys.stderr = CappedStringIO(limits["max_output"])  # stray prints: bounded, dropped
-        _IN_CHILD = True
-        view = memoryview(json.dumps(asdict(_invoke(fn, arguments, limits["max_output"]))).encode())
-        while view:  # ASCII JSON: lone surrogates travel as escapes
-            view = view[os.write(3, view):]
-        os._exit(0)
-    except BaseException:
-        os._exit(70)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # also what lets a non-root process install seccomp
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
+    seccomp = seccomp and _SECCOMP is not None and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) == 0  # last
+    with contextlib.suppress(OSError):
+        seccomp = seccomp and os.memfd_create("probe") < 0
+    return (os.getuid() == uid) | ipc << 1 | seccomp << 2
 
 
 def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, iso: dict) -> dict:
-    """Fork a child for one call; read its result, then reap it, both by the call's deadline (its code
-    may close the result pipe and keep running). The reply's fields go to the caller unchecked."""
-    read_fd, write_fd = os.pipe()
+    """Fork a child for one call, wait for it until the call's deadline, then read the JSON result it wrote to
+    fd 3, a memfd of the worker's: whatever the tool's code does with it (close it and run on, write up to
+    RLIMIT_FSIZE), both stay bounded. The reply's fields go to the caller unchecked."""
+    global _IN_CHILD
+    result_fd, pidfd, cap = os.memfd_create("result"), None, 12 * limits["max_output"] + 4096  # <= 12 B a char
     if (pid := os.fork()) == 0:
-        os.close(read_fd)
-        _child_main(fn, arguments, limits, scratch, uid, iso, write_fd)
-    os.close(write_fd)
-    deadline, chunks, size, verdict, pidfd = time.monotonic() + limits["timeout"], [], 0, None, None
-    timeout = _fail(TOOL_INSTABILITY, f"TimeoutError: the tool call timed out after {limits['timeout']:g} s")
-    while verdict is None:
-        if (left := deadline - time.monotonic()) <= 0 or not select.select([read_fd], [], [], left)[0]:
-            verdict = timeout
-        elif not (chunk := os.read(read_fd, 1 << 16)):
-            break
-        elif (size := size + len(chunk)) > 12 * limits["max_output"] + 4096:  # ASCII JSON: <= 12 bytes a char
-            verdict = _output_limit(size, limits["max_output"])
-        else:
-            chunks.append(chunk)
+        try:
+            os.chdir(scratch)
+            os.environ.update(HOME=scratch, TMPDIR=scratch)
+            os.dup2(result_fd, 3)
+            for fd in (0, 1, 2):  # fd 0 is the worker's channel to the caller
+                os.dup2(os.open(os.devnull, os.O_RDWR), fd)
+            os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+            for lim, value in ((resource.RLIMIT_AS, limits["memory_mb"] << 20), (resource.RLIMIT_CORE, 0),
+                               (resource.RLIMIT_CPU, int(limits["timeout"]) + 2), (resource.RLIMIT_NPROC, 0),
+                               (resource.RLIMIT_FSIZE, _MAX_FILE_MB << 20), (resource.RLIMIT_NOFILE, 64)):
+                resource.setrlimit(lim, (value, value))
+            if _confine(uid, iso["ipc"], iso["seccomp"]) != (uid is not None) | iso["ipc"] << 1 | iso["seccomp"] << 2:
+                os._exit(71)  # a layer the worker found working did not take
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes raise OSError instead
+            sys.stdout = sys.stderr = CappedStringIO(limits["max_output"])  # stray prints: bounded, dropped
+            _IN_CHILD = True
+            reply = json.dumps(asdict(_invoke(fn, arguments, limits["max_output"]))).encode()  # ASCII JSON
+            os.write(3, reply)
+            os._exit(0)
+        except BaseException:
+            os._exit(70)
+    deadline = time.monotonic() + limits["timeout"]
     with contextlib.suppress(OSError, AttributeError):  # pidfd_open needs Linux 5.3; without it, poll
         pidfd = os.pidfd_open(pid)
-    while verdict is None and not (exited := os.waitpid(pid, os.WNOHANG))[0]:  # normally it has exited
-        if (left := deadline - time.monotonic()) <= 0:
-            verdict = timeout
-        elif pidfd is None or not select.select([pidfd], [], [], left)[0]:
+    while not (exited := os.waitpid(pid, os.WNOHANG))[0] and (left := deadline - time.monotonic()) > 0:
+        if pidfd is None or not select.select([pidfd], [], [], left)[0]:
             time.sleep(min(left, 1e-3))
-    for fd in (read_fd, pidfd):
-        if fd is not None:
-            os.close(fd)
-    if verdict is not None:
+    data, size = os.pread(result_fd, cap + 1, 0), os.fstat(result_fd).st_size
+    for fd in {result_fd, pidfd} - {None}:
+        os.close(fd)
+    if not exited[0]:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        return asdict(verdict)
+        return asdict(_fail(f"TimeoutError: the tool call timed out after {limits['timeout']:g} s"))
+    if size > cap:
+        return asdict(_output_limit(size, limits["max_output"]))
     with contextlib.suppress(Exception):  # garbage from the tool's code falls through to the exit status
-        reply = json.loads(b"".join(chunks))
+        reply = json.loads(data)
         return {k: reply[k] for k in _FIELDS}
-    if (code := os.waitstatus_to_exitcode(exited[1])) == -signal.SIGXCPU:
-        return asdict(_fail(TOOL_INSTABILITY, "TimeoutError: the tool call timed out (CPU time limit)"))
+    code = os.waitstatus_to_exitcode(exited[1])
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-    return asdict(_fail(TOOL_INSTABILITY, f"500 Server Error: the tool process crashed ({how})"))
+    return asdict(_fail("TimeoutError: the tool call timed out (CPU time limit)" if code == -signal.SIGXCPU
+                        else f"500 Server Error: the tool process crashed ({how})"))
 
 
 def _mount_setattr(path: bytes, flags: int, set_: int = 0, clear: int = 0) -> bool:
@@ -333,51 +289,35 @@ def _mount_setattr(path: bytes, flags: int, set_: int = 0, clear: int = 0) -> bo
     return _libc.syscall(442, -100, path, flags, attr, ctypes.sizeof(attr)) == 0  # mount_setattr(AT_FDCWD, ...)
 
 
-def _isolate(scratch_root: str, uid: int) -> dict:
-    """Enter the namespaces the OS allows (root), compile seccomp, try the per-call layers in a
-    throw-away child, and report what applies (`Sandbox.isolation`)."""
-    global _SECCOMP
-    netns = readonly = quota = False
-    if os.geteuid() == 0 and (netns := _libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0):  # no interface: no network
-        root = scratch_root.encode()
-        readonly = (_libc.mount(b"none", b"/", None, _MS_REC_PRIVATE, None) == 0  # nothing leaks back out
-                    and _mount_setattr(b"/", 0x8000, set_=1))  # AT_RECURSIVE, MOUNT_ATTR_RDONLY
-        # The scratch dirs on a tmpfs: a cheap mkdir per call, and each call mounts its own tmpfs on one.
-        quota = readonly and _libc.mount(b"tmpfs", root, b"tmpfs", _MS_NOSUID_NODEV_NOEXEC, b"size=1m,mode=0755") == 0
-        if readonly and not quota:  # else a writable bind mount of the scratch root
-            readonly = _libc.mount(root, root, None, _MS_BIND, None) == 0 and _mount_setattr(root, 0, clear=1)
-    _SECCOMP = seccomp_filter(allow_inet=netns)  # AF_INET/6 are harmless only where no network exists
-    if (pid := os.fork()) == 0:
-        ipc = os.geteuid() == 0 and _libc.unshare(_CLONE_NEWIPC) == 0
-        with contextlib.suppress(OSError):
-            _drop_to(uid)  # root inside a container may lack CAP_SETUID
-        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        sec = _SECCOMP is not None and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) == 0
-        with contextlib.suppress(PermissionError):
-            sec = sec and os.memfd_create("probe") < 0  # a working filter refuses it
-        os._exit((os.getuid() == uid) | ipc << 1 | sec << 2)
-    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    return {"network": netns or bool(code & 4), "readonly_fs": readonly, "disk_quota": quota,
-            "separate_uid": bool(code & 1), "ipc": bool(code & 2), "seccomp": bool(code & 4)}
-
-
 def worker_main(hello: dict, conn):
-    """The worker process (started by _BOOT): import the tools, isolate, then serve calls until the
-    caller closes `conn`."""
+    """The worker process (started by _Worker.BOOT): import the tools, enter the namespaces the OS allows (root),
+    try the per-call layers in a throw-away child, report (`Sandbox.isolation`), serve calls until `conn` closes."""
+    global _SECCOMP
     try:
-        fns = {}
-        for name, (module, qualname) in hello["tools"].items():
-            fns[name] = importlib.import_module(module)
-            for part in qualname.split("."):
-                fns[name] = getattr(fns[name], part)
+        fns = {n: functools.reduce(getattr, q.split("."), importlib.import_module(m))
+               for n, (m, q) in hello["tools"].items()}
         for m in PRELOAD:
             importlib.import_module(m)
-        iso = _isolate(hello["scratch_root"], hello["uid"])
+        netns = readonly = quota = False
+        if os.geteuid() == 0 and (netns := _libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0):  # no interface
+            root = hello["scratch_root"].encode()
+            readonly = (_libc.mount(b"none", b"/", None, _MS_REC_PRIVATE, None) == 0  # nothing leaks back out
+                        and _mount_setattr(b"/", 0x8000, set_=1))  # AT_RECURSIVE, MOUNT_ATTR_RDONLY
+            quota = readonly and _libc.mount(b"tmpfs", root, b"tmpfs", _MS_NOSUID_NODEV_NOEXEC,
+                                             b"size=1m,mode=0755") == 0  # cheap mkdirs; each call mounts its own
+            if readonly and not quota:  # else a writable bind mount of the scratch root
+                readonly = _libc.mount(root, root, None, _MS_BIND, None) == 0 and _mount_setattr(root, 0, clear=1)
+        _SECCOMP = seccomp_filter(allow_inet=netns)  # AF_INET/6 are harmless only where no network exists
+        if (pid := os.fork()) == 0:
+            os._exit(_confine(hello["uid"], os.geteuid() == 0, True))
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        iso = {"network": netns or bool(code & 4), "readonly_fs": readonly, "disk_quota": quota,
+               "separate_uid": bool(code & 1), "ipc": bool(code & 2), "seccomp": bool(code & 4)}
     except Exception as e:
         return conn.send_bytes(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}).encode())
     conn.send_bytes(json.dumps({"ready": True, "isolation": iso}).encode())
-    uid, limits = hello["uid"] if iso["separate_uid"] else None, hello["limits"]
-    opts = f"size={4 * limits['max_file_mb']}m,nr_inodes=16384,mode=0700,uid={uid or 0},gid={uid or 0}".encode()
+    uid = hello["uid"] if iso["separate_uid"] else None
+    opts = f"size={4 * _MAX_FILE_MB}m,nr_inodes=16384,mode=0700,uid={uid or 0},gid={uid or 0}".encode()
     with contextlib.suppress(EOFError):  # the caller closed the channel
         while req := json.loads(conn.recv_bytes()):
             scratch = tempfile.mkdtemp(dir=hello["scratch_root"])  # fresh per call: no mode, xattr or file survives
@@ -385,18 +325,16 @@ def worker_main(hello: dict, conn):
                                                        _MS_NOSUID_NODEV_NOEXEC, opts) == 0
             if uid is not None and not own_fs:
                 os.chown(scratch, uid, uid)
-            conn.send_bytes(json.dumps(_run_child(fns[req["name"]], req["arguments"], limits, scratch, uid, iso)).encode())
+            reply = _run_child(fns[req["name"]], req["arguments"], hello["limits"], scratch, uid, iso)
+            conn.send_bytes(json.dumps(reply).encode())
             if own_fs:
                 _libc.umount2(scratch.encode(), _MNT_DETACH)  # the call's files go at once, however deep the tree
             _remove_tree(scratch)  # after the reply, so the caller does not wait for it
 
 
-# ----------------------------------------------------------------------------- the caller's side
-
-
 def _remove_tree(path: str):
-    """Delete a tree of any depth and modes, never raising: rmdir or rmtree, else coreutils, which walk
-    it iteratively (Python 3.11's rmtree recurses: a deep tree makes it raise)."""
+    """Delete a tree of any depth and modes, never raising: rmdir or rmtree, else coreutils, which walk it
+    iteratively (Python 3.11's rmtree recurses: a deep tree makes it raise)."""
     with contextlib.suppress(OSError):
         return os.rmdir(path)  # the common case: nothing left
     with contextlib.suppress(Exception):
@@ -407,23 +345,23 @@ def _remove_tree(path: str):
                            timeout=600)
 
 
-_BOOT = ("import json, sys; from multiprocessing.connection import Connection; conn = Connection(0); "
-         "hello = json.loads(conn.recv_bytes()); sys.path[:0] = hello['sys_path']; "
-         "import tl.sandbox; tl.sandbox.worker_main(hello, conn)")
-
-
 class _Worker:
-    """The caller's handle on one worker process; its stderr is the caller's (only the worker's own
-    crashes reach it; a child's goes to /dev/null)."""
+    """One worker process and the caller's socket to it; its stderr is the caller's (a child's: /dev/null)."""
+    BOOT = ("import json, sys; from multiprocessing.connection import Connection; conn = Connection(0); "
+            "hello = json.loads(conn.recv_bytes()); sys.path[:0] = hello['sys_path']; "
+            "import tl.sandbox; tl.sandbox.worker_main(hello, conn)")
 
-    def __init__(self, hello: dict, slot: int):
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": hello["scratch_root"],
-               "TMPDIR": hello["scratch_root"], "PYTHONDONTWRITEBYTECODE": "1"}
-        self.slot, (self.conn, theirs) = slot, Pipe()  # a socketpair
+    def __init__(self, hello: dict, root: str, slot: int):
+        scratch_root = tempfile.mkdtemp(prefix=f"w{slot}-", dir=root)
+        os.chmod(scratch_root, 0o755)
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": scratch_root,
+               "TMPDIR": scratch_root, "PYTHONDONTWRITEBYTECODE": "1"}
+        self.conn, theirs = Pipe()  # a socketpair
         with theirs:
-            self.proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT], stdin=theirs, stdout=subprocess.DEVNULL,
-                                         env=env, cwd=hello["scratch_root"], start_new_session=True)
-        self.conn.send_bytes(json.dumps(hello).encode())
+            self.proc = subprocess.Popen([sys.executable, "-I", "-c", self.BOOT], stdin=theirs, env=env,
+                                         stdout=subprocess.DEVNULL, cwd=scratch_root, start_new_session=True)
+        uid = _UID_BASE + (os.getpid() << 8) + slot % 256
+        self.conn.send_bytes(json.dumps(dict(hello, scratch_root=scratch_root, uid=uid)).encode())
 
     def ask(self, request: str | None, timeout: float) -> dict:
         """Send a request (if any) and read the reply within `timeout` s; EOFError if none comes."""
@@ -436,6 +374,17 @@ class _Worker:
         except (OSError, EOFError) as e:
             raise EOFError(str(e) or "the worker process exited") from None
 
+    def ready(self) -> dict:
+        """Its isolation report once started; else RuntimeError, the worker killed (a late handshake is no reply)."""
+        try:
+            reply = self.ask(None, 60.0)
+        except EOFError as e:
+            reply = {"error": f"{e}; see its stderr"}
+        if not reply.get("ready"):
+            self.kill()
+            raise RuntimeError(f"Sandbox: a worker failed to start: {reply.get('error')}")
+        return reply["isolation"]
+
     def kill(self):
         with contextlib.suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # the worker and any child it has running
@@ -444,14 +393,17 @@ class _Worker:
 
 
 def _checked(reply: dict, max_output: int) -> Result:
-    """A worker's reply as a Result that keeps the contract, whatever the tool's code wrote."""
+    """A worker's reply as a Result that keeps the contract, whatever the tool's code wrote: ok=True has category
+    all_right, no message, at most `max_output` characters; ok=False has no output, another category of
+    FEEDBACK_CATEGORIES and 1 to 1,024 characters of message that `classify_feedback` reads as that category
+    (else a `500 Server Error`); text is valid UTF-8. Timeouts, crashes and limits are tool_instability."""
     ok, output, category, message = (reply.get(k) for k in _FIELDS)
     if ok is True and category == ALL_RIGHT and message == "" and isinstance(output, str):
         return Result(True, _utf8(output)) if len(output) <= max_output else _output_limit(len(output), max_output)
     if ok is False and category in FEEDBACK_CATEGORIES and category != ALL_RIGHT and isinstance(message, str) \
             and 0 < len(message) <= 1024 and classify_feedback(_utf8(message)) == category:
-        return _fail(category, _utf8(message))
-    return _fail(TOOL_INSTABILITY, "500 Server Error: the tool process sent a malformed result")
+        return _fail(_utf8(message), category)
+    return _fail("500 Server Error: the tool process sent a malformed result")
 
 
 def _shutdown(workers: list, root: str):
@@ -461,19 +413,16 @@ def _shutdown(workers: list, root: str):
     _remove_tree(root)
 
 
-class Sandbox:
+class Sandbox(contextlib.AbstractContextManager):
     """Runs tool calls in warm, isolated worker processes (see the module docstring). Thread-safe.
 
-    tools: a {name: Tool} dict or a list of objects with `.fn` and `.schema`; each `fn` a module-level
-    function of an importable module (workers import it by name). timeout: wall-clock seconds per call;
-    memory_mb: the child's address-space limit; max_output: the longest output (characters); workers:
-    warm processes (`map` runs calls on them in parallel). Close it (or use `with`) to stop them."""
+    tools: {name: Tool}, each `fn` a module-level function of an importable module (workers import it by name).
+    timeout: wall-clock seconds per call; memory_mb: the child's address-space limit; max_output: the longest
+    output (characters); workers: warm processes (`map` runs calls on them in parallel). Close it (or use `with`)."""
 
-    def __init__(self, tools, *, timeout: float = 5.0, memory_mb: int = 512, max_output: int = 8192,
-                 workers: int = 2, max_file_mb: int = 16):
-        tools = _tool_dict(tools)
-        self.schemas = {name: t.schema for name, t in tools.items()}
-        self.timeout, self.max_output = timeout, max_output
+    def __init__(self, tools: dict, *, timeout: float = 5.0, memory_mb: int = 512, max_output: int = 8192,
+                 workers: int = 2):
+        self.schemas, self.timeout, self.max_output = {n: t.schema for n, t in tools.items()}, timeout, max_output
         where = {n: (getattr(t.fn, "__module__", None), getattr(t.fn, "__qualname__", "")) for n, t in tools.items()}
         for name, (module, qualname) in where.items():
             if not module or module == "__main__" or "<locals>" in qualname:
@@ -482,88 +431,59 @@ class Sandbox:
         self._root = tempfile.mkdtemp(prefix="tl-sandbox-")
         os.chmod(self._root, 0o755)
         tl_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        self._hello = {"sys_path": [tl_root] + [p for p in sys.path if p], "tools": where, "limits": {
-            "timeout": timeout, "memory_mb": memory_mb, "max_output": max_output, "max_file_mb": max_file_mb}}
-        self._workers: list[_Worker] = []
+        self._hello = {"sys_path": [tl_root] + [p for p in sys.path if p], "tools": where,
+                       "limits": {"timeout": timeout, "memory_mb": memory_mb, "max_output": max_output}}
+        self._workers, self._idle, self._closed = [], queue.Queue(), False  # workers by slot; _idle: free slots
         self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._root)
-        self._idle, self._lock, self._pool, self._closed = queue.Queue(), threading.Lock(), None, False
-        started = [self._start(slot) for slot in range(workers)]  # all start at once, then handshake
-        self.isolation = [self._handshake(w) for w in started][0]
-        for w in started:
-            self._idle.put(w)
+        for slot in range(workers):  # all start at once, then handshake
+            self._workers.append(_Worker(self._hello, self._root, slot))
+            self._idle.put(slot)
+        self.isolation = [w.ready() for w in self._workers][0]
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tl-sandbox")  # its threads start on first use
 
-    def _start(self, slot: int) -> _Worker:
-        scratch_root = tempfile.mkdtemp(prefix=f"w{slot}-", dir=self._root)
-        os.chmod(scratch_root, 0o755)
-        w = _Worker(dict(self._hello, scratch_root=scratch_root, uid=_UID_BASE + (os.getpid() << 8) + slot % 256), slot)
-        with self._lock:
-            self._workers.append(w)
-        return w
-
-    def _handshake(self, w: _Worker) -> dict:
-        try:
-            reply = w.ask(None, 60.0)
-        except EOFError as e:
-            reply = {"error": f"{e}; see its stderr"}
-        if not reply.get("ready"):
-            raise RuntimeError(f"Sandbox: a worker failed to start: {reply.get('error')}")
-        return reply["isolation"]
-
-    def _replace(self, w: _Worker) -> _Worker:
-        w.kill()
-        with self._lock:
-            if w in self._workers:
-                self._workers.remove(w)
-        self._handshake(fresh := self._start(w.slot))
-        return fresh
+    def _restart(self, slot: int):
+        self._workers[slot].kill()
+        self._workers[slot] = _Worker(self._hello, self._root, slot)
+        self._workers[slot].ready()
 
     def run(self, call) -> Result:
-        """Validate and execute one call; never raises for what the call holds or the tool does (only
-        when closed)."""
+        """Validate and execute one call; never raises for what the call holds or the tool does (only if closed)."""
         if self._closed:
             raise RuntimeError("Sandbox.run: the sandbox is closed")
         try:
             call = Call.from_dict(call)
             if (failed := validate_call(call, self.schemas)) is not None:
-                return Result(False, "", failed.category, _utf8(failed.message))
+                return _fail(_utf8(failed.message), failed.category)
             req = json.dumps({"name": call.name, "arguments": _given_arguments(call, self.schemas[call.name])})
         except Exception as e:  # a Call built in Python with, say, a set in it or a list for a name
             return _exception_result(e)
-        w = self._idle.get()
+        slot = self._idle.get()
         try:
-            if w.proc.poll() is not None:  # killed from outside while idle: replace it before use
-                w = self._replace(w)
+            if self._workers[slot].proc.poll() is not None:  # killed from outside while idle: replace it before use
+                self._restart(slot)
             try:
-                return _checked(w.ask(req, self.timeout + 10.0), self.max_output)
+                return _checked(self._workers[slot].ask(req, self.timeout + 10.0), self.max_output)
             except EOFError as e:  # the worker itself died or hung
-                w = self._replace(w)
-                return _fail(TOOL_INSTABILITY, f"500 Server Error: the sandbox worker was lost ({e})")
+                self._restart(slot)
+                return _fail(f"500 Server Error: the sandbox worker was lost ({e})")
         except Exception as e:  # e.g. no replacement worker could start; the next call tries again
-            return _fail(TOOL_INSTABILITY, f"500 Server Error: the sandbox failed ({_exception_result(e).message})")
+            return _fail(f"500 Server Error: the sandbox failed ({_exception_result(e).message})")
         finally:
-            self._idle.put(w)
+            self._idle.put(slot)
 
     def map(self, calls) -> list[Result]:
         """Run many calls, spread over the workers in parallel; results in input order."""
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max(1, len(self._workers)), thread_name_prefix="tl-sandbox")
         return list(self._pool.map(self.run, calls))
 
     def worker_pids(self) -> list[int]:
-        with self._lock:
-            return [w.proc.pid for w in self._workers]
+        return [w.proc.pid for w in self._workers]
 
     def close(self):
         """Stop the workers and remove every file the sandbox made; never raises."""
         self._closed = True
         with contextlib.suppress(Exception):
-            if self._pool is not None:
-                self._pool.shutdown()
+            self._pool.shutdown()
         self._finalizer()
-
-    def __enter__(self):
-        return self
 
     def __exit__(self, *exc):
         self.close()
