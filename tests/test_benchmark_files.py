@@ -211,6 +211,7 @@ case("synthetic:gold-arguments-list", SYN1, {SYN1[2]: lines(single(gold={"name":
 case("synthetic:tools-string", SYN1, {SYN1[2]: lines(single(tools="get_weather"))}, SYN1[2], "1")
 case("synthetic:messages-numbers", SYN1, {SYN1[2]: lines(single(messages=[1]))}, SYN1[2], "1")
 case("synthetic:message-role-unknown", SYN1, {SYN1[2]: lines(single(messages=[{"role": "robot", "content": "x"}]))}, SYN1[2], "1")
+case("synthetic:message-role-a-list", SYN1, {SYN1[2]: lines(single(messages=[{"role": ["user"], "content": "x"}]))}, SYN1[2], "1")
 case("synthetic:gold-deep-arguments", SYN1, {SYN1[2]: lines('{"id": "s0", "tools": [], "messages": [], "gold": '
                                                             '{"name": "f", "arguments": {"a": ' + "[" * 900 + "]" * 900 + "}}}")},
      SYN1[2], "1")

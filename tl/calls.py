@@ -245,7 +245,7 @@ def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: 
         context.append("System: " + render_tools(tools, raw_tools))
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
-        if not isinstance(m, dict) or m.get("role") not in ROLE_HEADERS:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or m["role"] not in ROLE_HEADERS:
             found = m.get("role") if isinstance(m, dict) else type(m).__name__
             raise ValueError(f"{where}: expected a dict with role in {sorted(ROLE_HEADERS)}; found {found!r}")
         header = ("\n" if (segments or context) else "") + ROLE_HEADERS[m["role"]] + ":"
