@@ -5,8 +5,9 @@
 
 Rows: SFT with none of the components, with MAE, with PKT, with MAE + PKT; PPO with the
 error-category reward on SFT-none ("w/ IRM") and on SFT MAE + PKT ("w/ All"). Every run trains
-from the demo presets of train_sft.py / train_ppo.py on the same synthetic data (tl/synth.py's
-defaults, fixed before any result; docs/MEASUREMENTS.md) with its own seed, and is evaluated
+from the demo presets of train_sft.py / train_ppo.py on the demo's synthetic data (tasks/synth.py,
+train_sft.DEMO_TRAJECTORIES trajectories; fixed before any result, docs/MEASUREMENTS.md) with its own
+seed, and is evaluated
 greedily on the held-out splits. Reported per row: TS / PI / CF (single turn), DE / CE / VA
 (multi-turn), and the diagnostic of each component:
 - MAE: % of single-turn predictions that repeat a mistake of a kind planted in the training
@@ -21,14 +22,18 @@ is installed, OUT/table5.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import multiprocessing
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
 
 import evaluate  # noqa: E402
 import train_ppo  # noqa: E402
@@ -62,6 +67,18 @@ def evaluate_run(model: Path, data: Path, out: Path, gold: dict, limit: list[str
     summary = evaluate.main(["--model", str(model), "--data", str(data), "--out", str(out), *limit])
     numbers = {**summary["synthetic/single"], **summary["synthetic/multi"]}
     return {k: numbers[k] for k in ("TS", "PI", "CF", "DE", "CE", "VA")} | diagnostics(out / "synthetic" / "single", gold)
+
+
+def run_job(task) -> dict:
+    """Train one row's run (unless its export exists) and evaluate it; output to RUN/log.txt."""
+    (kind, _row, _seed, run, flags), data, gold, limit, single_thread = task
+    if single_thread:
+        torch.set_num_threads(1)
+    run.mkdir(parents=True, exist_ok=True)
+    with open(run / "log.txt", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        if not (run / "model" / "config.json").is_file():
+            (train_sft if kind == "sft" else train_ppo).main([*flags, "--out", str(run)])
+        return evaluate_run(run / "model", data, run / "eval", gold, limit)
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
@@ -106,13 +123,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="out/table5")
+    p.add_argument("--jobs", type=int, default=2, help="runs side by side, one thread each (1: in this process)")
     p.add_argument("--quick", action="store_true", help="1 seed, a few steps on a little data: the wiring only")
     args = p.parse_args(argv)
     out, t0 = Path(args.out), time.time()
     seeds = [0] if args.quick else list(range(args.seeds))
     data = out / "data"
     if not (data / "train.jsonl").is_file():
-        sizes = dict(n=40, heldout_single=6, heldout_multi=3) if args.quick else {}
+        sizes = dict(n=40, heldout_single=6, heldout_multi=3) if args.quick else dict(n=train_sft.DEMO_TRAJECTORIES)
         write_splits(str(data / "train.jsonl"), **sizes)
     gold = {json.loads(line)["id"]: Call.from_dict(json.loads(line)["gold"]) for line in open(data / "heldout_single.jsonl")}
     sft_extra, ppo_extra = (QUICK_SFT, QUICK_PPO) if args.quick else ([], [])
@@ -120,22 +138,28 @@ def main(argv=None):
     runs = {row: {} for row in [*SFT_ROWS, *PPO_ROWS]}
     results_file = out / "table5.json"
     done = json.loads(results_file.read_text())["runs"] if results_file.is_file() else {}
-    for seed in seeds:
-        for row, flags in SFT_ROWS.items():
-            run = out / f"sft_{row.replace('+', '_')}_{seed}"
-            if not (run / "model" / "config.json").is_file():
-                train_sft.main(["--data", str(data / "train.jsonl"), "--out", str(run), "--seed", str(seed),
-                                *flags, *sft_extra])
-            runs[row][seed] = done.get(row, {}).get(str(seed)) or evaluate_run(run / "model", data, run / "eval", gold, limit)
-        for row, base in PPO_ROWS.items():
-            sft = out / f"sft_{base.replace('+', '_')}_{seed}" / "model"
-            run = out / f"ppo_{row[3:]}_{seed}"
-            if not (run / "model" / "config.json").is_file():
-                train_ppo.main(["--preset", "demo", "--sft", str(sft), "--data", str(data / "train.jsonl"), "--out", str(run), "--seed",
-                                str(seed), *ppo_extra])
-            runs[row][seed] = done.get(row, {}).get(str(seed)) or evaluate_run(run / "model", data, run / "eval", gold, limit)
-            runs[row][seed]["CF_before"] = runs[base][seed]["CF"]
-        results_file.write_text(json.dumps({"seeds": seeds, "runs": runs}, indent=2) + "\n")  # resumable
+    sft_jobs = [("sft", row, seed, out / f"sft_{row.replace('+', '_')}_{seed}",
+                 ["--data", str(data / "train.jsonl"), "--seed", str(seed), *flags, *sft_extra])
+                for seed in seeds for row, flags in SFT_ROWS.items()]
+    ppo_jobs = [("ppo", row, seed, out / f"ppo_{row[3:]}_{seed}",
+                 ["--preset", "demo", "--sft", str(out / f"sft_{base.replace('+', '_')}_{seed}" / "model"),
+                  "--data", str(data / "train.jsonl"), "--seed", str(seed), *ppo_extra])
+                for seed in seeds for row, base in PPO_ROWS.items()]
+    for jobs in (sft_jobs, ppo_jobs):  # PPO starts from the SFT exports
+        todo = [(j, data, gold, limit, args.jobs > 1) for j in jobs if str(j[2]) not in done.get(j[1], {})]
+        if args.jobs > 1:  # independent single-threaded runs side by side: ~2x one run on 2 threads
+            with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+                results = pool.map(run_job, todo, chunksize=1)
+        else:
+            results = [run_job(t) for t in todo]
+        for (job, *_), numbers in zip(todo, results):
+            done.setdefault(job[1], {})[str(job[2])] = numbers
+        results_file.write_text(json.dumps({"seeds": seeds, "runs": done}, indent=2) + "\n")  # resumable
+    for row, base in PPO_ROWS.items():
+        for seed in seeds:
+            done[row][str(seed)]["CF_before"] = done[base][str(seed)]["CF"]
+    runs = {row: {seed: done[row][str(seed)] for seed in seeds} for row in runs}
+    results_file.write_text(json.dumps({"seeds": seeds, "runs": done}, indent=2) + "\n")
     text = table(runs, seeds)
     minutes = (time.time() - t0) / 60
     (out / "table5.md").write_text(f"{text}\n\n{len(seeds)} seed(s), {minutes:.1f} min\n")

@@ -304,6 +304,16 @@ def epoch_batches(lengths: list[int], global_batch: int, seed: int, epoch: int,
     return batches
 
 
+def short_first_batch(lengths: list[int], global_batch: int, seed: int, step: int) -> list[int]:
+    """A warm-up step's global batch: `global_batch` distinct samples drawn, seeded by (seed,
+    step), from the shortest third of the samples (at least 20 batches' worth)."""
+    # Why: a small model learns to copy a value from the question far sooner when the context
+    # it searches is short (docs/MEASUREMENTS.md, "Demo"), and the skill then carries over.
+    shortest = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    pool = shortest[: min(len(lengths), max(20 * global_batch, len(lengths) // 3))]
+    return random.Random(seed * 1_000_003 + step).sample(pool, global_batch)
+
+
 def micro_batches(batch: list[int], rank: int, world_size: int, micro_batch: int) -> list[list[int]]:
     """This rank's micro-batches of one global batch (one per accumulation step).
 
