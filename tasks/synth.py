@@ -13,7 +13,8 @@ Tasks come from the table in `tasks.toolbox.templates` (1-4 calls each) and ever
 executed: toolbox functions in-process (`tl.sandbox.run_in_process`, byte-identical to a Sandbox
 run, and fast), `run_python` in a `Sandbox`. Exactly round(n * error_share) training records hold
 one realistic mistake (FLAW_KINDS) before one of their calls, then its real error feedback and the
-corrected call. Each record offers the tools it needs plus 1-3 distractors, mostly ones whose names
+corrected call. Each record offers the tools it needs plus 1-3 distractors (MAX_TOOLS in all, when the task needs
+fewer), mostly ones whose names
 share a prefix with them, so picking the name takes the key tokens PKT weights. Held-out items are
 clean and their queries never occur in the training file. The same arguments give the same bytes:
 every record draws from its own `random.Random` seeded by a string (stable across processes).
@@ -177,7 +178,7 @@ def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
 
 
 def _offered_tools(needed: list[str], rng) -> list[dict]:
-    """The needed tools plus 1-3 distractors, mostly prefix-sharing ones, shuffled."""
+    """The needed tools plus 1-3 distractors (at most MAX_TOOLS in all), mostly prefix-sharing, shuffled."""
     others = sorted((-max(_prefix(n, m) for m in needed), n) for n in TOOLS if n not in needed)
     pool = [n for _, n in others[:5]] + rng.sample([n for _, n in others[5:]], 2)
     k = min(rng.randint(1, 3), max(0, MAX_TOOLS - len(needed)))

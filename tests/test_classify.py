@@ -194,3 +194,8 @@ def test_classify_calls_is_order_free_and_matches_like_bfcl():
     assert r.category == WRONG_TOOL and r.details["extra_calls"] == [2]
     assert classify_calls("f(", golds, TOOLS, mode="bfcl", bfcl_value_ok=value_ok).category == UNPARSABLE
     assert classify_calls("No tool fits.", [], TOOLS).category == CORRECT
+
+
+def test_bfcl_mode_without_its_value_rules_is_a_clear_error():
+    with pytest.raises(ValueError, match="bfcl_value_ok"):
+        classify('f(x=1)', Call("f", {"x": [1]}), None, mode="bfcl")

@@ -51,7 +51,7 @@ class Call:
 
     @classmethod
     def from_dict(cls, d) -> "Call":
-        """A Call from `{"name", "arguments"}` (or JSON text, OpenAI's `function`, `parameters`)."""
+        """A Call from `{"name", "arguments"}` (arguments may be JSON text; OpenAI's `function`, `parameters`)."""
         if isinstance(d, Call):
             return d
         if not isinstance(d, dict):

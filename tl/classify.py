@@ -177,12 +177,18 @@ def _prepare(pred, tools, mode, tokenize):
     return parsed, by_name, tokenize or split_name
 
 
+def _need_bfcl_rules(mode: str, bfcl_value_ok) -> None:
+    if mode == "bfcl" and bfcl_value_ok is None:
+        raise ValueError("mode='bfcl' judges values with BFCL's checker rules: pass bfcl_value_ok=tasks.bfcl.value_ok")
+
+
 def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_value_ok=None,
              unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
     """Model output (text or `Parsed`) against `gold` (module docstring). `tools`: None skips the
     tool-hallucination check. `tokenize`: name -> tokens for the wrong-tool statistics. RoTBench's
     role rules: `unchecked_tools`, `aliases` = {predicted name: gold name}; of several golds it
     takes the one reaching the furthest stage (its "any answer" rule), other modes the best reward."""
+    _need_bfcl_rules(mode, bfcl_value_ok)
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     if parsed.kind == "error":
         return Classification(UNPARSABLE, _details(mode, parse_error=parsed.error))
@@ -225,8 +231,7 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
         per = [Classification(UNPARSABLE, _details(mode, gold_name=g.name, parse_error=parsed.error)) for g in golds]
         return CallsClassification(UNPARSABLE, {"matches": [], "extra_calls": [], "parse_error": parsed.error}, per)
     preds = parsed.calls
-    if mode == "bfcl" and bfcl_value_ok is None:
-        raise ValueError("mode='bfcl' judges values with BFCL's checker rules: pass bfcl_value_ok=tasks.bfcl.value_ok")
+    _need_bfcl_rules(mode, bfcl_value_ok)
     pairs = {(i, j): _classify_one(p, g, tools, mode, tokenize, bfcl_value_ok)
              for i, g in enumerate(golds) for j, p in enumerate(preds)}
     matched: dict[int, int] = {}

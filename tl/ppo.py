@@ -2,8 +2,8 @@
 
 The math as pure tensor functions, the critic, the training prompts, and scored rollouts. A batch
 is `[B, P + R]` ids, the prompt left-padded to P, the response right-padded to R (pad, never EOS);
-per-token tensors are `[B, R]` with a `mask` of the tokens that count (up to and including EOS;
-not padding, nor tool output in episodes). Losses are a token *sum* over a caller-given count (the
+per-token tensors are `[B, R]` with a `mask` of the tokens that count (up to and including EOS,
+not padding). Losses are a token *sum* over a caller-given count (the
 global one over micro-batches and ranks gives a true mean). Defaults are the paper's code: GAE
 gamma 1, lambda 0.95, policy and value clip 0.2, a fixed beta, no advantage whitening.
 """
@@ -171,7 +171,7 @@ def score_response(text: str, prompt: Item) -> tuple[float, str]:
 @dataclass
 class Rollout:
     """A micro-batch: input_ids / attention_mask `[B, P + R]`, response_mask `[B, R]`, the texts, a
-    score per row (or `[B, K]` at `score_positions`, -1 = none, in episodes) and its category;
+    score per row (placed at its last valid token) and its category;
     `score` and `compute_advantages` fill the per-token `[B, R]` tensors."""
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -179,7 +179,6 @@ class Rollout:
     texts: list[str]
     scores: torch.Tensor
     categories: list[str]
-    score_positions: torch.Tensor | None = None
     logp_old: torch.Tensor | None = None
     logp_ref: torch.Tensor | None = None
     values: torch.Tensor | None = None
@@ -252,7 +251,7 @@ def compute_advantages(batch: Rollout, kl_coef: float, gamma: float = 1.0, lam: 
     returns the per-token KL `[B, R]` for logging."""
     mask = batch.response_mask.to(batch.values.device).bool()
     kl = kl_k1(batch.logp_old, batch.logp_ref)
-    positions = last_valid_index(mask) if batch.score_positions is None else batch.score_positions.to(mask.device)
+    positions = last_valid_index(mask)
     rewards = token_rewards(kl, mask, kl_coef, place_scores(batch.scores.to(mask.device), positions, mask.shape))
     batch.advantages, batch.returns = gae(rewards, batch.values, mask, gamma, lam)
     return torch.where(mask, kl, 0.0)
