@@ -21,7 +21,6 @@ from tqdm import tqdm
 from tl import checkpoint as C
 from tl import dist as D
 from tl import ppo
-from tl.calls import render_prompt
 from tl.classify import CALL_CATEGORIES
 from tl.data import DataError, load_trajectories
 from tl.sft import LR_SCHEDULES, epoch_batches, lr_at, micro_batches, param_groups
@@ -162,8 +161,7 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
             opt.step()
             opt.zero_grad(set_to_none=True)
     sums = D.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
-    keys = ("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac")
-    return {**dict(zip(keys, sums.tolist())), "actor_grad_norm": norms[-2] if train_actor else 0.0,
+    return {**dict(zip(("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac"), sums.tolist())), "actor_grad_norm": norms[-2] if train_actor else 0.0,
             "critic_grad_norm": norms[-1]}
 
 
@@ -175,13 +173,12 @@ def main(argv=None):
     bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(args.seed)
     if not os.path.isfile(os.path.join(args.sft, "config.json")):
-        raise SystemExit(f"{args.sft}: no SFT model (config.json) found; run "
-                         f"`torchrun --standalone --nproc_per_node=2 train_sft.py` first, or pass --sft")
+        raise SystemExit(f"{args.sft}: no SFT model (config.json) found; run `torchrun --standalone "
+                         f"--nproc_per_node=2 train_sft.py` first, or pass --sft")
     tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
     prompts, lengths = load_prompts(args, tok, log)
     if args.batch_size % (info.world_size * args.micro_batch):
-        raise SystemExit(f"--batch_size {args.batch_size} must be a multiple of world_size ({info.world_size}) "
-                         f"x --micro_batch ({args.micro_batch})")
+        raise SystemExit(f"--batch_size {args.batch_size} must be a multiple of {info.world_size} rank(s) x --micro_batch {args.micro_batch}")
     actor, reference, critic, opt_actor, opt_critic = build_models(args, info, tok, bf16)
     steps_per_epoch = len(prompts) // args.batch_size
     total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
@@ -235,9 +232,7 @@ def main(argv=None):
     C.export_hf(actor, export, info, tokenizer=tok, dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)
     if info.is_main:
         rows = D.read_metrics(args)
-        by_epoch = {}
-        for r in rows:
-            by_epoch.setdefault(r["epoch"], []).append(r["score"])
+        by_epoch = {e: [r["score"] for r in rows if r["epoch"] == e] for e in dict.fromkeys(r["epoch"] for r in rows)}
         scores, w = [r["score"] for r in rows], max(1, len(rows) // 4)
         # per pass over the prompts: the same prompts each pass, so their difficulty cancels out
         passes = "".join(f"\n  pass {e + 1}: mean score {sum(v) / len(v):+.3f} ({len(v)} steps)"

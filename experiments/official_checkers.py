@@ -33,7 +33,6 @@ import sys
 import types
 from collections import Counter, defaultdict
 from contextlib import redirect_stdout
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -26,7 +26,6 @@ import contextlib
 import json
 import math
 import multiprocessing
-import os
 import sys
 import time
 from pathlib import Path
