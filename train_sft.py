@@ -4,7 +4,7 @@
     torchrun --nproc_per_node=8 train_sft.py --preset paper7b --model CodeLlama-7b-hf --data train.jsonl
     python train_sft.py ...                                         # one process, no FSDP
 
-Explicit flags override the preset's values. See README (section "SFT") for every default.
+Explicit flags override the preset's values; `--help` lists every flag and PRESETS below every preset value.
 """
 from __future__ import annotations
 
