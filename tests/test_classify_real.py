@@ -10,7 +10,7 @@ from tl.calls import Call, format_call, normalize_tools
 
 
 def _expect(pred: Call, gold, tools, mode, category):
-    got = classify(format_call(pred), gold, tools, mode=mode)
+    got = classify(format_call(pred), gold, tools, mode=mode, bfcl_value_ok=value_ok if mode == "bfcl" else None)
     assert got.category == category, (pred, gold, got)
 
 
