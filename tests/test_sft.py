@@ -254,3 +254,9 @@ def test_short_first_batches_are_seeded_distinct_and_short():
     assert all(lengths[i] <= third for s in range(20) for i in short_first_batch(lengths, 8, 3, s))
     # a small data set: the pool is at least 20 batches' worth (here all of it)
     assert len(set(i for s in range(50) for i in short_first_batch(lengths[:40], 2, 0, s))) > 13
+
+
+def test_demo_long_is_the_demo_for_four_epochs():
+    long, demo = vars(train_sft.parse_args(["--preset", "demo_long"])), vars(train_sft.parse_args(["--epochs", "4"]))
+    assert long["epochs"] == 4 and {k: v for k, v in long.items() if k not in ("preset", "save_every")} == \
+        {k: v for k, v in demo.items() if k not in ("preset", "save_every")}
