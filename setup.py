@@ -11,5 +11,5 @@ setup(
     # this machine); a bare requirement here is satisfied by it and pulls nothing else.
     install_requires=["torch>=2.6", "sentencepiece", "safetensors", "numpy", "tqdm"],
     # transformers is a test-only reference (logit parity, checkpoint round trips); tl/ never imports it.
-    extras_require={"test": ["pytest", "transformers"]},
+    extras_require={"test": ["pytest", "transformers"], "plot": ["matplotlib"]},  # plot: table5.png
 )
