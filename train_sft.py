@@ -23,7 +23,7 @@ from tl.data import DataError, load_trajectories
 from tl.calls import EOS_MARK, render_prompt
 from tl.model import ModelArgs
 from tl.sft import (LR_SCHEDULES, MAE_RULES, SAMPLE_UNITS, build_samples, collate, epoch_batches, lr_at, mae_table,
-                    micro_batches, param_groups, short_first_batch, weighted_token_loss)
+                    micro_batches, param_groups, short_first_batch, short_first_pool, weighted_token_loss)
 from tl.tokenizer import Tokenizer, train_tokenizer
 
 PRESETS = {
@@ -42,8 +42,8 @@ PRESETS = {
 }
 # The demo trained 4x longer (~17 min on 2 cores): reaches the demo's tool-use targets (docs/MEASUREMENTS.md).
 PRESETS["demo_long"] = dict(PRESETS["demo"], epochs=4, save_every=500)
-DEFAULTS = dict(data="out/data/train.jsonl", lr=1e-5, min_lr_ratio=0.1, warmup_ratio=0.01, short_first=0.0, epochs=1, global_batch=16, micro_batch=1,
-                max_seq_len=2048, vocab_size=1024, hidden_size=192, num_layers=4, num_heads=4, bf16=None,
+DEFAULTS = dict(data="out/data/train.jsonl", lr=1e-5, min_lr_ratio=0.1, warmup_ratio=0.01, short_first=0.0, epochs=1,
+                global_batch=16, micro_batch=1, max_seq_len=2048, vocab_size=1024, hidden_size=192, num_layers=4, num_heads=4, bf16=None,
                 activation_checkpointing=False, save_every=0, export_dtype=None)
 # More than the paper's 1,217: the generator is free, and varied values make copying pay off.
 DEMO_TRAJECTORIES = 8000
@@ -171,13 +171,14 @@ def main(argv=None):
 
     model.train()
     epoch_cache, short_steps = {}, int(args.short_first * total_steps)
+    short_pool = short_first_pool(lengths, args.global_batch) if short_steps else []
     bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="sft", dynamic_ncols=True)
     for step in range(start, total_steps):
         t0 = time.perf_counter()
         epoch, index = divmod(step, steps_per_epoch)
         if epoch not in epoch_cache:
             epoch_cache = {epoch: epoch_batches(lengths, args.global_batch, args.seed, epoch)}
-        batch = (short_first_batch(lengths, args.global_batch, args.seed, step) if step < short_steps
+        batch = (short_first_batch(short_pool, args.global_batch, args.seed, step) if step < short_steps
                  else epoch_cache[epoch][index])
         mine = [collate([samples[i] for i in mb], tok.pad_id, info.device)
                 for mb in micro_batches(batch, info.rank, info.world_size, args.micro_batch)]

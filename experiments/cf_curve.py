@@ -25,7 +25,7 @@ from tasks.run import predict, score  # noqa: E402
 from tasks.synthetic import load_file  # noqa: E402
 from tl.calls import EOS_MARK, render_prompt  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
-from tl.sft import build_samples, collate, epoch_batches, lr_at, param_groups, short_first_batch, weighted_token_loss  # noqa: E402
+from tl.sft import build_samples, collate, epoch_batches, lr_at, param_groups, short_first_batch, short_first_pool, weighted_token_loss  # noqa: E402
 from tl.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,11 +65,12 @@ model = Transformer(ModelArgs(vocab_size=tok.vocab_size, hidden_size=a.hidden, i
                               bos_token_id=tok.bos_id, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id))
 opt = torch.optim.AdamW(param_groups(model, 0.01), lr=a.lr, betas=(0.9, 0.95))
 per_epoch, short_steps = len(samples) // a.batch, int(a.short_first * a.steps)
+pool = short_first_pool(lengths, a.batch)
 log = open(out / "log.jsonl", "w")
 model.train()
 for step in range(a.steps):
     epoch, index = divmod(step, per_epoch)
-    batch = short_first_batch(lengths, a.batch, a.seed, step) if step < short_steps else \
+    batch = short_first_batch(pool, a.batch, a.seed, step) if step < short_steps else \
         epoch_batches(lengths, a.batch, a.seed, epoch)[index]
     mb = collate([samples[i] for i in batch], tok.pad_id)
     loss = weighted_token_loss(model(mb["input_ids"], attention_mask=mb["attention_mask"]), mb["targets"], mb["weights"],

@@ -134,7 +134,6 @@ def main(argv=None):
     gold = {json.loads(line)["id"]: Call.from_dict(json.loads(line)["gold"]) for line in open(data / "heldout_single.jsonl")}
     sft_extra, ppo_extra = (QUICK_SFT, QUICK_PPO) if args.quick else ([], [])
     limit = ["--max_new_tokens", "8", "--max_turns", "2"] if args.quick else []
-    runs = {row: {} for row in [*SFT_ROWS, *PPO_ROWS]}
     results_file = out / "table5.json"
     done = json.loads(results_file.read_text())["runs"] if results_file.is_file() else {}
     sft_jobs = [("sft", row, seed, out / f"sft_{row.replace('+', '_')}_{seed}",
@@ -152,13 +151,11 @@ def main(argv=None):
         else:
             results = [run_job(t) for t in todo]
         for (job, *_), numbers in zip(todo, results):
+            if job[1] in PPO_ROWS:
+                numbers["CF_before"] = done[PPO_ROWS[job[1]]][str(job[2])]["CF"]
             done.setdefault(job[1], {})[str(job[2])] = numbers
         results_file.write_text(json.dumps({"seeds": seeds, "runs": done}, indent=2) + "\n")  # resumable
-    for row, base in PPO_ROWS.items():
-        for seed in seeds:
-            done[row][str(seed)]["CF_before"] = done[base][str(seed)]["CF"]
-    runs = {row: {seed: done[row][str(seed)] for seed in seeds} for row in runs}
-    results_file.write_text(json.dumps({"seeds": seeds, "runs": done}, indent=2) + "\n")
+    runs = {row: {seed: done[row][str(seed)] for seed in seeds} for row in [*SFT_ROWS, *PPO_ROWS]}
     text = table(runs, seeds)
     minutes = (time.time() - t0) / 60
     (out / "table5.md").write_text(f"{text}\n\n{len(seeds)} seed(s), {minutes:.1f} min\n")

@@ -245,15 +245,17 @@ def test_demo_data_is_generated_when_missing(tmp_path, monkeypatch):
 
 
 def test_short_first_batches_are_seeded_distinct_and_short():
-    from tl.sft import short_first_batch
+    from tl.sft import short_first_batch, short_first_pool
     lengths = [(i * 37) % 1001 for i in range(1000)]  # a shuffled mix of lengths
-    batch = short_first_batch(lengths, 8, seed=3, step=5)
-    assert batch == short_first_batch(lengths, 8, seed=3, step=5) != short_first_batch(lengths, 8, seed=3, step=6)
+    pool = short_first_pool(lengths, 8)
+    batch = short_first_batch(pool, 8, seed=3, step=5)
+    assert batch == short_first_batch(pool, 8, seed=3, step=5) != short_first_batch(pool, 8, seed=3, step=6)
     assert len(set(batch)) == 8
     third = sorted(lengths)[len(lengths) // 3 - 1]  # 333 > 20 batches of 8: the pool is the shortest third
-    assert all(lengths[i] <= third for s in range(20) for i in short_first_batch(lengths, 8, 3, s))
+    assert all(lengths[i] <= third for s in range(20) for i in short_first_batch(pool, 8, 3, s))
     # a small data set: the pool is at least 20 batches' worth (here all of it)
-    assert len(set(i for s in range(50) for i in short_first_batch(lengths[:40], 2, 0, s))) > 13
+    small = short_first_pool(lengths[:40], 2)
+    assert len(set(i for s in range(50) for i in short_first_batch(small, 2, 0, s))) > 13
 
 
 def test_demo_long_is_the_demo_for_four_epochs():

@@ -304,13 +304,16 @@ def epoch_batches(lengths: list[int], global_batch: int, seed: int, epoch: int,
     return batches
 
 
-def short_first_batch(lengths: list[int], global_batch: int, seed: int, step: int) -> list[int]:
-    """A warm-up step's global batch: `global_batch` distinct samples drawn, seeded by (seed,
-    step), from the shortest third of the samples (at least 20 batches' worth)."""
+def short_first_pool(lengths: list[int], global_batch: int) -> list[int]:
+    """The samples warm-up steps draw from: the shortest third (at least 20 batches' worth)."""
     # Why: a small model learns to copy a value from the question far sooner when the context
     # it searches is short (docs/MEASUREMENTS.md, "Demo"), and the skill then carries over.
     shortest = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    pool = shortest[: min(len(lengths), max(20 * global_batch, len(lengths) // 3))]
+    return shortest[: min(len(lengths), max(20 * global_batch, len(lengths) // 3))]
+
+
+def short_first_batch(pool: list[int], global_batch: int, seed: int, step: int) -> list[int]:
+    """A warm-up step's global batch: `global_batch` distinct samples of `pool`, seeded by (seed, step)."""
     return random.Random(seed * 1_000_003 + step).sample(pool, global_batch)
 
 
