@@ -6,7 +6,8 @@
 
 Actor and reference start from the SFT export; the critic is the SFT trunk plus a zero value head.
 Each step: generate one call per prompt, score it with R(t) (tl/classify.py), one PPO update
-(tl/ppo.py). Explicit flags override the preset.
+(tl/ppo.py); with --multi_turn, whole episodes in the sandbox, one R(t) per output with calls.
+Explicit flags override the preset.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from tasks.run import task_executors
 from tl import checkpoint as C
 from tl import dist as D
 from tl import ppo
@@ -47,7 +49,7 @@ DEFAULTS = dict(sft="out/sft/model", data="out/data/train.jsonl", actor_lr=2e-6,
                 activation_checkpointing=False, export_dtype=None, max_prompts=0, lr_schedule="constant", warmup_steps=0)
 RUN_DEFINING = ("sft", "data", "max_prompts", "seed", "batch_size", "epochs", "ppo_epochs", "actor_lr", "critic_lr",
                 "lr_schedule", "warmup_steps", "temperature", "max_new_tokens", "max_prompt_len", "kl_coef", "lam",
-                "value_clip_eps", "critic_warmup_steps", "grad_clip")
+                "value_clip_eps", "critic_warmup_steps", "grad_clip", "multi_turn", "max_turns", "max_seq_len")
 
 
 def parse_args(argv=None):
@@ -57,6 +59,10 @@ def parse_args(argv=None):
     p.add_argument("--data", help="trajectories (JSONL); every call with all-right feedback is a prompt")
     p.add_argument("--out", default="out/ppo", help="run directory: metrics.jsonl, checkpoints/, model/")
     p.add_argument("--max_prompts", type=int, help="train on a seeded random subset of this many prompts (0: all)")
+    p.add_argument("--multi_turn", action="store_true", help="online episodes in the sandbox (offline toolbox), one "
+                   "task per trajectory's first query (all tasks: --max_prompts is for single-turn prompts)")
+    p.add_argument("--max_turns", type=int, default=4, help="--multi_turn: outputs per episode (ToolEyes: 9)")
+    p.add_argument("--max_seq_len", type=int, default=2048, help="--multi_turn: longest episode sequence")
     p.add_argument("--actor_lr", type=float)
     p.add_argument("--critic_lr", type=float)
     p.add_argument("--lr_schedule", choices=LR_SCHEDULES, help="both models (default constant; paper7b: cosine to 0)")
@@ -87,15 +93,20 @@ def parse_args(argv=None):
 
 
 def load_prompts(args, tok, log):
-    """The prompts (tl.ppo.prompts_from_trajectories) no longer than --max_prompt_len, and their lengths."""
+    """The prompts (tl.ppo.prompts_from_trajectories; --multi_turn: tasks) no longer than
+    --max_prompt_len, and their lengths."""
     records, _ = load_trajectories(args.data)
-    prompts, counts = ppo.prompts_from_trajectories(records)
+    if args.multi_turn:
+        prompts = ppo.tasks_from_trajectories(records)
+        what = f"{len(prompts)} tasks from {len(records)} trajectories (first query, tools)"
+    else:
+        prompts, counts = ppo.prompts_from_trajectories(records)
+        dropped = ", ".join(f"{k.removeprefix('dropped_')} {v}" for k, v in sorted(counts.items()) if k.startswith("dropped_"))
+        what = f"{counts['kept']} of {counts['calls']} calls kept (all-right feedback; dropped: {dropped or 'none'})"
     lengths = [len(ppo.encode_prompt(tok, p)) for p in prompts]
     keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
-    dropped = ", ".join(f"{k.removeprefix('dropped_')} {v}" for k, v in sorted(counts.items()) if k.startswith("dropped_"))
-    log(f"prompts: {args.data}: {counts['kept']} of {counts['calls']} calls kept (all-right feedback; "
-        f"dropped: {dropped or 'none'}); {len(prompts) - len(keep)} longer than {args.max_prompt_len} tokens dropped")
-    if args.max_prompts and args.max_prompts < len(keep):
+    log(f"prompts: {args.data}: {what}; {len(prompts) - len(keep)} longer than {args.max_prompt_len} tokens dropped")
+    if args.max_prompts and args.max_prompts < len(keep) and not args.multi_turn:
         keep = sorted(random.Random(args.seed).sample(keep, args.max_prompts))
         log(f"prompts: a random subset of {len(keep)} (--max_prompts)")
     return [prompts[i] for i in keep], [lengths[i] for i in keep]
@@ -112,16 +123,20 @@ def build_models(args, info, tok, bf16):
     return actor, reference, critic, opt_actor, opt_critic
 
 
-def collect(models, tok, prompts, mine, step, args, info, bf16):
+def collect(models, tok, prompts, mine, step, args, info, bf16, executor=None):
     """This rank's rollouts, scored with advantages, under the update's compute context (so the
     ratio is exactly 1 before the first update). Returns them, the generation time and the sums
     (sequence KL, sequences, entropy)."""
     actor, reference, critic = models
     with D.compute_context(info, bf16):
         t0 = time.perf_counter()
-        rollouts = [ppo.rollout(actor, tok, [prompts[i] for i in mb], max_new_tokens=args.max_new_tokens,
-                                temperature=args.temperature, seed=(args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k)
-                    for k, mb in enumerate(mine)]
+        rollouts = []
+        for k, mb in enumerate(mine):
+            kw = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                      seed=(args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k)
+            rollouts.append(ppo.episode_rollout(actor, tok, [prompts[i] for i in mb], executor, max_turns=args.max_turns,
+                                                max_len=args.max_seq_len, **kw) if args.multi_turn else
+                            ppo.rollout(actor, tok, [prompts[i] for i in mb], **kw))
         gen_time, sums = time.perf_counter() - t0, torch.zeros(3, dtype=torch.float64)
         for b in rollouts:
             ppo.score(b, actor, reference, critic, args.score_temperature)
@@ -192,6 +207,8 @@ def main(argv=None):
         f"{args.batch_size} prompts, {f'T={args.temperature}' if args.temperature else 'greedy'} rollouts of <= "
         f"{args.max_new_tokens} tokens, beta={args.kl_coef}")
 
+    executor_for, close_executor = task_executors("synthetic") if args.multi_turn else (lambda t: None, lambda: None)
+    executor = executor_for(None)  # --multi_turn: the real sandbox over the offline toolbox
     bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="ppo", dynamic_ncols=True)
     batches = {}
     for step in range(start, total_steps):
@@ -203,7 +220,8 @@ def main(argv=None):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, lr, args.warmup_steps, 0.0, args.lr_schedule)
         t0 = time.perf_counter()
-        rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, args, info, bf16)
+        rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, args, info, bf16,
+                                             executor)
         t1 = time.perf_counter()
         stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16,
                          train_actor=step >= args.critic_warmup_steps)
@@ -227,15 +245,15 @@ def main(argv=None):
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
             C.save_checkpoint(os.path.join(args.out, "checkpoints"), step + 1, info, models, optimizers, {"run": run}, args.keep)
     bar.close()
+    close_executor()
     C.save_checkpoint(os.path.join(args.out, "checkpoints"), total_steps, info, models, optimizers, {"run": run}, args.keep)
     export = os.path.join(args.out, "model")
     C.export_hf(actor, export, info, tokenizer=tok, dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)
     if info.is_main:
         rows = D.read_metrics(args)
-        by_epoch = {e: [r["score"] for r in rows if r["epoch"] == e] for e in dict.fromkeys(r["epoch"] for r in rows)}
         scores, w = [r["score"] for r in rows], max(1, len(rows) // 4)
-        # per pass over the prompts: the same prompts each pass, so their difficulty cancels out
-        passes = "".join(f"\n  pass {e + 1}: mean score {sum(v) / len(v):+.3f} ({len(v)} steps)"
+        by_epoch = {e: [r["score"] for r in rows if r["epoch"] == e] for e in dict.fromkeys(r["epoch"] for r in rows)}
+        passes = "".join(f"\n  pass {e + 1}: mean score {sum(v) / len(v):+.3f} ({len(v)} steps)"  # same prompts each pass
                          for e, v in sorted(by_epoch.items())) if len(by_epoch) > 1 else ""
         print(f"\ndone: {total_steps} steps, mean score {sum(scores[:w]) / w:+.3f} (first {w} steps) -> "
               f"{sum(scores[-w:]) / w:+.3f} (last {w} steps){passes}\n  run directory: {args.out} (metrics.jsonl, "

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from tl.calls import assistant_calls, render_prompt
-from tl.classify import ALL_RIGHT, call_reward, classify
+from tl.calls import EOS_MARK, assistant_calls, render_prompt
+from tl.classify import (ALL_RIGHT, PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT, Classification, call_reward,
+                         classify)
 from tl.data import feedback_categories
-from tl.episode import Item
+from tl.dist import any_rank
+from tl.episode import Episode, Item, Task
 from tl.generate import generate
 
 def shift_to_response(x: torch.Tensor, prompt_len: int) -> torch.Tensor:
@@ -157,9 +159,10 @@ def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]
     return prompts, counts
 
 
-def encode_prompt(tokenizer, prompt: Item) -> list[int]:
-    """Token ids of the generation prompt, as SFT and evaluation render it."""
-    return tokenizer.encode_chat(render_prompt(prompt.tools, prompt.messages))
+def encode_prompt(tokenizer, prompt: Item | Task) -> list[int]:
+    """Token ids of the generation prompt (a Task's: its query alone), as SFT and evaluation render it."""
+    messages = prompt.messages if isinstance(prompt, Item) else [{"role": "user", "content": prompt.query}]
+    return tokenizer.encode_chat(render_prompt(prompt.tools, messages))
 
 
 def score_response(text: str, prompt: Item) -> tuple[float, str]:
@@ -170,8 +173,9 @@ def score_response(text: str, prompt: Item) -> tuple[float, str]:
 
 @dataclass
 class Rollout:
-    """A micro-batch: input_ids / attention_mask `[B, P + R]`, response_mask `[B, R]`, the texts, a
-    score per row (placed at its last valid token) and its category;
+    """A micro-batch: input_ids / attention_mask `[B, P + R]`, response_mask `[B, R]`, the texts, the
+    scores -- `[B]`, each at its row's last valid token, or `[B, K]` at `score_positions` (response
+    indices, -1: none; multi-turn: one per output that made calls) -- and their categories;
     `score` and `compute_advantages` fill the per-token `[B, R]` tensors."""
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -179,6 +183,7 @@ class Rollout:
     texts: list[str]
     scores: torch.Tensor
     categories: list[str]
+    score_positions: torch.Tensor | None = None
     logp_old: torch.Tensor | None = None
     logp_ref: torch.Tensor | None = None
     values: torch.Tensor | None = None
@@ -225,6 +230,60 @@ def rollout(actor, tokenizer, prompts: list[Item], *, max_new_tokens: int, tempe
     return Rollout(*pack(ids, gen.tokens, tokenizer.pad_id), list(gen.texts), torch.tensor(scores), list(categories))
 
 
+def category_reward(category: str) -> float:
+    """R(t) of a call known only by its category (an online episode has no gold call)."""
+    flags = {"hallucinated": category == PARAM_HALLUCINATION, "redundant": category == PARAM_REDUNDANT,
+             "missing": category == PARAM_MISSING}
+    return call_reward(Classification(category, flags))
+
+
+def tasks_from_trajectories(records: list[dict]) -> list[Task]:
+    """Multi-turn PPO's tasks: one per trajectory, its tools and its first user message as the query."""
+    return [Task(r.get("id", str(i)), "train", r["tools"], r["messages"][0]["content"]) for i, r in enumerate(records)
+            if r["messages"] and r["messages"][0].get("role") == "user"]
+
+
+def episode_rollout(actor, tokenizer, tasks: list[Task], executor, *, max_turns: int, max_new_tokens: int,
+                    max_len: int, temperature: float = 0.0, seed: int | None = None) -> Rollout:
+    """One `tl.episode.Episode` per task, packed as one sequence: prompt_0 + out_0 + obs_0 + out_1 + ...
+    where out_t are the sampled tokens and obs_t the feedback `\\nOutput: ...\\nAssistant:` encoded as a
+    continuation. Each turn is generated from exactly this sequence (not a re-rendered prompt), so
+    rollout and update see the same context. obs tokens are masked out (no loss, no KL; GAE skips
+    them). Each output that made calls gets one score at its last token: its worst call's R(t), from
+    the episode's feedback categories. An episode also ends when its sequence would pass `max_len`."""
+    episodes = [Episode(t.tools, t.query, executor, max_turns=max_turns) for t in tasks]
+    prompts = [tokenizer.encode_chat(ep.prompt()) for ep in episodes]
+    tokens, trained, calls = [[] for _ in tasks], [[] for _ in tasks], [[] for _ in tasks]
+    for turn in range(max_turns):
+        active = [i for i, ep in enumerate(episodes)
+                  if not ep.done and len(prompts[i]) + len(tokens[i]) + max_new_tokens <= max_len]
+        if not any_rank(bool(active), next(actor.parameters()).device):  # every rank generates equally often under FSDP
+            break
+        inputs = [prompts[i] + tokens[i] for i in active] or [[tokenizer.bos_id]]  # a stand-in keeps ranks in step
+        gen = generate(actor, inputs, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
+                       temperature=temperature, seed=None if seed is None else seed + turn, tokenizer=tokenizer)
+        for i, ids, text in zip(active, gen.tokens, gen.texts):
+            step = episodes[i].step(text)
+            tokens[i] += ids
+            trained[i] += [1] * len(ids)
+            if step.calls:  # the worst call's score, as for single-turn extra calls: no +1 per repeated call
+                calls[i].append((len(tokens[i]) - 1, min((c.category for c in step.calls), key=category_reward)))
+            if not episodes[i].done:
+                prompt = episodes[i].prompt()  # what follows the last EOS: the feedback and the next header
+                obs = tokenizer.encode_continuation(prompt[prompt.rindex(EOS_MARK) + len(EOS_MARK):])
+                tokens[i] += obs
+                trained[i] += [0] * len(obs)
+    input_ids, attention_mask, response_mask = pack(prompts, tokens, tokenizer.pad_id)
+    positions = torch.full((len(tasks), max(1, *map(len, calls))), -1, dtype=torch.long)
+    scores = torch.zeros(positions.shape)
+    for b in range(len(tasks)):
+        response_mask[b, : len(trained[b])] = torch.tensor(trained[b], dtype=torch.long)
+        for k, (pos, category) in enumerate(calls[b]):
+            positions[b, k], scores[b, k] = pos, category_reward(category)
+    return Rollout(input_ids, attention_mask, response_mask, [ep.answer or "" for ep in episodes], scores,
+                   [c for per in calls for _, c in per], positions)
+
+
 @torch.no_grad()
 def score(batch: Rollout, actor, reference, critic: Critic, temperature: float = 1.0) -> Rollout:
     """Old and reference log-probs and values, one eval-mode forward each (not generation's own
@@ -251,7 +310,7 @@ def compute_advantages(batch: Rollout, kl_coef: float, gamma: float = 1.0, lam: 
     returns the per-token KL `[B, R]` for logging."""
     mask = batch.response_mask.to(batch.values.device).bool()
     kl = kl_k1(batch.logp_old, batch.logp_ref)
-    positions = last_valid_index(mask)
+    positions = last_valid_index(mask) if batch.score_positions is None else batch.score_positions.to(mask.device)
     rewards = token_rewards(kl, mask, kl_coef, place_scores(batch.scores.to(mask.device), positions, mask.shape))
     batch.advantages, batch.returns = gae(rewards, batch.values, mask, gamma, lam)
     return torch.where(mask, kl, 0.0)
