@@ -4,7 +4,8 @@
     python experiments/table5.py --quick              # 1 seed, a few steps: checks the wiring
 
 Rows: SFT with none of the components, with MAE, with PKT, with MAE + PKT; PPO with the
-error-category reward on SFT-none ("w/ IRM") and on SFT MAE + PKT ("w/ All"). Every run trains
+error-category reward on SFT-none ("w/ IRM") and on SFT MAE + PKT ("w/ All"), and multi-turn PPO
+(`train_ppo.py --multi_turn`) on SFT-none ("w/ IRM multi-turn"). Every run trains
 from the demo presets of train_sft.py / train_ppo.py on the demo's synthetic data (tasks/synth.py,
 train_sft.DEMO_TRAJECTORIES trajectories; fixed before any result, docs/MEASUREMENTS.md) with its own
 seed, and is evaluated
@@ -43,7 +44,10 @@ from tl.calls import Call  # noqa: E402
 from tasks.synth import planted_kind, write_splits  # noqa: E402
 
 SFT_ROWS = {"none": ["--no-mae", "--no-pkt"], "MAE": ["--no-pkt"], "PKT": ["--no-mae"], "MAE+PKT": []}
-PPO_ROWS = {"w/ IRM": "none", "w/ All": "MAE+PKT"}  # row -> the SFT row it starts from
+# row -> (the SFT row it starts from, extra flags); multi-turn: as many steps (40) as the demo's
+# single-turn PPO, each over 16 fresh tasks (episodes of up to 4 outputs in the sandbox)
+PPO_ROWS = {"w/ IRM": ("none", []), "w/ All": ("MAE+PKT", []),
+            "w/ IRM multi-turn": ("none", ["--multi_turn", "--max_steps", "40"])}
 COLUMNS = ("TS", "PI", "CF", "DE", "CE", "VA", "planted", "wrong_tool", "prefix_share", "reward")
 QUICK_SFT = ["--max_steps", "3", "--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--vocab_size", "400"]
 QUICK_PPO = ["--max_steps", "1", "--batch_size", "2", "--micro_batch", "1", "--max_new_tokens", "8"]
@@ -139,10 +143,10 @@ def main(argv=None):
     sft_jobs = [("sft", row, seed, out / f"sft_{row.replace('+', '_')}_{seed}",
                  ["--data", str(data / "train.jsonl"), "--seed", str(seed), *flags, *sft_extra])
                 for seed in seeds for row, flags in SFT_ROWS.items()]
-    ppo_jobs = [("ppo", row, seed, out / f"ppo_{row[3:]}_{seed}",
+    ppo_jobs = [("ppo", row, seed, out / f"ppo_{row[3:].replace(' ', '_')}_{seed}",
                  ["--preset", "demo", "--sft", str(out / f"sft_{base.replace('+', '_')}_{seed}" / "model"),
-                  "--data", str(data / "train.jsonl"), "--seed", str(seed), *ppo_extra])
-                for seed in seeds for row, base in PPO_ROWS.items()]
+                  "--data", str(data / "train.jsonl"), "--seed", str(seed), *flags, *ppo_extra])
+                for seed in seeds for row, (base, flags) in PPO_ROWS.items()]
     for jobs in (sft_jobs, ppo_jobs):  # PPO starts from the SFT exports
         todo = [(j, data, gold, limit, args.jobs > 1) for j in jobs if str(j[2]) not in done.get(j[1], {})]
         if args.jobs > 1:  # independent single-threaded runs side by side: ~2x one run on 2 threads
@@ -152,7 +156,7 @@ def main(argv=None):
             results = [run_job(t) for t in todo]
         for (job, *_), numbers in zip(todo, results):
             if job[1] in PPO_ROWS:
-                numbers["CF_before"] = done[PPO_ROWS[job[1]]][str(job[2])]["CF"]
+                numbers["CF_before"] = done[PPO_ROWS[job[1]][0]][str(job[2])]["CF"]
             done.setdefault(job[1], {})[str(job[2])] = numbers
         results_file.write_text(json.dumps({"seeds": seeds, "runs": done}, indent=2) + "\n")  # resumable
     runs = {row: {seed: done[row][str(seed)] for seed in seeds} for row in [*SFT_ROWS, *PPO_ROWS]}

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_quick_run_fills_every_row_and_column(tmp_path):
     runs = table5.main(["--quick", "--out", str(tmp_path)])
-    assert list(runs) == ["none", "MAE", "PKT", "MAE+PKT", "w/ IRM", "w/ All"]
+    assert list(runs) == ["none", "MAE", "PKT", "MAE+PKT", "w/ IRM", "w/ All", "w/ IRM multi-turn"]
     for row, per_seed in runs.items():
         assert set(table5.COLUMNS) <= set(per_seed[0]), row
         assert 0 <= per_seed[0]["planted"] <= 100 and -2 <= per_seed[0]["reward"] <= 1
