@@ -40,7 +40,6 @@ from tl.calls import PROMPT_FORMATS
 DEMO_MODELS = ("out/ppo/model", "out/sft/model")
 DEMO_DATA = "out/data"
 
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="HF LLaMA directory with tokenizer.model (default for the demo: out/ppo/model, else out/sft/model)")
@@ -66,14 +65,12 @@ def parse_args(argv=None):
                         "so e.g. 8 of First_Turn/clean's 105 items cannot be right)")
     return p.parse_args(argv)
 
-
 def demo_model() -> str:
     for path in DEMO_MODELS:
         if os.path.isfile(os.path.join(path, "config.json")):
             return path
     sys.exit(f"evaluate.py: no trained model found at {' or '.join(DEMO_MODELS)}; "
              "run `torchrun --standalone --nproc_per_node=2 train_sft.py` first (or pass --model / --predictions)")
-
 
 def load_units(args) -> list:
     """Every evaluation unit the arguments name (see tasks.load / discover)."""
@@ -85,7 +82,6 @@ def load_units(args) -> list:
     else:
         units = load(args.benchmark, args.data)
     return [replace(u, items=u.items[: args.limit]) if args.limit else u for u in units]
-
 
 def read_predictions(path, units) -> dict:
     """{unit name: {id: output}} from a predictions file or folder (see the module docstring)."""
@@ -113,7 +109,6 @@ def read_predictions(path, units) -> dict:
             out[name][str(item_id)] = output if isinstance(output, str) else json.dumps(output)
     return out
 
-
 def load_model(args):
     import torch
 
@@ -124,7 +119,6 @@ def load_model(args):
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     tok = Tokenizer(os.path.join(args.model, "tokenizer.model"))
     return Transformer.from_pretrained(args.model, dtype=dtype, device=device, tokenizer=tok), tok
-
 
 def evaluate_tasks(unit, model, tok, args):
     from tl.generate import complete
@@ -142,7 +136,6 @@ def evaluate_tasks(unit, model, tok, args):
     records = [episode_record(t, e) for t, e in zip(unit.items, episodes)]
     return multi_turn_metrics(records), records
 
-
 def write_unit(folder: Path, metrics: dict, records: list, predictions: dict | None):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
@@ -154,7 +147,6 @@ def write_unit(folder: Path, metrics: dict, records: list, predictions: dict | N
         with open(folder / "predictions.jsonl", "w", encoding="utf-8") as f:
             for item_id, output in predictions.items():
                 f.write(json.dumps({"id": item_id, "output": output}, ensure_ascii=False) + "\n")
-
 
 def markdown(name: str, metrics: dict) -> str:
     cols = ["DE", "CE", "VA"] if "DE" in metrics else ["TS", "PI", "CF"]
@@ -175,7 +167,6 @@ def markdown(name: str, metrics: dict) -> str:
                  f"{cats['unparsable']['percent']:.2f}, no call {cats['no_call']['percent']:.2f}")
     return text
 
-
 def main(argv=None):
     """The command line. A bad input file (a BenchmarkError from any loader, the predictions or
     scoring) ends the run with one line `evaluate.py: <file>:<record>: <reason>`, exit status 1."""
@@ -184,7 +175,6 @@ def main(argv=None):
         return run(args)
     except BenchmarkError as e:
         sys.exit(f"evaluate.py: {e}")
-
 
 def run(args) -> dict:
     """Evaluate as `args` say (see the module docstring) -> {unit: its headline metrics}."""
@@ -241,7 +231,6 @@ def run(args) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
-
 
 if __name__ == "__main__":
     main()

@@ -51,7 +51,6 @@ RUN_DEFINING = ("sft", "data", "max_prompts", "seed", "batch_size", "epochs", "p
                 "lr_schedule", "warmup_steps", "temperature", "max_new_tokens", "max_prompt_len", "kl_coef", "lam",
                 "value_clip_eps", "critic_warmup_steps", "grad_clip", "multi_turn", "max_turns", "max_seq_len")
 
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), help="default: demo when --sft is not given")
@@ -91,7 +90,6 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     return D.apply_preset(args, PRESETS, DEFAULTS, args.preset or ("demo" if args.sft is None else None))
 
-
 def load_prompts(args, tok, log):
     """The prompts (tl.ppo.prompts_from_trajectories; --multi_turn: tasks) no longer than
     --max_prompt_len, and their lengths."""
@@ -111,7 +109,6 @@ def load_prompts(args, tok, log):
         log(f"prompts: a random subset of {len(keep)} (--max_prompts)")
     return [prompts[i] for i in keep], [lengths[i] for i in keep]
 
-
 def build_models(args, info, tok, bf16):
     """Actor, frozen reference and critic from the SFT export, and one AdamW per trained model."""
     common = dict(bf16=bf16, activation_checkpointing=args.activation_checkpointing, tokenizer=tok)
@@ -121,7 +118,6 @@ def build_models(args, info, tok, bf16):
     opt_actor = torch.optim.AdamW(param_groups(actor, 0.0), lr=args.actor_lr, betas=(0.9, 0.95))
     opt_critic = torch.optim.AdamW(param_groups(critic, 0.0), lr=args.critic_lr, betas=(0.9, 0.95))
     return actor, reference, critic, opt_actor, opt_critic
-
 
 def collect(models, tok, prompts, mine, step, args, info, bf16, executor=None):
     """This rank's rollouts, scored with advantages, under the update's compute context (so the
@@ -144,7 +140,6 @@ def collect(models, tok, prompts, mine, step, args, info, bf16, executor=None):
             entropy = torch.where(b.response_mask.bool(), b.entropy.cpu(), 0.0).sum()
             sums += torch.tensor([kl.sum().item(), len(b.texts), entropy.item()], dtype=torch.float64)
     return rollouts, gen_time, sums
-
 
 def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, train_actor=True):
     """`ppo_epochs` optimizer steps per model over this rank's rollouts, losses normalised by the
@@ -178,7 +173,6 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
     sums = D.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
     return {**dict(zip(("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac"), sums.tolist())), "actor_grad_norm": norms[-2] if train_actor else 0.0,
             "critic_grad_norm": norms[-1]}
-
 
 def main(argv=None):
     args = parse_args(argv)
@@ -258,7 +252,6 @@ def main(argv=None):
         print(f"\ndone: {total_steps} steps, mean score {sum(scores[:w]) / w:+.3f} (first {w} steps) -> "
               f"{sum(scores[-w:]) / w:+.3f} (last {w} steps){passes}\n  run directory: {args.out} (metrics.jsonl, "
               f"checkpoints/)\n  HF model:      {export}\n  next:          python evaluate.py --model {export}")
-
 
 if __name__ == "__main__":
     try:

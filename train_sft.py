@@ -51,7 +51,6 @@ RUN_DEFINING = ("data", "seed", "global_batch", "epochs", "max_steps", "lr", "mi
                 "lr_schedule", "short_first", "mae", "mae_rule", "pkt", "w_max", "sample_unit", "max_seq_len", "overlong",
                 "weight_decay", "grad_clip")
 
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), help="default: demo when --model is not given")
@@ -96,7 +95,6 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     return D.apply_preset(args, PRESETS, DEFAULTS, args.preset or ("demo" if args.model is None else None))
 
-
 def prepare_data(args, info):
     """Generate the synthetic demo data when the default path is missing (rank 0 only)."""
     if not os.path.exists(args.data) and args.data == DEFAULTS["data"] and info.is_main:
@@ -106,7 +104,6 @@ def prepare_data(args, info):
         paths = write_splits(args.data, n=DEMO_TRAJECTORIES, seed=0)
         print("  wrote " + ", ".join(paths.values()))
     D.barrier(info)
-
 
 def prepare_tokenizer(args, info, records):
     """--tokenizer, else the one beside --model, else (demo) one trained on the training data."""
@@ -119,7 +116,6 @@ def prepare_tokenizer(args, info, records):
         print(f"trained a {Tokenizer(path).vocab_size}-piece tokenizer on {len(records)} trajectories: {path}")
     D.barrier(info)
     return Tokenizer(path)
-
 
 def main(argv=None):
     args = parse_args(argv)
@@ -234,7 +230,6 @@ def main(argv=None):
               f"\n  next:          torchrun --standalone --nproc_per_node=2 train_ppo.py"
               + ("" if export == "out/sft/model" else f" --sft {export}")
               + f"\n                 python evaluate.py --model {export}")
-
 
 if __name__ == "__main__":
     try:

@@ -22,7 +22,6 @@ FOLDERS = {"rotbench": ("RoTBench",), "bfcl": ("BFCL_v3", "BFCL", "bfcl"), "tool
 
 __all__ = ["BenchmarkError", "Item", "Loaded", "Skipped", "Task", "LOADERS", "load", "discover", "gold_output", "unique_ids"]
 
-
 def load(name: str, path=None) -> list[Loaded]:
     """The units of benchmark `name` read from `path` (a file or its folder); BFCL's default: bfcl-eval's data."""
     if name not in LOADERS:
@@ -31,12 +30,10 @@ def load(name: str, path=None) -> list[Loaded]:
         raise BenchmarkError(f"benchmark {name!r} needs a data path (--data)")
     return LOADERS[name].load(path)
 
-
 def _found(name: str, folder: Path) -> bool:
     if name == "synthetic":
         return any((folder / f).is_file() for f in (synthetic.SINGLE, synthetic.MULTI))
     return folder.is_dir() and bool(LOADERS[name].find_files(folder))
-
 
 def discover(root) -> list[tuple[str, Path]]:
     """[(benchmark, folder)] for every benchmark whose files are under `root`."""
@@ -46,7 +43,6 @@ def discover(root) -> list[tuple[str, Path]]:
     found = {name: next((f for f in [root / f for f in folders] + [root] if _found(name, f)), None)
              for name, folders in FOLDERS.items()}
     return [(name, folder) for name, folder in found.items() if folder is not None]
-
 
 def gold_output(item: Item) -> str:
     """The item's first acceptable answer as model output (BFCL's in its own syntax): it scores TS = PI =

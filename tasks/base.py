@@ -19,16 +19,13 @@ from pathlib import Path
 from tl.calls import Call, normalize_tools, valid_unicode
 from tl.episode import Item, Task  # noqa: F401  (the loaders build them)
 
-
 class BenchmarkError(ValueError):
     """A benchmark file without the expected shape; the message is `file:record: reason`."""
-
 
 @dataclass(frozen=True)
 class Skipped:
     where: str  # file:record
     reason: str
-
 
 @dataclass
 class Loaded:
@@ -37,7 +34,6 @@ class Loaded:
     items: list  # Items or Tasks, ids unique
     skipped: list = field(default_factory=list)
 
-
 def unique_ids(raw_ids) -> list:
     counts, seen, out = Counter(raw_ids), Counter(), []
     for rid in raw_ids:
@@ -45,11 +41,9 @@ def unique_ids(raw_ids) -> list:
         seen[rid] += 1
     return out
 
-
 def record_ids(records, path, wheres=None) -> list:
     """The records' own string `id`s made unique; errors name `wheres[k]`, else `path:k`."""
     return unique_ids([require(r, "id", str, wheres[k] if wheres else f"{path}:{k}") for k, r in enumerate(records)])
-
 
 def require(record, key, kind: type, where):
     """`record[key]`, checked to be a `kind`."""
@@ -61,14 +55,12 @@ def require(record, key, kind: type, where):
         raise BenchmarkError(f"{where}: key {key!r} should be {kind.__name__}, found {type(record[key]).__name__}")
     return record[key]
 
-
 def checked(convert, raw, where):
     """`convert(raw)`, its ValueError (or RecursionError: JSON text in a value nested past the stack) a BenchmarkError."""
     try:
         return convert(raw)
     except (ValueError, RecursionError) as e:
         raise BenchmarkError(f"{where}: {e if isinstance(e, ValueError) else 'JSON text inside it nested too deeply to read'}") from None
-
 
 tools_of = partial(checked, normalize_tools)
 call_of = partial(checked, Call.from_dict)
@@ -77,7 +69,6 @@ MAX_DEPTH = 100  # JSON nesting allowed in a benchmark file; the real ones nest 
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)  # a string (skipped whole) or a bracket
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # UTF-8 holds no lone surrogate: only an escape makes one
 _DECODER = json.JSONDecoder()
-
 
 def _too_deep(text: str, start: int) -> int | None:
     """Where the JSON value at `start` first nests past MAX_DEPTH (json recurses per level), else None."""
@@ -89,7 +80,6 @@ def _too_deep(text: str, start: int) -> int | None:
         if depth == 0 and m.group() in ("]", "}"):  # the value ends here
             return None
     return None
-
 
 def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool = False):
     """The JSON value at offset `start` (`whole`: nothing may follow it), strings made valid Unicode.
@@ -117,7 +107,6 @@ def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool =
                     if m else f"not readable as JSON ({e})") from None
     return valid_unicode(value) if _SURROGATE_ESCAPE.search(text, start) else value
 
-
 def read_text(path) -> str:
     """A file's UTF-8 text (a byte-order mark dropped)."""
     if not (path := Path(path)).is_file():  # missing, a directory, or a pipe that could block forever
@@ -133,7 +122,6 @@ def read_text(path) -> str:
         line, col = data.count(b"\n", 0, e.start) + 1, e.start - data.rfind(b"\n", 0, e.start)
         raise BenchmarkError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at byte {col} of the line)") from None
 
-
 def read_json_list(path, what: str = "records") -> list:
     """A JSON file holding a non-empty list (of `what`)."""
     text = read_text(path)
@@ -146,7 +134,6 @@ def read_json_list(path, what: str = "records") -> list:
         raise BenchmarkError(f"{path}: an empty list; expected a JSON list of {what}")
     return records
 
-
 def read_jsonl_lines(path, allow_empty: bool = False) -> list[tuple[str, object]]:
     """JSON Lines -> [(`file:line`, record)], blank lines skipped."""
     rows = [(f"{path}:{n}", loads(line, f"{path}:{n}"))  # not splitlines(): U+2028 may sit in a string
@@ -154,7 +141,6 @@ def read_jsonl_lines(path, allow_empty: bool = False) -> list[tuple[str, object]
     if not rows and not allow_empty:
         raise BenchmarkError(f"{path}: no records (the file is empty); expected JSON Lines, one record per line")
     return rows
-
 
 def tool_list_from_prompt(text, where) -> list:
     """The JSON tool list of a ReAct system prompt (RoTBench, ToolEyes), from the first `[` after

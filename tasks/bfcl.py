@@ -28,11 +28,9 @@ _FILE = re.compile(r"BFCL_v(\d+)_(simple_python|" + "|".join(CATEGORIES) + r")\.
 _TYPES = {"string": str, "any": str, "integer": int, "float": float, "number": float, "boolean": bool,
           "array": list, "tuple": list, "dict": dict, "object": dict}  # BFCL's type words, and the normal form's
 
-
 def _type(schema) -> type | None:
     word = (schema or {}).get("type")
     return _TYPES.get(word) if isinstance(word, str) else None
-
 
 def _holds_dicts(prop) -> str | None:
     """"dict" for a dict parameter, "list" for a list of dicts (both read by BFCL's dict_checker)."""
@@ -40,13 +38,11 @@ def _holds_dicts(prop) -> str | None:
         return "dict"
     return "list" if _type(prop) is list and _type(prop.get("items")) is dict else None
 
-
 def package_data_dir():
     """The installed bfcl-eval package's data folder (found without importing it), or None."""
     spec = importlib.util.find_spec("bfcl_eval")
     data = Path(list(spec.submodule_search_locations)[0]) / "data" if spec and spec.submodule_search_locations else None
     return data if data and data.is_dir() else None
-
 
 def find_files(path) -> dict:
     """{category: question file} under `path` (a folder, or one file); the newest BFCL version of each."""
@@ -57,7 +53,6 @@ def find_files(path) -> dict:
             if category not in found or int(m.group(1)) > found[category][0]:
                 found[category] = (int(m.group(1)), f)
     return {c: found[c][1] for c in CATEGORIES if c in found}
-
 
 def _messages(question, where) -> list[dict]:
     if not isinstance(question, list) or not question or not all(isinstance(t, list) for t in question):
@@ -70,7 +65,6 @@ def _messages(question, where) -> list[dict]:
     if not messages:
         raise BenchmarkError(f"{where}: 'question' holds no message")
     return [{"role": m["role"], "content": m["content"]} for m in messages]
-
 
 def _check_functions(functions, category, where):
     """Schemas as BFCL's checker reads them: `name`, `parameters.properties` of its type words."""
@@ -92,7 +86,6 @@ def _check_functions(functions, category, where):
             if not isinstance(prop.get("items", {}), dict):
                 raise BenchmarkError(f"{at}: parameter {key!r}: 'items' should be a schema object")
 
-
 def _check_ground_truth(gold, functions, where):
     """`[{name: {param: [acceptable values]}}, ...]`, at least one call; an acceptable dict maps each key
     to a list of acceptable values."""
@@ -113,7 +106,6 @@ def _check_ground_truth(gold, functions, where):
                 if isinstance(d, dict) and not all(isinstance(x, list) for x in d.values()):
                     raise BenchmarkError(f"{where}: ground_truth {name}.{key}: an acceptable dict should map each key "
                                          f"to a list of acceptable values, found {d!r:.80}")
-
 
 def load_category(question_file, category: str) -> list[Item]:
     """One category's question file (and its possible_answer file) -> Items (mode "bfcl")."""
@@ -142,7 +134,6 @@ def load_category(question_file, category: str) -> list[Item]:
         items.append(Item(item_id, "bfcl", functions, messages, gold, "bfcl", category, reader="bfcl"))
     return items
 
-
 def load(path=None) -> list[Loaded]:
     """All categories under `path` as one unit "bfcl" (metrics per category); no path: bfcl-eval's data."""
     if path is None and (path := package_data_dir()) is None:
@@ -154,7 +145,6 @@ def load(path=None) -> list[Loaded]:
     if len({it.id for it in items}) != len(items):
         raise BenchmarkError(f"{path}: BFCL ids repeat across category files; expected each id once")
     return [Loaded("bfcl", items)]
-
 
 def gold_output(item: Item) -> str:
     """The first acceptable answer in BFCL's output format (Python literals), omissible keys left out.
@@ -179,17 +169,14 @@ def gold_output(item: Item) -> str:
         calls.append(call(name, args))
     return "[" + ", ".join(calls) + "]"
 
-
 # ----------------------------------------------------------------------------- BFCL's decoder
 
 class _Unreadable(Exception):
     """Text BFCL's decoder does not read (or that would need evaluating)."""
 
-
 _JSON_NAMES = {"true": True, "false": False, "null": None}
 _ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
                ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
-
 
 def _value(node, json_literals: bool):
     """One argument value as BFCL's resolve_ast_by_type reads it, never evaluated."""
@@ -224,7 +211,6 @@ def _value(node, json_literals: bool):
     # Other expressions that BFCL's eval() reads (1 << 4, len("ab") + 1) are never evaluated here.
     raise _Unreadable(f"{type(node).__name__} is not a value BFCL's decoder reads without evaluating it")
 
-
 def _call(node: ast.Call, json_literals: bool) -> dict:
     parts, f = [], node.func
     while isinstance(f, ast.Attribute):
@@ -235,7 +221,6 @@ def _call(node: ast.Call, json_literals: bool) -> dict:
     # Positional arguments are dropped and a repeated keyword keeps its last value, as in BFCL.
     args = {"**" if kw.arg is None else kw.arg: _value(kw.value, json_literals) for kw in node.keywords}
     return {".".join([f.id, *reversed(parts)]): args}
-
 
 def decode(text, json_literals: bool = False) -> Parsed:
     """Model text as BFCL's default_decode_ast_prompting reads it: backticks, newlines and spaces
@@ -263,13 +248,11 @@ def decode(text, json_literals: bool = False) -> Parsed:
         return Parsed(kind, error=None if kind == "no_call" else f"BFCL's decoder cannot read it: {type(e).__name__}: {e}")
     return Parsed("calls", calls, None, "python") if calls else Parsed("no_call")
 
-
 # ----------------------------------------------------------------------------- BFCL's value rules
 
 def _std(x):
     """BFCL's standardize_string on a string: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
     return re.sub(r"[ ,./\-_*^]", "", x).lower().replace("'", '"') if type(x) is str else x
-
 
 def _type_ok(value, acceptable, expected, item_type) -> tuple[bool, bool]:
     """BFCL's type_checker -> (valid, is_variable). A value of the schema's type is valid (an array's
@@ -282,14 +265,12 @@ def _type_ok(value, acceptable, expected, item_type) -> tuple[bool, bool]:
         return ok, answer_type is not None and answer_type is not expected
     return answer_type is not None and type(value) is answer_type, True
 
-
 def _dict_ok(value, acceptable) -> bool:
     """BFCL's dict_checker: some acceptable dict takes every key (its value one of that key's
     acceptable values, strings normalised) and has no other key without ""."""
     return isinstance(value, dict) and any(
         isinstance(a, dict) and all(k in a and _std(v) in [_std(x) for x in a[k]] for k, v in value.items())
         and all(k in value or "" in opts for k, opts in a.items()) for a in acceptable)
-
 
 def value_ok(value, acceptable: list, prop: dict) -> bool:
     """One predicted value against BFCL's acceptable values under schema property `prop`, as its

@@ -18,11 +18,9 @@ from tl.parse import MAX_CHARS, Parsed, parse
 
 _LEVELS = {"clean": 0, "slight": 1, "medium": 2, "heavy": 3, "union": 4}
 
-
 def _user_text(value: str) -> str:
     text = value.rstrip()  # "\nBegin!" is ReAct scaffolding: the item is rendered in the model's own format
     return text[: -len("\nBegin!")].rstrip() if text.endswith("\nBegin!") else text
-
 
 def _history_message(turn: dict, where: str) -> dict:
     role, value = turn.get("from"), turn.get("value")
@@ -35,7 +33,6 @@ def _history_message(turn: dict, where: str) -> dict:
         return {"role": "tool", "content": value} if role == "function" else {"role": "user", "content": _user_text(value)}
     raise BenchmarkError(f"{where}: unexpected speaker {role!r} (expected user/assistant/function)")
 
-
 def role_rules(raw_tools) -> dict:
     """RoTBench's evaluate.py leaves the arguments of ask_to_user and finish unchecked, finding them by
     position (`config[-2]`, `config[-1]`: noisy variants rename them) and by the gold call's literal
@@ -43,7 +40,6 @@ def role_rules(raw_tools) -> dict:
     any form tl.calls.normalize_tool reads."""
     ask, finish = (normalize_tool(t)["name"] for t in raw_tools[-2:])
     return {"unchecked_tools": tuple(dict.fromkeys((ask, finish, "ask_to_user", "finish"))), "aliases": {"finish": finish}}
-
 
 def read_output(text: str, empty_input_ok: bool = False) -> Parsed:
     """Model text as RoTBench's evaluate.py reads it. In ReAct text the name runs from 8 characters after
@@ -70,7 +66,6 @@ def read_output(text: str, empty_input_ok: bool = False) -> Parsed:
     if parsed.kind == "calls" and not parsed.calls[0].arguments and not empty_input_ok:
         return Parsed("error", error="RoTBench's evaluate.py counts a call without arguments as wrong", format=parsed.format)
     return parsed
-
 
 def load_file(path) -> Loaded:
     """One RoTBench JSON file -> Items (mode "rotbench", category = scenario)."""
@@ -105,7 +100,6 @@ def load_file(path) -> Loaded:
                           str(rec.get("scenario", "")), role_rules(raw_tools), reader="rotbench"))
     return Loaded(benchmark, items, skipped)
 
-
 def find_files(path) -> list[Path]:
     """A RoTBench file, or every `*.json` under `First_Turn/` then `Third_Turn/` (clean, slight,
     medium, heavy, union, then any other)."""
@@ -114,7 +108,6 @@ def find_files(path) -> list[Path]:
         return [path]
     return [f for turn in ("First_Turn", "Third_Turn")
             for f in sorted((path / turn).glob("*.json"), key=lambda p: (_LEVELS.get(p.stem, 9), p.stem))]
-
 
 def load(path) -> list[Loaded]:
     """Every RoTBench file under `path`, one unit per file."""

@@ -11,10 +11,8 @@ from tl.calls import Call, render_prompt
 from tl.classify import CORRECT, NO_CALL, UNPARSABLE, CallsClassification, classify, classify_calls
 from tl.metrics import STAGES, item_stages, single_turn_metrics
 
-
 def _jsonable(x):
     return json.loads(json.dumps(x, default=lambda o: o.to_dict() if isinstance(o, Call) else str(o)))
-
 
 def score_item(item, output: str, tokenize=None, *, bfcl_json_literals: bool = False,
                rotbench_empty_input_ok: bool = False) -> dict:
@@ -42,7 +40,6 @@ def score_item(item, output: str, tokenize=None, *, bfcl_json_literals: bool = F
     return {"id": item.id, "output": output, "scenario": item.category, "category": c.category, **stages,
             "details": _jsonable(details), "calls": calls}
 
-
 def score(items, outputs: dict, tokenize=None, **rules) -> tuple[dict, list]:
     """Every item's output scored -> (metrics, per-item records); `rules`: score_item's flags."""
     missing = [it.id for it in items if it.id not in outputs]
@@ -52,14 +49,12 @@ def score(items, outputs: dict, tokenize=None, **rules) -> tuple[dict, list]:
     records = [score_item(it, outputs[it.id], tokenize, **rules) for it in items]
     return single_turn_metrics(records), records
 
-
 def predict(model, tok, items, prompt_format: str = "project", **kw) -> dict:
     """Greedy predictions for Items -> {id: output text}; `kw`: tl.generate.complete's options."""
     from tl.generate import complete  # torch only when a model runs
 
     texts = complete(model, tok, [render_prompt(it.tools, it.messages, prompt_format=prompt_format) for it in items], **kw)
     return {it.id: text for it, text in zip(items, texts)}
-
 
 def task_executors(unit_name: str):
     """(executor_for(task), close()) for a multi-turn unit: a ToolEyes simulator per task (tool names
@@ -72,7 +67,6 @@ def task_executors(unit_name: str):
     from tl.sandbox import Sandbox
     sandbox = Sandbox(TOOLS)
     return (lambda task: sandbox), sandbox.close
-
 
 def episode_record(task, episode) -> dict:
     """One task's record: every call's feedback category (DE/CE), whether a final answer came within

@@ -35,7 +35,6 @@ from tasks.toolbox.templates import TASKS
 FLAW_KINDS = ("param_hallucination", "param_missing", "wrong_tool", "tool_hallucination", "bad_value")
 MAX_TOOLS = 3  # tools offered per record: short prompts, where a small model learns to copy values sooner
 
-
 class _Executor:
     """Toolbox calls in-process; run_python (model-style code) in a Sandbox started on first use."""
 
@@ -59,7 +58,6 @@ class _Executor:
         if self.sandbox is not None:
             self.sandbox.close()
 
-
 # ----------------------------------------------------------------------------- mistakes
 
 _EXTRA_KEYS = {"units": "metric", "format": "json", "language": "en", "country": "France", "precision": 2,
@@ -68,16 +66,13 @@ _CURRENCY_WORDS = {"USD": "dollars", "EUR": "euro", "GBP": "pounds", "JPY": "yen
 _UNIT_WORDS = {"km": "kilometers", "mi": "miles", "m": "meters", "ft": "feet", "kg": "kilograms", "lb": "pounds",
                "c": "celsius", "f": "fahrenheit", "l": "liters", "gal": "gallons", "g": "grams", "oz": "ounces"}
 
-
 def _misspellings(word: str) -> list[str]:
     """A letter dropped (not the first) or the last one doubled: "Pariss", "Pars"."""
     return [word[:i] + word[i + 1:] for i in range(1, len(word))] + [word + word[-1]]
 
-
 def _twelve_hour(hhmm: str) -> list[str]:
     h = int(hhmm[:2])
     return [f"{h % 12 or 12}{'am' if h < 12 else 'pm'}"]
-
 
 _BAD_VALUES = {  # argument -> the realistic wrong values of its value that the generator plants
     **dict.fromkeys(("city", "from_city", "to_city", "city_a", "city_b", "country"), _misspellings),
@@ -90,7 +85,6 @@ _BAD_VALUES = {  # argument -> the realistic wrong values of its value that the 
     "char": lambda v: [v * 2],
 }
 
-
 def _bad_values(key: str, value) -> list:
     """Every wrong value of one argument that the generator plants ([] when any value would do)."""
     if key in _BAD_VALUES:
@@ -99,16 +93,13 @@ def _bad_values(key: str, value) -> list:
         return [str(value)]  # a number written as a string: a wrong type
     return [", ".join(map(str, value))] if isinstance(value, list) else []
 
-
 def _prefix(a: str, b: str) -> int:
     return len(os.path.commonprefix([a, b]))
-
 
 def _siblings(name: str) -> list[str]:
     """The toolbox tools whose names share at least 4 characters of prefix with `name` (up to 4)."""
     ranked = sorted((-_prefix(n, name), n) for n in TOOLS if n != name)
     return [n for score, n in ranked if -score >= 4][:4]
-
 
 def _made_up_names(name: str) -> list[str]:
     """Plausible tool names the toolbox does not have: `get_weather` for `get_weather_current`, ..."""
@@ -116,7 +107,6 @@ def _made_up_names(name: str) -> list[str]:
     names = ["_".join(parts[:-1]), "_".join([parts[0], parts[-1]] + parts[1:-1]), "fetch_" + "_".join(parts[1:]),
              "get_" + name, name.replace("_", ""), name + "s"]
     return [n for n in names if n and n != name and n not in TOOLS and "_" in n.strip("_")]
-
 
 def _flawed_call(kind: str, call: Call, rng) -> Call | None:
     """A mistaken version of `call` of the given kind, or None if the kind does not apply."""
@@ -140,7 +130,6 @@ def _flawed_call(kind: str, call: Call, rng) -> Call | None:
     key = rng.choice(keys)
     return Call(call.name, {**call.arguments, key: rng.choice(bad[key])})
 
-
 def planted_kind(pred: Call, gold: Call) -> str | None:
     """Which of the FLAW_KINDS the training data plants `pred` repeats against the clean `gold`
     call, or None: the MAE diagnostic (does the model reproduce the masked mistakes?)."""
@@ -160,7 +149,6 @@ def planted_kind(pred: Call, gold: Call) -> str | None:
         return "bad_value"
     return None
 
-
 def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
     """Try the mistake kinds in a random order until one really fails, with feedback that MAE
     reads as the same category the sandbox reports."""
@@ -173,9 +161,7 @@ def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
             return flawed, result, kind
     return None
 
-
 # ----------------------------------------------------------------------------- records
-
 
 def _offered_tools(needed: list[str], rng) -> list[dict]:
     """The needed tools plus 1-3 distractors (at most MAX_TOOLS in all), mostly prefix-sharing, shuffled."""
@@ -185,7 +171,6 @@ def _offered_tools(needed: list[str], rng) -> list[dict]:
     names = needed + rng.sample(pool, k)
     rng.shuffle(names)
     return [TOOLS[n].schema for n in names]
-
 
 def _trajectory(rng, executor, flawed: bool) -> tuple[dict, str, list[Call], str]:
     """One record (without id), its query, its reference calls and its answer."""
@@ -209,7 +194,6 @@ def _trajectory(rng, executor, flawed: bool) -> tuple[dict, str, list[Call], str
     messages.append({"role": "assistant", "content": answer})
     return {"tools": _offered_tools(needed, rng), "messages": messages}, query, [c for c, _ in steps], answer
 
-
 def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
     """`n` training records; exactly round(n * error_share) of them hold one mistake."""
     if not 0.0 <= error_share <= 1.0:
@@ -218,7 +202,6 @@ def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
     with _Executor() as executor:
         return [{"id": f"synth-{i:05d}", **_trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0]}
                 for i in range(n)]
-
 
 def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries=()) -> tuple[list, list]:
     """Clean held-out items: single-turn (history before one gold call) and multi-turn tasks.
@@ -242,13 +225,11 @@ def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries
                                "reference": [c.to_dict() for c in reference], "answer": answer})
     return singles, multis
 
-
 def write_jsonl(path: str, records) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
 
 def write_splits(out: str, n: int = 1217, seed: int = 0, error_share: float = 0.17, heldout_single: int = 300,
                  heldout_multi: int = 100) -> dict:
@@ -266,7 +247,6 @@ def write_splits(out: str, n: int = 1217, seed: int = 0, error_share: float = 0.
                 write_jsonl(paths[name], records)
     return paths
 
-
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tasks.synth", description="Synthetic tool-use trajectories with real "
                                  "tool feedback (held-out splits are written next to --out).")
@@ -281,7 +261,6 @@ def main(argv=None):
     for name, path in paths.items():
         with open(path, encoding="utf-8") as f:
             print(f"{name}: {sum(1 for _ in f)} records -> {path}")
-
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,6 @@ from tl.calls import render_prompt
 
 SINGLE, MULTI = "heldout_single.jsonl", "heldout_multi.jsonl"
 
-
 def _single(where, rec, item_id, name):
     gold = call_of(require(rec, "gold", dict, where), f"{where}: gold")
     tools, messages = tools_of(require(rec, "tools", list, where), where), require(rec, "messages", list, where)
@@ -25,19 +24,16 @@ def _single(where, rec, item_id, name):
         raise BenchmarkError(f"{where}: messages: {e}") from None
     return Item(item_id, name, tools, messages, [gold], "strict", gold.name)
 
-
 def _multi(where, rec, task_id, name):
     if not isinstance(reference := rec.get("reference", []), list):
         raise BenchmarkError(f"{where}: key 'reference' should be a list of calls, found {type(reference).__name__}")
     return Task(task_id, name, tools_of(require(rec, "tools", list, where), where), require(rec, "query", str, where),
                 f"{len(reference)} calls", {"reference": reference, "answer": rec.get("answer")})
 
-
 def load_file(path) -> Loaded:
     wheres, records = zip(*read_jsonl_lines(path))
     name, make = ("synthetic/multi", _multi) if Path(path).name == MULTI else ("synthetic/single", _single)
     return Loaded(name, [make(w, r, i, name) for w, r, i in zip(wheres, records, record_ids(records, path, wheres))])
-
 
 def load(path) -> list[Loaded]:
     """The held-out files in a directory (single-turn and/or multi-turn), or one of them."""

@@ -19,7 +19,6 @@ from tl.calls import TYPE_WORDS, normalize_type
 
 _PARAMS = re.compile(r"(?:^|\n)Parameters:\s*(\{.*?\})\s*(?:\nOutput:|$)", re.S)
 
-
 def _property(text: str) -> tuple[dict, bool]:
     """`"Required. string. Two-character code."` -> ({"type": "string", "description": ...}, True)."""
     rest = text.strip()
@@ -29,7 +28,6 @@ def _property(text: str) -> tuple[dict, bool]:
     if m and (m.group(1).lower() in TYPE_WORDS or "[" in m.group(1)):
         return {"type": normalize_type(m.group(1)), "description": rest[m.end():].strip()}, required
     return {"type": "string", "description": rest}, required
-
 
 def function_tools(functions: dict) -> list[dict]:
     """`Function_Description` -> OpenAI-style tools (`components` documents output formats: skipped)."""
@@ -48,7 +46,6 @@ def function_tools(functions: dict) -> list[dict]:
             "type": "object", "properties": {k: p for k, (p, _) in specs.items()},
             "required": [k for k, (_, req) in specs.items() if req]}})
     return tools
-
 
 def load_file(path) -> Loaded:
     """One ToolAlpaca evaluation file -> Items (mode "rotbench", category = the API's Category)."""
@@ -82,7 +79,6 @@ def load_file(path) -> Loaded:
                               [gold], "rotbench", str(api.get("Category", ""))))
     return Loaded(name, items, skipped)
 
-
 def find_files(path) -> list[Path]:
     """A ToolAlpaca file, or `eval_real.json` / `eval_simulated.json` in a directory (or its `data/`)."""
     path = Path(path)
@@ -92,7 +88,6 @@ def find_files(path) -> list[Path]:
         if found := [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).exists()]:
             return found
     return []
-
 
 def load(path) -> list[Loaded]:
     """Every ToolAlpaca evaluation file under `path`, one unit per file."""

@@ -19,7 +19,6 @@ from tasks.base import BenchmarkError, Loaded, Task, read_json_list, record_ids,
 from tl.calls import Call, normalize_tools
 from tl.sandbox import Result, validate_call
 
-
 def _config_file(root: Path, tool_path: str):
     parts = Path(tool_path).parts
     for base in (root, root.parent):
@@ -27,7 +26,6 @@ def _config_file(root: Path, tool_path: str):
             if (f := base.joinpath(*parts[k:], "config_gpt4.json")).exists():  # a directory there is reported, not passed over
                 return f
     return None
-
 
 def load_file(path, root=None) -> Loaded:
     """One `scenario_data_*_processed.json` -> Tasks (category = scenario); `root` holds Tool_Library/."""
@@ -53,7 +51,6 @@ def load_file(path, root=None) -> Loaded:
                           {"path": tool_path}))
     return Loaded(name, tasks)
 
-
 def find_files(path) -> list[Path]:
     """A ToolEyes task file, or the `scenario_data_*_processed.json` files under `Test_Data/`."""
     path = Path(path)
@@ -61,13 +58,11 @@ def find_files(path) -> list[Path]:
         return [path]
     return sorted((path / "Test_Data").glob("scenario_data_*_processed.json"), key=lambda p: ("five" in p.name, p.name))
 
-
 def load(path) -> list[Loaded]:
     """Every ToolEyes task file under `path` (the folder holding Test_Data/ and Tool_Library/)."""
     if not (files := find_files(path)):
         raise BenchmarkError(f"{path}: no ToolEyes files found (expected Test_Data/scenario_data_*_processed.json)")
     return [load_file(f, Path(path) if Path(path).is_dir() else None) for f in files]
-
 
 # The simulator. ToolEyes' tools call live web services (weather, finance, search) that are out of reach
 # offline and change over time; DE/CE/VA only ask whether a *call* was right. So each call is validated
@@ -78,7 +73,6 @@ def load(path) -> list[Loaded]:
 
 ASK_TO_USER = "ask_to_user"
 NO_USER_REPLY = "The user has no further information to add. Continue with what you have."  # nobody is there to ask
-
 
 class Simulator:
     """`Simulator(tools).run(call) -> tl.sandbox.Result`, the executor interface of tl.episode."""

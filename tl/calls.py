@@ -19,7 +19,6 @@ ROLE_HEADERS = {"system": "System", "user": "User", "tool": "Output", "function"
 PROMPT_FORMATS = ("project", "authors")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-
 def valid_unicode(x):
     """`x` with lone surrogates (a JSON `"\\ud800"`, which UTF-8 cannot encode) replaced by U+FFFD."""
     if isinstance(x, str):
@@ -28,13 +27,11 @@ def valid_unicode(x):
         return {valid_unicode(k): valid_unicode(v) for k, v in x.items()}
     return [valid_unicode(v) for v in x] if isinstance(x, list) else x
 
-
 def _json_text(text: str, what: str, **kw):
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as e:
         raise ValueError(what.format(e=e, **kw)) from None
-
 
 @dataclass(frozen=True)
 class Call:
@@ -67,14 +64,12 @@ class Call:
             raise ValueError(f"call {name!r}: 'arguments' must be an object; found {type(args).__name__}")
         return cls(name.strip(), dict(args or {}))
 
-
 # ----------------------------------------------------------------------------- tool schemas
 
 TYPE_WORDS = {"string": "string", "str": "string", "text": "string", "any": "string", "integer": "integer",
               "int": "integer", "long": "integer", "number": "number", "float": "number", "double": "number",
               "boolean": "boolean", "bool": "boolean", "array": "array", "list": "array", "tuple": "array",
               "object": "object", "dict": "object", "map": "object", "null": "null", "none": "null"}
-
 
 def normalize_type(raw) -> str:
     """A type word -> a JSON-schema word (`["string", "null"]` -> string, `Array[x]` -> array, else string)."""
@@ -84,15 +79,12 @@ def normalize_type(raw) -> str:
     word = raw.strip().lower() if isinstance(raw, str) else ""
     return "array" if word.startswith(("array[", "list[")) else TYPE_WORDS.get(word, "string")
 
-
 def _text(x) -> str:
     return x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
-
 
 def _required(required, props: dict) -> list:
     # a key nobody can see cannot be required
     return [k for k in required if isinstance(k, str) and k in props] if isinstance(required, list) else []
-
 
 def _property(raw, nested: bool = False) -> dict:
     if not isinstance(raw, dict):  # some hand-written schemas give just a type word or a description
@@ -109,7 +101,6 @@ def _property(raw, nested: bool = False) -> dict:
         if isinstance(raw.get("required"), list):
             prop["required"] = _required(raw["required"], prop["properties"])
     return prop
-
 
 def normalize_tool(raw) -> dict:
     """One tool (a dict or its JSON text) in the normal form."""
@@ -130,7 +121,6 @@ def normalize_tool(raw) -> dict:
     return {"name": name.strip(), "description": _text(raw.get("description", "")).strip(),
             "parameters": {"type": "object", "properties": props, "required": _required(params.get("required", []), props)}}
 
-
 def normalize_tools(tools) -> list[dict]:
     """A tool list (or its JSON text, or one tool) in the normal form; a repeated name is dropped."""
     if isinstance(tools, str):
@@ -147,16 +137,13 @@ def normalize_tools(tools) -> list[dict]:
         out.setdefault(tool["name"], tool)
     return list(out.values())
 
-
 # ----------------------------------------------------------------------------- rendering
 
 def escape_eos(text: str) -> str:
     return text.replace(EOS_MARK, EOS_ESCAPE)
 
-
 def _value(v) -> str:
     return escape_eos(json.dumps(v, ensure_ascii=False))
-
 
 def format_calls_with_spans(calls) -> tuple[str, list[tuple[int, int]]]:
     """`format_call`'s text and the (start, end) span of each tool name in it."""
@@ -175,11 +162,9 @@ def format_calls_with_spans(calls) -> tuple[str, list[tuple[int, int]]]:
         pos += len(t) + 2  # ", "
     return "[" + ", ".join(texts) + "]", spans
 
-
 def format_call(calls) -> str:
     """A call as the model writes it, `name(key="value", n=3)`; a list as `[f(a=1), g(b="x")]`."""
     return format_calls_with_spans(calls)[0]
-
 
 def render_tool(tool: dict, raw: bool = False) -> str:
     """A tool as the paper's signature-with-docstring block (optional parameters last, `= None`);
@@ -192,11 +177,9 @@ def render_tool(tool: dict, raw: bool = False) -> str:
     return "\n".join(["Function:", f"def {tool['name']}({', '.join(sig)}):", '    """', f"    {indent(tool['description'])}",
                       "", "    Args:", *args, '    """'])
 
-
 def render_tools(tools, raw: bool = False) -> str:
     """The system content: every tool's block, separated by a blank line."""
     return escape_eos("\n\n".join(render_tool(t, raw) for t in normalize_tools(tools)))
-
 
 @dataclass(frozen=True)
 class Segment:
@@ -207,7 +190,6 @@ class Segment:
     message_index: int | None = None
     calls: tuple[Call, ...] = ()
     name_spans: tuple[tuple[int, int], ...] = ()
-
 
 def assistant_calls(m: dict, where: str = "message") -> list[Call]:
     """The calls of an assistant message (`tool_call` or `tool_calls`), else []."""
@@ -223,12 +205,10 @@ def assistant_calls(m: dict, where: str = "message") -> list[Call]:
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
 
-
 def _content(m: dict, where: str) -> str:
     if m.get("content") is None:
         raise ValueError(f"{where}: expected 'content'; found keys {sorted(m)}")
     return _text(m["content"])
-
 
 def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: bool = False) -> list[Segment]:
     """The conversation as segments, context cut only before a trained segment's leading space or
@@ -266,7 +246,6 @@ def render_segments(tools, messages, *, add_generation_prompt: bool, raw_tools: 
         context.append(("\n" if (segments or context) else "") + "Assistant:")
     flush()
     return segments
-
 
 def render_prompt(tools, messages, add_generation_prompt: bool = True, prompt_format: str = "project") -> str:
     """The prompt text. "authors": the authors' finetune.py template (for checkpoints it trained):

@@ -32,15 +32,12 @@ from tl.model import DTYPES, ModelArgs, Transformer
 # Old HF LLaMA checkpoints carry the (derived) RoPE table; HF ignores it too.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
 
-
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
 
 def _some(keys, n: int = 8) -> str:
     keys = sorted(keys)
     return ", ".join(keys[:n]) + (f" (and {len(keys) - n} more)" if len(keys) > n else "")
-
 
 def read_config(path: str) -> ModelArgs:
     """`ModelArgs` of an HF checkpoint directory's config.json."""
@@ -49,7 +46,6 @@ def read_config(path: str) -> ModelArgs:
         raise FileNotFoundError(f"{config_file}: no config.json (expected an HF checkpoint directory)")
     with open(config_file) as f:
         return ModelArgs.from_hf_config(json.load(f), source=config_file)
-
 
 def check_vocab(vocab_size: int, where: str, tokenizer) -> None:
     """Raises unless the tokenizer (a `.model` path, an object with `vocab_size`, or None) has
@@ -64,7 +60,6 @@ def check_vocab(vocab_size: int, where: str, tokenizer) -> None:
     if size != vocab_size:
         raise ValueError(f"vocab mismatch: tokenizer {name} has {size} pieces but {where} says "
                          f"vocab_size={vocab_size}; they must be equal")
-
 
 def checkpoint_files(path: str) -> dict[str, str]:
     """{tensor name: safetensors file} of a checkpoint directory (one file, or an index)."""
@@ -88,7 +83,6 @@ def checkpoint_files(path: str) -> dict[str, str]:
         if absent:
             raise ValueError(f"{index} places {_some(absent)} in {shard}, which does not contain them")
     return {key: os.path.join(path, shard) for key, shard in weight_map.items()}
-
 
 def load_safetensors(path: str, expected: dict[str, tuple], *, dtype=None, device="cpu") -> dict[str, torch.Tensor]:
     """Exactly the `expected` {name: shape} tensors of a checkpoint directory, names and shapes
@@ -121,7 +115,6 @@ def load_safetensors(path: str, expected: dict[str, tuple], *, dtype=None, devic
                 state[key] = f.get_tensor(key).to(device=device, dtype=dtype)
     return state
 
-
 def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> Transformer:
     """An HF LLaMA directory as a `Transformer` built on the meta device, tensors assigned (so on CPU
     in the stored dtype memory-mapped); `tokenizer` (default: the one beside) is vocab-checked."""
@@ -138,7 +131,6 @@ def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None
     model.args.dtype = _dtype_name(model.lm_head.weight.dtype)
     return model
 
-
 def _parse_size(size: int | str) -> int:
     """5_000_000_000, "5GB" (10^9) or "5GiB" (2^30) -> bytes, as HF reads `max_shard_size`."""
     if isinstance(size, int):
@@ -148,7 +140,6 @@ def _parse_size(size: int | str) -> int:
         if text.endswith(unit):
             return int(float(text[: -len(unit)]) * factor)
     raise ValueError(f"max_shard_size {size!r}: expected bytes or a string like '5GB' / '500MiB'")
-
 
 def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shard_size: int | str = "5GB",
             tokenizer=None) -> None:
@@ -187,7 +178,6 @@ def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shar
         if os.path.abspath(source) != os.path.abspath(os.path.join(path, "tokenizer.model")):
             shutil.copyfile(source, os.path.join(path, "tokenizer.model"))
 
-
 def export_hf(model: Transformer, path: str, info: DistInfo, *, tokenizer=None, dtype: torch.dtype | None = None):
     """An HF directory from a possibly sharded model: gathered to rank 0, written beside and
     renamed into place; `dtype` casts the weights (bf16 for a 7B export). Every rank must call it."""
@@ -201,7 +191,6 @@ def export_hf(model: Transformer, path: str, info: DistInfo, *, tokenizer=None, 
         _swap_in(tmp, path.rstrip("/"))
     barrier(info)
 
-
 def _swap_in(tmp: str, final: str) -> None:
     """Rename `tmp` to `final`; an existing `final` is set aside as `.old` and removed only after."""
     old = final + ".old"
@@ -212,9 +201,7 @@ def _swap_in(tmp: str, final: str) -> None:
     _fsync(os.path.dirname(os.path.abspath(final)))
     shutil.rmtree(old, ignore_errors=True)
 
-
 # ----------------------------------------------------------------------------- training checkpoints
-
 
 def _complete(path: str) -> dict | None:
     """The meta dict of a complete checkpoint directory, else None."""
@@ -226,7 +213,6 @@ def _complete(path: str) -> dict | None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     return None
-
 
 def _step_dirs(ckpt_dir: str) -> list[tuple[float, int, str]]:
     """(saved at, step, path) of every complete checkpoint, oldest first; `step_N.old` only while
@@ -240,12 +226,10 @@ def _step_dirs(ckpt_dir: str) -> list[tuple[float, int, str]]:
                 out.append((float(meta.get("saved_at", 0.0)), int(step), os.path.join(ckpt_dir, name)))
     return sorted(out)
 
-
 def latest_checkpoint(ckpt_dir: str) -> str | None:
     """The most recently saved complete checkpoint in `ckpt_dir`, or None."""
     steps = _step_dirs(ckpt_dir)
     return steps[-1][2] if steps else None
-
 
 def file_sha256(path: str) -> str:
     """SHA-256 of a file's bytes (the data file, for the resume guard)."""
@@ -255,14 +239,12 @@ def file_sha256(path: str) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
 def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
 
 def _app_state(models: dict, optimizers: dict) -> dict:
     """{name: model state dict, name + '.optim': optimizer state dict}, sharded as the model is."""
@@ -273,7 +255,6 @@ def _app_state(models: dict, optimizers: dict) -> dict:
         else:
             state[name] = get_model_state_dict(model)
     return state
-
 
 def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, optimizers: dict,
                     meta: dict | None = None, keep: int = 2) -> str:
@@ -309,7 +290,6 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
             shutil.rmtree(stale, ignore_errors=True)
     barrier(info)
     return final
-
 
 def load_checkpoint(path: str, info: DistInfo, models: dict, optimizers: dict) -> dict:
     """Restore models, optimizers and (at the same world size) this rank's RNG states; returns meta."""

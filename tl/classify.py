@@ -41,13 +41,11 @@ ROTBENCH_UNCHECKED_TOOLS = ("finish", "ask_to_user")  # by name; rotbench.role_r
 _EXCEPTION_NAMES = sorted(n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)
                           and not n.endswith(("Error", "Exception", "Warning")))
 
-
 @dataclass(frozen=True)
 class Classification:
     """category: one of CALL_CATEGORIES; details: see `_details`."""
     category: str
     details: dict
-
 
 @dataclass(frozen=True)
 class CallsClassification:
@@ -57,17 +55,14 @@ class CallsClassification:
     details: dict
     per_call: list
 
-
 # ----------------------------------------------------------------------------- reward (Sec. 3.3)
 
 def param_penalty(hallucinated: bool, redundant: bool, missing: bool) -> float:
     """Paper Sec. 3.3, R_p = -0.8·[hallucinated] - 0.5·[redundant] - 0.5·[missing]."""
     return round(-0.8 * hallucinated - 0.5 * redundant - 0.5 * missing, 6)
 
-
 _FIXED_REWARD = {CORRECT: 1.0, CONTENT_ERROR: -0.25, WRONG_TOOL: -1.5,
                  TOOL_HALLUCINATION: -2.0, UNPARSABLE: -2.0, NO_CALL: -2.0}
-
 
 def call_reward(c: Classification) -> float:
     """Paper Sec. 3.3, R(t): -2 unparsable (or no call when one was expected), -2 tool
@@ -76,21 +71,17 @@ def call_reward(c: Classification) -> float:
         return _FIXED_REWARD[c.category]
     return param_penalty(*(bool(c.details[k]) for k in ("hallucinated", "redundant", "missing")))
 
-
 def reward(pred_text, gold, tools, *, mode: str = "strict") -> float:
     """Paper Sec. 3.3, R(t) of one generated output: `call_reward(classify(...))`."""
     return call_reward(classify(pred_text, gold, tools, mode=mode))
-
 
 # ----------------------------------------------------------------------------- one call
 
 _NAME_PIECE = re.compile(r"[._\-\s]*(?:[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^._\-\sA-Za-z\d]+)|[._\-\s]+$")
 
-
 def split_name(name: str) -> list[str]:
     """Table 1's default name tokenizer: "getHTTPResponse_v2" -> ["get", "HTTP", "Response", "_v", "2"]."""
     return _NAME_PIECE.findall(name)
-
 
 def strict_equal(pred, gold) -> bool:
     """JSON equality where ints and floats compare by value; booleans are not numbers."""
@@ -102,7 +93,6 @@ def strict_equal(pred, gold) -> bool:
         return pred.keys() == gold.keys() and all(strict_equal(pred[k], gold[k]) for k in gold)
     return type(pred) is type(gold) and pred == gold
 
-
 def _details(mode, pred_name=None, gold_name=None, **extra) -> dict:
     """A Classification's details: names, the flagged keys, the paper's TS / PI / CF, Table 1's name
     statistics (wrong_tool only), the extra calls' names, which gold was used."""
@@ -110,7 +100,6 @@ def _details(mode, pred_name=None, gold_name=None, **extra) -> dict:
             "missing": [], "wrong_values": [], "ts": False, "pi": False, "cf": False,
             "first_token_differs": None, "shares_prefix": None, "common_prefix_tokens": None,
             "extra_calls": [], "gold_index": None, "parse_error": None, "mode": mode, **extra}
-
 
 def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokenize, bfcl_value_ok=None,
                   unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
@@ -158,15 +147,12 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
     d["cf"] = True
     return Classification(CORRECT, d)
 
-
 def _unexpected_call(pred: Call, tools: dict | None, mode: str) -> Classification:
     """A call where gold expects none: the right 'tool' was no tool at all."""
     return Classification(WRONG_TOOL if tools is None or pred.name in tools else TOOL_HALLUCINATION, _details(mode, pred.name))
 
-
 def _worst(results: list[Classification]) -> Classification:
     return min(results, key=lambda c: (call_reward(c), _SEVERITY[c.category]))
-
 
 def _prepare(pred, tools, mode, tokenize):
     if mode not in MODES:
@@ -176,11 +162,9 @@ def _prepare(pred, tools, mode, tokenize):
     by_name = None if tools is None else {t["name"]: t for t in (tools if mode == "bfcl" else normalize_tools(tools))}
     return parsed, by_name, tokenize or split_name
 
-
 def _need_bfcl_rules(mode: str, bfcl_value_ok) -> None:
     if mode == "bfcl" and bfcl_value_ok is None:
         raise ValueError("mode='bfcl' judges values with BFCL's checker rules: pass bfcl_value_ok=tasks.bfcl.value_ok")
-
 
 def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_value_ok=None,
              unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
@@ -219,7 +203,6 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_val
     c.details["extra_calls"] = [p.name for p in calls[1:]]
     return c
 
-
 def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=None,
                    bfcl_value_ok=None) -> CallsClassification:
     """Parallel gold (BFCL): each gold call takes the first free prediction that is right (BFCL's
@@ -250,7 +233,6 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
     details = {"matches": [(i, matched.get(i)) for i in range(len(golds))], "extra_calls": extra,
                "n_pred_calls": len(preds), "n_gold_calls": len(golds)}
     return CallsClassification(_worst(everything).category, details, per)
-
 
 # ----------------------------------------------------------------------------- feedback (MAE)
 
@@ -284,7 +266,6 @@ _TOOLEYES_FAILURE = re.compile(r"^\s*the function cannot be executed successfull
                                r"(?: for the reason)?:?\s*", re.I)
 _ERROR_KEYS = ("error", "errors", "errormessage", "errmsg", "err", "exception", "fault")
 
-
 def _error_of_payload(obj, depth: int = 0):
     """The error part of a structured output, or None on success: an error field (keys compared on
     their letters) at depth <= 3, a failed status, or an HTTP error code."""
@@ -300,10 +281,8 @@ def _error_of_payload(obj, depth: int = 0):
         return obj.get("message") or obj.get("msg") or f"{code} Server Error"
     return next((e for v in obj.values() if (e := _error_of_payload(v, depth + 1)) is not None), None)
 
-
 def _match_rules(text: str) -> str | None:
     return next((cat for cat, rx in _FEEDBACK_RULES if rx.search(text)), None)
-
 
 def _classify_feedback_text(text: str) -> str:
     stripped = text.strip()
@@ -328,7 +307,6 @@ def _classify_feedback_text(text: str) -> str:
     # honest output such as "the standard error of the mean is 0.1" stays all right.
     return _match_rules(stripped) or ALL_RIGHT
 
-
 def classify_feedback(text_or_result) -> str:
     """Feedback after a call -> one of FEEDBACK_CATEGORIES (paper Fig. 3 / Table 14): free text, the
     sandbox's `{"ok", "category", "message"}` (a valid category is trusted) or a tool message dict.
@@ -348,7 +326,6 @@ def classify_feedback(text_or_result) -> str:
         x = json.dumps(x, ensure_ascii=False)
     return _classify_feedback_text(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, default=str))
 
-
 # The authors' MAE rule (code/mae/mae.py): after stripping everything but letters and digits and
 # lower-casing, a feedback is an error if it contains one of these (so, in effect, "error").
 AUTHORS_ERROR_PATTERNS = ("is not defined", "positional argument", "unexpected keyword", "'related_searches'",
@@ -356,10 +333,8 @@ AUTHORS_ERROR_PATTERNS = ("is not defined", "positional argument", "unexpected k
                           "Object of type SerpResults is not JSON serializable", "400 Client Error", "'error'",
                           "slice indices must be integers or None or have an __index__ method", "connection error")
 
-
 def _letters_and_digits(text: str) -> str:
     return re.sub(r"[^\u4e00-\u9fa5a-zA-Z0-9]", "", text).lower()
-
 
 def authors_feedback_is_error(text: str) -> bool:
     """`--mae_rule authors`: the authors' substring test on the stripped, lower-cased feedback."""

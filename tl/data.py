@@ -12,10 +12,8 @@ from tl.classify import ALL_RIGHT, classify_feedback
 
 ROLES = ("system", "user", "assistant", "tool", "function")
 
-
 class DataError(ValueError):
     """A bad training record; the message starts with `file:line`."""
-
 
 def from_raw_conversations(raw: dict) -> dict:
     """The authors' raw format `{"id", "conversations": [{"role", "content"}]}` -> a project record:
@@ -51,7 +49,6 @@ def from_raw_conversations(raw: dict) -> dict:
             messages.append({"role": "tool" if m["role"] == "function" else m["role"], "content": content})
     return {"id": str(raw.get("id", "")), "tools": tools, "messages": messages}
 
-
 def validate_record(record) -> dict:
     """One record in the project format (tools normalised), or ValueError with the reason: no
     messages, a bad role, no assistant turn, anything the renderer rejects, or a call to a tool
@@ -85,7 +82,6 @@ def validate_record(record) -> dict:
                                  f"and {after}; such a call would be trained as correct")
     return record
 
-
 def _json(text: str):
     """json.loads; a hostile file's errors (deep nesting, a 4,300-digit integer) as ValueError."""
     try:
@@ -94,7 +90,6 @@ def _json(text: str):
         raise ValueError(f"malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except (ValueError, RecursionError) as e:
         raise ValueError(f"unreadable JSON ({type(e).__name__}: {str(e)[:120]})") from None
-
 
 def _read_json_records(path: str):
     """(line number, object or the ValueError saying why not) per record of a JSONL file, or of a
@@ -124,7 +119,6 @@ def _read_json_records(path: str):
         except ValueError as e:
             yield n, e
 
-
 def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], list[str]]:
     """(records, messages of the skipped ones) of a JSONL (or JSON array) file. on_error "raise":
     `DataError("file:line: reason")` at the first bad record; "skip": drop it."""
@@ -145,7 +139,6 @@ def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], l
         raise DataError(f"{path}:1: no valid trajectory in the file ({len(skipped)} skipped)"
                         + (f"; first: {skipped[0]}" if skipped else ""))
     return records, skipped
-
 
 def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
     """{assistant message index: the feedback category of the tool message(s) right after its

@@ -19,7 +19,6 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 
 from tl.model import ModelArgs, Transformer
 
-
 @dataclass(frozen=True)
 class DistInfo:
     rank: int
@@ -31,7 +30,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
 
 def init_distributed(device: str | None = None) -> DistInfo:
     """This process's rank and device; `device` ("cpu"/"cuda") overrides the default (CUDA if any)."""
@@ -45,11 +43,9 @@ def init_distributed(device: str | None = None) -> DistInfo:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return DistInfo(rank, world, local, torch.device(f"cuda:{local}" if use_cuda else "cpu"), True)
 
-
 def close_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
-
 
 def all_reduce_sum(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Sum of `x` over ranks (a new tensor)."""
@@ -57,7 +53,6 @@ def all_reduce_sum(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.distributed:
         dist.all_reduce(x, op=dist.ReduceOp.SUM)
     return x
-
 
 def any_rank(flag, device="cpu") -> bool:
     """True if `flag` holds on any rank: under FSDP every rank must run as many forwards (they
@@ -67,11 +62,9 @@ def any_rank(flag, device="cpu") -> bool:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t)
 
-
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()
-
 
 def shard_model(model: torch.nn.Module, info: DistInfo, *, bf16: bool = False, activation_checkpointing: bool = False):
     """Activation checkpointing per block (optional), then FSDP2 on each block and the root. `bf16`:
@@ -89,12 +82,10 @@ def shard_model(model: torch.nn.Module, info: DistInfo, *, bf16: bool = False, a
         fully_shard(model, mp_policy=policy)
     return model
 
-
 def compute_context(info: DistInfo, bf16: bool):
     """bf16 autocast in a single process (under torchrun FSDP's policy casts). Forwards whose
     numbers are compared (PPO's old log-probs and update) must run under the same context."""
     return torch.autocast(info.device.type, dtype=torch.bfloat16) if bf16 and not info.distributed else nullcontext()
-
 
 def load_model(source: str | ModelArgs, info: DistInfo, *, seed: int = 0, bf16: bool = False,
                activation_checkpointing: bool = False, tokenizer=None, wrap=None) -> torch.nn.Module:
@@ -123,7 +114,6 @@ def load_model(source: str | ModelArgs, info: DistInfo, *, seed: int = 0, bf16: 
     set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     return model
 
-
 def full_state_dict(model: torch.nn.Module, info: DistInfo) -> dict[str, torch.Tensor]:
     """The unsharded state dict on CPU, on rank 0 (every rank must call; the others get {})."""
     if not info.distributed:
@@ -131,9 +121,7 @@ def full_state_dict(model: torch.nn.Module, info: DistInfo) -> dict[str, torch.T
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return state if info.is_main else {}
 
-
 # ----------------------------------------------------------------------------- run directories
-
 
 def apply_preset(args, presets: dict, defaults: dict, name: str | None):
     """Fill every flag left at None from the preset, then from the defaults: explicit flags win."""
@@ -141,7 +129,6 @@ def apply_preset(args, presets: dict, defaults: dict, name: str | None):
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
-
 
 def resume(args, info: DistInfo, models: dict, optimizers: dict, run: dict, log) -> tuple[int, dict]:
     """(first step, meta): with `args.resume` the newest checkpoint in OUT/checkpoints is loaded
@@ -166,12 +153,10 @@ def resume(args, info: DistInfo, models: dict, optimizers: dict, run: dict, log)
             f.writelines(kept)
     return start, meta
 
-
 def log_metrics(args, info: DistInfo, record: dict) -> None:
     if info.is_main:
         with open(os.path.join(args.out, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
-
 
 def read_metrics(args) -> list[dict]:
     with open(os.path.join(args.out, "metrics.jsonl")) as f:

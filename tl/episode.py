@@ -42,7 +42,6 @@ from tl.sandbox import Result, validate_call
 
 MAX_TURNS = 9  # ToolEyes' and the paper's multi-turn limit
 
-
 @dataclass(frozen=True)
 class Item:
     """One single-turn test, or one PPO prompt: predict the next assistant call after `messages`.
@@ -69,7 +68,6 @@ class Item:
     options: dict = field(default_factory=dict)  # extra keyword arguments for tl.classify.classify
     reader: str = "project"
 
-
 @dataclass(frozen=True)
 class Task:
     """One multi-turn task: the model works from `query` with `tools` for up to 9 turns."""
@@ -80,17 +78,14 @@ class Task:
     category: str = ""
     meta: dict = field(default_factory=dict)
 
-
 FINISH = "finish"
 _SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)
-
 
 def call_category_from_feedback(result: Result) -> str:
     """The call category an executed call earns from its feedback alone (no reference)."""
     if result.category == ALL_RIGHT:
         return CORRECT
     return result.category if result.category in _SAME else CONTENT_ERROR
-
 
 @dataclass
 class EpisodeCall:
@@ -100,7 +95,6 @@ class EpisodeCall:
     result: Result
     category: str
 
-
 @dataclass
 class Turn:
     prompt: str
@@ -109,11 +103,9 @@ class Turn:
     kind: str  # "calls", "answer" or "unparsable"
     calls: list[EpisodeCall] = field(default_factory=list)
 
-
 def _finish_answer(call: Call) -> str:
     value = call.arguments.get("answer", next(iter(call.arguments.values()), ""))
     return value if isinstance(value, str) else format_call(call)
-
 
 class Episode:
     """One task's episode; `run_episode` drives it with a policy. See the module docstring."""
@@ -188,14 +180,12 @@ class Episode:
         self.turns.append(turn)
         return turn
 
-
 def run_episode(policy, tools, query: str, *, executor, max_turns: int = MAX_TURNS, reference=None) -> Episode:
     """Run `policy(prompt) -> text` on one task until a final answer or `max_turns` outputs."""
     episode = Episode(tools, query, executor, max_turns=max_turns, reference=reference)
     while not episode.done:
         episode.step(policy(episode.prompt()))
     return episode
-
 
 def run_episodes(batch_policy, tasks, executor_for, *, max_turns: int = MAX_TURNS, progress=None,
                  prompt_format: str = "project") -> list[Episode]:

@@ -7,7 +7,6 @@ import torch
 
 from tl.dist import any_rank
 
-
 @dataclass
 class Generation:
     """Per prompt: the new ids (cut after the first EOS, included), each one's log-prob under the
@@ -16,7 +15,6 @@ class Generation:
     logprobs: list[list[float]]
     finish_reasons: list[str]
     texts: list[str] | None = None
-
 
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0,
                 generator: torch.Generator | None = None):
@@ -34,7 +32,6 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1
         probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
     tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
     return tokens, logprobs.gather(-1, tokens[:, None])[:, 0]
-
 
 @torch.no_grad()
 def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: int, pad_id: int,
@@ -83,7 +80,6 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
         if tokenizer is not None:
             result.texts.append(tokenizer.decode(ids, continuation=True))
     return result
-
 
 def complete(model, tok, prompts: list[str], *, batch_size: int = 8, max_new_tokens: int = 256,
              progress=None) -> list[str]:

@@ -23,11 +23,9 @@ from tl.classify import (ALL_RIGHT, CALL_CATEGORIES, CONTENT_ERROR, CORRECT, PAR
 STAGES = ("TS", "PI", "CF")
 DOC_ERRORS = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)  # DE; sandbox feedback categories
 
-
 def percent(k, n) -> float:
     """k / n in percent, rounded to 2 decimals (0 for an empty set)."""
     return round(100.0 * k / n, 2) if n else 0.0
-
 
 def item_stages(category: str, details: dict, *, per_call=None, no_call_expected: bool = False) -> dict:
     """TS / PI / CF booleans of one item from its classification (parallel gold: pass
@@ -40,16 +38,13 @@ def item_stages(category: str, details: dict, *, per_call=None, no_call_expected
                 "PI": clean and all(c.details["pi"] for c in per_call), "CF": category == CORRECT}
     return {"TS": bool(details["ts"]), "PI": bool(details["pi"]), "CF": bool(details["cf"])}
 
-
 def _share(k, n) -> dict:
     return {"n": k, "percent": percent(k, n)}
-
 
 def stage_rates(records) -> dict:
     """{"n", "TS", "PI", "CF"} in percent over records that each hold TS/PI/CF booleans."""
     n = len(records)
     return {"n": n, **{s: percent(sum(bool(r[s]) for r in records), n) for s in STAGES}}
-
 
 def error_analysis(calls) -> dict:
     """Paper Table 1 over `(category, details)` pairs: category shares, parameter flags (each once
@@ -67,13 +62,11 @@ def error_analysis(calls) -> dict:
                                            for k in ("first_token_differs", "shares_prefix")}},
     }
 
-
 def _by_group(records, key: str, summarize) -> dict:
     groups = defaultdict(list)
     for r in records:
         groups[r.get(key, "")].append(r)
     return {g: summarize(rs) for g, rs in sorted(groups.items())}
-
 
 def single_turn_metrics(records) -> dict:
     """Records ("scenario", "TS"/"PI"/"CF" booleans, "calls" = `(category, details)` pairs) ->
@@ -82,11 +75,9 @@ def single_turn_metrics(records) -> dict:
     return {**stage_rates(records), "by_category": _by_group(records, "scenario", stage_rates),
             "errors": error_analysis(c for r in records for c in r["calls"])}
 
-
 def is_doc_error(category: str) -> bool:
     """DE's definition: the call misread the tool documentation."""
     return category in DOC_ERRORS
-
 
 def call_error_rates(episodes) -> dict:
     """{"n", "calls", "DE", "CE", "VA"} over episodes ("calls" = feedback categories, "valid_answer")."""
@@ -96,7 +87,6 @@ def call_error_rates(episodes) -> dict:
     ce = sum(c != ALL_RIGHT and not is_doc_error(c) for c in cats)
     return {"n": len(episodes), "calls": len(cats), "DE": percent(de, len(cats)), "CE": percent(ce, len(cats)),
             "VA": percent(sum(bool(e["valid_answer"]) for e in episodes), len(episodes))}
-
 
 def multi_turn_metrics(episodes) -> dict:
     """Episodes ("scenario", "calls", "valid_answer") -> metrics.json: DE, CE (per call), VA (per

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-
 @dataclass
 class ModelArgs:
     """Hyper-parameters of a LLaMA model; field names follow HF's `config.json`."""
@@ -69,7 +68,6 @@ class ModelArgs:
                 "attention_bias": False, "mlp_bias": False, "attention_dropout": 0.0, "tie_word_embeddings": False,
                 "rope_parameters": {"rope_type": "default", "rope_theta": self.rope_theta}, "torch_dtype": self.dtype}
 
-
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -79,19 +77,16 @@ class RMSNorm(nn.Module):
         # As HF: normalise in fp32, cast back, then scale (F.rms_norm is one fused kernel on CPU).
         return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
-
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
     """RoPE angles of `positions` [B, T] -> cos, sin [B, 1, T, head_dim/2], as HF (fp32 inv_freq)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim))
     angles = positions[:, None, :, None].float() * inv_freq
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
-
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate-half RoPE: the two halves of each head are the (re, im) pairs (HF's convention)."""
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
-
 
 class KVCache:
     """Static per-layer key/value buffers [B, n_kv_heads, max_len, head_dim] (gpt-fast style). Not
@@ -115,7 +110,6 @@ class KVCache:
         self.values[layer][:, :, start:end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
-
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -137,7 +131,6 @@ class Attention(nn.Module):
                                            enable_gqa=self.n_kv_heads != self.n_heads)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
 
-
 class MLP(nn.Module):
     """SwiGLU: down(silu(gate(x)) * up(x))."""
 
@@ -149,7 +142,6 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
 
 class Block(nn.Module):
     """One pre-norm decoder layer (HF `LlamaDecoderLayer`)."""
@@ -164,7 +156,6 @@ class Block(nn.Module):
     def forward(self, x, cos, sin, mask, cache, layer):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer)
         return x + self.mlp(self.post_attention_layernorm(x))
-
 
 class Transformer(nn.Module):
     """A LLaMA causal LM with HF's module names (so its keys are HF's)."""

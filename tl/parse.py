@@ -32,7 +32,6 @@ __all__ = ["Call", "Parsed", "parse", "parse_literal", "MAX_CHARS", "MAX_DEPTH"]
 MAX_CHARS = 100_000  # a call with a long document argument fits; a runaway generation does not
 MAX_DEPTH = 100  # bracket nesting; far below what would exhaust Python's parser or stack
 
-
 @dataclass(frozen=True)
 class Parsed:
     """kind: "calls" (non-empty), "no_call" (a plain answer) or "error" (an unreadable call attempt;
@@ -42,21 +41,17 @@ class Parsed:
     error: str | None = None
     format: str | None = None
 
-
 class _ParseError(ValueError):
     pass
 
-
 def _error(msg: str, fmt: str | None = None) -> Parsed:
     return Parsed("error", [], msg, fmt)
-
 
 def _strip_fences(text: str) -> str:
     if text.startswith("```"):
         text = text.partition("\n")[2]
         text = text[: text.rfind("```")] if "```" in text else text
     return text.strip()
-
 
 def _max_nesting(text: str) -> int:
     depth = best = 0
@@ -68,9 +63,7 @@ def _max_nesting(text: str) -> int:
             depth = max(depth - 1, 0)  # a stray closer does not hide later nesting
     return best
 
-
 _LITERAL_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
-
 
 def _literal(node: ast.AST, depth: int = 0):
     """A literal AST node -> its JSON value; anything else (names, operators, calls, f-strings,
@@ -105,12 +98,10 @@ def _literal(node: ast.AST, depth: int = 0):
         return out
     raise _ParseError(f"{type(node).__name__} is not a literal value")
 
-
 def _ast(text: str, mode: str) -> ast.AST:
     with warnings.catch_warnings():  # invalid escapes in strings warn; they are not our problem
         warnings.simplefilter("ignore")
         return ast.parse(text, mode=mode)
-
 
 def parse_literal(text: str):
     """A JSON or Python literal (`{'error': 'x'}`, `[1, true]`) -> its value, never evaluated;
@@ -163,14 +154,12 @@ def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
         j += 1
     return "".join(out) + text[done:], renames
 
-
 def _call_name(node: ast.AST, renames: dict[str, str]) -> str:
     if isinstance(node, ast.Name):
         return renames.get(node.id, node.id)
     if isinstance(node, ast.Attribute):
         return f"{_call_name(node.value, renames)}.{node.attr}"
     raise _ParseError(f"a call must start with a tool name; found {type(node).__name__}")
-
 
 def _parse_python(text: str) -> list[Call]:
     """SyntaxError or ValueError when the text is not a sequence of calls."""
@@ -211,12 +200,10 @@ def _calls_from_obj(obj) -> Parsed:
             return _error(f"JSON call {i}: {e}", "json")
     return Parsed("calls", calls, None, "json")
 
-
 _ACTION = re.compile(r"^[ \t]*Action[ \t]*:[ \t]*(.*)$", re.M)
 _ACTION_INPUT = re.compile(r"^[ \t]*Action[ \t]*Input[ \t]*:", re.M)
 _STOP = re.compile(r"^[ \t]*(?:Observation|Thought|Action|Final Answer)[ \t]*:", re.M)
 _NAME = r"[A-Za-z_][\w.\-]*"  # a tool name, dotted or hyphenated as real ones are
-
 
 def _action_input(text: str) -> dict:
     text = _strip_fences(text.strip())
@@ -234,7 +221,6 @@ def _action_input(text: str) -> dict:
     if not isinstance(value, dict):
         raise _ParseError(f"Action Input must be an object; found {type(value).__name__}")
     return value
-
 
 def _parse_react(text: str) -> Parsed:
     actions = list(_ACTION.finditer(text))
@@ -258,7 +244,6 @@ def _parse_react(text: str) -> Parsed:
             return _error(f"Action {n}: expected a tool name; found {name[:80]!r}", "react")
         calls.extend(inline)
     return Parsed("calls", calls, None, "react")
-
 
 def _parse(text) -> Parsed:
     if not isinstance(text, str):
@@ -287,7 +272,6 @@ def _parse(text) -> Parsed:
     except (SyntaxError, ValueError) as e:
         return _error(f"not a valid call: {e}", "python") if re.match(rf"\s*\[?\s*{_NAME}\(", text) else Parsed("no_call")
     return Parsed("calls", calls, None, "python") if calls else Parsed("no_call")
-
 
 def parse(text) -> Parsed:
     """Model output -> `Parsed` (see the module docstring). Never raises."""

@@ -30,30 +30,25 @@ def shift_to_response(x: torch.Tensor, prompt_len: int) -> torch.Tensor:
         raise ValueError(f"prompt_len must be in 1..{x.shape[1] - 1} for an output of shape {tuple(x.shape)}, got {prompt_len}")
     return x[:, prompt_len - 1: -1]
 
-
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log pi(token) under softmax(logits / T) in fp32 (T = the sampling temperature, or ratio and
     KL are of another distribution), `logits` aligned with `tokens`."""
     logits = logits.float() / temperature
     return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
-
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Entropy of softmax(logits / T) per position, fp32."""
     z = logits.float() / temperature
     return torch.logsumexp(z, dim=-1) - (torch.softmax(z, dim=-1) * z).sum(-1)
 
-
 def kl_k1(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     """Per-token KL estimate k1 = log pi - log pi_ref (the paper's code; unbiased, may be negative)."""
     return logp - logp_ref
-
 
 def last_valid_index(mask: torch.Tensor) -> torch.Tensor:
     """Each row's last valid response position (its EOS, or the last token if cut); 0 if empty."""
     positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
     return torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(dim=1)
-
 
 def place_scores(scores: torch.Tensor, positions: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """Dense `[B, R]`: `scores[b, k]` at `positions[b, k]` (-1: none; `[B]` scores: one per row), 0 elsewhere."""
@@ -62,11 +57,9 @@ def place_scores(scores: torch.Tensor, positions: torch.Tensor, shape: torch.Siz
     dense = torch.zeros(shape, dtype=torch.float32, device=scores.device)
     return dense.scatter_add_(1, positions.clamp(min=0), torch.where(positions >= 0, scores.float(), 0.0))
 
-
 def token_rewards(kl: torch.Tensor, mask: torch.Tensor, kl_coef: float, score_per_token: torch.Tensor) -> torch.Tensor:
     """r_t = -beta kl_t + score_t on valid tokens, so a row's rewards sum to score - beta sum kl."""
     return torch.where(mask.bool(), -kl_coef * kl + score_per_token, 0.0)
-
 
 @torch.no_grad()
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
@@ -84,10 +77,8 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
         next_value, next_adv = torch.where(m, v, next_value), torch.where(m, adv, next_adv)
     return advantages, torch.where(mask, advantages + values.float(), 0.0)
 
-
 def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, x, 0.0).sum()
-
 
 def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float = 0.2):
     """PPO-clip: sum_t max(-A_t r_t, -A_t clip(r_t, 1 -+ eps)) / n_tokens, r_t = pi / pi_old. Stats
@@ -105,7 +96,6 @@ def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float
                  "approx_kl": _masked_sum((ratio - 1.0) - log_ratio, mask), "ratio": _masked_sum(ratio, mask)}
     return loss, stats
 
-
 def value_loss(values, values_old, returns, mask, n_tokens=None, clip_eps: float = 0.2):
     """0.5 sum_t max((V - R)^2, (clip(V, V_old -+ eps) - R)^2) / n_tokens; stat `clipped` (a token sum)."""
     mask = mask.bool()
@@ -115,7 +105,6 @@ def value_loss(values, values_old, returns, mask, n_tokens=None, clip_eps: float
     err_clipped = (values_old + torch.clamp(values - values_old, -clip_eps, clip_eps) - returns) ** 2
     loss = 0.5 * _masked_sum(torch.maximum(err, err_clipped), mask) / n
     return loss, {"clipped": _masked_sum((err_clipped > err).float().detach(), mask)}
-
 
 class Critic(nn.Module):
     """V(s_t): the SFT trunk's final hidden state -> a zero-initialised `Linear(hidden, 1)` (the
@@ -140,7 +129,6 @@ class Critic(nn.Module):
         hidden = self.trunk(input_ids, attention_mask, return_hidden=True, logits_to_keep=logits_to_keep)
         return self.value_head(hidden).squeeze(-1).float().clone()  # clone: FSDP2 warns on a view output
 
-
 def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]:
     """One prompt (an Item: tools, the history, the gold call) per assistant call whose feedback is
     `all_right` (the paper's filter). Counts: `calls`, `kept`, `dropped_<reason>` (the feedback
@@ -158,18 +146,15 @@ def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]
                                     calls, "strict"))
     return prompts, counts
 
-
 def encode_prompt(tokenizer, prompt: Item | Task) -> list[int]:
     """Token ids of the generation prompt (a Task's: its query alone), as SFT and evaluation render it."""
     messages = prompt.messages if isinstance(prompt, Item) else [{"role": "user", "content": prompt.query}]
     return tokenizer.encode_chat(render_prompt(prompt.tools, messages))
 
-
 def score_response(text: str, prompt: Item) -> tuple[float, str]:
     """R(t) of one generated output and its category (the same `tl.classify` evaluation uses)."""
     c = classify(text, prompt.gold, prompt.tools)
     return call_reward(c), c.category
-
 
 @dataclass
 class Rollout:
@@ -195,7 +180,6 @@ class Rollout:
     def response_len(self) -> int:
         return self.response_mask.shape[1]
 
-
 def pack(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
     """(input_ids, attention_mask, response_mask): prompts left-padded, responses right-padded."""
     P, R, B = max(len(p) for p in prompts), max(max(len(r) for r in responses), 1), len(prompts)
@@ -206,7 +190,6 @@ def pack(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> t
         attention_mask[b, P - len(p): P + len(r)] = 1
     return input_ids, attention_mask, attention_mask[:, P:].clone()
 
-
 def response_logprobs(model, input_ids, attention_mask, response_len: int, temperature: float = 1.0,
                       with_entropy: bool = False):
     """log pi(response token) `[B, R]` (and the entropy), projecting only the last R + 1 positions."""
@@ -214,11 +197,9 @@ def response_logprobs(model, input_ids, attention_mask, response_len: int, tempe
     logp = token_logprobs(logits, input_ids[:, -response_len:], temperature)
     return logp, token_entropy(logits, temperature) if with_entropy else None
 
-
 def response_values(critic: Critic, input_ids, attention_mask, response_len: int) -> torch.Tensor:
     """V_t `[B, R]`: the critic's value at the position that predicts response token t."""
     return shift_to_response(critic(input_ids, attention_mask, logits_to_keep=response_len + 1), 1)
-
 
 def rollout(actor, tokenizer, prompts: list[Item], *, max_new_tokens: int, temperature: float = 0.0,
             top_p: float = 1.0, seed: int | None = None) -> Rollout:
@@ -229,19 +210,16 @@ def rollout(actor, tokenizer, prompts: list[Item], *, max_new_tokens: int, tempe
     scores, categories = zip(*(score_response(t, p) for t, p in zip(gen.texts, prompts)))
     return Rollout(*pack(ids, gen.tokens, tokenizer.pad_id), list(gen.texts), torch.tensor(scores), list(categories))
 
-
 def category_reward(category: str) -> float:
     """R(t) of a call known only by its category (an online episode has no gold call)."""
     flags = {"hallucinated": category == PARAM_HALLUCINATION, "redundant": category == PARAM_REDUNDANT,
              "missing": category == PARAM_MISSING}
     return call_reward(Classification(category, flags))
 
-
 def tasks_from_trajectories(records: list[dict]) -> list[Task]:
     """Multi-turn PPO's tasks: one per trajectory, its tools and its first user message as the query."""
     return [Task(r.get("id", str(i)), "train", r["tools"], r["messages"][0]["content"]) for i, r in enumerate(records)
             if r["messages"] and r["messages"][0].get("role") == "user"]
-
 
 def episode_rollout(actor, tokenizer, tasks: list[Task], executor, *, max_turns: int, max_new_tokens: int,
                     max_len: int, temperature: float = 0.0, seed: int | None = None) -> Rollout:
@@ -283,7 +261,6 @@ def episode_rollout(actor, tokenizer, tasks: list[Task], executor, *, max_turns:
     return Rollout(input_ids, attention_mask, response_mask, [ep.answer or "" for ep in episodes], scores,
                    [c for per in calls for _, c in per], positions)
 
-
 @torch.no_grad()
 def score(batch: Rollout, actor, reference, critic: Critic, temperature: float = 1.0) -> Rollout:
     """Old and reference log-probs and values, one eval-mode forward each (not generation's own
@@ -303,7 +280,6 @@ def score(batch: Rollout, actor, reference, critic: Critic, temperature: float =
         for m, was_training in zip(models, modes):
             m.train(was_training)
     return batch
-
 
 def compute_advantages(batch: Rollout, kl_coef: float, gamma: float = 1.0, lam: float = 0.95) -> torch.Tensor:
     """Token rewards (-beta k1 + each score at its token), GAE into `advantages` / `returns`;

@@ -43,11 +43,9 @@ _UID_BASE = 1_000_000  # child uid = _UID_BASE + (owner pid << 8) + worker slot:
 _MAX_FILE_MB = 16  # RLIMIT_FSIZE; a call's own tmpfs holds 4x this
 _FIELDS = ("ok", "output", "category", "message")
 
-
 def in_sandbox_child() -> bool:
     """True only inside a sandbox child process (after its limits were applied)."""
     return _IN_CHILD
-
 
 @dataclass(frozen=True)
 class Result:
@@ -64,18 +62,14 @@ class Result:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "category": self.category, "message": self.message}
 
-
 def _fail(message: str, category: str = TOOL_INSTABILITY) -> Result:
     return Result(False, "", category, message)
-
 
 def _output_limit(size: int, limit: int) -> Result:
     return _fail(f"500 Server Error: output limit exceeded ({size} characters, the limit is {limit})")
 
-
 def _utf8(s: str) -> str:  # untrusted text may hold lone surrogates, which UTF-8 cannot encode
     return s if s.isascii() else s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
 
 def _exception_result(e: BaseException) -> Result:
     """`Name: message`, prefixed `Error: ` unless the name ends in Error/Exception or is a built-in exception."""
@@ -88,10 +82,8 @@ def _exception_result(e: BaseException) -> Result:
     message = _utf8(name + (": " + (text if len(text) <= 500 else text[:500] + "...") if text else ""))
     return _fail(message, classify_feedback(message))
 
-
 class OutputLimitExceeded(Exception):
     pass
-
 
 class CappedStringIO(io.StringIO):
     """A text sink that raises OutputLimitExceeded once more than `limit` characters are written."""
@@ -106,11 +98,9 @@ class CappedStringIO(io.StringIO):
             raise OutputLimitExceeded(f"more than {self.limit} characters printed")
         return super().write(s)
 
-
 _JSON_TYPES = {"string": ((str,), "str"), "integer": ((int,), "int"), "number": ((int, float), "float"),
                "boolean": ((bool,), "bool"), "array": ((list,), "list"), "object": ((dict,), "dict"),
                "null": ((type(None),), "NoneType")}  # exact types: a bool is no int, as in JSON
-
 
 def validate_call(call, schemas) -> Result | None:
     """None when the call may run against `schemas` ({name: schema} or a list), else the failed Result worded
@@ -136,11 +126,9 @@ def validate_call(call, schemas) -> Result | None:
                          OTHERS)
     return None
 
-
 def _given_arguments(call: Call, schema: dict) -> dict:  # None for an optional parameter: its default
     required = schema["parameters"].get("required", [])
     return {k: v for k, v in call.arguments.items() if v is not None or k in required}
-
 
 def _invoke(fn, arguments: dict, max_output: int) -> Result:  # in a sandbox child and in run_in_process alike
     try:
@@ -156,7 +144,6 @@ def _invoke(fn, arguments: dict, max_output: int) -> Result:  # in a sandbox chi
         return _exception_result(e)
     return _output_limit(len(output), max_output) if len(output) > max_output else Result(True, _utf8(output))
 
-
 def run_in_process(tools: dict, call, *, max_output: int = 8192) -> Result:
     """A call validated, run and worded as in a Sandbox, in *this* process without any isolation: for trusted
     tools only; it refuses `run_python`, which must run in a Sandbox."""
@@ -165,7 +152,6 @@ def run_in_process(tools: dict, call, *, max_output: int = 8192) -> Result:
     if failed is None and call.name == "run_python":
         raise ValueError("run_in_process: run_python executes model-written code; run it in a Sandbox")
     return failed or _invoke(tools[call.name].fn, _given_arguments(call, tools[call.name].schema), max_output)
-
 
 # (x86_64, aarch64) numbers of the syscalls a child gets EPERM for. No tool needs them; they carry data to later
 # calls (SysV IPC, POSIX mqueues, keyrings), hold memory outside RLIMIT_AS (memfd), start or signal processes,
@@ -188,7 +174,6 @@ _PR_SET_PDEATHSIG, _PR_SET_SECCOMP, _PR_SET_NO_NEW_PRIVS = 1, 22, 38
 _CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x40000000
 _MS_NOSUID_NODEV_NOEXEC, _MS_BIND, _MS_REC_PRIVATE, _MNT_DETACH = 2 | 4 | 8, 4096, 16384 | 1 << 18, 2
 _SECCOMP = None  # the worker's compiled filter, installed by each child
-
 
 def seccomp_filter(allow_inet: bool, machine: str | None = None):
     """The BPF program (a struct sock_fprog) for `machine` (default: this one), None for an unknown one:
@@ -214,7 +199,6 @@ def seccomp_filter(allow_inet: bool, machine: str | None = None):
     fprog.keep = keep  # the program must outlive every child that installs it
     return fprog
 
-
 def _confine(uid: int | None, ipc: bool, seccomp: bool) -> int:
     """Apply the per-process layers in the order they need; the bits of those that took: 1 the uid, 2 the IPC
     namespace, 4 seccomp (it refuses memfd_create)."""
@@ -230,7 +214,6 @@ def _confine(uid: int | None, ipc: bool, seccomp: bool) -> int:
     with contextlib.suppress(OSError):
         seccomp = seccomp and os.memfd_create("probe") < 0
     return (os.getuid() == uid) | ipc << 1 | seccomp << 2
-
 
 def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, iso: dict) -> dict:
     """Fork a child for one call, wait for it until the call's deadline, then read the JSON result it wrote to
@@ -283,11 +266,9 @@ def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None,
     return asdict(_fail("TimeoutError: the tool call timed out (CPU time limit)" if code == -signal.SIGXCPU
                         else f"500 Server Error: the tool process crashed ({how})"))
 
-
 def _mount_setattr(path: bytes, flags: int, set_: int = 0, clear: int = 0) -> bool:
     attr = (ctypes.c_uint64 * 4)(set_, clear, 0, 0)  # struct mount_attr
     return _libc.syscall(442, -100, path, flags, attr, ctypes.sizeof(attr)) == 0  # mount_setattr(AT_FDCWD, ...)
-
 
 def worker_main(hello: dict, conn):
     """The worker process (started by _Worker.BOOT): import the tools, enter the namespaces the OS allows (root),
@@ -331,7 +312,6 @@ def worker_main(hello: dict, conn):
                 _libc.umount2(scratch.encode(), _MNT_DETACH)  # the call's files go at once, however deep the tree
             _remove_tree(scratch)  # after the reply, so the caller does not wait for it
 
-
 def _remove_tree(path: str):
     """Delete a tree of any depth and modes, never raising: rmdir or rmtree, else coreutils, which walk it
     iteratively (Python 3.11's rmtree recurses: a deep tree makes it raise)."""
@@ -343,7 +323,6 @@ def _remove_tree(path: str):
         with contextlib.suppress(Exception):
             subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            timeout=600)
-
 
 class _Worker:
     """One worker process and the caller's socket to it; its stderr is the caller's (a child's: /dev/null)."""
@@ -391,7 +370,6 @@ class _Worker:
         self.proc.wait()
         self.conn.close()
 
-
 def _checked(reply: dict, max_output: int) -> Result:
     """A worker's reply as a Result that keeps the contract, whatever the tool's code wrote: ok=True has category
     all_right, no message, at most `max_output` characters; ok=False has no output, another category of
@@ -405,13 +383,11 @@ def _checked(reply: dict, max_output: int) -> Result:
         return _fail(_utf8(message), category)
     return _fail("500 Server Error: the tool process sent a malformed result")
 
-
 def _shutdown(workers: list, root: str):
     for w in workers:
         with contextlib.suppress(Exception):
             w.kill()
     _remove_tree(root)
-
 
 class Sandbox(contextlib.AbstractContextManager):
     """Runs tool calls in warm, isolated worker processes (see the module docstring). Thread-safe.

@@ -30,12 +30,9 @@ from tl.calls import render_prompt, render_segments
 from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, authors_feedback_is_error, classify_feedback
 from tl.data import feedback_categories
 
-
-
 # ----------------------------------------------------------------------------- MAE
 
 MAE_RULES = ("taxonomy", "authors")
-
 
 def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, str]:
     """T_e of L_MAE (paper Sec. 3.1, Eq. 1): {assistant message index: feedback category} of
@@ -58,9 +55,7 @@ def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, s
             out[i] = OTHERS if category == ALL_RIGHT else category
     return out
 
-
 # ----------------------------------------------------------------------------- PKT
-
 
 def key_token_positions(call_ids: list[int], rival_ids: list[list[int]], start: int = 0) -> list[int]:
     """K_i of L_PKT (paper Sec. 3.2): positions in `call_ids` of the call's key tokens.
@@ -83,13 +78,11 @@ def key_token_positions(call_ids: list[int], rival_ids: list[list[int]], start: 
             key.add(p)
     return sorted(key)
 
-
 def key_token_weight(n_key: int, n_nonkey: int, w_max: float) -> float:
     """w = CLIP(|NK_i| / |K_i|, 1, w_max), the loss weight of each key token (paper Sec. 3.2)."""
     if n_key < 1:
         raise ValueError(f"a call has at least one key token (its first); found n_key={n_key}")
     return float(min(max(n_nonkey / n_key, 1.0), w_max))
-
 
 def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[float]:
     """Per-token weights of one supervised call under PKT: `key_token_weight` on K_i, 1 on NK_i.
@@ -101,9 +94,7 @@ def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[floa
     w, key = key_token_weight(len(key), n_tokens - len(key), w_max), set(key)
     return [w if i in key else 1.0 for i in range(n_tokens)]
 
-
 # ----------------------------------------------------------------------------- tokenisation
-
 
 @dataclass
 class Sample:
@@ -117,14 +108,12 @@ class Sample:
     n_key_tokens: int = 0  # PKT key tokens of supervised calls (whatever w they got after the clip)
     turns: list = field(default_factory=list)  # (start, end, key tokens) of each trained turn, EOS included
 
-
 def _token_index_at(tok, ids: list[int], char: int) -> int:
     """Index of the token of `ids` (a continuation encoding) that holds character `char`."""
     for k in range(len(ids)):
         if len(tok.decode(ids[:k + 1], continuation=True)) > char:
             return k
     raise ValueError(f"character {char} lies beyond the {len(ids)} tokens")
-
 
 def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
     """PKT key positions inside a call segment's continuation ids, for each call in the turn.
@@ -142,7 +131,6 @@ def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
         rivals = [tok.encode_continuation(prefix + other + "(") for other in tool_names if other != call.name]
         key.update(key_token_positions(ids, rivals, start=_token_index_at(tok, ids, s)))
     return sorted(key)
-
 
 def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
                     mae_rule: str = "taxonomy") -> Sample:
@@ -186,7 +174,6 @@ def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_
         sample.weights += weights
     return sample
 
-
 def split_turns(sample: Sample) -> list[Sample]:
     """The authors' sample unit: one sample per trained assistant turn, holding the conversation
     up to the end of that turn with only that turn's weights (its masked, MAE-dropped turns and
@@ -198,9 +185,7 @@ def split_turns(sample: Sample) -> list[Sample]:
                           n_key_tokens=keys, turns=[(start, end, keys)]))
     return out
 
-
 SAMPLE_UNITS = ("trajectory", "turn")
-
 
 def _surely_longer(tok, record: dict, max_seq_len: int, unit: str) -> bool:
     """Whether the record (for unit "turn": already its first assistant turn) must have more than
@@ -211,7 +196,6 @@ def _surely_longer(tok, record: dict, max_seq_len: int, unit: str) -> bool:
         messages = messages[:first + 1]
     text = render_prompt(record["tools"], messages, add_generation_prompt=False)
     return len(text) > max_seq_len * tok.max_piece_chars
-
 
 def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
                   max_seq_len: int = 2048, overlong: str = "drop", unit: str = "trajectory",
@@ -250,7 +234,6 @@ def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = Tru
             samples.append(piece)
     return samples, stats
 
-
 def mae_table(stats: dict) -> str:
     """Per-category counts of calls masked by MAE, like the paper's Fig. 1."""
     masked, calls = stats["masked"], max(stats["calls"], 1)
@@ -261,9 +244,7 @@ def mae_table(stats: dict) -> str:
             lines.append(f"  {category:<22}{masked[category]:>7}{100 * masked[category] / calls:>8.1f}%")
     return "\n".join(lines)
 
-
 # ----------------------------------------------------------------------------- loss
-
 
 def weighted_token_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
                         normaliser: float | torch.Tensor) -> torch.Tensor:
@@ -276,9 +257,7 @@ def weighted_token_loss(logits: torch.Tensor, targets: torch.Tensor, weights: to
     nll = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
     return (nll * weights.flatten().to(nll.dtype)).sum() / normaliser
 
-
 # ----------------------------------------------------------------------------- data order
-
 
 def epoch_batches(lengths: list[int], global_batch: int, seed: int, epoch: int,
                   bucket_batches: int = 16) -> list[list[int]]:
@@ -303,7 +282,6 @@ def epoch_batches(lengths: list[int], global_batch: int, seed: int, epoch: int,
     rng.shuffle(batches)
     return batches
 
-
 def short_first_pool(lengths: list[int], global_batch: int) -> list[int]:
     """The samples warm-up steps draw from: the shortest third (at least 20 batches' worth)."""
     # Why: a small model learns to copy a value from the question far sooner when the context
@@ -311,11 +289,9 @@ def short_first_pool(lengths: list[int], global_batch: int) -> list[int]:
     shortest = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     return shortest[: min(len(lengths), max(20 * global_batch, len(lengths) // 3))]
 
-
 def short_first_batch(pool: list[int], global_batch: int, seed: int, step: int) -> list[int]:
     """A warm-up step's global batch: `global_batch` distinct samples of `pool`, seeded by (seed, step)."""
     return random.Random(seed * 1_000_003 + step).sample(pool, global_batch)
-
 
 def micro_batches(batch: list[int], rank: int, world_size: int, micro_batch: int) -> list[list[int]]:
     """This rank's micro-batches of one global batch (one per accumulation step).
@@ -331,7 +307,6 @@ def micro_batches(batch: list[int], rank: int, world_size: int, micro_batch: int
                          f"x micro_batch ({micro_batch})")
     slots = [batch[k:k + micro_batch] for k in range(0, len(batch), micro_batch)]
     return slots[rank::world_size]
-
 
 def collate(samples, pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
     """Right-pad a micro-batch to its longest sample (dynamic padding) and shift for next-token
@@ -350,9 +325,7 @@ def collate(samples, pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
     return {"input_ids": ids[:, :-1].to(device), "targets": ids[:, 1:].to(device),
             "weights": weights[:, 1:].to(device), "attention_mask": mask[:, :-1].to(device) if padded else None}
 
-
 # ----------------------------------------------------------------------------- optimisation
-
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: weight decay on matrices (attention, MLP, embedding, lm_head), none on the
@@ -361,9 +334,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
-
 LR_SCHEDULES = ("cosine", "constant")
-
 
 def lr_at(step: int, total_steps: int, lr: float, warmup_steps: int = 0, min_lr_ratio: float = 0.1,
           schedule: str = "cosine") -> float:

@@ -16,7 +16,6 @@ from tl.calls import EOS_MARK, valid_unicode
 # message field into the first, and this is field 3 (normalizer_spec, 2 bytes) {field 3 (add_dummy_prefix) = false}.
 _NO_DUMMY_PREFIX = b"\x1a\x02\x18\x00"
 
-
 class Tokenizer:
     """A sentencepiece model file. `pad_id` is its pad piece, else unk (0) as in the paper's code;
     never EOS, so padding is not mistaken for an end of turn."""
@@ -63,7 +62,6 @@ class Tokenizer:
 
     def id_to_piece(self, token_id: int) -> str:
         return self.sp.id_to_piece(token_id)
-
 
 def train_tokenizer(texts, model_path, vocab_size: int = 1000, **options) -> str:
     """Train a small LLaMA-style tokenizer on `texts` and write it to `model_path` (returned).

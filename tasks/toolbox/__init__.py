@@ -21,7 +21,6 @@ from tasks.toolbox.tools import FUNCTIONS
 
 _JSON = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
 
-
 def tool_from_function(fn: Callable) -> dict:
     """The normal-form schema of a toolbox function: parameters from its signature (no default:
     required) and type hints (str, int, float, bool, list[T], dict); the description is the
@@ -43,7 +42,6 @@ def tool_from_function(fn: Callable) -> dict:
     return normalize_tool({"name": fn.__name__, "description": summary.strip(),
                            "parameters": {"type": "object", "properties": props, "required": required}})
 
-
 @dataclass(frozen=True)
 class Tool:
     """A callable tool and its normal-form schema."""
@@ -59,9 +57,7 @@ class Tool:
     def from_function(cls, fn: Callable) -> Tool:
         return cls(fn, tool_from_function(fn))
 
-
 TOOLS: dict[str, Tool] = {fn.__name__: Tool.from_function(fn) for fn in FUNCTIONS}
-
 
 def get_tools(names=None) -> dict[str, Tool]:
     """The named tools (all of them by default), in the order given; KeyError lists unknown names."""
@@ -71,7 +67,6 @@ def get_tools(names=None) -> dict[str, Tool]:
     if unknown:
         raise KeyError(f"unknown toolbox tools {unknown}; available: {sorted(TOOLS)}")
     return {n: TOOLS[n] for n in names}
-
 
 def schemas(names=None) -> list[dict]:
     """Normal-form schemas of the named tools (all by default), in the order given."""

@@ -31,7 +31,6 @@ EXPRESSIONS = ("{a} + {b} * {c}", "({a} + {b}) * {c}", "{a} * {b} - {c}", "({a} 
                "{a} * {b} / {c}")
 _FIELDS = string.Formatter()
 
-
 @dataclass(frozen=True)
 class Task:
     """One template, run by `play`:
@@ -67,16 +66,13 @@ class Task:
         v.update(self.extra(v) if self.extra else {})
         return query, steps, _of_kind(self.answer, v).format(**v)
 
-
 def _of_kind(spec, v):
     return spec[v["kind"]] if isinstance(spec, dict) else spec
-
 
 def _argument(spec, v):
     if isinstance(spec, str) and spec.startswith("{") and spec.endswith("}"):
         return _FIELDS.get_field(spec[1:-1], (), v)[0]  # str.format's own reading of "x[key]"
     return spec
-
 
 def _parsed(output: str):
     try:
@@ -84,48 +80,38 @@ def _parsed(output: str):
     except json.JSONDecodeError:
         return output
 
-
 # ----------------------------------------------------------------------------- draws
-
 
 def _pick(rng, templates, **values) -> str:
     """One of `templates` formatted with `values` (drawn first: they are arguments)."""
     return rng.choice(templates).format(**values)
 
-
 def _day(rng, first="2020-01-01", span=4000) -> str:
     return (date.fromisoformat(first) + timedelta(days=rng.randrange(span))).isoformat()
 
-
 def _clock(rng) -> str:
     return f"{rng.randrange(24):02d}:{rng.choice((0, 15, 30, 45)):02d}"
-
 
 def _two(rng, pool, names: str) -> dict:
     """Two different items of `pool`, under the one-letter `names`."""
     return dict(zip(names, rng.sample(pool, 2)))
 
-
 def _percentage(rng) -> dict:
     whole = rng.choice((40, 80, 120, 200, 250, 400, 500, 800, 1200))
     return {"w": whole, "p": rng.randint(1, whole)}
 
-
 def _average(rng) -> dict:
     numbers = [rng.randint(1, 100) for _ in range(rng.randint(3, 6))]
     return {"ns": numbers, "n": ", ".join(map(str, numbers))}
-
 
 def _date_add(rng) -> dict:
     day, n = _day(rng), rng.choice((3, 7, 10, 14, 30, 45, 90, 100, -7, -30))
     when = f"{n} days after" if n > 0 else f"{-n} days before"
     return {"d": day, "n": n, "w": when}
 
-
 def _text(rng) -> dict:
     phrase, kind = rng.choice(PHRASES), rng.choice(["reverse", "uppercase", "word_count", "count_char"])
     return {"p": phrase, "kind": kind, "ch": rng.choice(sorted(set(phrase.replace(" ", ""))))}
-
 
 def _snippet(rng) -> dict:
     n = rng.randint(5, 30)
@@ -138,11 +124,9 @@ def _snippet(rng) -> dict:
     ])
     return {"q": q, "code": code}
 
-
 def _warmer(v) -> dict:
     ta, tb = v["wa"]["temperature"], v["wb"]["temperature"]
     return {"verdict": f"{v['a']} is warmer" if ta > tb else f"{v['b']} is warmer" if tb > ta else "both are equally warm"}
-
 
 # ----------------------------------------------------------------------------- the table
 

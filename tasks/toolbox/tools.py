@@ -80,7 +80,6 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 _COUNTRY_ALIASES = {"usa": "United States", "us": "United States", "uk": "United Kingdom",
                     "korea": "South Korea", "britain": "United Kingdom"}
 
-
 def _lookup(table: dict, name, what: str, aliases: dict | None = None) -> str:
     """Case-insensitive key lookup; ValueError naming the bad value otherwise."""
     if not isinstance(name, str):
@@ -93,14 +92,11 @@ def _lookup(table: dict, name, what: str, aliases: dict | None = None) -> str:
         return aliases[key]
     raise ValueError(f"unknown {what} {name!r}")
 
-
 def _city(name) -> str:
     return _lookup(CITIES, name, "city")
 
-
 def _country(name) -> str:
     return _lookup(COUNTRIES, name, "country", _COUNTRY_ALIASES)
-
 
 def _parse_date(text, what: str = "date") -> _date:
     if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
@@ -110,20 +106,16 @@ def _parse_date(text, what: str = "date") -> _date:
     except ValueError:
         raise ValueError(f"{what} {text!r} is not a calendar date") from None
 
-
 def _stable_int(*parts) -> int:
     """A hash that is the same in every process and run (unlike hash(str))."""
     return zlib.crc32("|".join(str(p) for p in parts).encode())
-
 
 def _sig(x: float, digits: int = 6) -> float | int:
     """Round to `digits` significant digits; whole numbers come back as int (100.0 -> 100)."""
     y = float(f"{x:.{digits}g}")
     return int(y) if y.is_integer() and abs(y) < 1e15 else y
 
-
 # ----------------------------------------------------------------------------- weather and dates
-
 
 def _weather(city: str, day: _date) -> tuple[int, str, int]:
     """(temperature °C, condition, humidity %) for a city on a day: a seasonal curve by latitude
@@ -142,7 +134,6 @@ def _weather(city: str, day: _date) -> tuple[int, str, int]:
         condition = "snow"
     return temp, condition, 35 + (h >> 16) % 60
 
-
 def get_weather_current(city: str, unit: str = "c") -> dict:
     """Current weather in a city.
 
@@ -157,7 +148,6 @@ def get_weather_current(city: str, unit: str = "c") -> dict:
     if unit == "f":
         temp = round(temp * 9 / 5 + 32)
     return {"city": city, "temperature": temp, "unit": unit.upper(), "condition": condition, "humidity": humidity}
-
 
 def get_weather_forecast(city: str, date: str) -> dict:
     """Weather forecast for a city on a given day (up to 30 days ahead).
@@ -176,7 +166,6 @@ def get_weather_forecast(city: str, date: str) -> dict:
     return {"city": city, "date": day.isoformat(), "condition": condition,
             "high_c": temp + spread // 2, "low_c": temp - (spread - spread // 2), "humidity": humidity}
 
-
 def get_weekday(date: str) -> dict:
     """Day of the week of a date.
 
@@ -185,7 +174,6 @@ def get_weekday(date: str) -> dict:
     """
     day = _parse_date(date)
     return {"date": day.isoformat(), "weekday": WEEKDAYS[day.weekday()]}
-
 
 def date_add_days(date: str, days: int) -> dict:
     """Add a number of days to a date (negative to go back).
@@ -199,7 +187,6 @@ def date_add_days(date: str, days: int) -> dict:
     day = _parse_date(date)
     return {"date": day.isoformat(), "days": days, "result": (day + timedelta(days=days)).isoformat()}
 
-
 def date_diff_days(start_date: str, end_date: str) -> dict:
     """Number of days from one date to another.
 
@@ -210,9 +197,7 @@ def date_diff_days(start_date: str, end_date: str) -> dict:
     a, b = _parse_date(start_date, "start_date"), _parse_date(end_date, "end_date")
     return {"start_date": a.isoformat(), "end_date": b.isoformat(), "days": (b - a).days}
 
-
 # ----------------------------------------------------------------------------- countries and cities
-
 
 def get_country_capital(country: str) -> dict:
     """Capital city of a country.
@@ -223,7 +208,6 @@ def get_country_capital(country: str) -> dict:
     country = _country(country)
     return {"country": country, "capital": COUNTRIES[country][0]}
 
-
 def get_country_population(country: str) -> dict:
     """Population of a country.
 
@@ -232,7 +216,6 @@ def get_country_population(country: str) -> dict:
     """
     country = _country(country)
     return {"country": country, "population": COUNTRIES[country][1]}
-
 
 def get_country_currency(country: str) -> dict:
     """Currency code used in a country.
@@ -243,7 +226,6 @@ def get_country_currency(country: str) -> dict:
     country = _country(country)
     return {"country": country, "currency": COUNTRIES[country][2]}
 
-
 def get_city_country(city: str) -> dict:
     """Country a city is in.
 
@@ -252,7 +234,6 @@ def get_city_country(city: str) -> dict:
     """
     city = _city(city)
     return {"city": city, "country": CITIES[city][0]}
-
 
 def get_city_distance(city_a: str, city_b: str) -> dict:
     """Great-circle distance between two cities in kilometres.
@@ -267,9 +248,7 @@ def get_city_distance(city_a: str, city_b: str) -> dict:
     hav = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return {"city_a": a, "city_b": b, "distance_km": round(2 * 6371.0 * math.asin(math.sqrt(hav)))}
 
-
 # ----------------------------------------------------------------------------- conversions
-
 
 def _rate(from_currency: str, to_currency: str) -> tuple[str, str, float]:
     codes = []
@@ -278,7 +257,6 @@ def _rate(from_currency: str, to_currency: str) -> tuple[str, str, float]:
             raise ValueError(f"unknown currency code {code!r}; use ISO codes like 'USD' or 'EUR'")
         codes.append(code.strip().upper())
     return codes[0], codes[1], USD_RATES[codes[1]] / USD_RATES[codes[0]]
-
 
 def convert_currency(amount: float, from_currency: str, to_currency: str) -> dict:
     """Convert an amount of money between currencies at the reference-day rate.
@@ -291,7 +269,6 @@ def convert_currency(amount: float, from_currency: str, to_currency: str) -> dic
     src, dst, rate = _rate(from_currency, to_currency)
     return {"amount": amount, "from_currency": src, "to_currency": dst, "result": round(amount * rate, 2)}
 
-
 def get_exchange_rate(from_currency: str, to_currency: str) -> dict:
     """Exchange rate between two currencies on the reference day.
 
@@ -301,7 +278,6 @@ def get_exchange_rate(from_currency: str, to_currency: str) -> dict:
     """
     src, dst, rate = _rate(from_currency, to_currency)
     return {"from_currency": src, "to_currency": dst, "rate": _sig(rate)}
-
 
 def convert_units(value: float, from_unit: str, to_unit: str) -> dict:
     """Convert a length, mass, volume or temperature between units.
@@ -325,7 +301,6 @@ def convert_units(value: float, from_unit: str, to_unit: str) -> dict:
         result = value * UNITS[src][1] / UNITS[dst][1]
     return {"value": value, "from_unit": src, "to_unit": dst, "result": _sig(result)}
 
-
 def convert_timezone(time: str, from_city: str, to_city: str) -> dict:
     """Convert a clock time in one city to the local time in another city.
 
@@ -343,13 +318,11 @@ def convert_timezone(time: str, from_city: str, to_city: str) -> dict:
     return {"time": f"{int(m.group(1)):02d}:{m.group(2)}", "from_city": a, "to_city": b,
             "converted_time": f"{minutes // 60:02d}:{minutes % 60:02d}", "day_offset": day_offset}
 
-
 # ----------------------------------------------------------------------------- arithmetic
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-
 
 def _arith(node):
     """Evaluate an arithmetic AST (numbers, + - * / // % **, parentheses) without eval."""
@@ -363,7 +336,6 @@ def _arith(node):
             raise ValueError("exponent too large")  # 9**9**9 would run for hours
         return _BINARY[type(node.op)](left, right)
     raise ValueError(f"unsupported expression element: {ast.unparse(node)!r}")
-
 
 def calculate(expression: str) -> dict:
     """Evaluate an arithmetic expression with + - * / // % ** and parentheses.
@@ -380,7 +352,6 @@ def calculate(expression: str) -> dict:
     value = _arith(tree.body)
     return {"expression": expression, "result": value if isinstance(value, int) else _sig(value, 10)}
 
-
 def calculate_percentage(part: float, whole: float) -> dict:
     """What percentage one number is of another.
 
@@ -392,7 +363,6 @@ def calculate_percentage(part: float, whole: float) -> dict:
         raise ValueError("whole must not be zero")
     return {"part": part, "whole": whole, "percentage": round(100 * part / whole, 2)}
 
-
 def calculate_average(numbers: list[float]) -> dict:
     """Arithmetic mean of a list of numbers.
 
@@ -403,9 +373,7 @@ def calculate_average(numbers: list[float]) -> dict:
         raise ValueError("numbers must be a non-empty list of numbers")
     return {"count": len(numbers), "average": _sig(sum(numbers) / len(numbers))}
 
-
 # ----------------------------------------------------------------------------- text and code
-
 
 def text_reverse(text: str) -> str:
     """Reverse a piece of text character by character.
@@ -415,7 +383,6 @@ def text_reverse(text: str) -> str:
     """
     return text[::-1]
 
-
 def text_uppercase(text: str) -> str:
     """Convert text to upper case.
 
@@ -424,7 +391,6 @@ def text_uppercase(text: str) -> str:
     """
     return text.upper()
 
-
 def text_word_count(text: str) -> dict:
     """Count the words in a piece of text.
 
@@ -432,7 +398,6 @@ def text_word_count(text: str) -> dict:
         text: The text to count.
     """
     return {"words": len(text.split())}
-
 
 def text_count_char(text: str, char: str) -> dict:
     """Count how often a character occurs in a text (case-insensitive).
@@ -444,7 +409,6 @@ def text_count_char(text: str, char: str) -> dict:
     if len(char) != 1:
         raise ValueError(f"char must be a single character, got {char!r}")
     return {"char": char, "count": text.lower().count(char.lower())}
-
 
 def run_python(code: str) -> str:
     """Run a short Python program and return what it prints (and the value of a last bare expression).
@@ -469,7 +433,6 @@ def run_python(code: str) -> str:
             if value is not None:
                 print(repr(value))
     return out.getvalue().rstrip("\n")
-
 
 FUNCTIONS = [  # the registry's order, so every schema list built from it is fixed
     get_weather_current, get_weather_forecast, get_weekday, date_add_days, date_diff_days,
