@@ -58,15 +58,13 @@ def parse_args(argv=None):
     p.add_argument("--data", help="trajectories (JSONL); every call with all-right feedback is a prompt")
     p.add_argument("--out", default="out/ppo", help="run directory: metrics.jsonl, checkpoints/, model/")
     p.add_argument("--max_prompts", type=int, help="train on a seeded random subset of this many prompts (0: all)")
-    p.add_argument("--multi_turn", action="store_true", help="online episodes in the sandbox (offline toolbox), one "
-                   "task per trajectory's first query (all tasks: --max_prompts is for single-turn prompts)")
+    p.add_argument("--multi_turn", action="store_true", help="episodes in the sandbox from each trajectory's first query")
     p.add_argument("--max_turns", type=int, default=4, help="--multi_turn: outputs per episode (ToolEyes: 9)")
     p.add_argument("--max_seq_len", type=int, default=2048, help="--multi_turn: longest episode sequence")
     p.add_argument("--actor_lr", type=float)
     p.add_argument("--critic_lr", type=float)
     p.add_argument("--lr_schedule", choices=LR_SCHEDULES, help="both models (default constant; paper7b: cosine to 0)")
     p.add_argument("--warmup_steps", type=int, help="linear lr warm-up steps (paper7b: 100, the authors' code)")
-    p.add_argument("--grad_clip", type=float, default=1.0)
     p.add_argument("--batch_size", type=int, help="prompts per PPO step, over all ranks")
     p.add_argument("--micro_batch", type=int, help="prompts per forward pass per rank")
     p.add_argument("--epochs", type=int, help="passes over the prompts")
@@ -79,14 +77,7 @@ def parse_args(argv=None):
     p.add_argument("--kl_coef", type=float, help="beta of the per-token KL penalty")
     p.add_argument("--lam", type=float, help="GAE lambda (paper's code: 0.95)")
     p.add_argument("--value_clip_eps", type=float, help="value clip (paper's code: 0.2); 0: none")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 compute (default: on CUDA)")
-    p.add_argument("--activation_checkpointing", action=argparse.BooleanOptionalAction)
-    p.add_argument("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
-    p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT/checkpoints")
-    p.add_argument("--export_dtype", choices=("float32", "bfloat16"), help="dtype of the HF export")
+    D.add_run_args(p)  # --seed, --device, --bf16, checkpoints, --resume, --grad_clip, ...
     args = p.parse_args(argv)
     return D.apply_preset(args, PRESETS, DEFAULTS, args.preset or ("demo" if args.sft is None else None))
 
@@ -104,7 +95,7 @@ def load_prompts(args, tok, log):
     lengths = [len(ppo.encode_prompt(tok, p)) for p in prompts]
     keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
     log(f"prompts: {args.data}: {what}; {len(prompts) - len(keep)} longer than {args.max_prompt_len} tokens dropped")
-    if args.max_prompts and args.max_prompts < len(keep) and not args.multi_turn:
+    if args.max_prompts and args.max_prompts < len(keep) and not args.multi_turn:  # tasks: all, each seen once
         keep = sorted(random.Random(args.seed).sample(keep, args.max_prompts))
         log(f"prompts: a random subset of {len(keep)} (--max_prompts)")
     return [prompts[i] for i in keep], [lengths[i] for i in keep]
@@ -149,9 +140,8 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
     sums, norms = torch.zeros(5), []  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
     for _ in range(args.ppo_epochs):
         for k, b in enumerate(batches):
-            if info.distributed:  # reduce-scatter gradients only after the last micro-batch
-                actor.set_requires_gradient_sync(k == len(batches) - 1)
-                critic.set_requires_gradient_sync(k == len(batches) - 1)
+            for model in (actor, critic) if info.distributed else ():  # reduce-scatter after the last micro-batch
+                model.set_requires_gradient_sync(k == len(batches) - 1)
             ids, attn, mask = b.input_ids.to(info.device), b.attention_mask.to(info.device), b.response_mask.to(info.device)
             with D.compute_context(info, bf16), torch.set_grad_enabled(train_actor):
                 logp, _ = ppo.response_logprobs(actor, ids, attn, b.response_len, args.score_temperature)
@@ -171,8 +161,8 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
             opt.step()
             opt.zero_grad(set_to_none=True)
     sums = D.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
-    return {**dict(zip(("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac"), sums.tolist())), "actor_grad_norm": norms[-2] if train_actor else 0.0,
-            "critic_grad_norm": norms[-1]}
+    return {**dict(zip(("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac"), sums.tolist())),
+            "actor_grad_norm": norms[-2] if train_actor else 0.0, "critic_grad_norm": norms[-1]}
 
 def main(argv=None):
     args = parse_args(argv)
@@ -187,7 +177,8 @@ def main(argv=None):
     tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
     prompts, lengths = load_prompts(args, tok, log)
     if args.batch_size % (info.world_size * args.micro_batch):
-        raise SystemExit(f"--batch_size {args.batch_size} must be a multiple of {info.world_size} rank(s) x --micro_batch {args.micro_batch}")
+        raise SystemExit(f"--batch_size {args.batch_size} must be a multiple of {info.world_size} rank(s) x "
+                         f"--micro_batch {args.micro_batch}")
     actor, reference, critic, opt_actor, opt_critic = build_models(args, info, tok, bf16)
     steps_per_epoch = len(prompts) // args.batch_size
     total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
@@ -198,9 +189,8 @@ def main(argv=None):
     start, _ = D.resume(args, info, models, optimizers, run, log)
     log(f"models: actor / reference / critic of {sum(p.numel() for p in actor.parameters()) / 1e6:.2f}M parameters, "
         f"{info.world_size} rank(s) on {info.device}{' with FSDP2' if info.distributed else ''}; {total_steps} steps of "
-        f"{args.batch_size} prompts, {f'T={args.temperature}' if args.temperature else 'greedy'} rollouts of <= "
-        f"{args.max_new_tokens} tokens, beta={args.kl_coef}")
-
+        f"{args.batch_size} {'tasks' if args.multi_turn else 'prompts'}, "
+        f"{f'T={args.temperature}' if args.temperature else 'greedy'} rollouts, beta={args.kl_coef}")
     executor_for, close_executor = task_executors("synthetic") if args.multi_turn else (lambda t: None, lambda: None)
     executor = executor_for(None)  # --multi_turn: the real sandbox over the offline toolbox
     bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="ppo", dynamic_ncols=True)
@@ -214,24 +204,22 @@ def main(argv=None):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, lr, args.warmup_steps, 0.0, args.lr_schedule)
         t0 = time.perf_counter()
-        rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, args, info, bf16,
-                                             executor)
+        rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, args, info, bf16, executor)
         t1 = time.perf_counter()
         stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16,
                          train_actor=step >= args.critic_warmup_steps)
         t2 = time.perf_counter()
-        counts = D.all_reduce_sum(torch.tensor([sum(c == cat for b in rollouts for c in b.categories)
-                                                for cat in CALL_CATEGORIES], dtype=torch.float64), info)
-        extra = D.all_reduce_sum(torch.tensor([sum(b.scores.sum().item() for b in rollouts),
-                                               sum(b.response_mask.sum().item() for b in rollouts), *kl_sums.tolist()],
-                                              dtype=torch.float64), info)
-        n_seq = extra[3].item()
-        record = {"step": step + 1, "epoch": epoch, "score": extra[0].item() / n_seq,
-                  **{f"share_{c}": counts[i].item() / max(counts.sum().item(), 1) for i, c in enumerate(CALL_CATEGORIES)},
-                  "kl": extra[2].item() / n_seq, "kl_coef": args.kl_coef, "actor_lr": opt_actor.param_groups[0]["lr"],
-                  "critic_lr": opt_critic.param_groups[0]["lr"], **stats, "entropy": extra[4].item() / extra[1].item(),
-                  "response_len": extra[1].item() / n_seq, "gen_time_s": gen_time, "score_time_s": t1 - t0 - gen_time,
-                  "train_time_s": t2 - t1, "gen_share": gen_time / (t2 - t0), "gen_tokens_per_s": extra[1].item() / gen_time}
+        # over all ranks: category counts, score sum, response tokens, sequence KL, sequences, entropy
+        *counts, score, n_tok, kl, n_seq, entropy = D.all_reduce_sum(torch.tensor(
+            [*(sum(c == cat for b in rollouts for c in b.categories) for cat in CALL_CATEGORIES),
+             sum(b.scores.sum().item() for b in rollouts), sum(b.response_mask.sum().item() for b in rollouts),
+             *kl_sums.tolist()], dtype=torch.float64), info).tolist()
+        record = {"step": step + 1, "epoch": epoch, "score": score / n_seq,
+                  **{f"share_{c}": n / max(sum(counts), 1) for c, n in zip(CALL_CATEGORIES, counts)},
+                  "kl": kl / n_seq, "kl_coef": args.kl_coef, "actor_lr": opt_actor.param_groups[0]["lr"],
+                  "critic_lr": opt_critic.param_groups[0]["lr"], **stats, "entropy": entropy / n_tok,
+                  "response_len": n_tok / n_seq, "gen_time_s": gen_time, "score_time_s": t1 - t0 - gen_time,
+                  "train_time_s": t2 - t1, "gen_share": gen_time / (t2 - t0), "gen_tokens_per_s": n_tok / gen_time}
         D.log_metrics(args, info, record)
         if info.is_main:
             bar.set_postfix(score=f"{record['score']:.2f}", kl=f"{record['kl']:.3f}", gen=f"{record['gen_share']:.0%}")

@@ -73,7 +73,6 @@ def parse_args(argv=None):
                    help="trajectory: one token-weighted mean per step (the paper's sums); turn: one sample per "
                         "assistant turn, each normalised by its own weight sum, averaged (the authors' code)")
     p.add_argument("--weight_decay", type=float, default=0.01)
-    p.add_argument("--grad_clip", type=float, default=1.0)
     p.add_argument("--epochs", type=int)
     p.add_argument("--max_steps", type=int, help="stop after this many optimizer steps (default: all epochs)")
     p.add_argument("--global_batch", type=int, help="samples per optimizer step, over all ranks")
@@ -81,14 +80,7 @@ def parse_args(argv=None):
     p.add_argument("--max_seq_len", type=int)
     p.add_argument("--overlong", choices=("drop", "truncate"), default="drop")
     p.add_argument("--skip_bad_records", action="store_true", help="skip invalid records (default: stop)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 compute (default: on CUDA)")
-    p.add_argument("--activation_checkpointing", action=argparse.BooleanOptionalAction)
-    p.add_argument("--save_every", type=int, help="checkpoint every N steps (0: only at the end)")
-    p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT/checkpoints")
-    p.add_argument("--export_dtype", choices=("float32", "bfloat16"), help="dtype of the HF export")
+    D.add_run_args(p)  # --seed, --device, --bf16, checkpoints, --resume, --grad_clip, ...
     for name in ("vocab_size", "hidden_size", "num_layers", "num_heads"):
         p.add_argument(f"--{name}", type=int, help="random model / demo tokenizer shape")
     p.add_argument("--kill_at_step", type=int, help=argparse.SUPPRESS)  # fault injection for the resume test

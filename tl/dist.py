@@ -8,6 +8,7 @@ ranks, so a loss normalised by a global count is multiplied by `world_size` befo
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from contextlib import nullcontext
@@ -122,6 +123,18 @@ def full_state_dict(model: torch.nn.Module, info: DistInfo) -> dict[str, torch.T
     return state if info.is_main else {}
 
 # ----------------------------------------------------------------------------- run directories
+
+def add_run_args(p) -> None:
+    """The flags both trainers share: seed, device, precision, and the run directory's checkpoints."""
+    p.add_argument("--grad_clip", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 compute (default: on CUDA)")
+    p.add_argument("--activation_checkpointing", action=argparse.BooleanOptionalAction)
+    p.add_argument("--save_every", type=int, help="checkpoint every N steps (0: only at the end)")
+    p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT/checkpoints")
+    p.add_argument("--export_dtype", choices=("float32", "bfloat16"), help="dtype of the HF export")
 
 def apply_preset(args, presets: dict, defaults: dict, name: str | None):
     """Fill every flag left at None from the preset, then from the defaults: explicit flags win."""
