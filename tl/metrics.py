@@ -21,7 +21,7 @@ from tl.classify import (ALL_RIGHT, CALL_CATEGORIES, CONTENT_ERROR, CORRECT, PAR
                          TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL)
 
 STAGES = ("TS", "PI", "CF")
-DOC_ERRORS = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)  # DE; sandbox feedback categories
+DOC_ERRORS = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)  # DE: the call misread the documentation
 
 def percent(k, n) -> float:
     """k / n in percent, rounded to 2 decimals (0 for an empty set)."""
@@ -75,16 +75,12 @@ def single_turn_metrics(records) -> dict:
     return {**stage_rates(records), "by_category": _by_group(records, "scenario", stage_rates),
             "errors": error_analysis(c for r in records for c in r["calls"])}
 
-def is_doc_error(category: str) -> bool:
-    """DE's definition: the call misread the tool documentation."""
-    return category in DOC_ERRORS
-
 def call_error_rates(episodes) -> dict:
     """{"n", "calls", "DE", "CE", "VA"} over episodes ("calls" = feedback categories, "valid_answer")."""
     episodes = list(episodes)
     cats = [c for e in episodes for c in e["calls"]]
-    de = sum(is_doc_error(c) for c in cats)
-    ce = sum(c != ALL_RIGHT and not is_doc_error(c) for c in cats)
+    de = sum(c in DOC_ERRORS for c in cats)
+    ce = sum(c not in (ALL_RIGHT, *DOC_ERRORS) for c in cats)
     return {"n": len(episodes), "calls": len(cats), "DE": percent(de, len(cats)), "CE": percent(ce, len(cats)),
             "VA": percent(sum(bool(e["valid_answer"]) for e in episodes), len(episodes))}
 
