@@ -1,15 +1,9 @@
 """Checkpoint I/O: HF safetensors directories (load, save, export from FSDP2) and resumable
-training checkpoints (torch.distributed.checkpoint).
+training checkpoints (torch.distributed.checkpoint); layouts: docs/ARCHITECTURE.md, "Checkpoint layout".
 
-HF directories hold `config.json`, `model.safetensors` (or shards and their index) and
-`tokenizer.model`; keys and shapes are checked against the config before any data is read.
-
-A training checkpoint `step_{N:08d}/` holds the DCP model and optimizer state, `rng_{rank}.pt` per
-rank and `meta.json` (step, save time, every other file's size, trainer state). It is written as
-`step_N.tmp/`, fsynced, then renamed into place (an existing copy set aside as `.old` until then),
-so a crash leaves a complete copy of the step. A directory whose files do not match its meta.json
-is no checkpoint. "Newest" = most recently saved, so a fresh run in an old directory keeps its
-own checkpoints. DCP reshards on load; RNG states are restored only at the same world size.
+A training checkpoint is written as `step_N.tmp/`, fsynced, then renamed into place (an existing
+copy set aside as `.old` until then), so a crash leaves a complete copy of the step. "Newest" = most
+recently saved, so a fresh run in an old directory keeps its own checkpoints.
 """
 from __future__ import annotations
 

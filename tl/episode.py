@@ -64,7 +64,6 @@ def call_category_from_feedback(result: Result) -> str:
 @dataclass
 class EpisodeCall:
     """One call of an episode. `call` is None for an unreadable output (category unparsable)."""
-
     call: Call | None
     result: Result
     category: str
@@ -76,10 +75,6 @@ class Turn:
     parsed: Parsed
     kind: str  # "calls", "answer" or "unparsable"
     calls: list[EpisodeCall] = field(default_factory=list)
-
-def _finish_answer(call: Call) -> str:
-    value = call.arguments.get("answer", next(iter(call.arguments.values()), ""))
-    return value if isinstance(value, str) else format_call(call)
 
 class Episode:
     """One task's episode; `run_episode` drives it with a policy. See the module docstring."""
@@ -143,7 +138,9 @@ class Episode:
                 self.messages.append({"role": "tool", "content": result.feedback, "result": result.to_dict()})
             if finish_at is not None:
                 turn.kind = "answer" if not executed else "calls"
-                self.answer = _finish_answer(calls[finish_at])
+                finish = calls[finish_at]
+                answer = finish.arguments.get("answer", next(iter(finish.arguments.values()), ""))
+                self.answer = answer if isinstance(answer, str) else format_call(finish)
                 self.messages.append({"role": "assistant", "content": self.answer})
         else:
             why = parsed.error or "empty output; expected a tool call or a final answer"

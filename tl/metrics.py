@@ -1,17 +1,13 @@
-"""Evaluation metrics as pure functions of `tl.classify`'s classifications (paper Sec. 4.3), so
+"""Evaluation metrics (paper Sec. 4.3) as pure functions of `tl.classify`'s classifications, so
 rewards and evaluation never disagree about what a mistake is.
 
-Single turn (RoTBench, ToolAlpaca, BFCL-v3, synthetic), in percent of items: TS = the predicted
-tool is the gold one; PI = TS and the keys equal the gold keys; CF = PI and every value is right
-under the benchmark's rules. More calls than gold expects is wrong on all three. Parallel gold
-(BFCL): TS / PI when every gold call was matched by a call reaching that stage and none is left
-over, CF when the whole set is correct. BFCL irrelevance (no call expected): right on all three
-when the output holds no call, a plain answer or (as BFCL's `relevance_file_runner`) `unparsable`.
-
-Multi-turn (ToolEyes, synthetic), within 9 turns: DE = % of calls with a documentation error
-(tool / parameter hallucination, missing required parameter); CE = % with any other error; VA =
-% of tasks ending with a valid final answer. Error analysis (Table 1): each call category's share,
-the parameter flags, and for wrong tools the share whose first name token differs vs. shares a prefix.
+Single turn, in percent of items: TS = the predicted tool is the gold one; PI = TS and the keys
+equal the gold keys; CF = PI and every value is right under the benchmark's rules; more calls than
+gold expects is wrong on all three. Parallel gold (BFCL): TS / PI when every gold call was matched
+by a call reaching that stage and none is left over, CF when the whole set is correct. BFCL
+irrelevance: right on all three for no call, a plain answer or (`relevance_file_runner`) unparsable.
+Multi-turn, within 9 turns: DE = % of calls with a documentation error (`DOC_ERRORS`); CE = % with
+any other error; VA = % of tasks ending with a valid final answer. Table 1: `error_analysis`.
 """
 from __future__ import annotations
 

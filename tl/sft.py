@@ -79,7 +79,6 @@ def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[floa
 @dataclass
 class Sample:
     """One trajectory as training ids. weights[i] is the loss weight of predicting input_ids[i]."""
-
     id: str
     input_ids: list[int]
     weights: list[float]
@@ -125,20 +124,15 @@ def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_
             continue
         turn_start, turn_keys = len(sample.input_ids), 0
         ids = tok.encode(seg.text) if n == 0 else tok.encode_continuation(seg.text)
-        if seg.kind == "context":
-            weights = [0.0] * len(ids)
-        elif seg.kind == "answer":
-            weights = [1.0] * len(ids)
-        elif seg.message_index in masked_calls:
+        weights = [0.0 if seg.kind == "context" else 1.0] * len(ids)
+        if seg.kind == "call" and seg.message_index in masked_calls:
             weights = [0.0] * len(ids)
             sample.masked[masked_calls[seg.message_index]] += 1
-        else:
-            weights = [1.0] * len(ids)
-            if pkt:
-                key = segment_key_positions(tok, seg, names)
-                weights = call_token_weights(len(ids), key, w_max)
-                sample.n_key_tokens += len(key)
-                turn_keys = len(key)
+        elif seg.kind == "call" and pkt:
+            key = segment_key_positions(tok, seg, names)
+            weights = call_token_weights(len(ids), key, w_max)
+            sample.n_key_tokens += len(key)
+            turn_keys = len(key)
         sample.n_calls += seg.kind == "call"
         turn_weight = 1.0 if seg.kind != "context" and any(weights) else 0.0
         sample.input_ids += ids

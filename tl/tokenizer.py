@@ -1,9 +1,6 @@
 """A sentencepiece tokenizer (LLaMA / CodeLLaMA `tokenizer.model`) and a trainer for small ones.
-
-Sentencepiece prepends a "dummy prefix" space (▁) to every text, as if it started a document after
-a space: `encode` keeps that, `encode_continuation` encodes text as it is tokenized *inside* a
-longer document, and `encode_chat` joins the two around EOS markers (docs/ARCHITECTURE.md,
-"Tokenisation of a conversation").
+`encode` keeps sentencepiece's dummy-prefix space, `encode_continuation` encodes text as inside a
+document, `encode_chat` joins the two (docs/ARCHITECTURE.md, "Tokenisation of a conversation").
 """
 import io
 import os
