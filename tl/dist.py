@@ -64,8 +64,7 @@ def barrier(info: DistInfo) -> None:
 
 def shard_model(model: torch.nn.Module, info: DistInfo, *, bf16: bool = False, activation_checkpointing: bool = False):
     """Activation checkpointing per block (optional), then FSDP2 on each block and the root. `bf16`:
-    blocks compute in bfloat16, master weights and gradient reduction stay float32 (in one process
-    `compute_context` applies it instead)."""
+    blocks compute in bfloat16, master weights and gradient reduction in float32."""
     from torch.distributed._composable import checkpoint  # keeps parameter names (no wrapper module)
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     if activation_checkpointing:
