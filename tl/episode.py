@@ -56,7 +56,8 @@ FINISH = "finish"
 _SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)
 
 def call_category_from_feedback(result: Result) -> str:
-    """The call category an executed call earns from its feedback alone (no reference)."""
+    """The call category an executed call earns from its feedback alone (no reference): all_right ->
+    correct, a documentation error (`_SAME`) kept, anything else (a wrong type, a crash) content_error."""
     if result.category == ALL_RIGHT:
         return CORRECT
     return result.category if result.category in _SAME else CONTENT_ERROR
