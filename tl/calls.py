@@ -1,11 +1,6 @@
 """Tool calls as text: the `Call` value, tool schemas in one normal form, and the paper's prompt
-format (Table 13); SFT, PPO and evaluation all render here.
-
-Normal form (OpenAI function style, read also from BFCL's): {"name", "description", "parameters":
-{"type": "object", "properties": {key: {"type", "description", ...}}, "required": [...]}}, type
-words in JSON-schema words (TYPE_WORDS). The prompt: messages joined by "\n" as `Role: content`,
-the tools as Python signatures with docstrings, each assistant turn (a call, a BFCL-style list of
-calls, or a final answer) ending with `</s>`; a literal `</s>` in any text is written `\u003c/s>`.
+format (Table 13); SFT, PPO and evaluation all render here. Both formats: docs/ARCHITECTURE.md
+("Tool schema", "Prompt format and EOS").
 """
 from __future__ import annotations
 

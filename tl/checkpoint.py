@@ -1,15 +1,9 @@
 """Checkpoint I/O: HF safetensors directories (load, save, export from FSDP2) and resumable
-training checkpoints (torch.distributed.checkpoint).
+training checkpoints (torch.distributed.checkpoint); layouts: docs/ARCHITECTURE.md, "Checkpoint layout".
 
-HF directories hold `config.json`, `model.safetensors` (or shards and their index) and
-`tokenizer.model`; keys and shapes are checked against the config before any data is read.
-
-A training checkpoint `step_{N:08d}/` holds the DCP model and optimizer state, `rng_{rank}.pt` per
-rank and `meta.json` (step, save time, every other file's size, trainer state). It is written as
-`step_N.tmp/`, fsynced, then renamed into place (an existing copy set aside as `.old` until then),
-so a crash leaves a complete copy of the step. A directory whose files do not match its meta.json
-is no checkpoint. "Newest" = most recently saved, so a fresh run in an old directory keeps its
-own checkpoints. DCP reshards on load; RNG states are restored only at the same world size.
+A training checkpoint is written as `step_N.tmp/`, fsynced, then renamed into place (an existing
+copy set aside as `.old` until then), so a crash leaves a complete copy of the step. "Newest" = most
+recently saved, so a fresh run in an old directory keeps its own checkpoints.
 """
 from __future__ import annotations
 
@@ -84,10 +78,19 @@ def checkpoint_files(path: str) -> dict[str, str]:
             raise ValueError(f"{index} places {_some(absent)} in {shard}, which does not contain them")
     return {key: os.path.join(path, shard) for key, shard in weight_map.items()}
 
-def load_safetensors(path: str, expected: dict[str, tuple], *, dtype=None, device="cpu") -> dict[str, torch.Tensor]:
-    """Exactly the `expected` {name: shape} tensors of a checkpoint directory, names and shapes
-    checked from the headers first; each tensor is memory-mapped and cast on its own."""
+def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> Transformer:
+    """An HF LLaMA directory as a `Transformer` built on the meta device, tensors assigned (so on CPU
+    in the stored dtype memory-mapped); `tokenizer` (default: the one beside) is vocab-checked. Key
+    names and shapes are checked against config.json from the headers before any tensor is read."""
     from safetensors import safe_open
+    path = os.fspath(path)
+    args = read_config(path)
+    beside = os.path.join(path, "tokenizer.model")
+    check_vocab(args.vocab_size, os.path.join(path, "config.json"),
+                tokenizer or (beside if os.path.isfile(beside) else None))
+    with torch.device("meta"):
+        model = Transformer(args)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     files = {k: f for k, f in checkpoint_files(path).items() if not k.endswith(_IGNORED_SUFFIXES)}
     problems = []
     if missing := set(expected) - set(files):
@@ -108,26 +111,12 @@ def load_safetensors(path: str, expected: dict[str, tuple], *, dtype=None, devic
                                     f"the config implies {list(expected[key])}")
     if problems:
         raise ValueError(f"checkpoint {path} does not match its config.json:\n  " + "\n  ".join(problems))
-    state = {}
+    state, dtype = {}, dtype or DTYPES[args.dtype]
     for file, keys in by_file.items():
         with safe_open(file, framework="pt", device="cpu") as f:
             for key in keys:  # get_tensor maps the file; .to() copies only if dtype/device differ
                 state[key] = f.get_tensor(key).to(device=device, dtype=dtype)
-    return state
-
-def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> Transformer:
-    """An HF LLaMA directory as a `Transformer` built on the meta device, tensors assigned (so on CPU
-    in the stored dtype memory-mapped); `tokenizer` (default: the one beside) is vocab-checked."""
-    path = os.fspath(path)
-    args = read_config(path)
-    beside = os.path.join(path, "tokenizer.model")
-    check_vocab(args.vocab_size, os.path.join(path, "config.json"),
-                tokenizer or (beside if os.path.isfile(beside) else None))
-    with torch.device("meta"):
-        model = Transformer(args)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    model.load_state_dict(load_safetensors(path, expected, dtype=dtype or DTYPES[args.dtype], device=device),
-                          strict=True, assign=True)
+    model.load_state_dict(state, strict=True, assign=True)
     model.args.dtype = _dtype_name(model.lm_head.weight.dtype)
     return model
 
@@ -258,9 +247,8 @@ def _app_state(models: dict, optimizers: dict) -> dict:
 
 def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, optimizers: dict,
                     meta: dict | None = None, keep: int = 2) -> str:
-    """Write checkpoint `step` atomically (module docstring), keeping the `keep` most recent.
-    models: {name: module}; optimizers: {name: its optimizer} (a subset); `meta`: JSON-able
-    trainer state. Every rank must call it."""
+    """Write checkpoint `step` atomically, keeping the `keep` most recent; every rank calls it. models:
+    {name: module}; optimizers: {name: its optimizer} (a subset); `meta`: JSON-able trainer state."""
     final = os.path.join(ckpt_dir, f"step_{step:08d}")
     tmp = final + ".tmp"
     if info.is_main:

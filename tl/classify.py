@@ -1,16 +1,11 @@
-"""The error taxonomy, shared by MAE (feedback), PPO (reward) and evaluation (TS/PI/CF, Table 1).
+"""The error taxonomy, shared by MAE (feedback), PPO (reward) and evaluation (TS/PI/CF, Table 1);
+the categories and their order: docs/ARCHITECTURE.md, "Error taxonomy" (paper Sec. 3.3).
 
-A predicted call against gold gets the first category that applies (paper Sec. 3.3): unparsable /
-no_call -> tool_hallucination (not among the tools) -> wrong_tool -> param_hallucination (a key the
-tool does not declare nor gold use) > param_missing (a gold key not predicted) > param_redundant
-(declared, not in gold), all flags kept -> content_error (a value differs) -> correct. With extra
-calls each further one is an unexpected call and the output the worst, TS = PI = CF = False.
-
-Values, by `mode`: "strict" = JSON equality, 1 == 1.0, booleans not numbers; "rotbench" = its
-evaluate.py: Python `==`, a gold "None" unchecked, nor the values of `unchecked_tools`; "bfcl" =
-gold lists of acceptable values judged by `bfcl_value_ok`, "" = may be omitted unless required, a
-key outside the schema hallucinated. Gold: a Call (or dict); a list of acceptable Calls (the best
-is used); None = no call expected. `classify_calls` takes parallel gold.
+param_hallucination = a key the tool does not declare nor gold use; param_missing = a gold key not
+predicted; param_redundant = declared, not in gold (all flags kept). Values, by `mode`: "strict" =
+JSON equality, 1 == 1.0, booleans not numbers; "rotbench" = its evaluate.py: Python `==`, a gold
+"None" unchecked, nor the values of `unchecked_tools`; "bfcl" = gold lists of acceptable values
+judged by `bfcl_value_ok`, "" = may be omitted unless required, a key outside the schema hallucinated.
 """
 from __future__ import annotations
 
@@ -168,10 +163,11 @@ def _need_bfcl_rules(mode: str, bfcl_value_ok) -> None:
 
 def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_value_ok=None,
              unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
-    """Model output (text or `Parsed`) against `gold` (module docstring). `tools`: None skips the
-    tool-hallucination check. `tokenize`: name -> tokens for the wrong-tool statistics. RoTBench's
-    role rules: `unchecked_tools`, `aliases` = {predicted name: gold name}; of several golds it
-    takes the one reaching the furthest stage (its "any answer" rule), other modes the best reward."""
+    """Model output (text or `Parsed`) against `gold`: a Call (or dict), a list of acceptable Calls,
+    or None (no call expected). `tools`: None skips the tool-hallucination check. `tokenize`: name
+    -> tokens for the wrong-tool statistics. RoTBench's role rules: `unchecked_tools`, `aliases` =
+    {predicted name: gold name}; of several golds it takes the one reaching the furthest stage (its
+    "any answer" rule), other modes the best reward. Extra calls make the output the worst."""
     _need_bfcl_rules(mode, bfcl_value_ok)
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     if parsed.kind == "error":

@@ -51,9 +51,8 @@ def from_raw_conversations(raw: dict) -> dict:
 
 def validate_record(record) -> dict:
     """One record in the project format (tools normalised), or ValueError with the reason: no
-    messages, a bad role, no assistant turn, anything the renderer rejects, or a call to a tool
-    not in the list whose feedback reports success (one with error feedback is a legitimate flaw
-    that MAE masks)."""
+    messages, a bad role, no assistant turn, anything the renderer rejects, or a call to an unlisted
+    tool whose feedback reports success (with error feedback it is a flaw that MAE masks)."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object; found {type(record).__name__}")
     if "messages" not in record and "conversations" in record:

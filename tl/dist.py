@@ -1,10 +1,6 @@
 """torchrun / FSDP2 plumbing and the run-directory code (presets, resume, metrics) the trainers
-share; nothing here knows about SFT or PPO.
-
-Under torchrun (`RANK`/`WORLD_SIZE` set): a process group (nccl on CUDA, gloo on CPU), one device
-per rank, FSDP2 (`fully_shard` per block, then the root). As plain `python`: one process, no FSDP,
-collectives are no-ops, so the same training code runs both ways. FSDP2 *averages* gradients over
-ranks, so a loss normalised by a global count is multiplied by `world_size` before backward.
+share; nothing here knows about SFT or PPO (docs/ARCHITECTURE.md, "Distributed training"). As
+plain `python`: one process, no FSDP, collectives are no-ops, so the same code runs both ways.
 """
 from __future__ import annotations
 
@@ -69,8 +65,7 @@ def barrier(info: DistInfo) -> None:
 
 def shard_model(model: torch.nn.Module, info: DistInfo, *, bf16: bool = False, activation_checkpointing: bool = False):
     """Activation checkpointing per block (optional), then FSDP2 on each block and the root. `bf16`:
-    blocks compute in bfloat16, master weights and gradient reduction stay float32 (in one process
-    `compute_context` applies it instead)."""
+    blocks compute in bfloat16, master weights and gradient reduction in float32."""
     from torch.distributed._composable import checkpoint  # keeps parameter names (no wrapper module)
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     if activation_checkpointing:

@@ -1,34 +1,13 @@
-"""Multi-turn episodes: generate -> parse -> execute -> `Output:` feedback, up to 9 turns.
+"""Multi-turn episodes: generate -> parse -> execute -> `Output:` feedback, up to 9 turns
+(docs/ARCHITECTURE.md, "Executors and episodes"), and the evaluation units `Item` and `Task`.
 
-    from tl.episode import run_episode
-    ep = run_episode(policy, tools, "What's the weather in the capital of Japan?", executor=sandbox)
-    ep.answer, ep.finished, [(c.call, c.category, c.result.category) for c in ep.calls]
-
-`policy(prompt_text) -> text` is any function (a model with `tl.generate`, a scripted stub). Each
-turn renders the conversation with `tl.calls.render_prompt` (messages in the trajectory format
-of docs/ARCHITECTURE.md, so an episode's `messages` is a trajectory record's), parses the output
-with `tl.parse.parse` and:
-- plain text (`kind == "no_call"`) or a `finish(answer=...)` call (RoTBench / ToolEyes style) is
-  the final answer: the episode ends;
-- calls are checked against the episode's own tools (`tl.sandbox.validate_call`: a tool the
-  prompt does not offer is a hallucination even if the executor knows it), then executed one by
-  one by `executor.run(call) -> Result` -- a `tl.sandbox.Sandbox`, or
-  any object with that method (e.g. a ToolEyes simulator that validates with
-  `tl.sandbox.validate_call` and fabricates outputs) -- and each result's feedback becomes a
-  tool message (`Output: ...`);
-- an unreadable output (`kind == "error"`, or an empty one) is kept as the assistant's text and
-  answered with `SyntaxError: ...` feedback, so the model can retry.
-
-Every call gets a call category (tl.classify): `unparsable` for an unreadable output; with
-`reference` calls given (a multi-turn task's reference solution), `tl.classify.classify` against
-them (any reference call may match); otherwise from the executor's feedback: all_right ->
-correct, tool_hallucination / param_hallucination / param_missing -> the same, and a wrong type,
-an exception in the tool or an instability (timeout, crash) -> content_error. The feedback
-category itself stays in `EpisodeCall.result.category`. DE/CE/VA (paper Sec. 4.3) are computed
-from these by `tl.metrics`.
-
-For batched generation, drive episodes step by step: `ep = Episode(tools, query, executor)`,
-then `while not ep.done: ep.step(generate(ep.prompt()))`; `run_episodes` does this for a batch.
+`policy(prompt_text) -> text` is any function (a model with `tl.generate`, a scripted stub). Plain
+text or a `finish(answer=...)` call ends the episode with its answer; calls are checked against the
+episode's own tools (`tl.sandbox.validate_call`), then run one by one by `executor.run(call) ->
+Result`, each feedback becoming a tool message; an unreadable output is answered with `SyntaxError:
+...` feedback so the model can retry. Each call's category: `unparsable` for an unreadable output,
+`classify` against the `reference` calls if given, else `call_category_from_feedback`.
+Batched: `ep = Episode(tools, query, executor)`, then `while not ep.done: ep.step(generate(ep.prompt()))`.
 """
 from __future__ import annotations
 
@@ -46,17 +25,12 @@ MAX_TURNS = 9  # ToolEyes' and the paper's multi-turn limit
 class Item:
     """One single-turn test, or one PPO prompt: predict the next assistant call after `messages`.
 
-    tools: in any form `tl.calls.normalize_tools` reads (the normal form, except BFCL's own
-    schemas, whose type words its checker reads).
-    gold: what `tl.classify` compares against, per `mode`:
-      "rotbench" -- a list of acceptable `Call`s (any one may match; RoTBench/ToolAlpaca rules);
-      "bfcl"     -- BFCL's `ground_truth` list, one `{name: {param: [acceptable values]}}` per
-                    expected call (order-free); `[]` for (live_)irrelevance and live_relevance,
-                    whose category says what is right (no call / any call);
-      "strict"   -- a list with one `Call` (the synthetic split).
-    options: RoTBench's role rules (`unchecked_tools`, `aliases`), passed to classify.
-    reader: how the benchmark's own checker reads model text: "project" (tl.parse.parse),
-    "rotbench" (tasks.rotbench.read_output) or "bfcl" (tasks.bfcl.decode).
+    tools: any form `normalize_tools` reads (BFCL's own schemas kept: its checker reads their types).
+    gold, per `mode`: "rotbench" a list of acceptable `Call`s; "bfcl" BFCL's `ground_truth` list, one
+    `{name: {param: [acceptable values]}}` per expected call, `[]` for (live_)irrelevance and
+    live_relevance (the category says what is right); "strict" `[Call]` (the synthetic split).
+    options: keywords for `tl.classify.classify` (RoTBench's `unchecked_tools`, `aliases`). reader: how
+    the benchmark's checker reads text: "project" (tl.parse), "rotbench" or "bfcl" (tasks.*).
     """
     id: str
     benchmark: str
@@ -65,7 +39,7 @@ class Item:
     gold: list
     mode: str
     category: str = ""
-    options: dict = field(default_factory=dict)  # extra keyword arguments for tl.classify.classify
+    options: dict = field(default_factory=dict)
     reader: str = "project"
 
 @dataclass(frozen=True)
@@ -82,7 +56,8 @@ FINISH = "finish"
 _SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)
 
 def call_category_from_feedback(result: Result) -> str:
-    """The call category an executed call earns from its feedback alone (no reference)."""
+    """The call category an executed call earns from its feedback alone (no reference): all_right ->
+    correct, a documentation error (`_SAME`) kept, anything else (a wrong type, a crash) content_error."""
     if result.category == ALL_RIGHT:
         return CORRECT
     return result.category if result.category in _SAME else CONTENT_ERROR
@@ -90,7 +65,6 @@ def call_category_from_feedback(result: Result) -> str:
 @dataclass
 class EpisodeCall:
     """One call of an episode. `call` is None for an unreadable output (category unparsable)."""
-
     call: Call | None
     result: Result
     category: str
@@ -102,10 +76,6 @@ class Turn:
     parsed: Parsed
     kind: str  # "calls", "answer" or "unparsable"
     calls: list[EpisodeCall] = field(default_factory=list)
-
-def _finish_answer(call: Call) -> str:
-    value = call.arguments.get("answer", next(iter(call.arguments.values()), ""))
-    return value if isinstance(value, str) else format_call(call)
 
 class Episode:
     """One task's episode; `run_episode` drives it with a policy. See the module docstring."""
@@ -169,7 +139,9 @@ class Episode:
                 self.messages.append({"role": "tool", "content": result.feedback, "result": result.to_dict()})
             if finish_at is not None:
                 turn.kind = "answer" if not executed else "calls"
-                self.answer = _finish_answer(calls[finish_at])
+                finish = calls[finish_at]
+                answer = finish.arguments.get("answer", next(iter(finish.arguments.values()), ""))
+                self.answer = answer if isinstance(answer, str) else format_call(finish)
                 self.messages.append({"role": "assistant", "content": self.answer})
         else:
             why = parsed.error or "empty output; expected a tool call or a final answer"

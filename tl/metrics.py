@@ -1,17 +1,13 @@
-"""Evaluation metrics as pure functions of `tl.classify`'s classifications (paper Sec. 4.3), so
+"""Evaluation metrics (paper Sec. 4.3) as pure functions of `tl.classify`'s classifications, so
 rewards and evaluation never disagree about what a mistake is.
 
-Single turn (RoTBench, ToolAlpaca, BFCL-v3, synthetic), in percent of items: TS = the predicted
-tool is the gold one; PI = TS and the keys equal the gold keys; CF = PI and every value is right
-under the benchmark's rules. More calls than gold expects is wrong on all three. Parallel gold
-(BFCL): TS / PI when every gold call was matched by a call reaching that stage and none is left
-over, CF when the whole set is correct. BFCL irrelevance (no call expected): right on all three
-when the output holds no call, a plain answer or (as BFCL's `relevance_file_runner`) `unparsable`.
-
-Multi-turn (ToolEyes, synthetic), within 9 turns: DE = % of calls with a documentation error
-(tool / parameter hallucination, missing required parameter); CE = % with any other error; VA =
-% of tasks ending with a valid final answer. Error analysis (Table 1): each call category's share,
-the parameter flags, and for wrong tools the share whose first name token differs vs. shares a prefix.
+Single turn, in percent of items: TS = the predicted tool is the gold one; PI = TS and the keys
+equal the gold keys; CF = PI and every value is right under the benchmark's rules; more calls than
+gold expects is wrong on all three. Parallel gold (BFCL): TS / PI when every gold call was matched
+by a call reaching that stage and none is left over, CF when the whole set is correct. BFCL
+irrelevance: right on all three for no call, a plain answer or (`relevance_file_runner`) unparsable.
+Multi-turn, within 9 turns: DE = % of calls with a documentation error (`DOC_ERRORS`); CE = % with
+any other error; VA = % of tasks ending with a valid final answer. Table 1: `error_analysis`.
 """
 from __future__ import annotations
 
@@ -21,7 +17,7 @@ from tl.classify import (ALL_RIGHT, CALL_CATEGORIES, CONTENT_ERROR, CORRECT, PAR
                          TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL)
 
 STAGES = ("TS", "PI", "CF")
-DOC_ERRORS = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)  # DE; sandbox feedback categories
+DOC_ERRORS = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)  # DE: the call misread the documentation
 
 def percent(k, n) -> float:
     """k / n in percent, rounded to 2 decimals (0 for an empty set)."""
@@ -75,16 +71,12 @@ def single_turn_metrics(records) -> dict:
     return {**stage_rates(records), "by_category": _by_group(records, "scenario", stage_rates),
             "errors": error_analysis(c for r in records for c in r["calls"])}
 
-def is_doc_error(category: str) -> bool:
-    """DE's definition: the call misread the tool documentation."""
-    return category in DOC_ERRORS
-
 def call_error_rates(episodes) -> dict:
     """{"n", "calls", "DE", "CE", "VA"} over episodes ("calls" = feedback categories, "valid_answer")."""
     episodes = list(episodes)
     cats = [c for e in episodes for c in e["calls"]]
-    de = sum(is_doc_error(c) for c in cats)
-    ce = sum(c != ALL_RIGHT and not is_doc_error(c) for c in cats)
+    de = sum(c in DOC_ERRORS for c in cats)
+    ce = sum(c not in (ALL_RIGHT, *DOC_ERRORS) for c in cats)
     return {"n": len(episodes), "calls": len(cats), "DE": percent(de, len(cats)), "CE": percent(ce, len(cats)),
             "VA": percent(sum(bool(e["valid_answer"]) for e in episodes), len(episodes))}
 

@@ -16,7 +16,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 @dataclass
 class ModelArgs:
     """Hyper-parameters of a LLaMA model; field names follow HF's `config.json`."""
-
     vocab_size: int = 32000
     hidden_size: int = 4096
     intermediate_size: int = 11008

@@ -1,19 +1,12 @@
-"""Supervised fine-tuning with MAE and PKT (paper Sec. 3.1-3.2): per-token loss weights, the
-weighted loss, the data order, batches and the learning-rate schedule.
-
-A record is rendered by `tl.calls.render_segments` and encoded segment by segment, so its ids are
-exactly `Tokenizer.encode_chat(render_prompt(...))` (what inference sees). Each token gets a weight:
-context (system, user, `Output:` feedback, role headers) 0; a final answer and its EOS 1; a tool
-call and its EOS 1, its key tokens `w` (PKT), and 0 on every token when the feedback after the call
-is an error (MAE: the call stays in the context of later turns, only its own tokens get no
-gradient). The weight of token i is the weight of *predicting* token i (the trainer shifts by one).
+"""Supervised fine-tuning with MAE and PKT (paper Sec. 3.1-3.2): per-token loss weights (the
+weights themselves: docs/ARCHITECTURE.md, "SFT samples"), the weighted loss, the data order,
+batches and the learning-rate schedule.
 
 Loss normaliser: the paper's L_MAE / L_PKT are sums over tokens; the authors' code divides each
 sample's weighted sum by its sum of weights (batch 1). Here a step's weighted sum is divided by the
 step's global sum of weights (all micro-batches on all ranks, known before the forward pass): the
-loss does not depend on world size or accumulation, and keeps one scale with PKT on or off (with it
-off, the plain mean over trained tokens), so one learning rate serves every ablation.
-`--sample_unit turn` reproduces the authors' per-sample normalisation instead (`split_turns`).
+loss does not depend on world size or accumulation, and keeps one scale with PKT on or off, so one
+learning rate serves every ablation. `--sample_unit turn` is the authors' unit (`split_turns`).
 """
 from __future__ import annotations
 
@@ -35,14 +28,10 @@ from tl.data import feedback_categories
 MAE_RULES = ("taxonomy", "authors")
 
 def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, str]:
-    """T_e of L_MAE (paper Sec. 3.1, Eq. 1): {assistant message index: feedback category} of
-    every call whose feedback is anything but `all_right`. A call with no feedback after it is
-    not in T_e (there is no evidence against it). Final answers are never in T_e.
-
-    rule "authors": the authors' `mae.py` instead -- a call is erroneous when the message right
-    after it is feedback that `authors_feedback_is_error` flags (reported with its taxonomy
-    category, or `others` where the taxonomy sees none).
-    """
+    """T_e of L_MAE (paper Sec. 3.1, Eq. 1): {assistant message index: feedback category} of every
+    call whose feedback is not `all_right` (a call with no feedback after it is not in T_e).
+    rule "authors" (their `mae.py`): the message right after the call is feedback that
+    `authors_feedback_is_error` flags; reported with its taxonomy category, else `others`."""
     if rule == "taxonomy":
         return {i: c for i, c in feedback_categories(messages).items() if c not in (None, ALL_RIGHT)}
     if rule != "authors":
@@ -58,17 +47,12 @@ def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, s
 # ----------------------------------------------------------------------------- PKT
 
 def key_token_positions(call_ids: list[int], rival_ids: list[list[int]], start: int = 0) -> list[int]:
-    """K_i of L_PKT (paper Sec. 3.2): positions in `call_ids` of the call's key tokens.
-
-    call_ids: the tokens of the call, starting at the tool name (` name(k="v")`).
-    rival_ids: for every *other* available tool, the tokens of ` other_name(` encoded the same
-        way. A rival that shares a token prefix of length p >= 1 with the call makes position p
-        key: the token where the gold name diverges from it, or, when the gold name is a prefix
-        of the rival's, the token right after the gold name (e.g. `(`).
-    Position `start` (0), the first token of the name, is always key.
-    start: where the name starts when `call_ids` (and every rival) begin with shared tokens
-        before it (a later call in a parallel turn `[f(...), g(...)]`); 0 for a plain call.
-    """
+    """K_i of L_PKT (paper Sec. 3.2): positions in `call_ids` (the call's tokens from the tool
+    name on, ` name(k="v")`) of its key tokens: the name's first token (`start`), and for each
+    rival (the tokens of ` other_name(` for every *other* tool, encoded the same way) sharing a
+    prefix of length p > start, position p: where the names diverge, or the token after the name.
+    start: where the name starts when every sequence begins with shared tokens (a later call of
+    a parallel turn `[f(...), g(...)]`); 0 for a plain call."""
     if not call_ids:
         return []
     key = {start}
@@ -85,12 +69,8 @@ def key_token_weight(n_key: int, n_nonkey: int, w_max: float) -> float:
     return float(min(max(n_nonkey / n_key, 1.0), w_max))
 
 def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[float]:
-    """Per-token weights of one supervised call under PKT: `key_token_weight` on K_i, 1 on NK_i.
-
-    NK_i = the other tokens of the call text (rest of the name, `(`, arguments, `)`). The EOS
-    that closes the turn is not part of the call text: it is trained with weight 1 but not
-    counted in NK_i, as the authors' code treats closing delimiters.
-    """
+    """Per-token weights of one supervised call under PKT: `key_token_weight` on K_i, 1 on NK_i (the
+    other tokens of the call text; the turn's EOS is not counted, as in the authors' code)."""
     w, key = key_token_weight(len(key), n_tokens - len(key), w_max), set(key)
     return [w if i in key else 1.0 for i in range(n_tokens)]
 
@@ -99,7 +79,6 @@ def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[floa
 @dataclass
 class Sample:
     """One trajectory as training ids. weights[i] is the loss weight of predicting input_ids[i]."""
-
     id: str
     input_ids: list[int]
     weights: list[float]
@@ -116,14 +95,8 @@ def _token_index_at(tok, ids: list[int], char: int) -> int:
     raise ValueError(f"character {char} lies beyond the {len(ids)} tokens")
 
 def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
-    """PKT key positions inside a call segment's continuation ids, for each call in the turn.
-
-    For a call whose name starts at character s of the segment text, the rivals are the
-    segment's own prefix followed by ` other_name(` for every other tool, encoded the same way,
-    so the common-prefix rule of `key_token_positions` applies from the name's first token.
-    With one call whose first token carries the leading space (the usual case) this is exactly
-    `key_token_positions(ids, [ids(" other(") ...])`.
-    """
+    """PKT key positions in a call segment's continuation ids, for each call of the turn: the
+    rivals are the segment's text before the call's name followed by `other_name(`."""
     ids = tok.encode_continuation(segment.text)
     key = set()
     for call, (s, _) in zip(segment.calls, segment.name_spans):
@@ -134,11 +107,8 @@ def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
 
 def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
                     mae_rule: str = "taxonomy") -> Sample:
-    """A validated record -> `Sample` (ids equal `tok.encode_chat(render_prompt(...))`).
-
-    mae: calls in `erroneous_calls(messages, mae_rule)` get weight 0 on all their tokens and their EOS.
-    pkt: key tokens of each supervised call get `key_token_weight` (see `call_token_weights`).
-    """
+    """A validated record -> `Sample` (ids equal `tok.encode_chat(render_prompt(...))`). mae: calls in
+    `erroneous_calls(messages, mae_rule)` get weight 0, their EOS too; pkt: `call_token_weights`."""
     segments = render_segments(record["tools"], record["messages"], add_generation_prompt=False)
     masked_calls = erroneous_calls(record["messages"], mae_rule) if mae else {}
     names = [t["name"] for t in record["tools"]]
@@ -154,20 +124,15 @@ def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_
             continue
         turn_start, turn_keys = len(sample.input_ids), 0
         ids = tok.encode(seg.text) if n == 0 else tok.encode_continuation(seg.text)
-        if seg.kind == "context":
-            weights = [0.0] * len(ids)
-        elif seg.kind == "answer":
-            weights = [1.0] * len(ids)
-        elif seg.message_index in masked_calls:
+        weights = [0.0 if seg.kind == "context" else 1.0] * len(ids)
+        if seg.kind == "call" and seg.message_index in masked_calls:
             weights = [0.0] * len(ids)
             sample.masked[masked_calls[seg.message_index]] += 1
-        else:
-            weights = [1.0] * len(ids)
-            if pkt:
-                key = segment_key_positions(tok, seg, names)
-                weights = call_token_weights(len(ids), key, w_max)
-                sample.n_key_tokens += len(key)
-                turn_keys = len(key)
+        elif seg.kind == "call" and pkt:
+            key = segment_key_positions(tok, seg, names)
+            weights = call_token_weights(len(ids), key, w_max)
+            sample.n_key_tokens += len(key)
+            turn_keys = len(key)
         sample.n_calls += seg.kind == "call"
         turn_weight = 1.0 if seg.kind != "context" and any(weights) else 0.0
         sample.input_ids += ids
@@ -200,13 +165,10 @@ def _surely_longer(tok, record: dict, max_seq_len: int, unit: str) -> bool:
 def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
                   max_seq_len: int = 2048, overlong: str = "drop", unit: str = "trajectory",
                   mae_rule: str = "taxonomy") -> tuple[list[Sample], dict]:
-    """Tokenise every record into samples: one per trajectory (the paper's sums over whole
-    trajectories), or one per trained assistant turn (`unit="turn"`, the authors' code, see
-    `split_turns`). Samples longer than `max_seq_len` are dropped (`overlong="drop"`) or cut to
-    `max_seq_len` tokens (`"truncate"`, the cut-off turns are lost). A sample left with no
-    trained token (all masked, or all cut off) is dropped and counted.
-    Returns (samples, stats) with stats = {"records", "overlong", "untrained", "calls",
-    "masked": Counter, "key_tokens", "trained_tokens"} (calls, masked and key tokens per record)."""
+    """Samples of every record: one per trajectory, or per trained assistant turn (`unit="turn"`,
+    `split_turns`). Longer than `max_seq_len`: dropped (`overlong="drop"`) or cut ("truncate"); a
+    sample with no trained token left is dropped and counted. Returns (samples, stats): {"records",
+    "overlong", "untrained", "calls", "masked": Counter, "key_tokens", "trained_tokens"}."""
     if overlong not in ("drop", "truncate"):
         raise ValueError(f"overlong must be 'drop' or 'truncate'; found {overlong!r}")
     if unit not in SAMPLE_UNITS:
@@ -248,12 +210,8 @@ def mae_table(stats: dict) -> str:
 
 def weighted_token_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
                         normaliser: float | torch.Tensor) -> torch.Tensor:
-    """L_MAE / L_PKT (paper Sec. 3.1-3.2): sum_t w_t * -log p(target_t) / normaliser.
-
-    logits [B, T, V] (upcast to float32 here), targets [B, T], weights [B, T] (0 on context,
-    masked calls and padding; PKT's w on key tokens). `normaliser` is the step's global sum of
-    weights (see the module docstring).
-    """
+    """L_MAE / L_PKT (paper Sec. 3.1-3.2): sum_t w_t * -log p(target_t) / normaliser. logits [B, T, V]
+    (upcast to float32), targets and weights [B, T]; `normaliser`: the step's global sum of weights."""
     nll = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
     return (nll * weights.flatten().to(nll.dtype)).sum() / normaliser
 
@@ -261,13 +219,9 @@ def weighted_token_loss(logits: torch.Tensor, targets: torch.Tensor, weights: to
 
 def epoch_batches(lengths: list[int], global_batch: int, seed: int, epoch: int,
                   bucket_batches: int = 16) -> list[list[int]]:
-    """The global batches of one epoch: a list of `global_batch` sample indices per step.
-
-    Deterministic for (seed, epoch) and independent of world size. Samples are shuffled, the
-    last partial batch is dropped, and within chunks of `bucket_batches` batches samples are
-    sorted by length before being cut into batches (length bucketing: micro-batches pad little);
-    the batches are shuffled again so lengths do not trend within the epoch.
-    """
+    """The global batches (lists of sample indices) of one epoch, deterministic for (seed, epoch)
+    whatever the world size: shuffled, the last partial batch dropped, sorted by length within
+    chunks of `bucket_batches` batches (micro-batches pad little), the batches shuffled again."""
     if global_batch < 1 or global_batch > len(lengths):
         raise ValueError(f"global batch {global_batch} must be between 1 and the number of samples ({len(lengths)})")
     rng = random.Random(seed * 1_000_003 + epoch)
@@ -294,13 +248,8 @@ def short_first_batch(pool: list[int], global_batch: int, seed: int, step: int) 
     return random.Random(seed * 1_000_003 + step).sample(pool, global_batch)
 
 def micro_batches(batch: list[int], rank: int, world_size: int, micro_batch: int) -> list[list[int]]:
-    """This rank's micro-batches of one global batch (one per accumulation step).
-
-    The batch (length-sorted) is cut into world_size * accumulation slots of `micro_batch`
-    samples; slot k goes to micro-step k // world_size on rank k % world_size, so at each
-    micro-step the ranks hold neighbouring lengths (balanced work) and, over a step, every
-    sample is used exactly once whatever the world size and accumulation.
-    """
+    """This rank's micro-batches of one (length-sorted) global batch: slot k of `micro_batch` samples
+    goes to micro-step k // world_size on rank k % world_size, so ranks hold neighbouring lengths."""
     per_step = world_size * micro_batch
     if len(batch) % per_step:
         raise ValueError(f"global batch {len(batch)} is not a multiple of world_size ({world_size}) "
@@ -338,11 +287,9 @@ LR_SCHEDULES = ("cosine", "constant")
 
 def lr_at(step: int, total_steps: int, lr: float, warmup_steps: int = 0, min_lr_ratio: float = 0.1,
           schedule: str = "cosine") -> float:
-    """Learning rate of optimizer step `step` (0-based): a linear warm-up over `warmup_steps` to
-    `lr`, then either a cosine down to `min_lr_ratio * lr` at the last step ("cosine", the paper;
-    HF's cosine ends at 0, a floor keeps the last steps useful) or `lr` ("constant": the authors'
-    SFT run, whose DeepSpeed WarmupLR scheduler overrode HF's cosine; WarmupLR ramps up
-    logarithmically, over the same steps)."""
+    """Learning rate of optimizer step `step` (0-based): a linear warm-up over `warmup_steps` to `lr`,
+    then a cosine down to `min_lr_ratio * lr` at the last step ("cosine", the paper) or `lr`
+    ("constant": the authors' SFT run, whose DeepSpeed WarmupLR overrode HF's cosine)."""
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"schedule must be one of {LR_SCHEDULES}; found {schedule!r}")
     if step < warmup_steps:

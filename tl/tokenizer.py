@@ -1,9 +1,6 @@
 """A sentencepiece tokenizer (LLaMA / CodeLLaMA `tokenizer.model`) and a trainer for small ones.
-
-Sentencepiece prepends a "dummy prefix" space (▁) to every text, as if it started a document after
-a space: `encode` keeps that, `encode_continuation` encodes text as it is tokenized *inside* a
-longer document, and `encode_chat` joins the two around EOS markers (docs/ARCHITECTURE.md,
-"Tokenisation of a conversation").
+`encode` keeps sentencepiece's dummy-prefix space, `encode_continuation` encodes text as inside a
+document, `encode_chat` joins the two (docs/ARCHITECTURE.md, "Tokenisation of a conversation").
 """
 import io
 import os
@@ -64,11 +61,9 @@ class Tokenizer:
         return self.sp.id_to_piece(token_id)
 
 def train_tokenizer(texts, model_path, vocab_size: int = 1000, **options) -> str:
-    """Train a small LLaMA-style tokenizer on `texts` and write it to `model_path` (returned).
-
-    LLaMA's settings: BPE with byte fallback, digits split, the dummy prefix, no normalisation,
-    whitespace kept; unk=0, bos=1, eos=2, no pad. Single-threaded in input order, so the same texts
-    give the same file. `vocab_size` is an upper bound (>= 259 = 256 bytes + 3 specials)."""
+    """Train a small LLaMA-style tokenizer (the settings below) on `texts`, written to `model_path`
+    (returned). Single-threaded in input order, so the same texts give the same file. `vocab_size`
+    is an upper bound (>= 259 = 256 bytes + 3 specials)."""
     model_path, buffer = os.fspath(model_path), io.BytesIO()
     settings = dict(model_type="bpe", vocab_size=vocab_size, byte_fallback=True, split_digits=True,
                     add_dummy_prefix=True, normalization_rule_name="identity",
