@@ -61,17 +61,13 @@ def _misspellings(word: str) -> list[str]:
     """A letter dropped (not the first) or the last one doubled: "Pariss", "Pars"."""
     return [word[:i] + word[i + 1:] for i in range(1, len(word))] + [word + word[-1]]
 
-def _twelve_hour(hhmm: str) -> list[str]:
-    h = int(hhmm[:2])
-    return [f"{h % 12 or 12}{'am' if h < 12 else 'pm'}"]
-
 _BAD_VALUES = {  # argument -> the realistic wrong values of its value that the generator plants
     **dict.fromkeys(("city", "from_city", "to_city", "city_a", "city_b", "country"), _misspellings),
     **dict.fromkeys(("from_currency", "to_currency"), lambda v: [_CURRENCY_WORDS.get(v, v.lower() + "s")]),
     **dict.fromkeys(("from_unit", "to_unit", "unit"), lambda v: [_UNIT_WORDS.get(v, v + "s")]),
     **dict.fromkeys(("date", "start_date", "end_date"),
                     lambda v: [f.format(*v.split("-")) for f in ("{2}/{1}/{0}", "{1}/{2}/{0}", "{0}.{1}.{2}")]),
-    "time": _twelve_hour,
+    "time": lambda v: [f"{int(v[:2]) % 12 or 12}{'am' if int(v[:2]) < 12 else 'pm'}"],  # 12-hour clock
     "expression": lambda v: [v.replace("*", " times ").replace("+", " plus ")],
     "char": lambda v: [v * 2],
 }
