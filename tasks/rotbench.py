@@ -18,10 +18,6 @@ from tl.parse import MAX_CHARS, Parsed, parse
 
 _LEVELS = {"clean": 0, "slight": 1, "medium": 2, "heavy": 3, "union": 4}
 
-def _user_text(value: str) -> str:
-    text = value.rstrip()  # "\nBegin!" is ReAct scaffolding: the item is rendered in the model's own format
-    return text[: -len("\nBegin!")].rstrip() if text.endswith("\nBegin!") else text
-
 def _history_message(turn: dict, where: str) -> dict:
     role, value = turn.get("from"), turn.get("value")
     if not isinstance(value, str):
@@ -29,8 +25,10 @@ def _history_message(turn: dict, where: str) -> dict:
     if role == "assistant":
         parsed = parse(value)  # a ReAct call becomes a tool_call; other text is kept as the model saw it
         return {"role": "assistant", **({"tool_call": parsed.calls[0].to_dict()} if parsed.kind == "calls" else {"content": value})}
-    if role in ("function", "user"):
-        return {"role": "tool", "content": value} if role == "function" else {"role": "user", "content": _user_text(value)}
+    if role == "function":
+        return {"role": "tool", "content": value}
+    if role == "user":  # "\nBegin!" is ReAct scaffolding: the item is rendered in the model's own format
+        return {"role": "user", "content": value.rstrip().removesuffix("\nBegin!").rstrip()}
     raise BenchmarkError(f"{where}: unexpected speaker {role!r} (expected user/assistant/function)")
 
 def role_rules(raw_tools) -> dict:

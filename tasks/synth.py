@@ -1,23 +1,16 @@
-"""Synthetic tool-use trajectories with real tool feedback: the demo's training data and the offline
-stand-in for the paper's 1,217 GPT-4o trajectories.
+"""Synthetic tool-use trajectories with real tool feedback: the demo's training data.
 
     python -m tasks.synth --n 1217 --seed 0 --out out/data/train.jsonl \\
         [--error_share 0.17] [--heldout_single 300] [--heldout_multi 100]
 
-writes `--out` (trajectory records, docs/ARCHITECTURE.md: `{"id", "tools", "messages"}`, tool
-messages carrying the feedback text and the sandbox's `result`) and, next to it,
-`heldout_single.jsonl` (`{"id", "tools", "messages": the history before one call, "gold"}`) and
-`heldout_multi.jsonl` (`{"id", "tools", "query", "reference": [calls], "answer"}`).
-
-Tasks come from the table in `tasks.toolbox.templates` (1-4 calls each) and every call is really
-executed: toolbox functions in-process (`tl.sandbox.run_in_process`, byte-identical to a Sandbox
-run, and fast), `run_python` in a `Sandbox`. Exactly round(n * error_share) training records hold
-one realistic mistake (FLAW_KINDS) before one of their calls, then its real error feedback and the
-corrected call. Each record offers the tools it needs plus 1-3 distractors (MAX_TOOLS in all, when the task needs
-fewer), mostly ones whose names
-share a prefix with them, so picking the name takes the key tokens PKT weights. Held-out items are
-clean and their queries never occur in the training file. The same arguments give the same bytes:
-every record draws from its own `random.Random` seeded by a string (stable across processes).
+writes `--out` (`{"id", "tools", "messages"}`, tool messages carrying the feedback text and the
+sandbox's `result`) and, next to it, the held-out splits `heldout_single.jsonl` and
+`heldout_multi.jsonl` (formats: tasks.synthetic). Tasks come from `tasks.toolbox.templates` and
+every call is really executed (toolbox functions in-process, `run_python` in a Sandbox). Exactly
+round(n * error_share) training records hold one realistic mistake (FLAW_KINDS) before one of
+their calls, then its real error feedback and the corrected call. Held-out queries never occur in
+the training file. Every record draws from its own `random.Random` seeded by a string, so the same
+arguments give the same bytes.
 """
 from __future__ import annotations
 
@@ -25,6 +18,7 @@ import argparse
 import json
 import os
 import random
+from contextlib import closing
 
 from tl.classify import TOOL_INSTABILITY, classify_feedback
 from tl.sandbox import Result, Sandbox, run_in_process
@@ -51,10 +45,7 @@ class _Executor:
                 break
         return result
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
+    def close(self):
         if self.sandbox is not None:
             self.sandbox.close()
 
@@ -70,17 +61,13 @@ def _misspellings(word: str) -> list[str]:
     """A letter dropped (not the first) or the last one doubled: "Pariss", "Pars"."""
     return [word[:i] + word[i + 1:] for i in range(1, len(word))] + [word + word[-1]]
 
-def _twelve_hour(hhmm: str) -> list[str]:
-    h = int(hhmm[:2])
-    return [f"{h % 12 or 12}{'am' if h < 12 else 'pm'}"]
-
 _BAD_VALUES = {  # argument -> the realistic wrong values of its value that the generator plants
     **dict.fromkeys(("city", "from_city", "to_city", "city_a", "city_b", "country"), _misspellings),
     **dict.fromkeys(("from_currency", "to_currency"), lambda v: [_CURRENCY_WORDS.get(v, v.lower() + "s")]),
     **dict.fromkeys(("from_unit", "to_unit", "unit"), lambda v: [_UNIT_WORDS.get(v, v + "s")]),
     **dict.fromkeys(("date", "start_date", "end_date"),
                     lambda v: [f.format(*v.split("-")) for f in ("{2}/{1}/{0}", "{1}/{2}/{0}", "{0}.{1}.{2}")]),
-    "time": _twelve_hour,
+    "time": lambda v: [f"{int(v[:2]) % 12 or 12}{'am' if int(v[:2]) < 12 else 'pm'}"],  # 12-hour clock
     "expression": lambda v: [v.replace("*", " times ").replace("+", " plus ")],
     "char": lambda v: [v * 2],
 }
@@ -199,7 +186,7 @@ def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
     if not 0.0 <= error_share <= 1.0:
         raise ValueError(f"error_share must be in [0, 1]; found {error_share}")
     flawed = set(random.Random(f"{seed}:flawed").sample(range(n), round(n * error_share)))
-    with _Executor() as executor:
+    with closing(_Executor()) as executor:
         return [{"id": f"synth-{i:05d}", **_trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0]}
                 for i in range(n)]
 
@@ -207,7 +194,7 @@ def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries
     """Clean held-out items: single-turn (history before one gold call) and multi-turn tasks.
     Queries in `exclude_queries` (the training set's) are skipped."""
     seen, singles, multis, k = set(exclude_queries), [], [], 0
-    with _Executor() as executor:
+    with closing(_Executor()) as executor:
         while len(singles) < n_single or len(multis) < n_multi:
             rng = random.Random(f"{seed}:heldout:{k}")
             k += 1

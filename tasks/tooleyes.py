@@ -64,18 +64,17 @@ def load(path) -> list[Loaded]:
         raise BenchmarkError(f"{path}: no ToolEyes files found (expected Test_Data/scenario_data_*_processed.json)")
     return [load_file(f, Path(path) if Path(path).is_dir() else None) for f in files]
 
-# The simulator. ToolEyes' tools call live web services (weather, finance, search) that are out of reach
-# offline and change over time; DE/CE/VA only ask whether a *call* was right. So each call is validated
-# against the task's schemas by the sandbox's own `validate_call` (feedback worded like Python's errors,
-# classified like all feedback; its type check is stricter than the original tools), and a valid call
-# gets a deterministic made-up JSON output (the tool, the arguments, a hash of the call: no real data).
-# Not simulated: failures and instability, semantic checks, outputs a next step depends on.
-
 ASK_TO_USER = "ask_to_user"
 NO_USER_REPLY = "The user has no further information to add. Continue with what you have."  # nobody is there to ask
 
 class Simulator:
-    """`Simulator(tools).run(call) -> tl.sandbox.Result`, the executor interface of tl.episode."""
+    """`Simulator(tools).run(call) -> tl.sandbox.Result`, the executor interface of tl.episode.
+
+    ToolEyes' tools call live web services that are out of reach offline and change over time, and
+    DE/CE/VA only ask whether a *call* was right. So each call is validated against the task's schemas
+    by the sandbox's own `validate_call` (stricter types than the original tools), and a valid call gets
+    a deterministic made-up JSON output (the tool, the arguments, a hash of the call: no real data).
+    Not simulated: failures and instability, semantic checks, outputs a next step depends on."""
 
     def __init__(self, tools):
         self.tools = {t["name"]: t for t in normalize_tools(tools)}

@@ -1,5 +1,6 @@
 """Tool schemas: every accepted variant lands in the one normal form."""
 import json
+from typing import Annotated
 
 import pytest
 
@@ -104,6 +105,16 @@ def test_tool_from_function_reads_signature_hints_and_args():
     assert props["city"] == {"type": "string", "description": 'City name, e.g. "Paris".'}
     assert props["days"]["type"] == "integer" and props["scale"] == {"type": "number", "description": "", "default": 1.0}
     assert props["tags"]["items"] == {"type": "string"}
+
+
+def test_tool_from_function_reads_annotated_descriptions():
+    def get_weekday(date: Annotated[str, "The date, YYYY-MM-DD."], n: Annotated[list[int], "Counts."] = None) -> dict:
+        """Day of the week of a date."""
+
+    tool = tool_from_function(get_weekday)
+    assert tool["description"] == "Day of the week of a date." and tool["parameters"]["required"] == ["date"]
+    assert tool["parameters"]["properties"]["date"] == {"type": "string", "description": "The date, YYYY-MM-DD."}
+    assert tool["parameters"]["properties"]["n"]["items"] == {"type": "integer"}
 
 
 def test_real_schemas_normalise(shared_data):

@@ -5,8 +5,8 @@
     TOOLS["get_weather_current"].schema             # its normal-form schema (tl.calls)
     schemas(["get_weekday", "calculate"])           # schemas to put in a prompt
 
-A schema is read off the function's signature, type hints and docstring, so the schema a model
-sees and the signature the sandbox calls cannot drift apart. Tools handed to `tl.sandbox.Sandbox`
+A schema is read off the function's signature (its `Annotated` type hints) and docstring, so the
+schema a model sees and the signature the sandbox calls cannot drift apart. Tools handed to `tl.sandbox.Sandbox`
 must be module-level functions of an importable module: its workers import them by name.
 """
 from __future__ import annotations
@@ -24,13 +24,16 @@ _JSON = {str: "string", int: "integer", float: "number", bool: "boolean", list: 
 def tool_from_function(fn: Callable) -> dict:
     """The normal-form schema of a toolbox function: parameters from its signature (no default:
     required) and type hints (str, int, float, bool, list[T], dict); the description is the
-    docstring's text before `Args:`, each parameter's text its `name: text` line after it."""
-    hints, doc = typing.get_type_hints(fn), inspect.getdoc(fn) or ""
+    docstring's text before `Args:`, each parameter's text its `Annotated[T, "text"]` hint, or
+    else its `name: text` line after `Args:`."""
+    hints, doc = typing.get_type_hints(fn, include_extras=True), inspect.getdoc(fn) or ""
     summary, _, args = doc.partition("Args:")
     texts = dict(line.strip().split(": ", 1) for line in args.splitlines() if ": " in line)
     props, required = {}, []
     for name, p in inspect.signature(fn).parameters.items():
         hint = hints.get(name, str)
+        if typing.get_origin(hint) is typing.Annotated:
+            hint, texts[name] = typing.get_args(hint)[:2]
         prop = {"type": _JSON.get(typing.get_origin(hint) or hint, "string"), "description": texts.get(name, "")}
         if typing.get_origin(hint) is list:
             prop["items"] = {"type": _JSON.get(typing.get_args(hint)[0], "string")}

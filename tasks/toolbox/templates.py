@@ -1,10 +1,7 @@
-"""Task templates over the toolbox, for the synthetic trajectory generator (`tasks.synth`).
-
-`TASKS` is a table: each row draws values from the toolbox's own tables, phrases a question, lists
-the calls a careful assistant makes and formats the answer from their outputs, so every call is
-valid and every answer is true to the recorded outputs. Phrasings vary, the structure repeats: a
-small model can learn it in minutes. The order of the rng calls is part of the data (the same seed
-must give the same bytes): draws run left to right, values before the phrasing.
+"""Task templates over the toolbox for the synthetic generator (`tasks.synth`): every row of `TASKS`
+makes only valid calls and formats an answer true to their recorded outputs. Phrasings vary, the
+structure repeats: a small model can learn it in minutes. The order of the rng calls is part of the
+data (the same seed must give the same bytes): draws run left to right, values before the phrasing.
 """
 from __future__ import annotations
 

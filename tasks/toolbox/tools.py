@@ -1,5 +1,5 @@
-"""The toolbox's functions and the fixed facts they read: deterministic, offline, and documented so
-that their schemas can be derived from them (`tasks.toolbox.tool_from_function`).
+"""The toolbox's functions and the fixed facts they read: deterministic, offline, each parameter
+described in its `Annotated` hint so that their schemas are read off them (`tasks.toolbox.tool_from_function`).
 
 Every function is a pure function of its arguments and the tables below; bad values raise
 ValueError with a short message, which the sandbox turns into tool-call-failure feedback. The
@@ -19,6 +19,7 @@ import zlib
 from contextlib import redirect_stdout
 from datetime import date as _date
 from datetime import timedelta
+from typing import Annotated
 
 REFERENCE_DATE = "2025-01-15"  # the toolbox's "today": no output depends on when it ran
 FORECAST_DAYS = 30  # forecasts exist for REFERENCE_DATE .. REFERENCE_DATE + 29 days
@@ -134,13 +135,9 @@ def _weather(city: str, day: _date) -> tuple[int, str, int]:
         condition = "snow"
     return temp, condition, 35 + (h >> 16) % 60
 
-def get_weather_current(city: str, unit: str = "c") -> dict:
-    """Current weather in a city.
-
-    Args:
-        city: City name, e.g. "Paris".
-        unit: Temperature unit, "c" (default) or "f".
-    """
+def get_weather_current(city: Annotated[str, 'City name, e.g. "Paris".'],
+                        unit: Annotated[str, 'Temperature unit, "c" (default) or "f".'] = "c") -> dict:
+    """Current weather in a city."""
     city = _city(city)
     if unit not in ("c", "f"):
         raise ValueError(f"unit must be 'c' or 'f', got {unit!r}")
@@ -149,13 +146,9 @@ def get_weather_current(city: str, unit: str = "c") -> dict:
         temp = round(temp * 9 / 5 + 32)
     return {"city": city, "temperature": temp, "unit": unit.upper(), "condition": condition, "humidity": humidity}
 
-def get_weather_forecast(city: str, date: str) -> dict:
-    """Weather forecast for a city on a given day (up to 30 days ahead).
-
-    Args:
-        city: City name, e.g. "Tokyo".
-        date: Day of the forecast, YYYY-MM-DD.
-    """
+def get_weather_forecast(city: Annotated[str, 'City name, e.g. "Tokyo".'],
+                         date: Annotated[str, "Day of the forecast, YYYY-MM-DD."]) -> dict:
+    """Weather forecast for a city on a given day (up to 30 days ahead)."""
     city = _city(city)
     day, first = _parse_date(date), _parse_date(REFERENCE_DATE)
     if not 0 <= (day - first).days < FORECAST_DAYS:
@@ -166,82 +159,49 @@ def get_weather_forecast(city: str, date: str) -> dict:
     return {"city": city, "date": day.isoformat(), "condition": condition,
             "high_c": temp + spread // 2, "low_c": temp - (spread - spread // 2), "humidity": humidity}
 
-def get_weekday(date: str) -> dict:
-    """Day of the week of a date.
-
-    Args:
-        date: The date, YYYY-MM-DD.
-    """
+def get_weekday(date: Annotated[str, "The date, YYYY-MM-DD."]) -> dict:
+    """Day of the week of a date."""
     day = _parse_date(date)
     return {"date": day.isoformat(), "weekday": WEEKDAYS[day.weekday()]}
 
-def date_add_days(date: str, days: int) -> dict:
-    """Add a number of days to a date (negative to go back).
-
-    Args:
-        date: Start date, YYYY-MM-DD.
-        days: Number of days to add.
-    """
+def date_add_days(date: Annotated[str, "Start date, YYYY-MM-DD."],
+                  days: Annotated[int, "Number of days to add."]) -> dict:
+    """Add a number of days to a date (negative to go back)."""
     if abs(days) > 100_000:
         raise ValueError(f"days must be within ±100000, got {days}")
     day = _parse_date(date)
     return {"date": day.isoformat(), "days": days, "result": (day + timedelta(days=days)).isoformat()}
 
-def date_diff_days(start_date: str, end_date: str) -> dict:
-    """Number of days from one date to another.
-
-    Args:
-        start_date: First date, YYYY-MM-DD.
-        end_date: Second date, YYYY-MM-DD.
-    """
+def date_diff_days(start_date: Annotated[str, "First date, YYYY-MM-DD."],
+                   end_date: Annotated[str, "Second date, YYYY-MM-DD."]) -> dict:
+    """Number of days from one date to another."""
     a, b = _parse_date(start_date, "start_date"), _parse_date(end_date, "end_date")
     return {"start_date": a.isoformat(), "end_date": b.isoformat(), "days": (b - a).days}
 
 # ----------------------------------------------------------------------------- countries and cities
 
-def get_country_capital(country: str) -> dict:
-    """Capital city of a country.
-
-    Args:
-        country: Country name, e.g. "Japan".
-    """
+def get_country_capital(country: Annotated[str, 'Country name, e.g. "Japan".']) -> dict:
+    """Capital city of a country."""
     country = _country(country)
     return {"country": country, "capital": COUNTRIES[country][0]}
 
-def get_country_population(country: str) -> dict:
-    """Population of a country.
-
-    Args:
-        country: Country name, e.g. "Brazil".
-    """
+def get_country_population(country: Annotated[str, 'Country name, e.g. "Brazil".']) -> dict:
+    """Population of a country."""
     country = _country(country)
     return {"country": country, "population": COUNTRIES[country][1]}
 
-def get_country_currency(country: str) -> dict:
-    """Currency code used in a country.
-
-    Args:
-        country: Country name, e.g. "Sweden".
-    """
+def get_country_currency(country: Annotated[str, 'Country name, e.g. "Sweden".']) -> dict:
+    """Currency code used in a country."""
     country = _country(country)
     return {"country": country, "currency": COUNTRIES[country][2]}
 
-def get_city_country(city: str) -> dict:
-    """Country a city is in.
-
-    Args:
-        city: City name, e.g. "Osaka".
-    """
+def get_city_country(city: Annotated[str, 'City name, e.g. "Osaka".']) -> dict:
+    """Country a city is in."""
     city = _city(city)
     return {"city": city, "country": CITIES[city][0]}
 
-def get_city_distance(city_a: str, city_b: str) -> dict:
-    """Great-circle distance between two cities in kilometres.
-
-    Args:
-        city_a: First city.
-        city_b: Second city.
-    """
+def get_city_distance(city_a: Annotated[str, "First city."], city_b: Annotated[str, "Second city."]) -> dict:
+    """Great-circle distance between two cities in kilometres."""
     a, b = _city(city_a), _city(city_b)
     (_, lat1, lon1, _), (_, lat2, lon2, _) = CITIES[a], CITIES[b]
     p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
@@ -258,35 +218,24 @@ def _rate(from_currency: str, to_currency: str) -> tuple[str, str, float]:
         codes.append(code.strip().upper())
     return codes[0], codes[1], USD_RATES[codes[1]] / USD_RATES[codes[0]]
 
-def convert_currency(amount: float, from_currency: str, to_currency: str) -> dict:
-    """Convert an amount of money between currencies at the reference-day rate.
-
-    Args:
-        amount: Amount to convert.
-        from_currency: ISO code of the source currency, e.g. "USD".
-        to_currency: ISO code of the target currency, e.g. "EUR".
-    """
+def convert_currency(amount: Annotated[float, "Amount to convert."],
+                     from_currency: Annotated[str, 'ISO code of the source currency, e.g. "USD".'],
+                     to_currency: Annotated[str, 'ISO code of the target currency, e.g. "EUR".']) -> dict:
+    """Convert an amount of money between currencies at the reference-day rate."""
     src, dst, rate = _rate(from_currency, to_currency)
     return {"amount": amount, "from_currency": src, "to_currency": dst, "result": round(amount * rate, 2)}
 
-def get_exchange_rate(from_currency: str, to_currency: str) -> dict:
-    """Exchange rate between two currencies on the reference day.
-
-    Args:
-        from_currency: ISO code of the source currency.
-        to_currency: ISO code of the target currency.
-    """
+def get_exchange_rate(from_currency: Annotated[str, "ISO code of the source currency."],
+                      to_currency: Annotated[str, "ISO code of the target currency."]) -> dict:
+    """Exchange rate between two currencies on the reference day."""
     src, dst, rate = _rate(from_currency, to_currency)
     return {"from_currency": src, "to_currency": dst, "rate": _sig(rate)}
 
-def convert_units(value: float, from_unit: str, to_unit: str) -> dict:
-    """Convert a length, mass, volume or temperature between units.
-
-    Args:
-        value: The quantity to convert.
-        from_unit: Source unit: mm, cm, m, km, in, ft, yd, mi, mg, g, kg, oz, lb, ml, l, gal, cup, c, f or k.
-        to_unit: Target unit, of the same kind.
-    """
+def convert_units(value: Annotated[float, "The quantity to convert."],
+                  from_unit: Annotated[str, "Source unit: mm, cm, m, km, in, ft, yd, mi, mg, g, kg, oz, lb, ml, l, "
+                                            "gal, cup, c, f or k."],
+                  to_unit: Annotated[str, "Target unit, of the same kind."]) -> dict:
+    """Convert a length, mass, volume or temperature between units."""
     src, dst = str(from_unit).strip().lower(), str(to_unit).strip().lower()
     for u in (src, dst):
         if u not in UNITS and u not in TEMPERATURE_UNITS:
@@ -301,14 +250,10 @@ def convert_units(value: float, from_unit: str, to_unit: str) -> dict:
         result = value * UNITS[src][1] / UNITS[dst][1]
     return {"value": value, "from_unit": src, "to_unit": dst, "result": _sig(result)}
 
-def convert_timezone(time: str, from_city: str, to_city: str) -> dict:
-    """Convert a clock time in one city to the local time in another city.
-
-    Args:
-        time: Local time in from_city, HH:MM (24-hour).
-        from_city: City where the time is given.
-        to_city: City to convert to.
-    """
+def convert_timezone(time: Annotated[str, "Local time in from_city, HH:MM (24-hour)."],
+                     from_city: Annotated[str, "City where the time is given."],
+                     to_city: Annotated[str, "City to convert to."]) -> dict:
+    """Convert a clock time in one city to the local time in another city."""
     m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(time).strip())
     if m is None:
         raise ValueError(f"time must be HH:MM (24-hour), got {time!r}")
@@ -337,12 +282,8 @@ def _arith(node):
         return _BINARY[type(node.op)](left, right)
     raise ValueError(f"unsupported expression element: {ast.unparse(node)!r}")
 
-def calculate(expression: str) -> dict:
-    """Evaluate an arithmetic expression with + - * / // % ** and parentheses.
-
-    Args:
-        expression: The expression, e.g. "(12 + 30) * 1.5".
-    """
+def calculate(expression: Annotated[str, 'The expression, e.g. "(12 + 30) * 1.5".']) -> dict:
+    """Evaluate an arithmetic expression with + - * / // % ** and parentheses."""
     if not isinstance(expression, str) or len(expression) > 500:
         raise ValueError("expression must be a string of at most 500 characters")
     try:
@@ -352,70 +293,40 @@ def calculate(expression: str) -> dict:
     value = _arith(tree.body)
     return {"expression": expression, "result": value if isinstance(value, int) else _sig(value, 10)}
 
-def calculate_percentage(part: float, whole: float) -> dict:
-    """What percentage one number is of another.
-
-    Args:
-        part: The part.
-        whole: The whole (not zero).
-    """
+def calculate_percentage(part: Annotated[float, "The part."], whole: Annotated[float, "The whole (not zero)."]) -> dict:
+    """What percentage one number is of another."""
     if whole == 0:
         raise ValueError("whole must not be zero")
     return {"part": part, "whole": whole, "percentage": round(100 * part / whole, 2)}
 
-def calculate_average(numbers: list[float]) -> dict:
-    """Arithmetic mean of a list of numbers.
-
-    Args:
-        numbers: The numbers, e.g. [3, 5, 10].
-    """
+def calculate_average(numbers: Annotated[list[float], "The numbers, e.g. [3, 5, 10]."]) -> dict:
+    """Arithmetic mean of a list of numbers."""
     if not numbers or not all(type(x) in (int, float) for x in numbers):
         raise ValueError("numbers must be a non-empty list of numbers")
     return {"count": len(numbers), "average": _sig(sum(numbers) / len(numbers))}
 
 # ----------------------------------------------------------------------------- text and code
 
-def text_reverse(text: str) -> str:
-    """Reverse a piece of text character by character.
-
-    Args:
-        text: The text to reverse.
-    """
+def text_reverse(text: Annotated[str, "The text to reverse."]) -> str:
+    """Reverse a piece of text character by character."""
     return text[::-1]
 
-def text_uppercase(text: str) -> str:
-    """Convert text to upper case.
-
-    Args:
-        text: The text to convert.
-    """
+def text_uppercase(text: Annotated[str, "The text to convert."]) -> str:
+    """Convert text to upper case."""
     return text.upper()
 
-def text_word_count(text: str) -> dict:
-    """Count the words in a piece of text.
-
-    Args:
-        text: The text to count.
-    """
+def text_word_count(text: Annotated[str, "The text to count."]) -> dict:
+    """Count the words in a piece of text."""
     return {"words": len(text.split())}
 
-def text_count_char(text: str, char: str) -> dict:
-    """Count how often a character occurs in a text (case-insensitive).
-
-    Args:
-        text: The text to search.
-        char: A single character.
-    """
+def text_count_char(text: Annotated[str, "The text to search."], char: Annotated[str, "A single character."]) -> dict:
+    """Count how often a character occurs in a text (case-insensitive)."""
     if len(char) != 1:
         raise ValueError(f"char must be a single character, got {char!r}")
     return {"char": char, "count": text.lower().count(char.lower())}
 
-def run_python(code: str) -> str:
-    """Run a short Python program and return what it prints (and the value of a last bare expression).
-
-    Args:
-        code: Python source code.
-    """
+def run_python(code: Annotated[str, "Python source code."]) -> str:
+    """Run a short Python program and return what it prints (and the value of a last bare expression)."""
     # This executes model-written code, so it only ever runs inside a sandbox child process
     # (tl.sandbox sets the flag there after applying its limits); anywhere else it refuses.
     from tl import sandbox
