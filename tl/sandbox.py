@@ -1,19 +1,16 @@
-"""Isolated tool execution: `Sandbox(tools).run(call) -> Result`.
+"""Isolated tool execution: `Sandbox(tools).run(call) -> Result`. `run` never raises for a Call (only once closed);
+every reply keeps the Result contract (`_checked`) whatever the tool's code does; failures are worded like Python.
 
     with Sandbox(TOOLS) as box:
         r = box.run(Call("get_weather_current", {"city": "Paris"}))
         r.ok, r.output, r.category, r.message, r.feedback   # feedback = what follows `Output:`
-
-`run` never raises for a Call (only once closed); every reply keeps the Result contract (`_checked`) whatever the
-tool's code does; failures are worded like Python (`validate_call`, `_exception_result`).
 
 Covered: a warm worker (scrubbed environment, tools imported) forks a child per call in a fresh empty scratch dir,
 fds 0-2 on /dev/null and no other, under RLIMIT_AS (memory_mb), CPU, FSIZE, NOFILE, CORE = NPROC = 0, killed at
 the call's deadline. `Sandbox.isolation` reports the other layers; as root: network and mount namespaces (no
 network; read-only but scratch), a tmpfs per call (disk_quota), an unused uid per worker, an IPC namespace per call;
 seccomp (x86_64, aarch64, any user): EPERM for DENIED and for sockets but AF_INET/6 (those too without a network
-namespace). Not bubblewrap/nsjail: an interpreter per call runs under 100 calls/s on 2 cores, and many clusters
-cannot add a system package or setuid helper.
+namespace). Not bubblewrap/nsjail: an interpreter per call runs under 100 calls/s on 2 cores.
 
 NOT covered: kernel exploits through the allowed syscalls, side channels (no VM); no PID namespace (other processes'
 /proc/<pid>/cmdline) and world-readable files stay readable; no cgroup (RLIMIT_AS bounds a call's memory, not kernel
@@ -103,10 +100,10 @@ _JSON_TYPES = {"string": ((str,), "str"), "integer": ((int,), "int"), "number": 
                "null": ((type(None),), "NoneType")}  # exact types: a bool is no int, as in JSON
 
 def validate_call(call, schemas) -> Result | None:
-    """None when the call may run against `schemas` ({name: schema} or a list), else the failed Result worded
-    like Python, in its order: `NameError: name 'x' is not defined`, `TypeError: f() got an unexpected keyword
-    argument 'x'`, `... missing 1 required positional argument: 'y'`, `... argument 'n' must be int, not str`.
-    None for an optional parameter means not given."""
+    """None when the call may run against `schemas` ({name: schema} or a list; None for an optional parameter
+    means not given), else the failed Result worded like Python, in its order: `NameError: name 'x' is not defined`,
+    `TypeError: f() got an unexpected keyword argument 'x'`, `... missing 1 required positional argument: 'y'`,
+    `... argument 'n' must be int, not str`."""
     call = Call.from_dict(call)
     schema = (schemas if isinstance(schemas, dict) else {s["name"]: s for s in schemas}).get(call.name)
     if schema is None:
@@ -127,8 +124,7 @@ def validate_call(call, schemas) -> Result | None:
     return None
 
 def _given_arguments(call: Call, schema: dict) -> dict:  # None for an optional parameter: its default
-    required = schema["parameters"].get("required", [])
-    return {k: v for k, v in call.arguments.items() if v is not None or k in required}
+    return {k: v for k, v in call.arguments.items() if v is not None or k in schema["parameters"].get("required", [])}
 
 def _invoke(fn, arguments: dict, max_output: int) -> Result:  # in a sandbox child and in run_in_process alike
     try:
@@ -153,9 +149,8 @@ def run_in_process(tools: dict, call, *, max_output: int = 8192) -> Result:
         raise ValueError("run_in_process: run_python executes model-written code; run it in a Sandbox")
     return failed or _invoke(tools[call.name].fn, _given_arguments(call, tools[call.name].schema), max_output)
 
-# (x86_64, aarch64) numbers of the syscalls a child gets EPERM for. No tool needs them; they carry data to later
-# calls (SysV IPC, POSIX mqueues, keyrings), hold memory outside RLIMIT_AS (memfd), start or signal processes,
-# reach into other processes, or open rarely used parts of the kernel.
+# (x86_64, aarch64) numbers of the syscalls a child gets EPERM for. No tool needs them; they carry data to later calls
+# (SysV IPC, mqueues, keyrings), hold memory outside RLIMIT_AS (memfd), start, signal or reach into processes, etc.
 DENIED = [(29, 194), (30, 196), (31, 195), (64, 190), (65, 193), (66, 191), (220, 192),  # shm*, sem*
           (68, 186), (69, 189), (70, 188), (71, 187),  # msgget, msgsnd, msgrcv, msgctl
           (240, 180), (241, 181), (242, 182), (243, 183), (244, 184), (245, 185),  # mq_*
@@ -176,9 +171,8 @@ _MS_NOSUID_NODEV_NOEXEC, _MS_BIND, _MS_REC_PRIVATE, _MNT_DETACH = 2 | 4 | 8, 409
 _SECCOMP = None  # the worker's compiled filter, installed by each child
 
 def seccomp_filter(allow_inet: bool, machine: str | None = None):
-    """The BPF program (a struct sock_fprog) for `machine` (default: this one), None for an unknown one:
-    EPERM for DENIED and socket() of any family but AF_INET/6 (those only with `allow_inet`); a syscall
-    of another ABI (i386's int 0x80) kills the process."""
+    """The BPF program (a struct sock_fprog) for `machine` (default: this one), None for an unknown one: EPERM for
+    DENIED and socket() of any family but AF_INET/6 (those only with `allow_inet`); another ABI's syscall kills."""
     col, audit = ARCHES.get(machine or os.uname().machine, (None, None))
     if col is None:
         return None
@@ -216,9 +210,8 @@ def _confine(uid: int | None, layers: int) -> int:
     return (os.getuid() == uid) | bool(ipc) << 1 | bool(seccomp) << 2
 
 def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, layers: int) -> dict:
-    """Fork a child for one call under `layers` (`_confine`), wait for it until the call's deadline, then read the
-    JSON result it wrote to fd 3, a memfd of the worker's: whatever the tool's code does with it (close it and run
-    on, write up to RLIMIT_FSIZE), both stay bounded. The reply's fields go to the caller unchecked."""
+    """Fork a child for one call under `layers` (`_confine`) and wait until the call's deadline for the JSON result
+    it writes to fd 3, a memfd of the worker's, bounded whatever the tool's code does; fields go out unchecked."""
     global _IN_CHILD
     result_fd, pidfd, cap = os.memfd_create("result"), None, 12 * limits["max_output"] + 4096  # <= 12 B a char
     if (pid := os.fork()) == 0:
@@ -370,10 +363,9 @@ class _Worker:
         self.conn.close()
 
 def _checked(reply: dict, max_output: int) -> Result:
-    """A worker's reply as a Result that keeps the contract, whatever the tool's code wrote: ok=True has category
-    all_right, no message, at most `max_output` characters; ok=False has no output, another category of
-    FEEDBACK_CATEGORIES and 1 to 1,024 characters of message that `classify_feedback` reads as that category
-    (else a `500 Server Error`); text is valid UTF-8. Timeouts, crashes and limits are tool_instability."""
+    """A worker's reply as a Result that keeps the contract whatever the tool's code wrote (else a `500 Server Error`):
+    ok=True: all_right, no message, <= `max_output` characters; ok=False: no output, another of FEEDBACK_CATEGORIES,
+    a 1-1,024 character message `classify_feedback` reads as it; valid UTF-8. Timeouts, crashes: tool_instability."""
     ok, output, category, message = (reply.get(k) for k in _FIELDS)
     if ok is True and category == ALL_RIGHT and message == "" and isinstance(output, str):
         return Result(True, _utf8(output)) if len(output) <= max_output else _output_limit(len(output), max_output)
@@ -389,11 +381,10 @@ def _shutdown(workers: list, root: str):
     _remove_tree(root)
 
 class Sandbox(contextlib.AbstractContextManager):
-    """Runs tool calls in warm, isolated worker processes (see the module docstring). Thread-safe.
-
-    tools: {name: Tool}, each `fn` a module-level function of an importable module (workers import it by name).
-    timeout: wall-clock seconds per call; memory_mb: the child's address-space limit; max_output: the longest
-    output (characters); workers: warm processes (`map` runs calls on them in parallel). Close it (or use `with`)."""
+    """Runs tool calls in warm, isolated worker processes (see the module docstring). Thread-safe; close it (or use
+    `with`). tools: {name: Tool}, each `fn` a module-level function of an importable module (workers import it by
+    name); timeout: wall-clock seconds per call; memory_mb: the child's address-space limit; max_output: the longest
+    output (characters); workers: warm processes (`map` runs calls on them in parallel)."""
 
     def __init__(self, tools: dict, *, timeout: float = 5.0, memory_mb: int = 512, max_output: int = 8192,
                  workers: int = 2):
