@@ -53,29 +53,25 @@ def test_cached_decoding_equals_full_recomputation(model):
 
 
 def test_sampling_is_seeded_and_logprobs_are_of_logits_over_temperature(model):
-    kwargs = dict(max_new_tokens=16, eos_id=-1, pad_id=0, temperature=1.3, top_p=0.9)
+    kwargs = dict(max_new_tokens=16, eos_id=-1, pad_id=0, temperature=1.3)
     a, b = generate(model, PROMPTS, seed=7, **kwargs), generate(model, PROMPTS, seed=7, **kwargs)
     c = generate(model, PROMPTS, seed=8, **kwargs)
     assert a.tokens == b.tokens and a.logprobs == b.logprobs and a.tokens != c.tokens
     for row, logits in enumerate(full_recompute_logits(model, PROMPTS, a.tokens)):
         expected = torch.log_softmax(logits / 1.3, -1).gather(-1, torch.tensor(a.tokens[row])[:, None])[:, 0]
         torch.testing.assert_close(torch.tensor(a.logprobs[row]), expected, atol=1e-5, rtol=0)
-    # a nucleus this small holds only the most likely token: sampling becomes greedy
-    greedy = generate(model, PROMPTS, max_new_tokens=16, eos_id=-1, pad_id=0)
-    assert generate(model, PROMPTS, seed=1, **{**kwargs, "top_p": 1e-6}).tokens == greedy.tokens
 
 
-def test_sample_next_nucleus_hand_example():
+def test_sample_next_hand_example():
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
     logits = probs.log()
-    # mass before each token: 0, .5, .8, .95 -> top_p=0.7 keeps tokens 0 and 1 (renormalised .625/.375)
     generator = torch.Generator().manual_seed(0)
-    draws = [sample_next(logits, 1.0, 0.7, generator) for _ in range(2000)]
+    draws = [sample_next(logits, 1.0, generator) for _ in range(2000)]
     tokens = torch.tensor([int(t) for t, _ in draws])
-    assert set(tokens.tolist()) == {0, 1}
-    assert abs((tokens == 0).float().mean().item() - 0.625) < 0.05
+    for k, p in enumerate(probs[0].tolist()):  # T = 1: drawn with the model's own probabilities
+        assert abs((tokens == k).float().mean().item() - p) < 0.04
     token, logprob = draws[0]
-    assert logprob.item() == pytest.approx(probs[0, token].log().item(), abs=1e-6)  # untruncated
+    assert logprob.item() == pytest.approx(probs[0, token].log().item(), abs=1e-6)
     token, logprob = sample_next(logits, 0.0)  # greedy
     assert token.item() == 0 and logprob.item() == pytest.approx(math.log(0.5), abs=1e-6)
 

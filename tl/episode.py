@@ -6,7 +6,7 @@ text or a `finish(answer=...)` call ends the episode with its answer; calls are 
 episode's own tools (`tl.sandbox.validate_call`), then run one by one by `executor.run(call) ->
 Result`, each feedback becoming a tool message; an unreadable output is answered with `SyntaxError:
 ...` feedback so the model can retry. Each call's category: `unparsable` for an unreadable output,
-`classify` against the `reference` calls if given, else `call_category_from_feedback`.
+else `call_category_from_feedback`.
 Batched: `ep = Episode(tools, query, executor)`, then `while not ep.done: ep.step(generate(ep.prompt()))`.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
-                         TOOL_HALLUCINATION, UNPARSABLE, classify)
+                         TOOL_HALLUCINATION, UNPARSABLE)
 from tl.parse import Parsed, parse
 from tl.calls import EOS_MARK, Call, format_call, normalize_tools, render_prompt, valid_unicode
 from tl.sandbox import Result, validate_call
@@ -80,12 +80,10 @@ class Turn:
 class Episode:
     """One task's episode; `run_episode` drives it with a policy. See the module docstring."""
 
-    def __init__(self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, reference=None,
-                 prompt_format: str = "project"):
+    def __init__(self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, prompt_format: str = "project"):
         self.tools = normalize_tools(tools)
         self._schemas = {t["name"]: t for t in self.tools}
         self.query, self.executor, self.max_turns, self.prompt_format = query, executor, max_turns, prompt_format
-        self.reference = None if reference is None else [Call.from_dict(c) for c in reference]
         self.messages: list[dict] = [{"role": "user", "content": query}]
         self.turns: list[Turn] = []
         self.answer: str | None = None
@@ -105,11 +103,6 @@ class Episode:
 
     def prompt(self) -> str:
         return render_prompt(self.tools, self.messages, add_generation_prompt=True, prompt_format=self.prompt_format)
-
-    def _category(self, call: Call, result: Result) -> str:
-        if self.reference is None:
-            return call_category_from_feedback(result)
-        return classify(Parsed("calls", [call]), self.reference, self.tools).category
 
     def step(self, output: str) -> Turn:
         """Feed the policy's output for the current prompt; returns the recorded turn."""
@@ -135,7 +128,7 @@ class Episode:
                 # Only the tools this episode offers exist: a toolbox tool the prompt did not list
                 # is a hallucination even if the executor could run it.
                 result = validate_call(call, self._schemas) or self.executor.run(call)
-                turn.calls.append(EpisodeCall(call, result, self._category(call, result)))
+                turn.calls.append(EpisodeCall(call, result, call_category_from_feedback(result)))
                 self.messages.append({"role": "tool", "content": result.feedback, "result": result.to_dict()})
             if finish_at is not None:
                 turn.kind = "answer" if not executed else "calls"
@@ -152,9 +145,9 @@ class Episode:
         self.turns.append(turn)
         return turn
 
-def run_episode(policy, tools, query: str, *, executor, max_turns: int = MAX_TURNS, reference=None) -> Episode:
+def run_episode(policy, tools, query: str, *, executor, max_turns: int = MAX_TURNS) -> Episode:
     """Run `policy(prompt) -> text` on one task until a final answer or `max_turns` outputs."""
-    episode = Episode(tools, query, executor, max_turns=max_turns, reference=reference)
+    episode = Episode(tools, query, executor, max_turns=max_turns)
     while not episode.done:
         episode.step(policy(episode.prompt()))
     return episode

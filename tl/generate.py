@@ -16,26 +16,19 @@ class Generation:
     finish_reasons: list[str]
     texts: list[str] | None = None
 
-def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0,
-                generator: torch.Generator | None = None):
+def sample_next(logits: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None):
     """One token per row of `logits` [B, V] -> (tokens [B], logprobs [B]). Temperature 0 is greedy;
-    otherwise drawn from softmax(logits / T) within the top-p nucleus, its log-prob under the full
-    softmax(logits / T) (what a policy-gradient step recomputes)."""
+    otherwise drawn from softmax(logits / T), with its log-prob under it (what PPO recomputes)."""
     if temperature == 0.0:
         tokens = logits.argmax(-1)
         return tokens, torch.log_softmax(logits, -1).gather(-1, tokens[:, None])[:, 0]
     logprobs = torch.log_softmax(logits / temperature, -1)
-    probs = logprobs.exp()
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(-1, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # the mass before a token reaches top_p
-        probs = probs.scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
-    tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    tokens = torch.multinomial(logprobs.exp(), 1, generator=generator)[:, 0]
     return tokens, logprobs.gather(-1, tokens[:, None])[:, 0]
 
 @torch.no_grad()
 def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: int, pad_id: int,
-             temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None, tokenizer=None) -> Generation:
+             temperature: float = 0.0, seed: int | None = None, tokenizer=None) -> Generation:
     """Continue each prompt (token ids) by up to `max_new_tokens`, stopping a row at EOS. Prompts
     are left-padded into one batch, each row computed exactly as if alone; the model's train mode
     is restored; `seed` seeds a private generator; under FSDP every rank runs as many steps."""
@@ -60,7 +53,7 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
         cache = model.new_cache(prompt_len + max_new_tokens)
         logits = model(input_ids, attention_mask=mask[:, :prompt_len] if padded else None, cache=cache, logits_to_keep=1)
         for step in range(max_new_tokens):
-            tokens, logprobs = sample_next(logits[:, -1].float(), temperature, top_p, generator)
+            tokens, logprobs = sample_next(logits[:, -1].float(), temperature, generator)
             tokens = torch.where(running, tokens, pad_id)
             new_tokens[:, step], new_logprobs[:, step] = tokens, logprobs
             steps = step + 1

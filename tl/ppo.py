@@ -202,11 +202,11 @@ def response_values(critic: Critic, input_ids, attention_mask, response_len: int
     return shift_to_response(critic(input_ids, attention_mask, logits_to_keep=response_len + 1), 1)
 
 def rollout(actor, tokenizer, prompts: list[Item], *, max_new_tokens: int, temperature: float = 0.0,
-            top_p: float = 1.0, seed: int | None = None) -> Rollout:
+            seed: int | None = None) -> Rollout:
     """One scored response per prompt (cut after EOS); under FSDP every rank calls it equally often."""
     ids = [encode_prompt(tokenizer, p) for p in prompts]
     gen = generate(actor, ids, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
-                   temperature=temperature, top_p=top_p, seed=seed, tokenizer=tokenizer)
+                   temperature=temperature, seed=seed, tokenizer=tokenizer)
     scores, categories = zip(*(score_response(t, p) for t, p in zip(gen.texts, prompts)))
     return Rollout(*pack(ids, gen.tokens, tokenizer.pad_id), list(gen.texts), torch.tensor(scores), list(categories))
 
