@@ -24,7 +24,7 @@ from tl import checkpoint as C
 from tl import dist as D
 from tl import ppo
 from tl.classify import CALL_CATEGORIES
-from tl.data import DataError, load_trajectories
+from tasks.trajectories import DataError, load_trajectories
 from tl.sft import LR_SCHEDULES, epoch_batches, lr_at, micro_batches, param_groups
 from tl.tokenizer import Tokenizer
 

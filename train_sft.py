@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from tl import checkpoint as C
 from tl import dist as D
-from tl.data import DataError, load_trajectories
+from tasks.trajectories import DataError, load_trajectories
 from tl.calls import EOS_MARK, render_prompt
 from tl.model import ModelArgs
 from tl.sft import (LR_SCHEDULES, MAE_RULES, SAMPLE_UNITS, build_samples, collate, epoch_batches, lr_at, mae_table,

@@ -4,7 +4,7 @@ import json
 import pytest
 
 import sft_tiny
-from tl.data import DataError, from_raw_conversations, load_trajectories
+from tasks.trajectories import DataError, from_raw_conversations, load_trajectories
 from tl.sft import build_samples, mae_table
 
 GOOD = sft_tiny.records(3)

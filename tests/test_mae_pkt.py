@@ -1,9 +1,9 @@
 """MAE and PKT: hand-computed key tokens and weights, masked calls, and the exact-zero gradient."""
 import pytest
-import torch
 
 import sft_tiny
-from tl.data import feedback_categories, validate_record
+from tasks.trajectories import validate_record
+from tl.classify import feedback_categories
 from tl.calls import render_prompt
 from tl.model import ModelArgs, Transformer
 from tl.sft import (build_samples, call_token_weights, collate, erroneous_calls, key_token_positions, key_token_weight,

@@ -194,7 +194,7 @@ def test_turn_unit_loss_is_the_mean_of_per_sample_means(setup):
     """--sample_unit turn: a step's loss is the mean over its samples of each sample's own
     weighted mean (the authors' batch-1 normalisation); lr 0 keeps the exported model the
     initial one, so the loss can be recomputed from the export."""
-    from tl.data import load_trajectories
+    from tasks.trajectories import load_trajectories
     from tl.sft import build_samples
     from tl.tokenizer import Tokenizer
     root, base = setup

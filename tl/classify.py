@@ -322,6 +322,22 @@ def classify_feedback(text_or_result) -> str:
         x = json.dumps(x, ensure_ascii=False)
     return _classify_feedback_text(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, default=str))
 
+def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
+    """{assistant message index: the feedback category of the tool message(s) right after its
+    call(s), the first erroneous one deciding; None if none follows}. MAE reads the feedback
+    *text*, as the paper does."""
+    out = {}
+    for i, m in enumerate(messages):
+        if m.get("role") != "assistant" or not (m.get("tool_call") or m.get("tool_calls")):
+            continue
+        category, j = None, i + 1
+        while j < len(messages) and messages[j].get("role") in ("tool", "function"):
+            if category in (None, ALL_RIGHT):
+                category = classify_feedback(str(messages[j].get("content", "")))
+            j += 1
+        out[i] = category
+    return out
+
 # The authors' MAE rule (code/mae/mae.py): after stripping everything but letters and digits and
 # lower-casing, a feedback is an error if it contains one of these (so, in effect, "error").
 AUTHORS_ERROR_PATTERNS = ("is not defined", "positional argument", "unexpected keyword", "'related_searches'",

@@ -17,8 +17,7 @@ import torch.nn as nn
 
 from tl.calls import EOS_MARK, assistant_calls, render_prompt
 from tl.classify import (ALL_RIGHT, PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT, Classification, call_reward,
-                         classify)
-from tl.data import feedback_categories
+                         classify, feedback_categories)
 from tl.dist import any_rank
 from tl.episode import Episode, Item, Task
 from tl.generate import generate

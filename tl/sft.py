@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from tl.calls import render_prompt, render_segments
-from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, authors_feedback_is_error, classify_feedback
-from tl.data import feedback_categories
+from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, authors_feedback_is_error, classify_feedback,
+                         feedback_categories)
 
 # ----------------------------------------------------------------------------- MAE
 

@@ -1,6 +1,6 @@
-"""Trajectory records (docs/ARCHITECTURE.md): reading and validating a training file (a bad record
-is a `file:line: reason` DataError, or dropped with on_error="skip"), the authors' raw format, and
-the feedback that follows each call (what MAE reads).
+"""Training trajectories (docs/ARCHITECTURE.md, "Trajectory record"): reading and validating a
+training file (a bad record is a `file:line: reason` DataError, or dropped with on_error="skip"),
+and the authors' raw format.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import os
 
 from tl.calls import assistant_calls, normalize_tools, render_segments
-from tl.classify import ALL_RIGHT, classify_feedback
+from tl.classify import ALL_RIGHT, feedback_categories
 
 ROLES = ("system", "user", "assistant", "tool", "function")
 
@@ -138,19 +138,3 @@ def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], l
         raise DataError(f"{path}:1: no valid trajectory in the file ({len(skipped)} skipped)"
                         + (f"; first: {skipped[0]}" if skipped else ""))
     return records, skipped
-
-def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
-    """{assistant message index: the feedback category of the tool message(s) right after its
-    call(s), the first erroneous one deciding; None if none follows}. MAE reads the feedback
-    *text*, as the paper does."""
-    out = {}
-    for i, m in enumerate(messages):
-        if m.get("role") != "assistant" or not (m.get("tool_call") or m.get("tool_calls")):
-            continue
-        category, j = None, i + 1
-        while j < len(messages) and messages[j].get("role") in ("tool", "function"):
-            if category in (None, ALL_RIGHT):
-                category = classify_feedback(str(messages[j].get("content", "")))
-            j += 1
-        out[i] = category
-    return out
