@@ -1,6 +1,6 @@
 """Paper Table 5 (the ablation) at CPU scale, with seeds and error bars.
 
-    python experiments/table5.py --seeds 3            # ~1 hour on 2 CPU cores
+    python experiments/table5.py --seeds 3            # ~70 min on 2 CPU cores (7 rows x 3 seeds)
     python experiments/table5.py --quick              # 1 seed, a few steps: checks the wiring
 
 Rows: SFT with none of the components, with MAE, with PKT, with MAE + PKT; PPO with the
