@@ -21,7 +21,8 @@ import random
 from contextlib import closing
 
 from tl.classify import TOOL_INSTABILITY, classify_feedback
-from tl.sandbox import Result, Sandbox, run_in_process
+from tl.episode import Result
+from tl.sandbox import Sandbox, run_in_process
 from tl.calls import Call
 from tasks.toolbox import TOOLS
 from tasks.toolbox.templates import TASKS

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tasks.base import BenchmarkError, Loaded, Task, read_json_list, record_ids, require, tool_list_from_prompt, tools_of
 from tl.calls import Call, normalize_tools
-from tl.sandbox import Result, validate_call
+from tl.episode import Result, validate_call
 
 def _config_file(root: Path, tool_path: str):
     parts = Path(tool_path).parts
@@ -68,7 +68,7 @@ ASK_TO_USER = "ask_to_user"
 NO_USER_REPLY = "The user has no further information to add. Continue with what you have."  # nobody is there to ask
 
 class Simulator:
-    """`Simulator(tools).run(call) -> tl.sandbox.Result`, the executor interface of tl.episode.
+    """`Simulator(tools).run(call) -> tl.episode.Result`, the executor interface of tl.episode.
 
     ToolEyes' tools call live web services that are out of reach offline and change over time, and
     DE/CE/VA only ask whether a *call* was right. So each call is validated against the task's schemas

@@ -3,7 +3,7 @@
 
 `policy(prompt_text) -> text` is any function (a model with `tl.generate`, a scripted stub). Plain
 text or a `finish(answer=...)` call ends the episode with its answer; calls are checked against the
-episode's own tools (`tl.sandbox.validate_call`), then run one by one by `executor.run(call) ->
+episode's own tools (`validate_call`), then run one by one by `executor.run(call) ->
 Result`, each feedback becoming a tool message; an unreadable output is answered with `SyntaxError:
 ...` feedback so the model can retry. Each call's category: `unparsable` for an unreadable output,
 else `call_category_from_feedback`.
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
-                         TOOL_HALLUCINATION, UNPARSABLE)
+from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING,
+                         TOOL_CALL_FAILURE, TOOL_HALLUCINATION, UNPARSABLE)
 from tl.parse import Parsed, parse
 from tl.calls import EOS_MARK, Call, format_call, normalize_tools, render_prompt, valid_unicode
-from tl.sandbox import Result, validate_call
 
 MAX_TURNS = 9  # ToolEyes' and the paper's multi-turn limit
 
@@ -51,6 +50,50 @@ class Task:
     query: str
     category: str = ""
     meta: dict = field(default_factory=dict)
+
+@dataclass(frozen=True)
+class Result:
+    """One call's outcome. feedback: the text after `Output:`; to_dict(): a tool message's `result`."""
+    ok: bool
+    output: str = ""
+    category: str = ALL_RIGHT
+    message: str = ""
+
+    @property
+    def feedback(self) -> str:
+        return self.output if self.ok else self.message
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "category": self.category, "message": self.message}
+
+_JSON_TYPES = {"string": ((str,), "str"), "integer": ((int,), "int"), "number": ((int, float), "float"),
+               "boolean": ((bool,), "bool"), "array": ((list,), "list"), "object": ((dict,), "dict"),
+               "null": ((type(None),), "NoneType")}  # exact types: a bool is no int, as in JSON
+
+def validate_call(call, schemas) -> Result | None:
+    """None when the call may run against `schemas` ({name: schema} or a list; None for an optional parameter
+    means not given), else the failed Result worded like Python, in its order: `NameError: name 'x' is not defined`,
+    `TypeError: f() got an unexpected keyword argument 'x'`, `... missing 1 required positional argument: 'y'`,
+    `... argument 'n' must be int, not str`. Every executor checks a call with it first."""
+    call = Call.from_dict(call)
+    schema = (schemas if isinstance(schemas, dict) else {s["name"]: s for s in schemas}).get(call.name)
+    if schema is None:
+        return Result(False, "", TOOL_HALLUCINATION, f"NameError: name '{call.name}' is not defined")
+    props, required = schema["parameters"].get("properties", {}), schema["parameters"].get("required", [])
+    for key in call.arguments:
+        if key not in props:
+            return Result(False, "", PARAM_HALLUCINATION,
+                          f"TypeError: {call.name}() got an unexpected keyword argument '{key}'")
+    if missing := [f"'{k}'" for k in required if k not in call.arguments]:  # 'a' / 'a' and 'b' / 'a', 'b', and 'c'
+        listed = " and ".join(missing) if len(missing) <= 2 else ", ".join(missing[:-1]) + ", and " + missing[-1]
+        return Result(False, "", PARAM_MISSING, f"TypeError: {call.name}() missing {len(missing)} required "
+                      f"positional argument{'s' if len(missing) > 1 else ''}: {listed}")
+    for key, value in call.arguments.items():
+        types, py_name = _JSON_TYPES.get(props[key].get("type"), (None, None))
+        if types and type(value) not in types and not (value is None and key not in required):
+            return Result(False, "", OTHERS,
+                          f"TypeError: {call.name}() argument '{key}' must be {py_name}, not {type(value).__name__}")
+    return None
 
 FINISH = "finish"
 _SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)

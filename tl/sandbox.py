@@ -1,16 +1,13 @@
-"""Isolated tool execution: `Sandbox(tools).run(call) -> Result`. `run` never raises for a Call (only once closed);
-every reply keeps the Result contract (`_checked`) whatever the tool's code does; failures are worded like Python.
-
-    with Sandbox(TOOLS) as box:
-        r = box.run(Call("get_weather_current", {"city": "Paris"}))
-        r.ok, r.output, r.category, r.message, r.feedback   # feedback = what follows `Output:`
+"""Isolated tool execution: `with Sandbox(TOOLS) as box: r = box.run(Call("get_weekday", {"date": "2025-01-15"}))`
+gives a `tl.episode.Result` (`r.feedback` is what follows `Output:`). `run` never raises for a Call (only once
+closed); every reply keeps the Result contract (`_checked`) whatever the tool's code does; failures read like Python.
 
 Covered: a warm worker (scrubbed environment, tools imported) forks a child per call in a fresh empty scratch dir,
 fds 0-2 on /dev/null and no other, under RLIMIT_AS (memory_mb), CPU, FSIZE, NOFILE, CORE = NPROC = 0, killed at
 the call's deadline. `Sandbox.isolation` reports the other layers; as root: network and mount namespaces (no
 network; read-only but scratch), a tmpfs per call (disk_quota), an unused uid per worker, an IPC namespace per call;
 seccomp (x86_64, aarch64, any user): EPERM for DENIED and for sockets but AF_INET/6 (those too without a network
-namespace). Not bubblewrap/nsjail: an interpreter per call runs under 100 calls/s on 2 cores.
+namespace). Not bubblewrap/nsjail: an interpreter per call would run under 100 calls/s on 2 cores.
 
 NOT covered: kernel exploits through the allowed syscalls, side channels (no VM); no PID namespace (other processes'
 /proc/<pid>/cmdline) and world-readable files stay readable; no cgroup (RLIMIT_AS bounds a call's memory, not kernel
@@ -23,47 +20,24 @@ the child root. `run_in_process` has no isolation at all.
 import builtins, contextlib, ctypes, functools, importlib, io, json, os, queue, resource  # noqa: E401
 import select, shutil, signal, subprocess, sys, tempfile, time, weakref  # noqa: E401
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from multiprocessing.connection import Pipe
 
-from tl.calls import Call
-from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING,
-                         TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
+from tl.calls import Call, valid_unicode  # untrusted text may hold lone surrogates, which UTF-8 cannot encode
+from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, TOOL_INSTABILITY, classify_feedback
+from tl.episode import Result, validate_call  # the executor contract; every executor validates first
 
-# Imported by the worker before it isolates itself: after the uid drop the child may be unable to read the
-# Python install (e.g. under /root). Short scripts and attacks use these (encodings.idna: create_connection).
+# Imported before isolation: the uid-dropped child may not read the install; attacks must meet seccomp, not ImportError
 PRELOAD = ("math", "cmath", "json", "re", "datetime", "itertools", "functools", "collections", "statistics",
            "random", "string", "decimal", "fractions", "textwrap", "heapq", "bisect", "operator", "calendar",
            "time", "socket", "subprocess", "shutil", "pathlib", "ctypes", "encodings.idna")
-_IN_CHILD = False  # True in a sandbox child once its limits apply; read by tools that must run nowhere else
+IN_CHILD = False  # True in a sandbox child once its limits apply; read by tools that must run nowhere else
 _UID_BASE = 1_000_000  # child uid = _UID_BASE + (owner pid << 8) + worker slot: unused, one per worker
 _MAX_FILE_MB = 16  # RLIMIT_FSIZE; a call's own tmpfs holds 4x this
 _FIELDS = ("ok", "output", "category", "message")
 
-def in_sandbox_child() -> bool:
-    """True only inside a sandbox child process (after its limits were applied)."""
-    return _IN_CHILD
-
-@dataclass(frozen=True)
-class Result:
-    """One call's outcome. feedback: the text after `Output:`; to_dict(): a tool message's `result`."""
-    ok: bool
-    output: str = ""
-    category: str = ALL_RIGHT
-    message: str = ""
-
-    @property
-    def feedback(self) -> str:
-        return self.output if self.ok else self.message
-
-    def to_dict(self) -> dict:
-        return {"ok": self.ok, "category": self.category, "message": self.message}
-
-def _utf8(s: str) -> str:  # untrusted text may hold lone surrogates, which UTF-8 cannot encode
-    return s if s.isascii() else s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
 def _fail(message: str, category: str = TOOL_INSTABILITY) -> Result:
-    return Result(False, "", category, _utf8(message))
+    return Result(False, "", category, valid_unicode(message))
 
 def _output_limit(size: int, limit: int) -> Result:
     return _fail(f"500 Server Error: output limit exceeded ({size} characters, the limit is {limit})")
@@ -76,7 +50,7 @@ def _exception_result(e: BaseException) -> Result:
     if not (name.isidentifier() and (name.endswith(("Error", "Exception")) or isinstance(builtin, type)
                                      and issubclass(builtin, BaseException) and not name.endswith("Warning"))):
         name = f"Error: {name}"  # `Boom: x` would read as an ordinary output
-    message = _utf8(name + (": " + (text if len(text) <= 500 else text[:500] + "...") if text else ""))
+    message = valid_unicode(name + (": " + (text if len(text) <= 500 else text[:500] + "...") if text else ""))
     return _fail(message, classify_feedback(message))
 
 class OutputLimitExceeded(Exception):
@@ -95,34 +69,6 @@ class CappedStringIO(io.StringIO):
             raise OutputLimitExceeded(f"more than {self.limit} characters printed")
         return super().write(s)
 
-_JSON_TYPES = {"string": ((str,), "str"), "integer": ((int,), "int"), "number": ((int, float), "float"),
-               "boolean": ((bool,), "bool"), "array": ((list,), "list"), "object": ((dict,), "dict"),
-               "null": ((type(None),), "NoneType")}  # exact types: a bool is no int, as in JSON
-
-def validate_call(call, schemas) -> Result | None:
-    """None when the call may run against `schemas` ({name: schema} or a list; None for an optional parameter
-    means not given), else the failed Result worded like Python, in its order: `NameError: name 'x' is not defined`,
-    `TypeError: f() got an unexpected keyword argument 'x'`, `... missing 1 required positional argument: 'y'`,
-    `... argument 'n' must be int, not str`."""
-    call = Call.from_dict(call)
-    schema = (schemas if isinstance(schemas, dict) else {s["name"]: s for s in schemas}).get(call.name)
-    if schema is None:
-        return _fail(f"NameError: name '{call.name}' is not defined", TOOL_HALLUCINATION)
-    props, required = schema["parameters"].get("properties", {}), schema["parameters"].get("required", [])
-    for key in call.arguments:
-        if key not in props:
-            return _fail(f"TypeError: {call.name}() got an unexpected keyword argument '{key}'", PARAM_HALLUCINATION)
-    if missing := [f"'{k}'" for k in required if k not in call.arguments]:  # 'a' / 'a' and 'b' / 'a', 'b', and 'c'
-        listed = " and ".join(missing) if len(missing) <= 2 else ", ".join(missing[:-1]) + ", and " + missing[-1]
-        return _fail(f"TypeError: {call.name}() missing {len(missing)} required positional "
-                     f"argument{'s' if len(missing) > 1 else ''}: {listed}", PARAM_MISSING)
-    for key, value in call.arguments.items():
-        types, py_name = _JSON_TYPES.get(props[key].get("type"), (None, None))
-        if types and type(value) not in types and not (value is None and key not in required):
-            return _fail(f"TypeError: {call.name}() argument '{key}' must be {py_name}, not {type(value).__name__}",
-                         OTHERS)
-    return None
-
 def _given_arguments(call: Call, schema: dict) -> dict:  # None for an optional parameter: its default
     return {k: v for k, v in call.arguments.items() if v is not None or k in schema["parameters"].get("required", [])}
 
@@ -135,10 +81,10 @@ def _invoke(fn, arguments: dict, max_output: int) -> Result:  # in a sandbox chi
     except OutputLimitExceeded as e:
         return _fail(f"500 Server Error: output limit exceeded ({e})")
     except BaseException as e:  # the tool's own failure
-        if isinstance(e, KeyboardInterrupt) and not _IN_CHILD:
+        if isinstance(e, KeyboardInterrupt) and not IN_CHILD:
             raise  # Ctrl-C in the caller's own process is the user's, not the tool's
         return _exception_result(e)
-    return _output_limit(len(output), max_output) if len(output) > max_output else Result(True, _utf8(output))
+    return _output_limit(len(output), max_output) if len(output) > max_output else Result(True, valid_unicode(output))
 
 def run_in_process(tools: dict, call, *, max_output: int = 8192) -> Result:
     """A call validated, run and worded as in a Sandbox, in *this* process without any isolation: for trusted
@@ -212,7 +158,7 @@ def _confine(uid: int | None, layers: int) -> int:
 def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, layers: int) -> dict:
     """Fork a child for one call under `layers` (`_confine`) and wait until the call's deadline for the JSON result
     it writes to fd 3, a memfd of the worker's, bounded whatever the tool's code does; fields go out unchecked."""
-    global _IN_CHILD
+    global IN_CHILD
     result_fd, pidfd, cap = os.memfd_create("result"), None, 12 * limits["max_output"] + 4096  # <= 12 B a char
     if (pid := os.fork()) == 0:
         try:
@@ -230,7 +176,7 @@ def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None,
                 os._exit(71)  # a layer the worker found working did not take
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes raise OSError instead
             sys.stdout = sys.stderr = CappedStringIO(limits["max_output"])  # stray prints: bounded, dropped
-            _IN_CHILD = True
+            IN_CHILD = True
             reply = json.dumps(asdict(_invoke(fn, arguments, limits["max_output"]))).encode()  # ASCII JSON
             os.write(3, reply)
             os._exit(0)
@@ -305,8 +251,7 @@ def worker_main(hello: dict, conn):
             _remove_tree(scratch)  # after the reply, so the caller does not wait for it
 
 def _remove_tree(path: str):
-    """Delete a tree of any depth and modes, never raising: rmdir or rmtree, else coreutils, which walk it
-    iteratively (Python 3.11's rmtree recurses: a deep tree makes it raise)."""
+    """Delete a tree of any depth and modes, never raising: coreutils when rmtree fails (3.11's recurses)."""
     with contextlib.suppress(OSError):
         return os.rmdir(path)  # the common case: nothing left
     with contextlib.suppress(Exception):
@@ -368,9 +313,10 @@ def _checked(reply: dict, max_output: int) -> Result:
     a 1-1,024 character message `classify_feedback` reads as it; valid UTF-8. Timeouts, crashes: tool_instability."""
     ok, output, category, message = (reply.get(k) for k in _FIELDS)
     if ok is True and category == ALL_RIGHT and message == "" and isinstance(output, str):
-        return Result(True, _utf8(output)) if len(output) <= max_output else _output_limit(len(output), max_output)
+        return (Result(True, valid_unicode(output)) if len(output) <= max_output
+                else _output_limit(len(output), max_output))
     if ok is False and category in FEEDBACK_CATEGORIES and category != ALL_RIGHT and isinstance(message, str) \
-            and 0 < len(message) <= 1024 and classify_feedback(_utf8(message)) == category:
+            and 0 < len(message) <= 1024 and classify_feedback(valid_unicode(message)) == category:
         return _fail(message, category)
     return _fail("500 Server Error: the tool process sent a malformed result")
 

@@ -331,7 +331,7 @@ def run_python(code: Annotated[str, "Python source code."]) -> str:
     # (tl.sandbox sets the flag there after applying its limits); anywhere else it refuses.
     from tl import sandbox
 
-    if not sandbox.in_sandbox_child():
+    if not sandbox.IN_CHILD:
         raise RuntimeError("run_python only runs inside tl.sandbox.Sandbox")
     tree = ast.parse(code, "<run_python>", "exec")
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
