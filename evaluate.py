@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from tasks import LOADERS, BenchmarkError, Item, discover, gold_output, load
 from tasks.base import read_jsonl_lines
-from tasks.run import episode_record, predict, score, task_executors
+from tasks.run import complete, episode_record, predict, score, task_executors
 from tl.episode import run_episodes
 from tl.metrics import multi_turn_metrics
 from tl.calls import PROMPT_FORMATS
@@ -121,8 +121,6 @@ def load_model(args):
     return Transformer.from_pretrained(args.model, dtype=dtype, device=device, tokenizer=tok), tok
 
 def evaluate_tasks(unit, model, tok, args):
-    from tl.generate import complete
-
     executor_for, close = task_executors(unit.name)
     bar = tqdm(total=len(unit.items), desc=unit.name, unit="task")
     try:

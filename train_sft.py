@@ -21,8 +21,9 @@ from tl import checkpoint as C
 from tl import dist as D
 from tasks.trajectories import DataError, load_trajectories
 from tl.calls import EOS_MARK, render_prompt
+from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES
 from tl.model import ModelArgs
-from tl.sft import (LR_SCHEDULES, MAE_RULES, SAMPLE_UNITS, build_samples, collate, epoch_batches, lr_at, mae_table,
+from tl.sft import (LR_SCHEDULES, MAE_RULES, SAMPLE_UNITS, build_samples, collate, epoch_batches, lr_at,
                     micro_batches, param_groups, short_first_batch, short_first_pool, weighted_token_loss)
 from tl.tokenizer import Tokenizer, train_tokenizer
 
@@ -86,6 +87,16 @@ def parse_args(argv=None):
     p.add_argument("--kill_at_step", type=int, help=argparse.SUPPRESS)  # fault injection for the resume test
     args = p.parse_args(argv)
     return D.apply_preset(args, PRESETS, DEFAULTS, args.preset or ("demo" if args.model is None else None))
+
+def mae_table(stats: dict) -> str:
+    """Per-category counts of calls masked by MAE, like the paper's Fig. 1."""
+    masked, calls = stats["masked"], max(stats["calls"], 1)
+    lines = [f"MAE: {sum(masked.values())} of {stats['calls']} calls masked (erroneous feedback)",
+             f"  {'feedback category':<22}{'calls':>7}{'share':>9}"]
+    for category in FEEDBACK_CATEGORIES:
+        if category != ALL_RIGHT:
+            lines.append(f"  {category:<22}{masked[category]:>7}{100 * masked[category] / calls:>8.1f}%")
+    return "\n".join(lines)
 
 def prepare_data(args, info):
     """Generate the synthetic demo data when the default path is missing (rank 0 only)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 from tasks import bfcl
 from tasks.base import BenchmarkError
@@ -50,11 +51,31 @@ def score(items, outputs: dict, tokenize=None, **rules) -> tuple[dict, list]:
     return single_turn_metrics(records), records
 
 def predict(model, tok, items, prompt_format: str = "project", **kw) -> dict:
-    """Greedy predictions for Items -> {id: output text}; `kw`: tl.generate.complete's options."""
-    from tl.generate import complete  # torch only when a model runs
-
+    """Greedy predictions for Items -> {id: output text}; `kw`: `complete`'s options."""
     texts = complete(model, tok, [render_prompt(it.tools, it.messages, prompt_format=prompt_format) for it in items], **kw)
     return {it.id: text for it, text in zip(items, texts)}
+
+def complete(model, tok, prompts: list[str], *, batch_size: int = 8, max_new_tokens: int = 256,
+             progress=None) -> list[str]:
+    """Greedy completions of rendered prompts, in order. Prompts are batched by token length, so a
+    batch needs little left padding; `progress(k)` is called after each batch with its size."""
+    from tl.generate import generate  # torch only when a model runs
+    ids = [tok.encode_chat(p) for p in prompts]
+    context = getattr(getattr(model, "args", None), "max_position_embeddings", None)
+    if too_long := sum(len(x) + max_new_tokens > context for x in ids) if context else 0:
+        # RoPE still runs past it, but the model never saw such positions
+        warnings.warn(f"{too_long} of {len(ids)} prompts plus max_new_tokens={max_new_tokens} exceed the model's "
+                      f"max_position_embeddings ({context})")
+    order, texts = sorted(range(len(ids)), key=lambda i: len(ids[i])), [""] * len(ids)
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        gen = generate(model, [ids[i] for i in batch], max_new_tokens=max_new_tokens, eos_id=tok.eos_id,
+                       pad_id=tok.pad_id, tokenizer=tok)
+        for i, text in zip(batch, gen.texts):
+            texts[i] = text
+        if progress is not None:
+            progress(len(batch))
+    return texts
 
 def task_executors(unit_name: str):
     """(executor_for(task), close()) for a multi-turn unit: a ToolEyes simulator per task (tool names

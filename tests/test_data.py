@@ -5,7 +5,8 @@ import pytest
 
 import sft_tiny
 from tasks.trajectories import DataError, from_raw_conversations, load_trajectories
-from tl.sft import build_samples, mae_table
+from tl.sft import build_samples
+from train_sft import mae_table
 
 GOOD = sft_tiny.records(3)
 

@@ -4,10 +4,18 @@ import pytest
 
 from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
                          TOOL_HALLUCINATION, UNPARSABLE, classify_feedback)
-from tl.episode import MAX_TURNS, Episode, Task, run_episode, run_episodes
+from tl.episode import MAX_TURNS, Episode, Task, run_episodes
 from tl.calls import render_prompt
 from tl.sandbox import Result, Sandbox, validate_call
 from tasks.toolbox import TOOLS, schemas
+
+def run_episode(policy, tools, query, *, executor, max_turns=MAX_TURNS) -> Episode:
+    """One task driven by `policy(prompt) -> text` until it answers or runs out of turns."""
+    episode = Episode(tools, query, executor, max_turns=max_turns)
+    while not episode.done:
+        episode.step(policy(episode.prompt()))
+    return episode
+
 
 TOOL_LIST = schemas(["get_country_capital", "get_weather_current", "get_weather_forecast", "get_weekday"])
 QUERY = "What's the weather in the capital of Japan right now?"

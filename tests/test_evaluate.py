@@ -129,14 +129,15 @@ def test_bfcl_eval_package_when_installed():
 
 
 def test_prompt_format_authors_reaches_every_prompt(tmp_path, tiny_model_dir, monkeypatch):
-    import tl.generate
+    import tasks.run
     from tl.calls import EOS_MARK
     seen = []
-    real = tl.generate.complete
+    real = tasks.run.complete
     def spy(model, tok, prompts, **kw):
         seen.extend(prompts)
         return real(model, tok, prompts, **kw)
-    monkeypatch.setattr(tl.generate, "complete", spy)
+    monkeypatch.setattr(tasks.run, "complete", spy)  # single-turn items (predict)
+    monkeypatch.setattr(evaluate, "complete", spy)  # multi-turn episodes
     data = write_synthetic(tmp_path / "data")
     evaluate.main(["--model", str(tiny_model_dir), "--data", str(data), "--prompt_format", "authors", "--max_turns", "2",
                    "--max_new_tokens", "4", "--out", str(tmp_path / "eval")])

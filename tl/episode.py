@@ -121,7 +121,7 @@ class Turn:
     calls: list[EpisodeCall] = field(default_factory=list)
 
 class Episode:
-    """One task's episode; `run_episode` drives it with a policy. See the module docstring."""
+    """One task's episode (see the module docstring); `run_episodes` drives a batch of them."""
 
     def __init__(self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, prompt_format: str = "project"):
         self.tools = normalize_tools(tools)
@@ -187,13 +187,6 @@ class Episode:
                               {"role": "tool", "content": result.feedback, "result": result.to_dict()}]
         self.turns.append(turn)
         return turn
-
-def run_episode(policy, tools, query: str, *, executor, max_turns: int = MAX_TURNS) -> Episode:
-    """Run `policy(prompt) -> text` on one task until a final answer or `max_turns` outputs."""
-    episode = Episode(tools, query, executor, max_turns=max_turns)
-    while not episode.done:
-        episode.step(policy(episode.prompt()))
-    return episode
 
 def run_episodes(batch_policy, tasks, executor_for, *, max_turns: int = MAX_TURNS, progress=None,
                  prompt_format: str = "project") -> list[Episode]:

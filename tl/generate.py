@@ -1,6 +1,5 @@
-"""Batched KV-cached generation over left-padded prompts: greedy or temperature/top-p sampling."""
+"""Batched KV-cached generation over left-padded prompts: greedy or temperature sampling."""
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -73,24 +72,3 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
         if tokenizer is not None:
             result.texts.append(tokenizer.decode(ids, continuation=True))
     return result
-
-def complete(model, tok, prompts: list[str], *, batch_size: int = 8, max_new_tokens: int = 256,
-             progress=None) -> list[str]:
-    """Greedy completions of rendered prompts, in order. Prompts are batched by token length, so a
-    batch needs little left padding; `progress(k)` is called after each batch with its size."""
-    ids = [tok.encode_chat(p) for p in prompts]
-    context = getattr(getattr(model, "args", None), "max_position_embeddings", None)
-    if too_long := sum(len(x) + max_new_tokens > context for x in ids) if context else 0:
-        # RoPE still runs past it, but the model never saw such positions
-        warnings.warn(f"{too_long} of {len(ids)} prompts plus max_new_tokens={max_new_tokens} exceed the model's "
-                      f"max_position_embeddings ({context})")
-    order, texts = sorted(range(len(ids)), key=lambda i: len(ids[i])), [""] * len(ids)
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        gen = generate(model, [ids[i] for i in batch], max_new_tokens=max_new_tokens, eos_id=tok.eos_id,
-                       pad_id=tok.pad_id, tokenizer=tok)
-        for i, text in zip(batch, gen.texts):
-            texts[i] = text
-        if progress is not None:
-            progress(len(batch))
-    return texts

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from tl.calls import render_prompt, render_segments
-from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, authors_feedback_is_error, classify_feedback,
-                         feedback_categories)
+from tl.classify import ALL_RIGHT, OTHERS, authors_feedback_is_error, classify_feedback, feedback_categories
 
 # ----------------------------------------------------------------------------- MAE
 
@@ -195,16 +194,6 @@ def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = Tru
             stats["trained_tokens"] += sum(w > 0 for w in piece.weights[1:])
             samples.append(piece)
     return samples, stats
-
-def mae_table(stats: dict) -> str:
-    """Per-category counts of calls masked by MAE, like the paper's Fig. 1."""
-    masked, calls = stats["masked"], max(stats["calls"], 1)
-    lines = [f"MAE: {sum(masked.values())} of {stats['calls']} calls masked (erroneous feedback)",
-             f"  {'feedback category':<22}{'calls':>7}{'share':>9}"]
-    for category in FEEDBACK_CATEGORIES:
-        if category != ALL_RIGHT:
-            lines.append(f"  {category:<22}{masked[category]:>7}{100 * masked[category] / calls:>8.1f}%")
-    return "\n".join(lines)
 
 # ----------------------------------------------------------------------------- loss
 
