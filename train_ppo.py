@@ -19,12 +19,13 @@ import time
 import torch
 from tqdm import tqdm
 
-from tasks.run import task_executors
+from tasks.toolbox import TOOLS
+from tasks.trajectories import DataError, load_trajectories
 from tl import checkpoint as C
 from tl import dist as D
 from tl import ppo
 from tl.classify import CALL_CATEGORIES
-from tasks.trajectories import DataError, load_trajectories
+from tl.sandbox import Sandbox
 from tl.sft import LR_SCHEDULES, epoch_batches, lr_at, micro_batches, param_groups
 from tl.tokenizer import Tokenizer
 
@@ -191,8 +192,7 @@ def main(argv=None):
         f"{info.world_size} rank(s) on {info.device}{' with FSDP2' if info.distributed else ''}; {total_steps} steps of "
         f"{args.batch_size} {'tasks' if args.multi_turn else 'prompts'}, "
         f"{f'T={args.temperature}' if args.temperature else 'greedy'} rollouts, beta={args.kl_coef}")
-    executor_for, close_executor = task_executors("synthetic") if args.multi_turn else (lambda t: None, lambda: None)
-    executor = executor_for(None)  # --multi_turn: the real sandbox over the offline toolbox
+    executor = Sandbox(TOOLS) if args.multi_turn else None  # --multi_turn: the real sandbox over the offline toolbox
     bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="ppo", dynamic_ncols=True)
     batches = {}
     for step in range(start, total_steps):
@@ -227,7 +227,8 @@ def main(argv=None):
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
             C.save_checkpoint(os.path.join(args.out, "checkpoints"), step + 1, info, models, optimizers, {"run": run}, args.keep)
     bar.close()
-    close_executor()
+    if executor is not None:
+        executor.close()
     C.save_checkpoint(os.path.join(args.out, "checkpoints"), total_steps, info, models, optimizers, {"run": run}, args.keep)
     export = os.path.join(args.out, "model")
     C.export_hf(actor, export, info, tokenizer=tok, dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)

@@ -17,9 +17,9 @@ import time
 import torch
 from tqdm import tqdm
 
+from tasks.trajectories import DataError, load_trajectories
 from tl import checkpoint as C
 from tl import dist as D
-from tasks.trajectories import DataError, load_trajectories
 from tl.calls import EOS_MARK, render_prompt
 from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES
 from tl.model import ModelArgs
