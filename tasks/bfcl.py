@@ -170,7 +170,6 @@ def gold_output(item: Item) -> str:
     return "[" + ", ".join(calls) + "]"
 
 # ----------------------------------------------------------------------------- BFCL's decoder
-
 class _Unreadable(Exception):
     """Text BFCL's decoder does not read (or that would need evaluating)."""
 
@@ -249,7 +248,6 @@ def decode(text, json_literals: bool = False) -> Parsed:
     return Parsed("calls", calls, None, "python") if calls else Parsed("no_call")
 
 # ----------------------------------------------------------------------------- BFCL's value rules
-
 def _std(x):
     """BFCL's standardize_string on a string: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
     return re.sub(r"[ ,./\-_*^]", "", x).lower().replace("'", '"') if type(x) is str else x

@@ -51,7 +51,6 @@ class _Executor:
             self.sandbox.close()
 
 # ----------------------------------------------------------------------------- mistakes
-
 _EXTRA_KEYS = {"units": "metric", "format": "json", "language": "en", "country": "France", "precision": 2,
                "verbose": True, "region": "Europe", "timezone": "UTC"}
 _CURRENCY_WORDS = {"USD": "dollars", "EUR": "euro", "GBP": "pounds", "JPY": "yen", "INR": "rupees", "CNY": "yuan"}
@@ -150,7 +149,6 @@ def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
     return None
 
 # ----------------------------------------------------------------------------- records
-
 def _offered_tools(needed: list[str], rng) -> list[dict]:
     """The needed tools plus 1-3 distractors (at most MAX_TOOLS in all), mostly prefix-sharing, shuffled."""
     others = sorted((-max(_prefix(n, m) for m in needed), n) for n in TOOLS if n not in needed)

@@ -3,10 +3,14 @@ import pytest
 
 from tasks.bfcl import value_ok
 from tl.classify import (CONTENT_ERROR, CORRECT, NO_CALL, PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT,
-                         TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL, classify, classify_calls, param_penalty,
-                         reward, split_name)
+                         TOOL_HALLUCINATION, UNPARSABLE, WRONG_TOOL, call_reward, classify, classify_calls,
+                         param_penalty, split_name)
 from tl.parse import parse
 from tl.calls import Call
+
+def reward(pred, gold, tools, mode="strict"):
+    return call_reward(classify(pred, gold, tools, mode=mode))
+
 
 TOOLS = [
     {"name": "get_weather_current", "description": "Current weather.",

@@ -10,7 +10,7 @@ import torch
 import sft_tiny
 from tl import checkpoint as C
 from tl import dist as D
-from tl.model import ModelArgs, Transformer
+from tl.model import ModelArgs
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

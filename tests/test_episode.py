@@ -42,7 +42,7 @@ def test_a_correct_policy_finishes_with_every_call_correct(box):
     policy = scripted(' get_country_capital(country="Japan")</s>', ' get_weather_current(city="Tokyo")',
                       " It is 9 °C and sunny in Tokyo.</s>")
     ep = run_episode(policy, TOOL_LIST, QUERY, executor=box)
-    assert ep.finished and ep.answer == "It is 9 °C and sunny in Tokyo."
+    assert ep.answer == "It is 9 °C and sunny in Tokyo."
     assert [t.kind for t in ep.turns] == ["calls", "calls", "answer"]
     assert [(c.call.name, c.category, c.result.category) for c in ep.calls] == [
         ("get_country_capital", CORRECT, ALL_RIGHT), ("get_weather_current", CORRECT, ALL_RIGHT)]
@@ -71,7 +71,7 @@ def test_a_hallucinating_policy_gets_python_worded_feedback_and_categories(box):
     for m in ep.messages:  # MAE reads the feedback text as the category the run recorded
         if m["role"] == "tool":
             assert classify_feedback(m["content"]) == m["result"]["category"]
-    assert ep.finished and ep.answer == "It is cold in Tokyo." and ep.turns[-1].kind == "answer"
+    assert ep.answer == "It is cold in Tokyo." and ep.turns[-1].kind == "answer"
     # The sandbox knows every toolbox tool, but only the offered ones exist in this episode.
     unoffered = run_episode(scripted('get_city_country(city="Tokyo")', "Japan."), TOOL_LIST, QUERY, executor=box)
     assert unoffered.calls[0].result.message == "NameError: name 'get_city_country' is not defined"
@@ -81,12 +81,12 @@ def test_a_hallucinating_policy_gets_python_worded_feedback_and_categories(box):
 def test_a_policy_that_never_stops_is_cut_at_nine_turns(box):
     ep = run_episode(lambda prompt: 'get_weekday(date="2025-01-15")', TOOL_LIST, QUERY, executor=box)
     assert MAX_TURNS == 9 and len(ep.turns) == 9 and len(ep.calls) == 9
-    assert not ep.finished and ep.answer is None and ep.done
+    assert ep.answer is None and ep.done
     assert all(c.category == CORRECT and c.result.ok for c in ep.calls)
     with pytest.raises(RuntimeError, match="over"):
         ep.step("Done.")
     short = run_episode(lambda prompt: 'get_weekday(date="2025-01-15")', TOOL_LIST, QUERY, executor=box, max_turns=2)
-    assert len(short.turns) == 2 and not short.finished
+    assert len(short.turns) == 2 and short.answer is None
 
 
 def test_parallel_calls_run_in_order_each_with_its_feedback(box):

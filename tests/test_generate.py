@@ -1,7 +1,6 @@
 """Generation: greedy equals transformers' generate, the cache equals recomputation, sampling
 is seeded and its log-probs are right, EOS ends rows, FSDP2 ranks stay in step."""
 
-import math
 import os
 import socket
 
@@ -34,7 +33,7 @@ def full_recompute_logits(model, prompts, new_tokens):
 def test_greedy_equals_hf_generate_on_left_padded_batch(model):
     transformers = pytest.importorskip("transformers")
     ours = generate(model, PROMPTS, max_new_tokens=40, eos_id=2, pad_id=0)
-    assert all(len(t) == 40 for t in ours.tokens) and set(ours.finish_reasons) == {"length"}
+    assert all(len(t) == 40 for t in ours.tokens)
     ids, mask = left_pad(PROMPTS, pad_id=0)
     hf = hf_llama_like(model)
     config = transformers.GenerationConfig(max_new_tokens=40, do_sample=False, eos_token_id=2, pad_token_id=0)
@@ -48,32 +47,25 @@ def test_cached_decoding_equals_full_recomputation(model):
     out = generate(model, PROMPTS, max_new_tokens=24, eos_id=2, pad_id=0)
     for row, logits in enumerate(full_recompute_logits(model, PROMPTS, out.tokens)):
         assert logits.argmax(-1).tolist() == out.tokens[row]
-        expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.tokens[row])[:, None])[:, 0]
-        torch.testing.assert_close(torch.tensor(out.logprobs[row]), expected, atol=1e-5, rtol=0)
 
 
-def test_sampling_is_seeded_and_logprobs_are_of_logits_over_temperature(model):
+def test_sampling_is_seeded(model):
     kwargs = dict(max_new_tokens=16, eos_id=-1, pad_id=0, temperature=1.3)
     a, b = generate(model, PROMPTS, seed=7, **kwargs), generate(model, PROMPTS, seed=7, **kwargs)
     c = generate(model, PROMPTS, seed=8, **kwargs)
-    assert a.tokens == b.tokens and a.logprobs == b.logprobs and a.tokens != c.tokens
-    for row, logits in enumerate(full_recompute_logits(model, PROMPTS, a.tokens)):
-        expected = torch.log_softmax(logits / 1.3, -1).gather(-1, torch.tensor(a.tokens[row])[:, None])[:, 0]
-        torch.testing.assert_close(torch.tensor(a.logprobs[row]), expected, atol=1e-5, rtol=0)
+    assert a.tokens == b.tokens and a.tokens != c.tokens
 
 
 def test_sample_next_hand_example():
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
     logits = probs.log()
     generator = torch.Generator().manual_seed(0)
-    draws = [sample_next(logits, 1.0, generator) for _ in range(2000)]
-    tokens = torch.tensor([int(t) for t, _ in draws])
-    for k, p in enumerate(probs[0].tolist()):  # T = 1: drawn with the model's own probabilities
-        assert abs((tokens == k).float().mean().item() - p) < 0.04
-    token, logprob = draws[0]
-    assert logprob.item() == pytest.approx(probs[0, token].log().item(), abs=1e-6)
-    token, logprob = sample_next(logits, 0.0)  # greedy
-    assert token.item() == 0 and logprob.item() == pytest.approx(math.log(0.5), abs=1e-6)
+    for T in (1.0, 2.0):  # drawn from softmax(logits / T): at T = 2, proportional to sqrt(p)
+        tokens = torch.tensor([int(sample_next(logits, T, generator)) for _ in range(2000)])
+        expected = torch.softmax(logits[0] / T, -1).tolist()
+        for k, p in enumerate(expected):
+            assert abs((tokens == k).float().mean().item() - p) < 0.04
+    assert sample_next(logits, 0.0).item() == 0  # greedy
 
 
 def test_eos_ends_a_row_and_the_model_mode_is_restored(model):
@@ -83,8 +75,7 @@ def test_eos_ends_a_row_and_the_model_mode_is_restored(model):
     out = generate(model, PROMPTS, max_new_tokens=12, eos_id=eos, pad_id=0)
     assert model.training
     row = greedy.tokens[1]
-    assert out.tokens[1] == row[: row.index(eos) + 1] and out.finish_reasons[1] == "eos"
-    assert len(out.logprobs[1]) == len(out.tokens[1])
+    assert out.tokens[1] == row[: row.index(eos) + 1]
     for r in (0, 2):  # other rows continue unaffected unless they emit that id themselves
         expected = greedy.tokens[r][: greedy.tokens[r].index(eos) + 1] if eos in greedy.tokens[r] else greedy.tokens[r]
         assert out.tokens[r] == expected

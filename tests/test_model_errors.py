@@ -15,7 +15,7 @@ from tl.model import ModelArgs, Transformer
 def saved(make_tiny_model, tmp_path):
     """save(max_shard_size=...) -> a checkpoint directory of a tiny untied model."""
 
-    def save(max_shard_size="5GB"):
+    def save(max_shard_size=5 * 10**9):
         make_tiny_model().save_pretrained(tmp_path, max_shard_size=max_shard_size)
         return tmp_path
 
@@ -30,7 +30,7 @@ def rewrite(file, change):
 
 
 def test_missing_shard(saved):
-    path = saved(max_shard_size="30KB")
+    path = saved(max_shard_size=30_000)
     shards = sorted(p for p in os.listdir(path) if p.startswith("model-"))
     os.remove(path / shards[1])
     with pytest.raises(FileNotFoundError, match=rf"model.safetensors.index.json lists shard\(s\) \['{shards[1]}'\]"):
@@ -64,7 +64,7 @@ def test_missing_key(saved):
 
 
 def test_index_disagrees_with_shard(saved):
-    path = saved(max_shard_size="30KB")
+    path = saved(max_shard_size=30_000)
     index = json.loads((path / "model.safetensors.index.json").read_text())
     first = sorted(set(index["weight_map"].values()))[0]
     index["weight_map"]["model.norm.weight"] = first

@@ -126,8 +126,7 @@ def scripted_generate(monkeypatch, tok, outputs):
     def fake_generate(model, prompts, **kw):
         seen.append(prompts)
         ids = tok.encode_continuation(outputs[len(seen) - 1]) + [tok.eos_id]
-        return Generation([ids] * len(prompts), [[0.0] * len(ids)] * len(prompts), ["eos"] * len(prompts),
-                          [tok.decode(ids, continuation=True)] * len(prompts))
+        return Generation([ids] * len(prompts), [tok.decode(ids, continuation=True)] * len(prompts))
 
     monkeypatch.setattr(ppo, "generate", fake_generate)
     return seen

@@ -60,7 +60,6 @@ class Call:
         return cls(name.strip(), dict(args or {}))
 
 # ----------------------------------------------------------------------------- tool schemas
-
 TYPE_WORDS = {"string": "string", "str": "string", "text": "string", "any": "string", "integer": "integer",
               "int": "integer", "long": "integer", "number": "number", "float": "number", "double": "number",
               "boolean": "boolean", "bool": "boolean", "array": "array", "list": "array", "tuple": "array",
@@ -133,7 +132,6 @@ def normalize_tools(tools) -> list[dict]:
     return list(out.values())
 
 # ----------------------------------------------------------------------------- rendering
-
 def escape_eos(text: str) -> str:
     return text.replace(EOS_MARK, EOS_ESCAPE)
 

@@ -120,27 +120,17 @@ def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None
     model.args.dtype = _dtype_name(model.lm_head.weight.dtype)
     return model
 
-def _parse_size(size: int | str) -> int:
-    """5_000_000_000, "5GB" (10^9) or "5GiB" (2^30) -> bytes, as HF reads `max_shard_size`."""
-    if isinstance(size, int):
-        return size
-    text = size.strip().upper()
-    for unit, factor in {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9, "B": 1}.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * factor)
-    raise ValueError(f"max_shard_size {size!r}: expected bytes or a string like '5GB' / '500MiB'")
-
-def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shard_size: int | str = "5GB",
+def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shard_size: int = 5 * 10**9,
             tokenizer=None) -> None:
     """An HF checkpoint directory from a full state dict, in key order, a new shard whenever the
-    next tensor would pass `max_shard_size`; the tokenizer's file is copied beside."""
+    next tensor would pass `max_shard_size` bytes; the tokenizer's file is copied beside."""
     from safetensors.torch import save_file
     path = os.fspath(path)
     os.makedirs(path, exist_ok=True)
-    limit, shards, sizes = _parse_size(max_shard_size), [[]], [0]
+    shards, sizes = [[]], [0]
     for key, tensor in state_dict.items():
         nbytes = tensor.numel() * tensor.element_size()
-        if shards[-1] and sizes[-1] + nbytes > limit:
+        if shards[-1] and sizes[-1] + nbytes > max_shard_size:
             shards, sizes = shards + [[]], sizes + [0]
         shards[-1].append(key)
         sizes[-1] += nbytes
@@ -191,7 +181,6 @@ def _swap_in(tmp: str, final: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 # ----------------------------------------------------------------------------- training checkpoints
-
 def _complete(path: str) -> dict | None:
     """The meta dict of a complete checkpoint directory, else None."""
     try:

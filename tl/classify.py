@@ -51,7 +51,6 @@ class CallsClassification:
     per_call: list
 
 # ----------------------------------------------------------------------------- reward (Sec. 3.3)
-
 def param_penalty(hallucinated: bool, redundant: bool, missing: bool) -> float:
     """Paper Sec. 3.3, R_p = -0.8·[hallucinated] - 0.5·[redundant] - 0.5·[missing]."""
     return round(-0.8 * hallucinated - 0.5 * redundant - 0.5 * missing, 6)
@@ -66,12 +65,7 @@ def call_reward(c: Classification) -> float:
         return _FIXED_REWARD[c.category]
     return param_penalty(*(bool(c.details[k]) for k in ("hallucinated", "redundant", "missing")))
 
-def reward(pred_text, gold, tools, *, mode: str = "strict") -> float:
-    """Paper Sec. 3.3, R(t) of one generated output: `call_reward(classify(...))`."""
-    return call_reward(classify(pred_text, gold, tools, mode=mode))
-
 # ----------------------------------------------------------------------------- one call
-
 _NAME_PIECE = re.compile(r"[._\-\s]*(?:[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^._\-\sA-Za-z\d]+)|[._\-\s]+$")
 
 def split_name(name: str) -> list[str]:
@@ -231,7 +225,6 @@ def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=No
     return CallsClassification(_worst(everything).category, details, per)
 
 # ----------------------------------------------------------------------------- feedback (MAE)
-
 # Ordered: the first pattern that matches the error text decides. Specific Python messages
 # come first, so "TypeError: f() got an unexpected keyword argument 'x'" is a parameter
 # hallucination, not a generic exception.

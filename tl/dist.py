@@ -118,7 +118,6 @@ def full_state_dict(model: torch.nn.Module, info: DistInfo) -> dict[str, torch.T
     return state if info.is_main else {}
 
 # ----------------------------------------------------------------------------- run directories
-
 def add_run_args(p) -> None:
     """The flags both trainers share: seed, device, precision, and the run directory's checkpoints."""
     p.add_argument("--grad_clip", type=float, default=1.0)

@@ -132,13 +132,8 @@ class Episode:
         self.answer: str | None = None
 
     @property
-    def finished(self) -> bool:
-        """A final answer came within max_turns (the paper's VA, per task)."""
-        return self.answer is not None
-
-    @property
-    def done(self) -> bool:
-        return self.finished or len(self.turns) >= self.max_turns
+    def done(self) -> bool:  # answered (the paper's VA, per task) or out of turns
+        return self.answer is not None or len(self.turns) >= self.max_turns
 
     @property
     def calls(self) -> list[EpisodeCall]:

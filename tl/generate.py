@@ -8,22 +8,16 @@ from tl.dist import any_rank
 
 @dataclass
 class Generation:
-    """Per prompt: the new ids (cut after the first EOS, included), each one's log-prob under the
-    sampling distribution, why the row ended ("eos" or "length"), the text (given a tokenizer)."""
+    """Per prompt: the new ids (cut after the first EOS, included) and the text (given a tokenizer).
+    No log-probs: PPO recomputes them in one forward (tl.ppo.score), where the first ratio is exactly 1."""
     tokens: list[list[int]]
-    logprobs: list[list[float]]
-    finish_reasons: list[str]
     texts: list[str] | None = None
 
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None):
-    """One token per row of `logits` [B, V] -> (tokens [B], logprobs [B]). Temperature 0 is greedy;
-    otherwise drawn from softmax(logits / T), with its log-prob under it (what PPO recomputes)."""
+    """One token per row of `logits` [B, V]: greedy at temperature 0, else drawn from softmax(logits / T)."""
     if temperature == 0.0:
-        tokens = logits.argmax(-1)
-        return tokens, torch.log_softmax(logits, -1).gather(-1, tokens[:, None])[:, 0]
-    logprobs = torch.log_softmax(logits / temperature, -1)
-    tokens = torch.multinomial(logprobs.exp(), 1, generator=generator)[:, 0]
-    return tokens, logprobs.gather(-1, tokens[:, None])[:, 0]
+        return logits.argmax(-1)
+    return torch.multinomial(torch.log_softmax(logits / temperature, -1).exp(), 1, generator=generator)[:, 0]
 
 @torch.no_grad()
 def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: int, pad_id: int,
@@ -44,7 +38,6 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
     padded = any(len(p) != prompt_len for p in prompts)  # no padding: no mask needed at all
     generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     new_tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
-    new_logprobs = torch.zeros(batch, max_new_tokens, device=device)
     running = torch.ones(batch, dtype=torch.bool, device=device)
     steps, was_training = 0, model.training
     model.eval()
@@ -52,9 +45,8 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
         cache = model.new_cache(prompt_len + max_new_tokens)
         logits = model(input_ids, attention_mask=mask[:, :prompt_len] if padded else None, cache=cache, logits_to_keep=1)
         for step in range(max_new_tokens):
-            tokens, logprobs = sample_next(logits[:, -1].float(), temperature, generator)
-            tokens = torch.where(running, tokens, pad_id)
-            new_tokens[:, step], new_logprobs[:, step] = tokens, logprobs
+            tokens = torch.where(running, sample_next(logits[:, -1].float(), temperature, generator), pad_id)
+            new_tokens[:, step] = tokens
             steps = step + 1
             running &= tokens != eos_id
             if steps == max_new_tokens or not any_rank(running.any(), device):
@@ -62,13 +54,5 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
             logits = model(tokens[:, None], cache=cache, attention_mask=mask[:, : prompt_len + steps] if padded else None)
     finally:
         model.train(was_training)
-    result = Generation([], [], [], [] if tokenizer is not None else None)
-    for ids, lps in zip(new_tokens[:, :steps].tolist(), new_logprobs[:, :steps].tolist()):
-        ended = eos_id in ids
-        ids = ids[: ids.index(eos_id) + 1] if ended else ids
-        result.tokens.append(ids)
-        result.logprobs.append(lps[: len(ids)])
-        result.finish_reasons.append("eos" if ended else "length")
-        if tokenizer is not None:
-            result.texts.append(tokenizer.decode(ids, continuation=True))
-    return result
+    rows = [ids[: ids.index(eos_id) + 1] if eos_id in ids else ids for ids in new_tokens[:, :steps].tolist()]
+    return Generation(rows, None if tokenizer is None else [tokenizer.decode(ids, continuation=True) for ids in rows])

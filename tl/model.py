@@ -239,6 +239,6 @@ class Transformer(nn.Module):
         from tl.checkpoint import load_hf  # an HF LLaMA checkpoint directory
         return load_hf(path, dtype=dtype, device=device, tokenizer=tokenizer)
 
-    def save_pretrained(self, path, max_shard_size: int | str = "5GB", tokenizer=None):
+    def save_pretrained(self, path, max_shard_size: int = 5 * 10**9, tokenizer=None):
         from tl.checkpoint import save_hf  # a directory `LlamaForCausalLM.from_pretrained` loads
         save_hf(self.state_dict(), self.args, path, max_shard_size=max_shard_size, tokenizer=tokenizer)

@@ -117,7 +117,6 @@ def parse_literal(text: str):
             raise ValueError(f"not a literal: {e}") from None
 
 # ----------------------------------------------------------------------------- Python calls
-
 def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
     """(text, {placeholder: original}): keyword argument names (`from=`) and call names with a `-`
     or a keyword (`a-b(`) replaced by names `ast.parse` accepts, token-wise (strings untouched)."""
@@ -186,7 +185,6 @@ def _parse_python(text: str) -> list[Call]:
     return calls
 
 # ----------------------------------------------------------------------------- JSON and ReAct
-
 def _calls_from_obj(obj) -> Parsed:
     if isinstance(obj, dict):
         obj = obj["tool_calls"] if isinstance(obj.get("tool_calls"), list) else [obj]

@@ -23,7 +23,6 @@ from tl.calls import render_prompt, render_segments
 from tl.classify import ALL_RIGHT, OTHERS, authors_feedback_is_error, classify_feedback, feedback_categories
 
 # ----------------------------------------------------------------------------- MAE
-
 MAE_RULES = ("taxonomy", "authors")
 
 def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, str]:
@@ -44,7 +43,6 @@ def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, s
     return out
 
 # ----------------------------------------------------------------------------- PKT
-
 def key_token_positions(call_ids: list[int], rival_ids: list[list[int]], start: int = 0) -> list[int]:
     """K_i of L_PKT (paper Sec. 3.2): positions in `call_ids` (the call's tokens from the tool
     name on, ` name(k="v")`) of its key tokens: the name's first token (`start`), and for each
@@ -74,7 +72,6 @@ def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[floa
     return [w if i in key else 1.0 for i in range(n_tokens)]
 
 # ----------------------------------------------------------------------------- tokenisation
-
 @dataclass
 class Sample:
     """One trajectory as training ids. weights[i] is the loss weight of predicting input_ids[i]."""
@@ -196,7 +193,6 @@ def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = Tru
     return samples, stats
 
 # ----------------------------------------------------------------------------- loss
-
 def weighted_token_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
                         normaliser: float | torch.Tensor) -> torch.Tensor:
     """L_MAE / L_PKT (paper Sec. 3.1-3.2): sum_t w_t * -log p(target_t) / normaliser. logits [B, T, V]
@@ -205,7 +201,6 @@ def weighted_token_loss(logits: torch.Tensor, targets: torch.Tensor, weights: to
     return (nll * weights.flatten().to(nll.dtype)).sum() / normaliser
 
 # ----------------------------------------------------------------------------- data order
-
 def epoch_batches(lengths: list[int], global_batch: int, seed: int, epoch: int,
                   bucket_batches: int = 16) -> list[list[int]]:
     """The global batches (lists of sample indices) of one epoch, deterministic for (seed, epoch)
@@ -264,7 +259,6 @@ def collate(samples, pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
             "weights": weights[:, 1:].to(device), "attention_mask": mask[:, :-1].to(device) if padded else None}
 
 # ----------------------------------------------------------------------------- optimisation
-
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: weight decay on matrices (attention, MLP, embedding, lm_head), none on the
     1-D RMSNorm gains (decaying them pulls the norms towards 0, which is never the intent)."""

@@ -78,7 +78,6 @@ def _parsed(output: str):
         return output
 
 # ----------------------------------------------------------------------------- draws
-
 def _pick(rng, templates, **values) -> str:
     """One of `templates` formatted with `values` (drawn first: they are arguments)."""
     return rng.choice(templates).format(**values)
@@ -126,7 +125,6 @@ def _warmer(v) -> dict:
     return {"verdict": f"{v['a']} is warmer" if ta > tb else f"{v['b']} is warmer" if tb > ta else "both are equally warm"}
 
 # ----------------------------------------------------------------------------- the table
-
 TASKS = [  # rng.choice(TASKS) picks a row: the order is part of the data
     # one call
     Task("weather_now", lambda r: {"c": r.choice(CITY_NAMES)},

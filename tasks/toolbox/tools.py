@@ -117,7 +117,6 @@ def _sig(x: float, digits: int = 6) -> float | int:
     return int(y) if y.is_integer() and abs(y) < 1e15 else y
 
 # ----------------------------------------------------------------------------- weather and dates
-
 def _weather(city: str, day: _date) -> tuple[int, str, int]:
     """(temperature °C, condition, humidity %) for a city on a day: a seasonal curve by latitude
     plus a fixed pseudo-random wobble, so every (city, day) has one answer."""
@@ -179,7 +178,6 @@ def date_diff_days(start_date: Annotated[str, "First date, YYYY-MM-DD."],
     return {"start_date": a.isoformat(), "end_date": b.isoformat(), "days": (b - a).days}
 
 # ----------------------------------------------------------------------------- countries and cities
-
 def get_country_capital(country: Annotated[str, 'Country name, e.g. "Japan".']) -> dict:
     """Capital city of a country."""
     country = _country(country)
@@ -209,7 +207,6 @@ def get_city_distance(city_a: Annotated[str, "First city."], city_b: Annotated[s
     return {"city_a": a, "city_b": b, "distance_km": round(2 * 6371.0 * math.asin(math.sqrt(hav)))}
 
 # ----------------------------------------------------------------------------- conversions
-
 def _rate(from_currency: str, to_currency: str) -> tuple[str, str, float]:
     codes = []
     for code in (from_currency, to_currency):
@@ -264,7 +261,6 @@ def convert_timezone(time: Annotated[str, "Local time in from_city, HH:MM (24-ho
             "converted_time": f"{minutes // 60:02d}:{minutes % 60:02d}", "day_offset": day_offset}
 
 # ----------------------------------------------------------------------------- arithmetic
-
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
@@ -306,7 +302,6 @@ def calculate_average(numbers: Annotated[list[float], "The numbers, e.g. [3, 5, 
     return {"count": len(numbers), "average": _sig(sum(numbers) / len(numbers))}
 
 # ----------------------------------------------------------------------------- text and code
-
 def text_reverse(text: Annotated[str, "The text to reverse."]) -> str:
     """Reverse a piece of text character by character."""
     return text[::-1]
