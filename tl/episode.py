@@ -21,7 +21,14 @@ from tl.calls import EOS_MARK, Call, format_call, normalize_tools, render_prompt
 MAX_TURNS = 9  # ToolEyes' and the paper's multi-turn limit
 
 @dataclass(frozen=True)
-class Item:
+class Unit:
+    """What every evaluation unit and training prompt has: its id, the benchmark (or "train"), its tools."""
+    id: str
+    benchmark: str
+    tools: list
+
+@dataclass(frozen=True)
+class Item(Unit):
     """One single-turn test, or one PPO prompt: predict the next assistant call after `messages`.
 
     tools: any form `normalize_tools` reads (BFCL's own schemas kept: its checker reads their types).
@@ -31,9 +38,6 @@ class Item:
     options: keywords for `tl.classify.classify` (RoTBench's `unchecked_tools`, `aliases`). reader: how
     the benchmark's checker reads text: "project" (tl.parse), "rotbench" or "bfcl" (tasks.*).
     """
-    id: str
-    benchmark: str
-    tools: list
     messages: list
     gold: list
     mode: str
@@ -42,11 +46,8 @@ class Item:
     reader: str = "project"
 
 @dataclass(frozen=True)
-class Task:
+class Task(Unit):
     """One multi-turn task: the model works from `query` with `tools` for up to 9 turns."""
-    id: str
-    benchmark: str
-    tools: list
     query: str
     category: str = ""
     meta: dict = field(default_factory=dict)

@@ -178,20 +178,21 @@ def date_diff_days(start_date: Annotated[str, "First date, YYYY-MM-DD."],
     return {"start_date": a.isoformat(), "end_date": b.isoformat(), "days": (b - a).days}
 
 # ----------------------------------------------------------------------------- countries and cities
+def _country_fact(country, key: str) -> dict:
+    country = _country(country)
+    return {"country": country, key: COUNTRIES[country][("capital", "population", "currency").index(key)]}
+
 def get_country_capital(country: Annotated[str, 'Country name, e.g. "Japan".']) -> dict:
     """Capital city of a country."""
-    country = _country(country)
-    return {"country": country, "capital": COUNTRIES[country][0]}
+    return _country_fact(country, "capital")
 
 def get_country_population(country: Annotated[str, 'Country name, e.g. "Brazil".']) -> dict:
     """Population of a country."""
-    country = _country(country)
-    return {"country": country, "population": COUNTRIES[country][1]}
+    return _country_fact(country, "population")
 
 def get_country_currency(country: Annotated[str, 'Country name, e.g. "Sweden".']) -> dict:
     """Currency code used in a country."""
-    country = _country(country)
-    return {"country": country, "currency": COUNTRIES[country][2]}
+    return _country_fact(country, "currency")
 
 def get_city_country(city: Annotated[str, 'City name, e.g. "Osaka".']) -> dict:
     """Country a city is in."""
