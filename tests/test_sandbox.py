@@ -533,6 +533,21 @@ def test_isolation_reports_each_layer(box):
     assert all(type(v) is bool for v in box.isolation.values())
 
 
+def test_a_worker_whose_isolation_probe_dies_does_not_start(monkeypatch, tmp_path):
+    """A probe killed by a signal has a negative exit code, whose bits must not read as layers."""
+    import json
+    from multiprocessing.connection import Pipe
+    from tl import sandbox
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no namespace may be entered in this test process
+    monkeypatch.setattr(sandbox, "_SECCOMP", sandbox._SECCOMP)
+    monkeypatch.setattr(sandbox, "_confine", lambda uid, layers: os.kill(os.getpid(), signal.SIGKILL))
+    ours, theirs = Pipe()
+    ours.send_bytes(b"null")  # ends the serving loop, should the worker (wrongly) start
+    sandbox.worker_main({"tools": {}, "scratch_root": str(tmp_path), "uid": None}, theirs)
+    reply = json.loads(ours.recv_bytes())
+    assert reply == {"ready": False, "error": "RuntimeError: the isolation probe was killed by signal 9"}
+
+
 def run_bpf(prog, arch: int, nr: int, arg0: int = 0) -> int:
     """A classic-BPF interpreter for the few instructions the filter uses: what the kernel would return."""
     data, pc, acc = {0: nr, 4: arch, 16: arg0}, 0, 0

@@ -230,7 +230,8 @@ def worker_main(hello: dict, conn):
         _SECCOMP = seccomp_filter(allow_inet=netns)  # AF_INET/6 are harmless only where no network exists
         if (pid := os.fork()) == 0:
             os._exit(_confine(hello["uid"], 2 * (os.geteuid() == 0) | 4))
-        layers = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if (layers := os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])) < 0:  # a signal is no report: fail closed
+            raise RuntimeError(f"the isolation probe was killed by signal {-layers}")
         iso = {"network": netns or bool(layers & 4), "readonly_fs": readonly, "disk_quota": quota,
                "separate_uid": bool(layers & 1), "ipc": bool(layers & 2), "seccomp": bool(layers & 4)}
     except Exception as e:
@@ -258,8 +259,7 @@ def _remove_tree(path: str):
         return shutil.rmtree(path)
     for argv in (["chmod", "-R", "u+rwx", path], ["rm", "-rf", path]):  # a child as our own user may lock dirs
         with contextlib.suppress(Exception):
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=600)
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
 
 class _Worker:
     """One worker process and the caller's socket to it; its stderr is the caller's (a child's: /dev/null)."""
