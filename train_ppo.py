@@ -9,6 +9,7 @@ Each step: generate one call per prompt, score it with R(t) (tl/classify.py), on
 (tl/ppo.py); with --multi_turn, whole episodes in the sandbox, one R(t) per output with calls.
 Explicit flags override the preset.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,23 +35,91 @@ PRESETS = {
     # needs larger learning rates, and a zero value head facing scores near -2 must be fitted first
     # (critic warm-up, a fast critic lr, no value clip) or every advantage is negative. Several passes
     # over a fixed set of prompts, as the paper makes 3 over its 1,194 (docs/MEASUREMENTS.md).
-    "demo": dict(actor_lr=1e-4, critic_lr=2e-3, critic_warmup_steps=3, value_clip_eps=0.0, lam=1.0, batch_size=16,
-                 micro_batch=8, ppo_epochs=2, epochs=5, max_prompts=128, temperature=0.7, max_new_tokens=48,
-                 max_prompt_len=1024, kl_coef=0.1),
+    "demo": dict(
+        actor_lr=1e-4,
+        critic_lr=2e-3,
+        critic_warmup_steps=3,
+        value_clip_eps=0.0,
+        lam=1.0,
+        batch_size=16,
+        micro_batch=8,
+        ppo_epochs=2,
+        epochs=5,
+        max_prompts=128,
+        temperature=0.7,
+        max_new_tokens=48,
+        max_prompt_len=1024,
+        kl_coef=0.1,
+    ),
     # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers up
     # to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch, a cosine
     # schedule with 100 warm-up steps for actor and critic; the paper states no schedule).
-    "paper7b": dict(actor_lr=2e-6, critic_lr=1e-6, batch_size=8, micro_batch=1, epochs=3, temperature=0.0,
-                    max_new_tokens=512, max_prompt_len=8192, kl_coef=0.4, bf16=True, activation_checkpointing=True,
-                    export_dtype="bfloat16", lr_schedule="cosine", warmup_steps=100),
+    "paper7b": dict(
+        actor_lr=2e-6,
+        critic_lr=1e-6,
+        batch_size=8,
+        micro_batch=1,
+        epochs=3,
+        temperature=0.0,
+        max_new_tokens=512,
+        max_prompt_len=8192,
+        kl_coef=0.4,
+        bf16=True,
+        activation_checkpointing=True,
+        export_dtype="bfloat16",
+        lr_schedule="cosine",
+        warmup_steps=100,
+    ),
 }
-DEFAULTS = dict(sft="out/sft/model", data="out/data/train.jsonl", actor_lr=2e-6, critic_lr=1e-6, batch_size=8,
-                micro_batch=1, epochs=3, ppo_epochs=1, max_steps=0, temperature=0.0, max_new_tokens=512,
-                max_prompt_len=8192, kl_coef=0.4, lam=0.95, value_clip_eps=0.2, critic_warmup_steps=0, bf16=None,
-                activation_checkpointing=False, export_dtype=None, max_prompts=0, lr_schedule="constant", warmup_steps=0)
-RUN_DEFINING = ("sft", "data", "max_prompts", "seed", "batch_size", "epochs", "ppo_epochs", "actor_lr", "critic_lr",
-                "lr_schedule", "warmup_steps", "temperature", "max_new_tokens", "max_prompt_len", "kl_coef", "lam",
-                "value_clip_eps", "critic_warmup_steps", "grad_clip", "multi_turn", "max_turns", "max_seq_len")
+DEFAULTS = dict(
+    sft="out/sft/model",
+    data="out/data/train.jsonl",
+    actor_lr=2e-6,
+    critic_lr=1e-6,
+    batch_size=8,
+    micro_batch=1,
+    epochs=3,
+    ppo_epochs=1,
+    max_steps=0,
+    temperature=0.0,
+    max_new_tokens=512,
+    max_prompt_len=8192,
+    kl_coef=0.4,
+    lam=0.95,
+    value_clip_eps=0.2,
+    critic_warmup_steps=0,
+    bf16=None,
+    activation_checkpointing=False,
+    export_dtype=None,
+    max_prompts=0,
+    lr_schedule="constant",
+    warmup_steps=0,
+)
+RUN_DEFINING = (
+    "sft",
+    "data",
+    "max_prompts",
+    "seed",
+    "batch_size",
+    "epochs",
+    "ppo_epochs",
+    "actor_lr",
+    "critic_lr",
+    "lr_schedule",
+    "warmup_steps",
+    "temperature",
+    "max_new_tokens",
+    "max_prompt_len",
+    "kl_coef",
+    "lam",
+    "value_clip_eps",
+    "critic_warmup_steps",
+    "grad_clip",
+    "multi_turn",
+    "max_turns",
+    "max_seq_len",
+)
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,21 +127,33 @@ def parse_args(argv=None):
     p.add_argument("--sft", help="HF directory of the SFT model (actor, reference and critic trunk)")
     p.add_argument("--data", help="trajectories (JSONL); every call with all-right feedback is a prompt")
     p.add_argument("--out", default="out/ppo", help="run directory: metrics.jsonl, checkpoints/, model/")
-    p.add_argument("--max_prompts", type=int, help="train on a seeded random subset of this many prompts (0: all)")
-    p.add_argument("--multi_turn", action="store_true", help="episodes in the sandbox from each trajectory's first query")
+    p.add_argument(
+        "--max_prompts", type=int, help="train on a seeded random subset of this many prompts (0: all)"
+    )
+    p.add_argument(
+        "--multi_turn", action="store_true", help="episodes in the sandbox from each trajectory's first query"
+    )
     p.add_argument("--max_turns", type=int, default=4, help="--multi_turn: outputs per episode (ToolEyes: 9)")
     p.add_argument("--max_seq_len", type=int, default=2048, help="--multi_turn: longest episode sequence")
     p.add_argument("--actor_lr", type=float)
     p.add_argument("--critic_lr", type=float)
-    p.add_argument("--lr_schedule", choices=LR_SCHEDULES, help="both models (default constant; paper7b: cosine to 0)")
-    p.add_argument("--warmup_steps", type=int, help="linear lr warm-up steps (paper7b: 100, the authors' code)")
+    p.add_argument(
+        "--lr_schedule", choices=LR_SCHEDULES, help="both models (default constant; paper7b: cosine to 0)"
+    )
+    p.add_argument(
+        "--warmup_steps", type=int, help="linear lr warm-up steps (paper7b: 100, the authors' code)"
+    )
     p.add_argument("--batch_size", type=int, help="prompts per PPO step, over all ranks")
     p.add_argument("--micro_batch", type=int, help="prompts per forward pass per rank")
     p.add_argument("--epochs", type=int, help="passes over the prompts")
     p.add_argument("--ppo_epochs", type=int, help="updates per rollout batch (paper's code: 1)")
-    p.add_argument("--critic_warmup_steps", type=int, help="first steps train only the critic (paper's code: 0)")
+    p.add_argument(
+        "--critic_warmup_steps", type=int, help="first steps train only the critic (paper's code: 0)"
+    )
     p.add_argument("--max_steps", type=int, help="stop after this many PPO steps (0: all epochs)")
-    p.add_argument("--temperature", type=float, help="0: greedy (the paper's script); >0: sampling, scored at the same T")
+    p.add_argument(
+        "--temperature", type=float, help="0: greedy (the paper's script); >0: sampling, scored at the same T"
+    )
     p.add_argument("--max_new_tokens", type=int)
     p.add_argument("--max_prompt_len", type=int, help="longer prompts are dropped (counted)")
     p.add_argument("--kl_coef", type=float, help="beta of the per-token KL penalty")
@@ -81,6 +162,7 @@ def parse_args(argv=None):
     D.add_run_args(p)  # --seed, --device, --bf16, checkpoints, --resume, --grad_clip, ...
     args = p.parse_args(argv)
     return D.apply_preset(args, PRESETS, DEFAULTS, args.preset or ("demo" if args.sft is None else None))
+
 
 def load_prompts(args, tok, log):
     """The prompts (tl.ppo.prompts_from_trajectories; --multi_turn: tasks) no longer than
@@ -91,15 +173,22 @@ def load_prompts(args, tok, log):
         what = f"{len(prompts)} tasks from {len(records)} trajectories (first query, tools)"
     else:
         prompts, counts = ppo.prompts_from_trajectories(records)
-        dropped = ", ".join(f"{k.removeprefix('dropped_')} {v}" for k, v in sorted(counts.items()) if k.startswith("dropped_"))
+        dropped = ", ".join(
+            f"{k.removeprefix('dropped_')} {v}" for k, v in sorted(counts.items()) if k.startswith("dropped_")
+        )
         what = f"{counts['kept']} of {counts['calls']} calls kept (all-right feedback; dropped: {dropped or 'none'})"
     lengths = [len(ppo.encode_prompt(tok, p)) for p in prompts]
     keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
-    log(f"prompts: {args.data}: {what}; {len(prompts) - len(keep)} longer than {args.max_prompt_len} tokens dropped")
-    if args.max_prompts and args.max_prompts < len(keep) and not args.multi_turn:  # tasks: all, each seen once
+    log(
+        f"prompts: {args.data}: {what}; {len(prompts) - len(keep)} longer than {args.max_prompt_len} tokens dropped"
+    )
+    if (
+        args.max_prompts and args.max_prompts < len(keep) and not args.multi_turn
+    ):  # tasks: all, each seen once
         keep = sorted(random.Random(args.seed).sample(keep, args.max_prompts))
         log(f"prompts: a random subset of {len(keep)} (--max_prompts)")
     return [prompts[i] for i in keep], [lengths[i] for i in keep]
+
 
 def build_models(args, info, tok, bf16):
     """Actor, frozen reference and critic from the SFT export, and one AdamW per trained model."""
@@ -111,6 +200,7 @@ def build_models(args, info, tok, bf16):
     opt_critic = torch.optim.AdamW(param_groups(critic, 0.0), lr=args.critic_lr, betas=(0.9, 0.95))
     return actor, reference, critic, opt_actor, opt_critic
 
+
 def collect(models, tok, prompts, mine, step, args, info, bf16, executor=None):
     """This rank's rollouts, scored with advantages, under the update's compute context (so the
     ratio is exactly 1 before the first update). Returns them, the generation time and the sums
@@ -120,11 +210,24 @@ def collect(models, tok, prompts, mine, step, args, info, bf16, executor=None):
         t0 = time.perf_counter()
         rollouts = []
         for k, mb in enumerate(mine):
-            kw = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                      seed=(args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k)
-            rollouts.append(ppo.episode_rollout(actor, tok, [prompts[i] for i in mb], executor, max_turns=args.max_turns,
-                                                max_len=args.max_seq_len, **kw) if args.multi_turn else
-                            ppo.rollout(actor, tok, [prompts[i] for i in mb], **kw))
+            kw = dict(
+                max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature,
+                seed=(args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k,
+            )
+            rollouts.append(
+                ppo.episode_rollout(
+                    actor,
+                    tok,
+                    [prompts[i] for i in mb],
+                    executor,
+                    max_turns=args.max_turns,
+                    max_len=args.max_seq_len,
+                    **kw,
+                )
+                if args.multi_turn
+                else ppo.rollout(actor, tok, [prompts[i] for i in mb], **kw)
+            )
         gen_time, sums = time.perf_counter() - t0, torch.zeros(3, dtype=torch.float64)
         for b in rollouts:
             ppo.score(b, actor, reference, critic, args.score_temperature)
@@ -133,17 +236,27 @@ def collect(models, tok, prompts, mine, step, args, info, bf16, executor=None):
             sums += torch.tensor([kl.sum().item(), len(b.texts), entropy.item()], dtype=torch.float64)
     return rollouts, gen_time, sums
 
+
 def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, train_actor=True):
     """`ppo_epochs` optimizer steps per model over this rank's rollouts, losses normalised by the
     global count of response tokens (train_actor=False: only the critic learns). Returns the
     all-reduced, token-averaged stats and the grad norms."""
     n_tokens = D.all_reduce_sum(sum(b.response_mask.sum() for b in batches).float(), info)
-    sums, norms = torch.zeros(5), []  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
+    sums, norms = (
+        torch.zeros(5),
+        [],
+    )  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
     for _ in range(args.ppo_epochs):
         for k, b in enumerate(batches):
-            for model in (actor, critic) if info.distributed else ():  # reduce-scatter after the last micro-batch
+            for model in (
+                (actor, critic) if info.distributed else ()
+            ):  # reduce-scatter after the last micro-batch
                 model.set_requires_gradient_sync(k == len(batches) - 1)
-            ids, attn, mask = b.input_ids.to(info.device), b.attention_mask.to(info.device), b.response_mask.to(info.device)
+            ids, attn, mask = (
+                b.input_ids.to(info.device),
+                b.attention_mask.to(info.device),
+                b.response_mask.to(info.device),
+            )
             with D.compute_context(info, bf16), torch.set_grad_enabled(train_actor):
                 logp, _ = ppo.response_logprobs(actor, ids, attn, b.response_len, args.score_temperature)
                 policy_loss, pstats = ppo.policy_loss(logp, b.logp_old, b.advantages, mask, n_tokens)
@@ -151,19 +264,31 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
                     (policy_loss * info.world_size).backward()
             with D.compute_context(info, bf16):
                 values = ppo.response_values(critic, ids, attn, b.response_len)
-                value_loss, vstats = ppo.value_loss(values, b.values, b.returns, mask, n_tokens,
-                                                    args.value_clip_eps or float("inf"))
+                value_loss, vstats = ppo.value_loss(
+                    values, b.values, b.returns, mask, n_tokens, args.value_clip_eps or float("inf")
+                )
                 (value_loss * info.world_size).backward()
-            sums += torch.stack([policy_loss.detach() * n_tokens, value_loss.detach() * n_tokens, pstats["clipped"],
-                                 pstats["approx_kl"], vstats["clipped"]]).cpu()
-        for model, opt in ((actor, opt_actor), (critic, opt_critic))[0 if train_actor else 1:]:
+            sums += torch.stack(
+                [
+                    policy_loss.detach() * n_tokens,
+                    value_loss.detach() * n_tokens,
+                    pstats["clipped"],
+                    pstats["approx_kl"],
+                    vstats["clipped"],
+                ]
+            ).cpu()
+        for model, opt in ((actor, opt_actor), (critic, opt_critic))[0 if train_actor else 1 :]:
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             norms.append((norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item())
             opt.step()
             opt.zero_grad(set_to_none=True)
     sums = D.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
-    return {**dict(zip(("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac"), sums.tolist())),
-            "actor_grad_norm": norms[-2] if train_actor else 0.0, "critic_grad_norm": norms[-1]}
+    return {
+        **dict(zip(("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac"), sums.tolist())),
+        "actor_grad_norm": norms[-2] if train_actor else 0.0,
+        "critic_grad_norm": norms[-1],
+    }
+
 
 def main(argv=None):
     args = parse_args(argv)
@@ -173,13 +298,17 @@ def main(argv=None):
     bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(args.seed)
     if not os.path.isfile(os.path.join(args.sft, "config.json")):
-        raise SystemExit(f"{args.sft}: no SFT model (config.json) found; run `torchrun --standalone "
-                         f"--nproc_per_node=2 train_sft.py` first, or pass --sft")
+        raise SystemExit(
+            f"{args.sft}: no SFT model (config.json) found; run `torchrun --standalone "
+            f"--nproc_per_node=2 train_sft.py` first, or pass --sft"
+        )
     tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
     prompts, lengths = load_prompts(args, tok, log)
     if args.batch_size % (info.world_size * args.micro_batch):
-        raise SystemExit(f"--batch_size {args.batch_size} must be a multiple of {info.world_size} rank(s) x "
-                         f"--micro_batch {args.micro_batch}")
+        raise SystemExit(
+            f"--batch_size {args.batch_size} must be a multiple of {info.world_size} rank(s) x "
+            f"--micro_batch {args.micro_batch}"
+        )
     actor, reference, critic, opt_actor, opt_critic = build_models(args, info, tok, bf16)
     steps_per_epoch = len(prompts) // args.batch_size
     total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
@@ -188,59 +317,125 @@ def main(argv=None):
     run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": C.file_sha256(args.data)}
     models, optimizers = {"actor": actor, "critic": critic}, {"actor": opt_actor, "critic": opt_critic}
     start, _ = D.resume(args, info, models, optimizers, run, log)
-    log(f"models: actor / reference / critic of {sum(p.numel() for p in actor.parameters()) / 1e6:.2f}M parameters, "
+    log(
+        f"models: actor / reference / critic of {sum(p.numel() for p in actor.parameters()) / 1e6:.2f}M parameters, "
         f"{info.world_size} rank(s) on {info.device}{' with FSDP2' if info.distributed else ''}; {total_steps} steps of "
         f"{args.batch_size} {'tasks' if args.multi_turn else 'prompts'}, "
-        f"{f'T={args.temperature}' if args.temperature else 'greedy'} rollouts, beta={args.kl_coef}")
-    executor = Sandbox(TOOLS) if args.multi_turn else None  # --multi_turn: the real sandbox over the offline toolbox
+        f"{f'T={args.temperature}' if args.temperature else 'greedy'} rollouts, beta={args.kl_coef}"
+    )
+    executor = (
+        Sandbox(TOOLS) if args.multi_turn else None
+    )  # --multi_turn: the real sandbox over the offline toolbox
     bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="ppo", dynamic_ncols=True)
     batches = {}
     for step in range(start, total_steps):
         epoch, index = divmod(step, steps_per_epoch)
-        if epoch not in batches:  # random batches, not length-bucketed: each step samples the whole prompt set
+        if (
+            epoch not in batches
+        ):  # random batches, not length-bucketed: each step samples the whole prompt set
             batches = {epoch: epoch_batches(lengths, args.batch_size, args.seed, epoch, bucket_batches=1)}
         mine = micro_batches(batches[epoch][index], info.rank, info.world_size, args.micro_batch)
         for opt, lr in ((opt_actor, args.actor_lr), (opt_critic, args.critic_lr)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, lr, args.warmup_steps, 0.0, args.lr_schedule)
         t0 = time.perf_counter()
-        rollouts, gen_time, kl_sums = collect((actor, reference, critic), tok, prompts, mine, step, args, info, bf16, executor)
+        rollouts, gen_time, kl_sums = collect(
+            (actor, reference, critic), tok, prompts, mine, step, args, info, bf16, executor
+        )
         t1 = time.perf_counter()
-        stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16,
-                         train_actor=step >= args.critic_warmup_steps)
+        stats = ppo_step(
+            rollouts,
+            actor,
+            critic,
+            opt_actor,
+            opt_critic,
+            args,
+            info,
+            bf16,
+            train_actor=step >= args.critic_warmup_steps,
+        )
         t2 = time.perf_counter()
         # over all ranks: category counts, score sum, response tokens, sequence KL, sequences, entropy
-        *counts, score, n_tok, kl, n_seq, entropy = D.all_reduce_sum(torch.tensor(
-            [*(sum(c == cat for b in rollouts for c in b.categories) for cat in CALL_CATEGORIES),
-             sum(b.scores.sum().item() for b in rollouts), sum(b.response_mask.sum().item() for b in rollouts),
-             *kl_sums.tolist()], dtype=torch.float64), info).tolist()
-        record = {"step": step + 1, "epoch": epoch, "score": score / n_seq,
-                  **{f"share_{c}": n / max(sum(counts), 1) for c, n in zip(CALL_CATEGORIES, counts)},
-                  "kl": kl / n_seq, "kl_coef": args.kl_coef, "actor_lr": opt_actor.param_groups[0]["lr"],
-                  "critic_lr": opt_critic.param_groups[0]["lr"], **stats, "entropy": entropy / n_tok,
-                  "response_len": n_tok / n_seq, "gen_time_s": gen_time, "score_time_s": t1 - t0 - gen_time,
-                  "train_time_s": t2 - t1, "gen_share": gen_time / (t2 - t0), "gen_tokens_per_s": n_tok / gen_time}
+        *counts, score, n_tok, kl, n_seq, entropy = D.all_reduce_sum(
+            torch.tensor(
+                [
+                    *(sum(c == cat for b in rollouts for c in b.categories) for cat in CALL_CATEGORIES),
+                    sum(b.scores.sum().item() for b in rollouts),
+                    sum(b.response_mask.sum().item() for b in rollouts),
+                    *kl_sums.tolist(),
+                ],
+                dtype=torch.float64,
+            ),
+            info,
+        ).tolist()
+        record = {
+            "step": step + 1,
+            "epoch": epoch,
+            "score": score / n_seq,
+            **{f"share_{c}": n / max(sum(counts), 1) for c, n in zip(CALL_CATEGORIES, counts)},
+            "kl": kl / n_seq,
+            "kl_coef": args.kl_coef,
+            "actor_lr": opt_actor.param_groups[0]["lr"],
+            "critic_lr": opt_critic.param_groups[0]["lr"],
+            **stats,
+            "entropy": entropy / n_tok,
+            "response_len": n_tok / n_seq,
+            "gen_time_s": gen_time,
+            "score_time_s": t1 - t0 - gen_time,
+            "train_time_s": t2 - t1,
+            "gen_share": gen_time / (t2 - t0),
+            "gen_tokens_per_s": n_tok / gen_time,
+        }
         D.log_metrics(args, info, record)
         if info.is_main:
-            bar.set_postfix(score=f"{record['score']:.2f}", kl=f"{record['kl']:.3f}", gen=f"{record['gen_share']:.0%}")
+            bar.set_postfix(
+                score=f"{record['score']:.2f}", kl=f"{record['kl']:.3f}", gen=f"{record['gen_share']:.0%}"
+            )
             bar.update()
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
-            C.save_checkpoint(os.path.join(args.out, "checkpoints"), step + 1, info, models, optimizers, {"run": run}, args.keep)
+            C.save_checkpoint(
+                os.path.join(args.out, "checkpoints"),
+                step + 1,
+                info,
+                models,
+                optimizers,
+                {"run": run},
+                args.keep,
+            )
     bar.close()
     if executor is not None:
         executor.close()
-    C.save_checkpoint(os.path.join(args.out, "checkpoints"), total_steps, info, models, optimizers, {"run": run}, args.keep)
+    C.save_checkpoint(
+        os.path.join(args.out, "checkpoints"), total_steps, info, models, optimizers, {"run": run}, args.keep
+    )
     export = os.path.join(args.out, "model")
-    C.export_hf(actor, export, info, tokenizer=tok, dtype=getattr(torch, args.export_dtype) if args.export_dtype else None)
+    C.export_hf(
+        actor,
+        export,
+        info,
+        tokenizer=tok,
+        dtype=getattr(torch, args.export_dtype) if args.export_dtype else None,
+    )
     if info.is_main:
         rows = D.read_metrics(args)
         scores, w = [r["score"] for r in rows], max(1, len(rows) // 4)
-        by_epoch = {e: [r["score"] for r in rows if r["epoch"] == e] for e in dict.fromkeys(r["epoch"] for r in rows)}
-        passes = "".join(f"\n  pass {e + 1}: mean score {sum(v) / len(v):+.3f} ({len(v)} steps)"  # same prompts each pass
-                         for e, v in sorted(by_epoch.items())) if len(by_epoch) > 1 else ""
-        print(f"\ndone: {total_steps} steps, mean score {sum(scores[:w]) / w:+.3f} (first {w} steps) -> "
-              f"{sum(scores[-w:]) / w:+.3f} (last {w} steps){passes}\n  run directory: {args.out} (metrics.jsonl, "
-              f"checkpoints/)\n  HF model:      {export}\n  next:          python evaluate.py --model {export}")
+        by_epoch = {
+            e: [r["score"] for r in rows if r["epoch"] == e] for e in dict.fromkeys(r["epoch"] for r in rows)
+        }
+        passes = (
+            "".join(
+                f"\n  pass {e + 1}: mean score {sum(v) / len(v):+.3f} ({len(v)} steps)"  # same prompts each pass
+                for e, v in sorted(by_epoch.items())
+            )
+            if len(by_epoch) > 1
+            else ""
+        )
+        print(
+            f"\ndone: {total_steps} steps, mean score {sum(scores[:w]) / w:+.3f} (first {w} steps) -> "
+            f"{sum(scores[-w:]) / w:+.3f} (last {w} steps){passes}\n  run directory: {args.out} (metrics.jsonl, "
+            f"checkpoints/)\n  HF model:      {export}\n  next:          python evaluate.py --model {export}"
+        )
+
 
 if __name__ == "__main__":
     try:

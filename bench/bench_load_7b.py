@@ -9,6 +9,7 @@ fresh process: load it, and run one 4-token forward (which reads every weight). 
 time and RSS (peak, and resident split into file-backed = memory-mapped checkpoint pages and
 anonymous = copies) after each. Deletes the checkpoint unless --keep.
 """
+
 import argparse
 import json
 import math
@@ -23,12 +24,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 CONFIG = {  # codellama/CodeLlama-7b-hf config.json
-    "architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
-    "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 11008,
-    "max_position_embeddings": 16384, "model_type": "llama", "num_attention_heads": 32,
-    "num_hidden_layers": 32, "num_key_value_heads": 32, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
-    "rope_scaling": None, "rope_theta": 1000000, "tie_word_embeddings": False,
-    "torch_dtype": "bfloat16", "transformers_version": "4.33.0.dev0", "use_cache": True, "vocab_size": 32016}
+    "architectures": ["LlamaForCausalLM"],
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "initializer_range": 0.02,
+    "intermediate_size": 11008,
+    "max_position_embeddings": 16384,
+    "model_type": "llama",
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "pretraining_tp": 1,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": None,
+    "rope_theta": 1000000,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.33.0.dev0",
+    "use_cache": True,
+    "vocab_size": 32016,
+}
 
 
 def tensor_shapes(c: dict) -> list[tuple[str, tuple]]:
@@ -38,8 +55,11 @@ def tensor_shapes(c: dict) -> list[tuple[str, tuple]]:
         p = f"model.layers.{n}."
         shapes += [(p + "input_layernorm.weight", (h,)), (p + "post_attention_layernorm.weight", (h,))]
         shapes += [(p + f"self_attn.{x}_proj.weight", (h, h)) for x in "qkvo"]
-        shapes += [(p + "mlp.gate_proj.weight", (i, h)), (p + "mlp.up_proj.weight", (i, h)),
-                   (p + "mlp.down_proj.weight", (h, i))]
+        shapes += [
+            (p + "mlp.gate_proj.weight", (i, h)),
+            (p + "mlp.up_proj.weight", (i, h)),
+            (p + "mlp.down_proj.weight", (h, i)),
+        ]
     return shapes + [("model.norm.weight", (h,)), ("lm_head.weight", (v, h))]
 
 
@@ -66,12 +86,17 @@ def write_checkpoint(path: str) -> int:
         json.dump(CONFIG, f, indent=2)
     shapes = tensor_shapes(CONFIG)
     cut = next(n for n, (name, _) in enumerate(shapes) if name.startswith("model.layers.23."))
-    shards = {"model-00001-of-00002.safetensors": shapes[:cut], "model-00002-of-00002.safetensors": shapes[cut:]}
+    shards = {
+        "model-00001-of-00002.safetensors": shapes[:cut],
+        "model-00002-of-00002.safetensors": shapes[cut:],
+    }
     generator, total = torch.Generator().manual_seed(0), 0
     for file, part in shards.items():
         total += write_shard(os.path.join(path, file), part, generator)
-    index = {"metadata": {"total_size": total},
-             "weight_map": {name: file for file, part in shards.items() for name, _ in part}}
+    index = {
+        "metadata": {"total_size": total},
+        "weight_map": {name: file for file, part in shards.items() for name, _ in part},
+    }
     with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
         json.dump(index, f, indent=2)
     return total
@@ -113,15 +138,23 @@ def main():
         if not os.path.isfile(os.path.join(args.dir, "model.safetensors.index.json")):
             start = time.perf_counter()
             total = write_checkpoint(args.dir)
-            print(f"wrote {total / 1e9:.2f} GB of bf16 weights in 2 shards in {time.perf_counter() - start:.0f} s")
-        out = subprocess.run([sys.executable, __file__, "--child", "--dir", args.dir],
-                             check=True, capture_output=True, text=True).stdout
+            print(
+                f"wrote {total / 1e9:.2f} GB of bf16 weights in 2 shards in {time.perf_counter() - start:.0f} s"
+            )
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", "--dir", args.dir],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         report = json.loads(out.strip().splitlines()[-1])
         print(json.dumps(report, indent=1))
         with open("/proc/meminfo") as f:
             total_ram = int(next(line for line in f if line.startswith("MemTotal")).split()[1]) / 2**20
-        print(f"peak RSS {report['after_forward']['VmHWM']:.2f} GiB on a {total_ram:.1f} GiB machine "
-              f"(after load {report['after_load']['VmHWM']:.2f} GiB: the weights stay memory-mapped)")
+        print(
+            f"peak RSS {report['after_forward']['VmHWM']:.2f} GiB on a {total_ram:.1f} GiB machine "
+            f"(after load {report['after_load']['VmHWM']:.2f} GiB: the weights stay memory-mapped)"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(args.dir, ignore_errors=True)

@@ -14,6 +14,7 @@ speed the best call, so load from other processes on a shared machine hits both 
 1-minute load average is printed before and after: above the CPU count, absolute speeds are
 depressed, and the ratios are the figures to read.
 """
+
 import argparse
 import json
 import os
@@ -30,8 +31,15 @@ import torch.nn.functional as F  # noqa: E402
 from tl.generate import generate  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
 
-ARGS = ModelArgs(vocab_size=32016, hidden_size=512, intermediate_size=1376, num_hidden_layers=8,
-                 num_attention_heads=8, max_position_embeddings=4096, rope_theta=1e6)
+ARGS = ModelArgs(
+    vocab_size=32016,
+    hidden_size=512,
+    intermediate_size=1376,
+    num_hidden_layers=8,
+    num_attention_heads=8,
+    max_position_embeddings=4096,
+    rope_theta=1e6,
+)
 BATCH, SEQ = 4, 512
 
 
@@ -71,20 +79,29 @@ def train_step_fn(model):
 def generate_fn(model, batch: int, new_tokens: int):
     prompts = torch.randint(3, ARGS.vocab_size, (batch, 32), generator=torch.Generator().manual_seed(1))
     if isinstance(model, Transformer):
+
         def run():
             out = generate(model, prompts.tolist(), max_new_tokens=new_tokens, eos_id=-1, pad_id=0)
             assert all(len(t) == new_tokens for t in out.tokens)
     else:
         import transformers
 
-        config = transformers.GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                               do_sample=False, eos_token_id=2, pad_token_id=0)
+        config = transformers.GenerationConfig(
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
 
         def run():
             model.eval()
             with torch.no_grad():
-                out = model.generate(prompts, attention_mask=torch.ones_like(prompts), generation_config=config)
+                out = model.generate(
+                    prompts, attention_mask=torch.ones_like(prompts), generation_config=config
+                )
             assert out.shape[1] == 32 + new_tokens
+
     return run
 
 
@@ -99,16 +116,17 @@ def alternate(ours, theirs, repeats: int):
     the two in turn after one warm-up each."""
     ours(), theirs()
     pairs = [(timed(ours), timed(theirs)) for _ in range(repeats)]
-    return (min(p[0] for p in pairs), min(p[1] for p in pairs),
-            statistics.median(t / o for o, t in pairs))
+    return (min(p[0] for p in pairs), min(p[1] for p in pairs), statistics.median(t / o for o, t in pairs))
 
 
 def train_flops_per_step() -> float:
     """6 x (matmul parameters) x tokens + causal attention (QK^T and AV: 2 x 2 x T^2 x D per
     sequence and layer forward, halved by causality, x3 for forward + backward)."""
     a = ARGS
-    per_layer = (a.hidden_size * a.head_dim * (a.num_attention_heads * 2 + a.num_key_value_heads * 2)
-                 + 3 * a.hidden_size * a.intermediate_size)
+    per_layer = (
+        a.hidden_size * a.head_dim * (a.num_attention_heads * 2 + a.num_key_value_heads * 2)
+        + 3 * a.hidden_size * a.intermediate_size
+    )
     matmul_params = a.num_hidden_layers * per_layer + a.vocab_size * a.hidden_size
     attention = 3 * 2 * BATCH * SEQ * SEQ * a.num_attention_heads * a.head_dim * a.num_hidden_layers
     return 6 * matmul_params * BATCH * SEQ + attention
@@ -117,7 +135,7 @@ def train_flops_per_step() -> float:
 def matmul_flops_per_s(n: int = 2048) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    return 2 * n ** 3 / min(timed(lambda: a @ b) for _ in range(5))
+    return 2 * n**3 / min(timed(lambda: a @ b) for _ in range(5))
 
 
 def rss_mb(field: str) -> float:
@@ -138,8 +156,12 @@ def child_peak_memory(which: str, task: str, new_tokens: int) -> None:
 
 
 def peak_memory(which: str, task: str, new_tokens: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "--child", which, task, "--new_tokens", str(new_tokens)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", which, task, "--new_tokens", str(new_tokens)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_rise_mb"]
 
 
@@ -156,30 +178,45 @@ def main():
 
     import transformers
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; config {ARGS.hidden_size}h x "
-          f"{ARGS.num_hidden_layers}L, vocab {ARGS.vocab_size}, fp32", flush=True)
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; config {ARGS.hidden_size}h x "
+        f"{ARGS.num_hidden_layers}L, vocab {ARGS.vocab_size}, fp32",
+        flush=True,
+    )
     models = {"ours": build("ours"), "hf": build("transformers")}
     n_params = sum(p.numel() for p in models["ours"].parameters())
-    print(f"parameters: {n_params / 1e6:.1f}M (embedding and head {2 * ARGS.vocab_size * ARGS.hidden_size / 1e6:.1f}M)",
-          flush=True)
+    print(
+        f"parameters: {n_params / 1e6:.1f}M (embedding and head {2 * ARGS.vocab_size * ARGS.hidden_size / 1e6:.1f}M)",
+        flush=True,
+    )
 
     ours, theirs = models["ours"], models["hf"]
     train = alternate(train_step_fn(ours), train_step_fn(theirs), args.steps)
     tokens = BATCH * SEQ
-    print(f"train step tok/s     ours {tokens / train[0]:7.0f}   transformers {tokens / train[1]:7.0f}"
-          f"   ratio {train[2]:.2f}x", flush=True)
+    print(
+        f"train step tok/s     ours {tokens / train[0]:7.0f}   transformers {tokens / train[1]:7.0f}"
+        f"   ratio {train[2]:.2f}x",
+        flush=True,
+    )
     for batch in (1, 8):
-        gen = alternate(generate_fn(ours, batch, args.new_tokens), generate_fn(theirs, batch, args.new_tokens),
-                        args.steps)
+        gen = alternate(
+            generate_fn(ours, batch, args.new_tokens), generate_fn(theirs, batch, args.new_tokens), args.steps
+        )
         new = batch * args.new_tokens
-        print(f"decode b={batch} tok/s     ours {new / gen[0]:7.1f}   transformers {new / gen[1]:7.1f}"
-              f"   ratio {gen[2]:.2f}x", flush=True)
+        print(
+            f"decode b={batch} tok/s     ours {new / gen[0]:7.1f}   transformers {new / gen[1]:7.1f}"
+            f"   ratio {gen[2]:.2f}x",
+            flush=True,
+        )
     peak = matmul_flops_per_s()
     flops = train_flops_per_step()
     for seconds, label in ((train[0], "ours"), (train[1], "transformers")):
-        print(f"train FLOP/s {label:12s} {flops / seconds / 1e9:6.1f} GFLOP/s = "
-              f"{flops / seconds / peak:.2f} of a plain 2048^3 matmul ({peak / 1e9:.1f} GFLOP/s)", flush=True)
+        print(
+            f"train FLOP/s {label:12s} {flops / seconds / 1e9:6.1f} GFLOP/s = "
+            f"{flops / seconds / peak:.2f} of a plain 2048^3 matmul ({peak / 1e9:.1f} GFLOP/s)",
+            flush=True,
+        )
     del models, ours, theirs
     for task in ("train", "generate"):
         mb = [peak_memory(which, task, args.new_tokens) for which in ("ours", "transformers")]

@@ -10,6 +10,7 @@ from the SFT demo export, after one warm-up step, and prints per-phase wall time
 the update (actor + critic forward/backward/AdamW). Nothing is written. Timings on a shared
 machine are noisy: compare the shares, not the absolute numbers, across runs.
 """
+
 import argparse
 import os
 import sys
@@ -27,7 +28,7 @@ from tl.tokenizer import Tokenizer  # noqa: E402
 
 def main():
     argv = sys.argv[1:]
-    ours, rest = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ours, rest = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=4)
     bench = p.parse_args(ours)
@@ -43,7 +44,9 @@ def main():
     for step in range(bench.steps + 1):  # step 0 warms up (allocator, first FSDP all-gathers)
         mine = micro_batches(batches[step % len(batches)], info.rank, info.world_size, args.micro_batch)
         t0 = time.perf_counter()
-        rollouts, gen_time, _ = train_ppo.collect((actor, reference, critic), tok, prompts, mine, step, args, info, False)
+        rollouts, gen_time, _ = train_ppo.collect(
+            (actor, reference, critic), tok, prompts, mine, step, args, info, False
+        )
         t1 = time.perf_counter()
         train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False)
         t2 = time.perf_counter()
@@ -55,11 +58,15 @@ def main():
     total = gen + score + train
     if info.is_main:
         n_params = sum(p.numel() for p in actor.parameters())
-        print(f"PPO bench: {n_params / 1e6:.2f}M-parameter model from {args.sft}, {info.world_size} rank(s) on "
-              f"{info.device}, {bench.steps} steps of {args.batch_size} prompts (micro-batch {args.micro_batch}), "
-              f"{'greedy' if not args.temperature else f'T={args.temperature}'}, <= {args.max_new_tokens} new tokens, "
-              f"torch threads per rank {torch.get_num_threads()}")
-        print(f"  response tokens        {tokens:.0f} ({tokens / (bench.steps * args.batch_size):.1f} per prompt)")
+        print(
+            f"PPO bench: {n_params / 1e6:.2f}M-parameter model from {args.sft}, {info.world_size} rank(s) on "
+            f"{info.device}, {bench.steps} steps of {args.batch_size} prompts (micro-batch {args.micro_batch}), "
+            f"{'greedy' if not args.temperature else f'T={args.temperature}'}, <= {args.max_new_tokens} new tokens, "
+            f"torch threads per rank {torch.get_num_threads()}"
+        )
+        print(
+            f"  response tokens        {tokens:.0f} ({tokens / (bench.steps * args.batch_size):.1f} per prompt)"
+        )
         print(f"  rollout tokens/s       {tokens / gen:.1f}  (generation only, all ranks)")
         print(f"  PPO tokens/s           {tokens / total:.1f}  (whole step)")
         print(f"  generation             {gen:7.2f} s  {gen / total:6.1%}")

@@ -6,6 +6,7 @@ bound) and starting a fresh Python process per call (what the warm workers avoid
 
 Target (issue #4): >= 100 calls/s on 2 cores for ordinary tools.
 """
+
 import argparse
 import os
 import subprocess
@@ -14,14 +15,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tl.sandbox import Sandbox, run_in_process  # noqa: E402
-from tl.calls import Call  # noqa: E402
 from tasks.toolbox import TOOLS  # noqa: E402
+from tl.calls import Call  # noqa: E402
+from tl.sandbox import Sandbox, run_in_process  # noqa: E402
 
-CALLS = [Call("get_weather_current", {"city": "Paris"}),
-         Call("convert_currency", {"amount": 250, "from_currency": "USD", "to_currency": "JPY"}),
-         Call("get_weekday", {"date": "2025-03-14"}),
-         Call("calculate", {"expression": "(17 + 25) * 3 / 7"})]
+CALLS = [
+    Call("get_weather_current", {"city": "Paris"}),
+    Call("convert_currency", {"amount": 250, "from_currency": "USD", "to_currency": "JPY"}),
+    Call("get_weekday", {"date": "2025-03-14"}),
+    Call("calculate", {"expression": "(17 + 25) * 3 / 7"}),
+]
 
 
 def rate(fn, n: int) -> float:
@@ -38,10 +41,17 @@ def main():
     calls = [CALLS[i % len(CALLS)] for i in range(args.calls)]
 
     in_process = rate(lambda n: [run_in_process(TOOLS, c) for c in calls[:n]], args.calls)
-    fresh_code = ("import sys; sys.path.insert(0, %r); from tasks.toolbox import TOOLS; "
-                  "print(TOOLS['get_weekday'].fn('2025-03-14'))" % os.getcwd())
-    fresh = rate(lambda n: [subprocess.run([sys.executable, "-c", fresh_code], check=True, capture_output=True)
-                            for _ in range(n)], 10)
+    fresh_code = (
+        "import sys; sys.path.insert(0, %r); from tasks.toolbox import TOOLS; "
+        "print(TOOLS['get_weekday'].fn('2025-03-14'))" % os.getcwd()
+    )
+    fresh = rate(
+        lambda n: [
+            subprocess.run([sys.executable, "-c", fresh_code], check=True, capture_output=True)
+            for _ in range(n)
+        ],
+        10,
+    )
 
     t = time.perf_counter()
     box = Sandbox(TOOLS, workers=args.workers)
@@ -56,8 +66,12 @@ def main():
     print(f"machine: {os.cpu_count()} CPU cores; isolation applied: {isolation}")
     print(f"sandbox start-up ({args.workers} workers): {startup * 1000:.0f} ms")
     print(f"{'mode':<34}{'calls/s':>10}{'x fresh process':>18}")
-    for name, r in [("in-process (no isolation)", in_process), ("fresh python process per call", fresh),
-                    ("Sandbox.run, 1 caller", sequential), (f"Sandbox.map, {args.workers} workers", parallel)]:
+    for name, r in [
+        ("in-process (no isolation)", in_process),
+        ("fresh python process per call", fresh),
+        ("Sandbox.run, 1 caller", sequential),
+        (f"Sandbox.map, {args.workers} workers", parallel),
+    ]:
         print(f"{name:<34}{r:>10.0f}{r / fresh:>18.1f}")
     print(f"target >= 100 calls/s: {'met' if max(sequential, parallel) >= 100 else 'NOT met'}")
 

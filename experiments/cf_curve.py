@@ -10,6 +10,7 @@ steps on the shortest samples (tl.sft.short_first_batch); `--space_pieces` makes
 own token, so a value tokenises alike after a space (the question) and after a quote (the call).
 Writes OUT/NAME/log.jsonl and the predictions of each evaluation. docs/MEASUREMENTS.md, "Demo".
 """
+
 import argparse
 import json
 import sys
@@ -25,7 +26,16 @@ from tasks.run import predict, score  # noqa: E402
 from tasks.synthetic import load_file  # noqa: E402
 from tl.calls import EOS_MARK, render_prompt  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
-from tl.sft import build_samples, collate, epoch_batches, lr_at, param_groups, short_first_batch, short_first_pool, weighted_token_loss  # noqa: E402
+from tl.sft import (
+    build_samples,
+    collate,
+    epoch_batches,
+    lr_at,
+    param_groups,
+    short_first_batch,
+    short_first_pool,
+    weighted_token_loss,
+)  # noqa: E402
 from tl.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,17 +62,38 @@ out.mkdir(parents=True, exist_ok=True)
 S.MAX_TOOLS = a.max_tools
 t0 = time.time()
 records = S.generate(a.n, seed=a.seed)
-singles, _ = S.generate_heldout(100, 0, seed=a.seed + 1000, exclude_queries=[r["messages"][0]["content"] for r in records])
+singles, _ = S.generate_heldout(
+    100, 0, seed=a.seed + 1000, exclude_queries=[r["messages"][0]["content"] for r in records]
+)
 S.write_jsonl(str(out / "heldout_single.jsonl"), singles)
 items = load_file(str(out / "heldout_single.jsonl")).items
-texts = [p for r in records for p in render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)]
-train_tokenizer(texts, out / "tok.model", vocab_size=1024, **({"user_defined_symbols": ["▁▁▁▁", "▁"]} if a.space_pieces else {}))
+texts = [
+    p
+    for r in records
+    for p in render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)
+]
+train_tokenizer(
+    texts,
+    out / "tok.model",
+    vocab_size=1024,
+    **({"user_defined_symbols": ["▁▁▁▁", "▁"]} if a.space_pieces else {}),
+)
 tok = Tokenizer(str(out / "tok.model"))
 samples, _ = build_samples(tok, records, max_seq_len=1024)
 lengths = [len(s.input_ids) for s in samples]
-model = Transformer(ModelArgs(vocab_size=tok.vocab_size, hidden_size=a.hidden, intermediate_size=4 * a.hidden * 2 // 3 // 16 * 16,
-                              num_hidden_layers=a.layers, num_attention_heads=a.heads, max_position_embeddings=1024,
-                              bos_token_id=tok.bos_id, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id))
+model = Transformer(
+    ModelArgs(
+        vocab_size=tok.vocab_size,
+        hidden_size=a.hidden,
+        intermediate_size=4 * a.hidden * 2 // 3 // 16 * 16,
+        num_hidden_layers=a.layers,
+        num_attention_heads=a.heads,
+        max_position_embeddings=1024,
+        bos_token_id=tok.bos_id,
+        eos_token_id=tok.eos_id,
+        pad_token_id=tok.pad_id,
+    )
+)
 opt = torch.optim.AdamW(param_groups(model, 0.01), lr=a.lr, betas=(0.9, 0.95))
 per_epoch, short_steps = len(samples) // a.batch, int(a.short_first * a.steps)
 pool = short_first_pool(lengths, a.batch)
@@ -70,11 +101,18 @@ log = open(out / "log.jsonl", "w")
 model.train()
 for step in range(a.steps):
     epoch, index = divmod(step, per_epoch)
-    batch = short_first_batch(pool, a.batch, a.seed, step) if step < short_steps else \
-        epoch_batches(lengths, a.batch, a.seed, epoch)[index]
+    batch = (
+        short_first_batch(pool, a.batch, a.seed, step)
+        if step < short_steps
+        else epoch_batches(lengths, a.batch, a.seed, epoch)[index]
+    )
     mb = collate([samples[i] for i in batch], tok.pad_id)
-    loss = weighted_token_loss(model(mb["input_ids"], attention_mask=mb["attention_mask"]), mb["targets"], mb["weights"],
-                               mb["weights"].sum())
+    loss = weighted_token_loss(
+        model(mb["input_ids"], attention_mask=mb["attention_mask"]),
+        mb["targets"],
+        mb["weights"],
+        mb["weights"].sum(),
+    )
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     for g in opt.param_groups:
@@ -87,7 +125,13 @@ for step in range(a.steps):
             outputs = predict(model, tok, items, batch_size=16, max_new_tokens=64)
         metrics, _ = score(items, outputs)
         model.train()
-        row = {"step": step + 1, "TS": metrics["TS"], "PI": metrics["PI"], "CF": metrics["CF"], "s": round(time.time() - t0)}
+        row = {
+            "step": step + 1,
+            "TS": metrics["TS"],
+            "PI": metrics["PI"],
+            "CF": metrics["CF"],
+            "s": round(time.time() - t0),
+        }
         print(a.name, row, flush=True)
         log.write(json.dumps(row) + "\n")
         log.flush()

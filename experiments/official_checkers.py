@@ -20,6 +20,7 @@ sections check the documented switches: the project's own call format read with
 --bfcl_json_literals against BFCL on the same calls in Python literals, and the project's call
 format on RoTBench against evaluate.py on the same call in ReAct.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,24 +55,42 @@ def bfcl_checker():
     class Registry(dict):
         def __missing__(self, name):
             return types.SimpleNamespace(underscore_to_dot=False, is_fc_model=False)
+
     stub.MODEL_CONFIG_MAPPING = Registry()
     sys.modules["bfcl_eval.constants.model_config"] = stub
     from bfcl_eval.constants.enums import Language, ReturnFormat
     from bfcl_eval.eval_checker import eval_runner
     from bfcl_eval.model_handler.utils import default_decode_ast_prompting
+
     # what a prompting (OSS) model's handler does: base_oss_handler.decode_ast
-    handler = types.SimpleNamespace(decode_ast=lambda r, language, has_tool_call_tag: default_decode_ast_prompting(r, language, has_tool_call_tag))
+    handler = types.SimpleNamespace(
+        decode_ast=lambda r, language, has_tool_call_tag: default_decode_ast_prompting(
+            r, language, has_tool_call_tag
+        )
+    )
 
     def check(category, text, question, ground_truth):
         try:
             if category in bfcl.NO_ANSWER_FILE:
-                r = eval_runner._evaluate_single_relevance_entry(handler, question["id"], text, question, MODEL, category)
+                r = eval_runner._evaluate_single_relevance_entry(
+                    handler, question["id"], text, question, MODEL, category
+                )
             else:
-                r = eval_runner._evaluate_single_ast_entry(handler, question["id"], text, ground_truth, question, MODEL,
-                                                           category, Language.PYTHON, ReturnFormat.PYTHON)
+                r = eval_runner._evaluate_single_ast_entry(
+                    handler,
+                    question["id"],
+                    text,
+                    ground_truth,
+                    question,
+                    MODEL,
+                    category,
+                    Language.PYTHON,
+                    ReturnFormat.PYTHON,
+                )
             return bool(r["valid"])
         except Exception as e:  # the checker itself failing on an input
             return f"raised {type(e).__name__}"
+
     return check
 
 
@@ -94,6 +113,7 @@ def rotbench_checker(path):
             except Exception as e:
                 out.append(f"raised {type(e).__name__}")
         return tuple(out)
+
     return check
 
 
@@ -111,17 +131,29 @@ def first(options):
 
 def written(value, prop):
     kind = prop.get("type")
-    one = (lambda d: {k: first(v) for k, v in d.items() if v and "" not in v} if isinstance(d, dict) else d)
+    one = lambda d: {k: first(v) for k, v in d.items() if v and "" not in v} if isinstance(d, dict) else d
     if kind == "dict":
         return one(value)
-    if kind in ("array", "tuple") and (prop.get("items") or {}).get("type") == "dict" and isinstance(value, list):
+    if (
+        kind in ("array", "tuple")
+        and (prop.get("items") or {}).get("type") == "dict"
+        and isinstance(value, list)
+    ):
         return [one(d) for d in value]
     return value
 
 
 def example_value(prop, rng):
-    return {"string": "zzz", "integer": 7, "float": 2.5, "boolean": True, "array": ["zzz"], "tuple": ["zzz"],
-            "dict": {"zzz": 1}, "any": "zzz"}.get(prop.get("type"), "zzz")
+    return {
+        "string": "zzz",
+        "integer": 7,
+        "float": 2.5,
+        "boolean": True,
+        "array": ["zzz"],
+        "tuple": ["zzz"],
+        "dict": {"zzz": 1},
+        "any": "zzz",
+    }.get(prop.get("type"), "zzz")
 
 
 def value_variants(v, prop):
@@ -130,31 +162,47 @@ def value_variants(v, prop):
     if isinstance(v, bool):
         out += [("bool_flipped", not v), ("bool_as_str", str(v)), ("bool_as_int", int(v))]
     elif isinstance(v, int):
-        out += [("int_plus_1", v + 1), ("int_as_float", float(v)), ("int_as_str", str(v)), ("int_binop", f"src:{v - 1} + 1"),
-                ("int_bitwise_expression", f"src:{v} ^ 0"),
-                ("int_plus_sign", f"src:+{v}")]
+        out += [
+            ("int_plus_1", v + 1),
+            ("int_as_float", float(v)),
+            ("int_as_str", str(v)),
+            ("int_binop", f"src:{v - 1} + 1"),
+            ("int_bitwise_expression", f"src:{v} ^ 0"),
+            ("int_plus_sign", f"src:+{v}"),
+        ]
     elif isinstance(v, float):
         out += [("float_changed", v + 1.5), ("float_as_str", str(v))]
         if v == int(v):
             out.append(("float_as_int", int(v)))
     elif isinstance(v, str):
-        out += [("str_changed", v + "zz"), ("str_upper_punct", v.upper().replace(" ", "_") + "."),
-                ("str_concatenated", f"src:{v[:1]!r} + {v[1:]!r}"), ("str_repeated", f"src:{v!r} * 1"),
-                ("str_single_quote", v.replace('"', "'") + "'")]
+        out += [
+            ("str_changed", v + "zz"),
+            ("str_upper_punct", v.upper().replace(" ", "_") + "."),
+            ("str_concatenated", f"src:{v[:1]!r} + {v[1:]!r}"),
+            ("str_repeated", f"src:{v!r} * 1"),
+            ("str_single_quote", v.replace('"', "'") + "'"),
+        ]
         if v.isidentifier():
             out.append(("str_bare_identifier", f"src:{v}"))
         if v in ("true", "false", "null", "True", "False", "None"):
             out.append(("str_as_literal", f"src:{v}"))
     elif isinstance(v, list):
-        out += [("list_reversed", v[::-1]), ("list_dropped", v[:-1]), ("list_as_tuple", f"src:{tuple(v)!r}"),
-                ("list_nested_int", [int(x) if isinstance(x, float) and x == int(x) else x for x in v]),
-                ("list_nested_float", [float(x) if type(x) is int else x for x in v]),
-                ("list_nested_str", [str(x) for x in v]), ("list_of_list", [v])]
+        out += [
+            ("list_reversed", v[::-1]),
+            ("list_dropped", v[:-1]),
+            ("list_as_tuple", f"src:{tuple(v)!r}"),
+            ("list_nested_int", [int(x) if isinstance(x, float) and x == int(x) else x for x in v]),
+            ("list_nested_float", [float(x) if type(x) is int else x for x in v]),
+            ("list_nested_str", [str(x) for x in v]),
+            ("list_of_list", [v]),
+        ]
     elif isinstance(v, dict):
         if v:
             k0 = next(iter(v))
-            out += [("dict_key_dropped", {k: x for k, x in v.items() if k != k0}),
-                    ("dict_value_changed", {**v, k0: "zzz"})]
+            out += [
+                ("dict_key_dropped", {k: x for k, x in v.items() if k != k0}),
+                ("dict_value_changed", {**v, k0: "zzz"}),
+            ]
         out += [("dict_key_added", {**v, "zzz": 1})]
     out += [("value_none", None)]
     return out
@@ -172,46 +220,82 @@ def bfcl_cases(question, gold, rng):
     schema = {f["name"]: f["parameters"] for f in functions}
     calls = []
     for entry in gold:
-        (name, params), = entry.items()
+        ((name, params),) = entry.items()
         name = functions[0]["name"] if len(gold) == 1 and len(functions) == 1 else name
         s = schema.get(name, {"properties": {}, "required": []})
         props, required = s.get("properties", {}), s.get("required", [])
-        args = {k: written(first(v), props.get(k, {})) for k, v in params.items() if v and ("" not in v or k in required)}
+        args = {
+            k: written(first(v), props.get(k, {}))
+            for k, v in params.items()
+            if v and ("" not in v or k in required)
+        }
         calls.append((name, args, params, props))
     plain = [(n, a) for n, a, _, _ in calls]
-    out = [("gold", py(plain)), ("gold_fenced", f"```python\n{py(plain)}\n```"), ("gold_spaced", f"  {py(plain)} \n"),
-           ("prose", "I am sorry, none of the functions can help."), ("empty_list", "[]"), ("empty", ""),
-           ("react", "Thought:\nAction: %s\nAction Input: {}" % names[0]), ("json", json.dumps({"name": names[0], "arguments": {}})),
-           ("json_literals", format_call([Call(n, a) for n, a in plain]) if plain else f"{names[0]}()")]
+    out = [
+        ("gold", py(plain)),
+        ("gold_fenced", f"```python\n{py(plain)}\n```"),
+        ("gold_spaced", f"  {py(plain)} \n"),
+        ("prose", "I am sorry, none of the functions can help."),
+        ("empty_list", "[]"),
+        ("empty", ""),
+        ("react", "Thought:\nAction: %s\nAction Input: {}" % names[0]),
+        ("json", json.dumps({"name": names[0], "arguments": {}})),
+        ("json_literals", format_call([Call(n, a) for n, a in plain]) if plain else f"{names[0]}()"),
+    ]
     if not calls:  # irrelevance / relevance: calls of the offered functions
         for f in functions[:3]:
-            req = {k: example_value(p, rng) for k, p in f["parameters"].get("properties", {}).items() if k in f["parameters"].get("required", [])}
-            out += [("call_offered", py([(f["name"], req)])), ("call_no_args", f"{f['name']}()"),
-                    ("call_unclosed", py([(f["name"], req)])[:-2]), ("call_made_up", f"made_up_{f['name']}()")]
+            req = {
+                k: example_value(p, rng)
+                for k, p in f["parameters"].get("properties", {}).items()
+                if k in f["parameters"].get("required", [])
+            }
+            out += [
+                ("call_offered", py([(f["name"], req)])),
+                ("call_no_args", f"{f['name']}()"),
+                ("call_unclosed", py([(f["name"], req)])[:-2]),
+                ("call_made_up", f"made_up_{f['name']}()"),
+            ]
         return out
     inner = py(plain)[1:-1]
-    out += [("no_brackets", inner), ("trailing_text", py(plain) + " Done."),
-            ("name_dots_as_underscores", py([(plain[0][0].replace(".", "_"), plain[0][1])] + plain[1:])), ("missing_close", "[" + inner), ("missing_open", inner + "]"),
-            ("newline_separated", "\n".join(py([c])[1:-1] for c in plain)),
-            ("unclosed_call", py(plain)[:-2]), ("duplicated_call", py(plain + plain[:1])),
-            ("extra_call_other", py(plain + [(rng.choice(names), {})])), ("made_up_extra_call", py(plain + [("made_up_tool", {"x": 1})])),
-            ("wrong_tool_made_up", py([(plain[0][0] + "_x", plain[0][1])] + plain[1:]))]
+    out += [
+        ("no_brackets", inner),
+        ("trailing_text", py(plain) + " Done."),
+        ("name_dots_as_underscores", py([(plain[0][0].replace(".", "_"), plain[0][1])] + plain[1:])),
+        ("missing_close", "[" + inner),
+        ("missing_open", inner + "]"),
+        ("newline_separated", "\n".join(py([c])[1:-1] for c in plain)),
+        ("unclosed_call", py(plain)[:-2]),
+        ("duplicated_call", py(plain + plain[:1])),
+        ("extra_call_other", py(plain + [(rng.choice(names), {})])),
+        ("made_up_extra_call", py(plain + [("made_up_tool", {"x": 1})])),
+        ("wrong_tool_made_up", py([(plain[0][0] + "_x", plain[0][1])] + plain[1:])),
+    ]
     if len(plain) > 1:
-        out += [("reversed_calls", py(plain[::-1])), ("dropped_call", py(plain[1:])), ("shuffled_calls", py(rng.sample(plain, len(plain))))]
+        out += [
+            ("reversed_calls", py(plain[::-1])),
+            ("dropped_call", py(plain[1:])),
+            ("shuffled_calls", py(rng.sample(plain, len(plain)))),
+        ]
     others = [n for n in names if n != plain[0][0]]
     if others:
         out.append(("wrong_tool_offered", py([(others[0], plain[0][1])] + plain[1:])))
     for ci, (name, args, params, props) in enumerate(calls):
+
         def with_args(a, raw=False):
             new = list(plain)
             new[ci] = (name, a)
             return "[" + ", ".join(src_call(n, x) for n, x in new) + "]" if raw else py(new)
-        full = {k: written(first(v), props.get(k, {})) for k, v in params.items() if first(v) != "" or k in args}
+
+        full = {
+            k: written(first(v), props.get(k, {})) for k, v in params.items() if first(v) != "" or k in args
+        }
         out.append(("with_optional_keys", with_args(full)))
         out.append(("extra_key_undeclared", with_args({**args, "zz_extra": 1})))
         unused = [k for k in props if k not in params]
         if unused:
-            out.append(("extra_key_declared", with_args({**args, unused[0]: example_value(props[unused[0]], rng)})))
+            out.append(
+                ("extra_key_declared", with_args({**args, unused[0]: example_value(props[unused[0]], rng)}))
+            )
         out.append(("positional_arg", with_args(args).replace(f"{name}(", f"{name}(1, ", 1)))
         for k, v in args.items():
             out.append(("key_dropped", with_args({x: y for x, y in args.items() if x != k})))
@@ -220,11 +304,18 @@ def bfcl_cases(question, gold, rng):
             if alts:
                 out.append(("alternative_value", with_args({**args, k: written(alts[0], props.get(k, {}))})))
             for kind, nv in value_variants(v, props.get(k, {})):
-                out.append((kind, with_args({**args, k: nv}, raw=isinstance(nv, str) and nv.startswith("src:"))))
+                out.append(
+                    (kind, with_args({**args, k: nv}, raw=isinstance(nv, str) and nv.startswith("src:")))
+                )
         for k, v in full.items():
             if k not in args:
                 for kind, nv in value_variants(v, props.get(k, {}))[:3]:
-                    out.append(("optional_" + kind, with_args({**args, k: nv}, raw=isinstance(nv, str) and nv.startswith("src:"))))
+                    out.append(
+                        (
+                            "optional_" + kind,
+                            with_args({**args, k: nv}, raw=isinstance(nv, str) and nv.startswith("src:")),
+                        )
+                    )
     return out
 
 
@@ -233,8 +324,13 @@ def bfcl_questions(data_dir):
     out = []
     for category, qfile in bfcl.find_files(data_dir).items():
         questions = [q for _, q in read_jsonl_lines(qfile)]
-        answers = [None] * len(questions) if category in bfcl.NO_ANSWER_FILE else \
-            [a["ground_truth"] for _, a in read_jsonl_lines(qfile.parent / "possible_answer" / qfile.name)]
+        answers = (
+            [None] * len(questions)
+            if category in bfcl.NO_ANSWER_FILE
+            else [
+                a["ground_truth"] for _, a in read_jsonl_lines(qfile.parent / "possible_answer" / qfile.name)
+            ]
+        )
         out += [(category, q, a) for q, a in zip(questions, answers)]
     return out
 
@@ -248,33 +344,54 @@ def react(name, args, thought="") -> str:
 
 def rotbench_cases(answers, tools, rng):
     """(kind, text) for one RoTBench record from its acceptable ReAct answers."""
-    golds = [(a[a.find("Action:") + 8: a.find("Action Input:")].rstrip("\n"), json.loads(a[a.find("Action Input:") + 14:])) for a in answers]
+    golds = [
+        (
+            a[a.find("Action:") + 8 : a.find("Action Input:")].rstrip("\n"),
+            json.loads(a[a.find("Action Input:") + 14 :]),
+        )
+        for a in answers
+    ]
     names = [t["name"] for t in tools]
     out = [("gold_text_%d" % i, a) for i, a in enumerate(answers[:3])]
     name, args = golds[0]
     others = [n for n in names if n != name]
-    out += [("gold_reserialized", react(name, args)), ("thought_text", react(name, args, " I will call the tool.")),
-            ("trailing_observation", react(name, args) + "\nObservation:"), ("trailing_newline", react(name, args) + "\n"),
-            ("no_space_after_action", react(name, args).replace("Action: ", "Action:")),
-            ("no_space_after_input", react(name, args).replace("Action Input: ", "Action Input:")),
-            ("name_trailing_space", react(name + " ", args)), ("name_quoted", react(f'"{name}"', args)),
-            ("input_json_string", f"Thought:\nAction: {name}\nAction Input: {json.dumps(json.dumps(args))}"),
-            ("input_python_dict", f"Thought:\nAction: {name}\nAction Input: {args!r}"),
-            ("input_empty", react(name, {})), ("input_missing", f"Thought:\nAction: {name}\n"),
-            ("two_actions", react(name, args) + "\n" + react(name, args)), ("fenced", "```\n" + react(name, args) + "\n```"),
-            ("final_answer", "Thought: done\nFinal Answer: 42"), ("made_up_tool", react(name + "_x", args)),
-            ("finish_literal", react("finish", args)), ("ask_literal", react("ask_to_user", args))]
+    out += [
+        ("gold_reserialized", react(name, args)),
+        ("thought_text", react(name, args, " I will call the tool.")),
+        ("trailing_observation", react(name, args) + "\nObservation:"),
+        ("trailing_newline", react(name, args) + "\n"),
+        ("no_space_after_action", react(name, args).replace("Action: ", "Action:")),
+        ("no_space_after_input", react(name, args).replace("Action Input: ", "Action Input:")),
+        ("name_trailing_space", react(name + " ", args)),
+        ("name_quoted", react(f'"{name}"', args)),
+        ("input_json_string", f"Thought:\nAction: {name}\nAction Input: {json.dumps(json.dumps(args))}"),
+        ("input_python_dict", f"Thought:\nAction: {name}\nAction Input: {args!r}"),
+        ("input_empty", react(name, {})),
+        ("input_missing", f"Thought:\nAction: {name}\n"),
+        ("two_actions", react(name, args) + "\n" + react(name, args)),
+        ("fenced", "```\n" + react(name, args) + "\n```"),
+        ("final_answer", "Thought: done\nFinal Answer: 42"),
+        ("made_up_tool", react(name + "_x", args)),
+        ("finish_literal", react("finish", args)),
+        ("ask_literal", react("ask_to_user", args)),
+    ]
     if others:
         out += [("wrong_tool", react(rng.choice(others), args))]
     for k, v in args.items():
-        out += [("key_dropped", react(name, {x: y for x, y in args.items() if x != k})),
-                ("key_renamed", react(name, {(x + "_x" if x == k else x): y for x, y in args.items()})),
-                ("value_changed", react(name, {**args, k: str(v) + "zz"})),
-                ("value_as_number", react(name, {**args, k: 1})), ("value_as_bool", react(name, {**args, k: True})),
-                ("value_none_string", react(name, {**args, k: "None"}))]
+        out += [
+            ("key_dropped", react(name, {x: y for x, y in args.items() if x != k})),
+            ("key_renamed", react(name, {(x + "_x" if x == k else x): y for x, y in args.items()})),
+            ("value_changed", react(name, {**args, k: str(v) + "zz"})),
+            ("value_as_number", react(name, {**args, k: 1})),
+            ("value_as_bool", react(name, {**args, k: True})),
+            ("value_none_string", react(name, {**args, k: "None"})),
+        ]
     out += [("key_added", react(name, {**args, "zz_extra": "x"}))]
     for alt_name, alt_args in golds[1:3]:  # a mix of two acceptable answers
-        out += [("other_gold_name_first_args", react(alt_name, args)), ("first_gold_name_other_args", react(name, alt_args))]
+        out += [
+            ("other_gold_name_first_args", react(alt_name, args)),
+            ("first_gold_name_other_args", react(name, alt_args)),
+        ]
     return out
 
 
@@ -319,15 +436,23 @@ def run_bfcl(args, rng):
             main.add(official == ours, f"{kind} (official {official}, project {ours})", where, args.examples)
             if kind == "project_gold_output" and official is not True:
                 gold_invalid.append(q["id"])
-            if kind == "json_literals" and gt:  # --bfcl_json_literals: the project's format vs BFCL on Python literals
+            if (
+                kind == "json_literals" and gt
+            ):  # --bfcl_json_literals: the project's format vs BFCL on Python literals
                 gold_text = next(t for k, t in bfcl_cases(q, gt, rng) if k == "gold")
                 official = check(category, gold_text, q, gt)
                 ours = score_item(item, text, bfcl_json_literals=True)["CF"]
-                literals.add(official == ours, f"project format with --bfcl_json_literals (official {official}, project {ours})",
-                             f"{q['id']}: {text[:160]!r}", args.examples)
+                literals.add(
+                    official == ours,
+                    f"project format with --bfcl_json_literals (official {official}, project {ours})",
+                    f"{q['id']}: {text[:160]!r}",
+                    args.examples,
+                )
     main.report(f"BFCL ({', '.join(f'{c} {n}' for c, n in per_cat.items())} cases)")
     print(f"  tasks.gold_output answers BFCL itself rejects: {gold_invalid}")
-    literals.report("BFCL, --bfcl_json_literals: format_call output vs BFCL on the same calls in Python literals")
+    literals.report(
+        "BFCL, --bfcl_json_literals: format_call output vs BFCL on the same calls in Python literals"
+    )
 
 
 def run_rotbench(args, rng):
@@ -341,18 +466,30 @@ def run_rotbench(args, rng):
         for rec, rid in list(zip(records, record_ids(records, f)))[: args.limit]:
             item = items[rid]
             answers = rec["conversations"][-1]["value"]
-            for kind, text in rotbench_cases(answers, rotbench.tool_list_from_prompt(rec["conversations"][0]["value"], f), rng):
+            for kind, text in rotbench_cases(
+                answers, rotbench.tool_list_from_prompt(rec["conversations"][0]["value"], f), rng
+            ):
                 official = check(text, rec)
                 r = score_item(item, text)
                 ours = tuple(r[stage] for stage in ("TS", "PI", "CF"))
-                main.add(official == ours, f"{kind} (official TS/PI/CF {official}, project {ours})",
-                         f"{f.parent.name}/{f.stem} {rid[:40]!r}: {text[:160]!r}", args.examples)
-            for k, gold in enumerate(item.gold[:2]):  # the project's own call format vs evaluate.py on the same call in ReAct
+                main.add(
+                    official == ours,
+                    f"{kind} (official TS/PI/CF {official}, project {ours})",
+                    f"{f.parent.name}/{f.stem} {rid[:40]!r}: {text[:160]!r}",
+                    args.examples,
+                )
+            for k, gold in enumerate(
+                item.gold[:2]
+            ):  # the project's own call format vs evaluate.py on the same call in ReAct
                 official = check(react(gold.name, gold.arguments), rec)
                 r = score_item(item, format_call(gold))
                 ours = tuple(r[stage] for stage in ("TS", "PI", "CF"))
-                equivalent.add(official == ours, f"official on ReAct {official}, project on format_call {ours}",
-                               f"{rid[:40]!r}: {format_call(gold)[:120]!r}", args.examples)
+                equivalent.add(
+                    official == ours,
+                    f"official on ReAct {official}, project on format_call {ours}",
+                    f"{rid[:40]!r}: {format_call(gold)[:120]!r}",
+                    args.examples,
+                )
     main.report(f"RoTBench ({len(files)} files; each case compared on (TS, PI, CF))")
     equivalent.report("RoTBench: the project's call format vs evaluate.py on the same call in ReAct")
 

@@ -20,6 +20,7 @@ Writes OUT/table5.md (mean ± sd per row; each row's difference from "none" with
 error of the per-seed differences), OUT/table5.json (every run's numbers) and, when matplotlib
 is installed, OUT/table5.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,18 +39,32 @@ import torch  # noqa: E402
 import evaluate  # noqa: E402
 import train_ppo  # noqa: E402
 import train_sft  # noqa: E402
+from tasks.synth import planted_kind, write_splits  # noqa: E402
+from tl.calls import Call  # noqa: E402
 from tl.classify import Classification, call_reward  # noqa: E402
 from tl.parse import parse  # noqa: E402
-from tl.calls import Call  # noqa: E402
-from tasks.synth import planted_kind, write_splits  # noqa: E402
 
 SFT_ROWS = {"none": ["--no-mae", "--no-pkt"], "MAE": ["--no-pkt"], "PKT": ["--no-mae"], "MAE+PKT": []}
 # row -> (the SFT row it starts from, extra flags); multi-turn: as many steps (40) as the demo's
 # single-turn PPO, each over 16 fresh tasks (episodes of up to 4 outputs in the sandbox)
-PPO_ROWS = {"w/ IRM": ("none", []), "w/ All": ("MAE+PKT", []),
-            "w/ IRM multi-turn": ("none", ["--multi_turn", "--max_steps", "40"])}
+PPO_ROWS = {
+    "w/ IRM": ("none", []),
+    "w/ All": ("MAE+PKT", []),
+    "w/ IRM multi-turn": ("none", ["--multi_turn", "--max_steps", "40"]),
+}
 COLUMNS = ("TS", "PI", "CF", "DE", "CE", "VA", "planted", "wrong_tool", "prefix_share", "reward")
-QUICK_SFT = ["--max_steps", "3", "--hidden_size", "32", "--num_layers", "1", "--num_heads", "2", "--vocab_size", "400"]
+QUICK_SFT = [
+    "--max_steps",
+    "3",
+    "--hidden_size",
+    "32",
+    "--num_layers",
+    "1",
+    "--num_heads",
+    "2",
+    "--vocab_size",
+    "400",
+]
 QUICK_PPO = ["--max_steps", "1", "--batch_size", "2", "--micro_batch", "1", "--max_new_tokens", "8"]
 
 
@@ -62,14 +77,20 @@ def diagnostics(folder: Path, gold: dict) -> dict:
         planted += bool(calls) and planted_kind(calls[0], gold[r["id"]]) is not None
         rewards += call_reward(Classification(r["category"], r["details"]))
     errors = json.loads((folder / "metrics.json").read_text())["errors"]
-    return {"planted": 100 * planted / len(items), "wrong_tool": errors["categories"]["wrong_tool"]["percent"],
-            "prefix_share": errors["wrong_tool"]["shares_prefix"], "reward": rewards / len(items)}
+    return {
+        "planted": 100 * planted / len(items),
+        "wrong_tool": errors["categories"]["wrong_tool"]["percent"],
+        "prefix_share": errors["wrong_tool"]["shares_prefix"],
+        "reward": rewards / len(items),
+    }
 
 
 def evaluate_run(model: Path, data: Path, out: Path, gold: dict, limit: list[str]) -> dict:
     summary = evaluate.main(["--model", str(model), "--data", str(data), "--out", str(out), *limit])
     numbers = {**summary["synthetic/single"], **summary["synthetic/multi"]}
-    return {k: numbers[k] for k in ("TS", "PI", "CF", "DE", "CE", "VA")} | diagnostics(out / "synthetic" / "single", gold)
+    return {k: numbers[k] for k in ("TS", "PI", "CF", "DE", "CE", "VA")} | diagnostics(
+        out / "synthetic" / "single", gold
+    )
 
 
 def run_job(task) -> dict:
@@ -94,18 +115,24 @@ def table(runs: dict, seeds: list[int]) -> str:
     from "none" (mean of the per-seed differences ± their standard error)."""
     lines = ["| row | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
     for row, per_seed in runs.items():
-        cells = [f"{m:.2f} ± {sd:.2f}" for m, sd in (mean_sd([per_seed[s][c] for s in seeds]) for c in COLUMNS)]
+        cells = [
+            f"{m:.2f} ± {sd:.2f}" for m, sd in (mean_sd([per_seed[s][c] for s in seeds]) for c in COLUMNS)
+        ]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
         if row != "none":
             diffs = [mean_sd([per_seed[s][c] - runs["none"][s][c] for s in seeds]) for c in COLUMNS]
-            lines.append(f"| Δ {row} − none | " + " | ".join(
-                f"{m:+.2f} ± {sd / math.sqrt(len(seeds)):.2f}" for m, sd in diffs) + " |")
+            lines.append(
+                f"| Δ {row} − none | "
+                + " | ".join(f"{m:+.2f} ± {sd / math.sqrt(len(seeds)):.2f}" for m, sd in diffs)
+                + " |"
+            )
     return "\n".join(lines)
 
 
 def chart(runs: dict, seeds: list[int], path: Path) -> bool:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -126,27 +153,64 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="out/table5")
-    p.add_argument("--jobs", type=int, default=2, help="runs side by side, one thread each (1: in this process)")
-    p.add_argument("--quick", action="store_true", help="1 seed, a few steps on a little data: the wiring only")
+    p.add_argument(
+        "--jobs", type=int, default=2, help="runs side by side, one thread each (1: in this process)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="1 seed, a few steps on a little data: the wiring only"
+    )
     args = p.parse_args(argv)
     out, t0 = Path(args.out), time.time()
     seeds = [0] if args.quick else list(range(args.seeds))
     data = out / "data"
     if not (data / "train.jsonl").is_file():
-        sizes = dict(n=40, heldout_single=6, heldout_multi=3) if args.quick else dict(n=train_sft.DEMO_TRAJECTORIES)
+        sizes = (
+            dict(n=40, heldout_single=6, heldout_multi=3)
+            if args.quick
+            else dict(n=train_sft.DEMO_TRAJECTORIES)
+        )
         write_splits(str(data / "train.jsonl"), **sizes)
-    gold = {json.loads(line)["id"]: Call.from_dict(json.loads(line)["gold"]) for line in open(data / "heldout_single.jsonl")}
+    gold = {
+        json.loads(line)["id"]: Call.from_dict(json.loads(line)["gold"])
+        for line in open(data / "heldout_single.jsonl")
+    }
     sft_extra, ppo_extra = (QUICK_SFT, QUICK_PPO) if args.quick else ([], [])
     limit = ["--max_new_tokens", "8", "--max_turns", "2"] if args.quick else []
     results_file = out / "table5.json"
     done = json.loads(results_file.read_text())["runs"] if results_file.is_file() else {}
-    sft_jobs = [("sft", row, seed, out / f"sft_{row.replace('+', '_')}_{seed}",
-                 ["--data", str(data / "train.jsonl"), "--seed", str(seed), *flags, *sft_extra])
-                for seed in seeds for row, flags in SFT_ROWS.items()]
-    ppo_jobs = [("ppo", row, seed, out / f"ppo_{row[3:].replace(' ', '_')}_{seed}",
-                 ["--preset", "demo", "--sft", str(out / f"sft_{base.replace('+', '_')}_{seed}" / "model"),
-                  "--data", str(data / "train.jsonl"), "--seed", str(seed), *flags, *ppo_extra])
-                for seed in seeds for row, (base, flags) in PPO_ROWS.items()]
+    sft_jobs = [
+        (
+            "sft",
+            row,
+            seed,
+            out / f"sft_{row.replace('+', '_')}_{seed}",
+            ["--data", str(data / "train.jsonl"), "--seed", str(seed), *flags, *sft_extra],
+        )
+        for seed in seeds
+        for row, flags in SFT_ROWS.items()
+    ]
+    ppo_jobs = [
+        (
+            "ppo",
+            row,
+            seed,
+            out / f"ppo_{row[3:].replace(' ', '_')}_{seed}",
+            [
+                "--preset",
+                "demo",
+                "--sft",
+                str(out / f"sft_{base.replace('+', '_')}_{seed}" / "model"),
+                "--data",
+                str(data / "train.jsonl"),
+                "--seed",
+                str(seed),
+                *flags,
+                *ppo_extra,
+            ],
+        )
+        for seed in seeds
+        for row, (base, flags) in PPO_ROWS.items()
+    ]
     for jobs in (sft_jobs, ppo_jobs):  # PPO starts from the SFT exports
         todo = [(j, data, gold, limit, args.jobs > 1) for j in jobs if str(j[2]) not in done.get(j[1], {})]
         if args.jobs > 1:  # independent single-threaded runs side by side: ~2x one run on 2 threads
@@ -164,8 +228,11 @@ def main(argv=None):
     minutes = (time.time() - t0) / 60
     (out / "table5.md").write_text(f"{text}\n\n{len(seeds)} seed(s), {minutes:.1f} min\n")
     drew = chart(runs, seeds, out / "table5.png")
-    print(f"{text}\n\n{out / 'table5.md'}, {results_file}" + (f", {out / 'table5.png'}" if drew else "") +
-          f" ({len(seeds)} seed(s), {minutes:.1f} min)")
+    print(
+        f"{text}\n\n{out / 'table5.md'}, {results_file}"
+        + (f", {out / 'table5.png'}" if drew else "")
+        + f" ({len(seeds)} seed(s), {minutes:.1f} min)"
+    )
     return runs
 
 

@@ -15,12 +15,35 @@ from tasks import bfcl, rotbench, synthetic, toolalpaca, tooleyes
 from tasks.base import BenchmarkError, Item, Loaded, Skipped, Task, unique_ids
 from tl.calls import format_call
 
-LOADERS = {"rotbench": rotbench, "bfcl": bfcl, "toolalpaca": toolalpaca, "tooleyes": tooleyes, "synthetic": synthetic}
+LOADERS = {
+    "rotbench": rotbench,
+    "bfcl": bfcl,
+    "toolalpaca": toolalpaca,
+    "tooleyes": tooleyes,
+    "synthetic": synthetic,
+}
 # Folder names under a data root (../shared/data uses the first of each); the root itself is tried last.
-FOLDERS = {"rotbench": ("RoTBench",), "bfcl": ("BFCL_v3", "BFCL", "bfcl"), "toolalpaca": ("ToolAlpaca",),
-           "tooleyes": ("ToolEyes",), "synthetic": (".",)}
+FOLDERS = {
+    "rotbench": ("RoTBench",),
+    "bfcl": ("BFCL_v3", "BFCL", "bfcl"),
+    "toolalpaca": ("ToolAlpaca",),
+    "tooleyes": ("ToolEyes",),
+    "synthetic": (".",),
+}
 
-__all__ = ["BenchmarkError", "Item", "Loaded", "Skipped", "Task", "LOADERS", "load", "discover", "gold_output", "unique_ids"]
+__all__ = [
+    "BenchmarkError",
+    "Item",
+    "Loaded",
+    "Skipped",
+    "Task",
+    "LOADERS",
+    "load",
+    "discover",
+    "gold_output",
+    "unique_ids",
+]
+
 
 def load(name: str, path=None) -> list[Loaded]:
     """The units of benchmark `name` read from `path` (a file or its folder); BFCL's default: bfcl-eval's data."""
@@ -30,19 +53,24 @@ def load(name: str, path=None) -> list[Loaded]:
         raise BenchmarkError(f"benchmark {name!r} needs a data path (--data)")
     return LOADERS[name].load(path)
 
+
 def _found(name: str, folder: Path) -> bool:
     if name == "synthetic":
         return any((folder / f).is_file() for f in (synthetic.SINGLE, synthetic.MULTI))
     return folder.is_dir() and bool(LOADERS[name].find_files(folder))
+
 
 def discover(root) -> list[tuple[str, Path]]:
     """[(benchmark, folder)] for every benchmark whose files are under `root`."""
     root = Path(root)
     if not root.is_dir():
         raise BenchmarkError(f"{root}: not a directory (--benchmark all expects a data root)")
-    found = {name: next((f for f in [root / f for f in folders] + [root] if _found(name, f)), None)
-             for name, folders in FOLDERS.items()}
+    found = {
+        name: next((f for f in [root / f for f in folders] + [root] if _found(name, f)), None)
+        for name, folders in FOLDERS.items()
+    }
     return [(name, folder) for name, folder in found.items() if folder is not None]
+
 
 def gold_output(item: Item) -> str:
     """The item's first acceptable answer as model output (BFCL's in its own syntax): it scores TS = PI =

@@ -19,20 +19,25 @@ from pathlib import Path
 from tl.calls import Call, normalize_tools, valid_unicode
 from tl.episode import Item, Task  # noqa: F401  (the loaders build them)
 
+
 class BenchmarkError(ValueError):
     """A benchmark file without the expected shape; the message is `file:record: reason`."""
+
 
 @dataclass(frozen=True)
 class Skipped:
     where: str  # file:record
     reason: str
 
+
 @dataclass
 class Loaded:
     """One evaluation unit (a file; BFCL's categories together), e.g. "rotbench/First_Turn/clean"."""
+
     name: str
     items: list  # Items or Tasks, ids unique
     skipped: list = field(default_factory=list)
+
 
 def unique_ids(raw_ids) -> list:
     counts, seen, out = Counter(raw_ids), Counter(), []
@@ -41,9 +46,13 @@ def unique_ids(raw_ids) -> list:
         seen[rid] += 1
     return out
 
+
 def record_ids(records, path, wheres=None) -> list:
     """The records' own string `id`s made unique; errors name `wheres[k]`, else `path:k`."""
-    return unique_ids([require(r, "id", str, wheres[k] if wheres else f"{path}:{k}") for k, r in enumerate(records)])
+    return unique_ids(
+        [require(r, "id", str, wheres[k] if wheres else f"{path}:{k}") for k, r in enumerate(records)]
+    )
+
 
 def require(record, key, kind: type, where):
     """`record[key]`, checked to be a `kind`."""
@@ -52,23 +61,32 @@ def require(record, key, kind: type, where):
     if key not in record:
         raise BenchmarkError(f"{where}: missing key {key!r} (keys: {sorted(record)})")
     if not isinstance(record[key], kind):
-        raise BenchmarkError(f"{where}: key {key!r} should be {kind.__name__}, found {type(record[key]).__name__}")
+        raise BenchmarkError(
+            f"{where}: key {key!r} should be {kind.__name__}, found {type(record[key]).__name__}"
+        )
     return record[key]
+
 
 def checked(convert, raw, where):
     """`convert(raw)`, its ValueError (or RecursionError: JSON text in a value nested past the stack) a BenchmarkError."""
     try:
         return convert(raw)
     except (ValueError, RecursionError) as e:
-        raise BenchmarkError(f"{where}: {e if isinstance(e, ValueError) else 'JSON text inside it nested too deeply to read'}") from None
+        raise BenchmarkError(
+            f"{where}: {e if isinstance(e, ValueError) else 'JSON text inside it nested too deeply to read'}"
+        ) from None
+
 
 tools_of = partial(checked, normalize_tools)
 call_of = partial(checked, Call.from_dict)
 
 MAX_DEPTH = 100  # JSON nesting allowed in a benchmark file; the real ones nest at most 10 deep
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)  # a string (skipped whole) or a bracket
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # UTF-8 holds no lone surrogate: only an escape makes one
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89a-fA-F]"
+)  # UTF-8 holds no lone surrogate: only an escape makes one
 _DECODER = json.JSONDecoder()
+
 
 def _too_deep(text: str, start: int) -> int | None:
     """Where the JSON value at `start` first nests past MAX_DEPTH (json recurses per level), else None."""
@@ -81,15 +99,20 @@ def _too_deep(text: str, start: int) -> int | None:
             return None
     return None
 
+
 def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool = False):
     """The JSON value at offset `start` (`whole`: nothing may follow it), strings made valid Unicode.
     Errors name `where`, then `:<line>: reason (column c)` with `lines`, else `reason (line l, column c)`."""
+
     def error(pos, reason):
         if pos is None:
             return BenchmarkError(f"{where}: {reason}")
         line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
-        return BenchmarkError(f"{where}:{line}: {reason} (column {col})" if lines else
-                              f"{where}: {reason} ({'' if line == 1 else f'line {line}, '}column {col})")
+        return BenchmarkError(
+            f"{where}:{line}: {reason} (column {col})"
+            if lines
+            else f"{where}: {reason} ({'' if line == 1 else f'line {line}, '}column {col})"
+        )
 
     start = len(text) - len(text[start:].lstrip())
     if (deep := _too_deep(text, start)) is not None:
@@ -103,15 +126,26 @@ def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool =
     except ValueError as e:  # the only other one json raises: an integer past sys.get_int_max_str_digits()
         limit = sys.get_int_max_str_digits()
         m = re.compile(r"\d{%d}" % (limit + 1)).search(text, start) if limit else None
-        raise error(m and m.start(), f"an integer of more than {limit} digits, longer than Python reads"
-                    if m else f"not readable as JSON ({e})") from None
+        raise error(
+            m and m.start(),
+            f"an integer of more than {limit} digits, longer than Python reads"
+            if m
+            else f"not readable as JSON ({e})",
+        ) from None
     return valid_unicode(value) if _SURROGATE_ESCAPE.search(text, start) else value
+
 
 def read_text(path) -> str:
     """A file's UTF-8 text (a byte-order mark dropped)."""
     if not (path := Path(path)).is_file():  # missing, a directory, or a pipe that could block forever
-        raise BenchmarkError(f"{path}: " + ("file not found" if not path.exists() else
-                             f"{'is a directory' if path.is_dir() else 'not a regular file'}; expected a file"))
+        raise BenchmarkError(
+            f"{path}: "
+            + (
+                "file not found"
+                if not path.exists()
+                else f"{'is a directory' if path.is_dir() else 'not a regular file'}; expected a file"
+            )
+        )
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -120,7 +154,10 @@ def read_text(path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line, col = data.count(b"\n", 0, e.start) + 1, e.start - data.rfind(b"\n", 0, e.start)
-        raise BenchmarkError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at byte {col} of the line)") from None
+        raise BenchmarkError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at byte {col} of the line)"
+        ) from None
+
 
 def read_json_list(path, what: str = "records") -> list:
     """A JSON file holding a non-empty list (of `what`)."""
@@ -134,13 +171,20 @@ def read_json_list(path, what: str = "records") -> list:
         raise BenchmarkError(f"{path}: an empty list; expected a JSON list of {what}")
     return records
 
+
 def read_jsonl_lines(path, allow_empty: bool = False) -> list[tuple[str, object]]:
     """JSON Lines -> [(`file:line`, record)], blank lines skipped."""
-    rows = [(f"{path}:{n}", loads(line, f"{path}:{n}"))  # not splitlines(): U+2028 may sit in a string
-            for n, line in enumerate(read_text(path).split("\n"), 1) if line.strip()]
+    rows = [
+        (f"{path}:{n}", loads(line, f"{path}:{n}"))  # not splitlines(): U+2028 may sit in a string
+        for n, line in enumerate(read_text(path).split("\n"), 1)
+        if line.strip()
+    ]
     if not rows and not allow_empty:
-        raise BenchmarkError(f"{path}: no records (the file is empty); expected JSON Lines, one record per line")
+        raise BenchmarkError(
+            f"{path}: no records (the file is empty); expected JSON Lines, one record per line"
+        )
     return rows
+
 
 def tool_list_from_prompt(text, where) -> list:
     """The JSON tool list of a ReAct system prompt (RoTBench, ToolEyes), from the first `[` after
@@ -151,5 +195,7 @@ def tool_list_from_prompt(text, where) -> list:
         raise BenchmarkError(f"{where}: no JSON tool list found in the system prompt")
     tools = loads(text, f"{where}: the tool list in the system prompt", start=start, whole=False)
     if not isinstance(tools, list):
-        raise BenchmarkError(f"{where}: the system prompt's tool block is a {type(tools).__name__}, not a list")
+        raise BenchmarkError(
+            f"{where}: the system prompt's tool block is a {type(tools).__name__}, not a list"
+        )
     return tools

@@ -21,28 +21,57 @@ from tasks.base import BenchmarkError, Item, Loaded, read_jsonl_lines, record_id
 from tl.calls import EOS_MARK, Call
 from tl.parse import MAX_CHARS, Parsed, parse
 
-CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance", "live_simple", "live_multiple",
-              "live_parallel", "live_parallel_multiple", "live_irrelevance", "live_relevance")
+CATEGORIES = (
+    "simple",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "irrelevance",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "live_irrelevance",
+    "live_relevance",
+)
 NO_ANSWER_FILE = ("irrelevance", "live_irrelevance", "live_relevance")  # no call is right / any call is
 _FILE = re.compile(r"BFCL_v(\d+)_(simple_python|" + "|".join(CATEGORIES) + r")\.json$")
-_TYPES = {"string": str, "any": str, "integer": int, "float": float, "number": float, "boolean": bool,
-          "array": list, "tuple": list, "dict": dict, "object": dict}  # BFCL's type words, and the normal form's
+_TYPES = {
+    "string": str,
+    "any": str,
+    "integer": int,
+    "float": float,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "tuple": list,
+    "dict": dict,
+    "object": dict,
+}  # BFCL's type words, and the normal form's
+
 
 def _type(schema) -> type | None:
     word = (schema or {}).get("type")
     return _TYPES.get(word) if isinstance(word, str) else None
 
+
 def _holds_dicts(prop) -> str | None:
-    """"dict" for a dict parameter, "list" for a list of dicts (both read by BFCL's dict_checker)."""
+    """ "dict" for a dict parameter, "list" for a list of dicts (both read by BFCL's dict_checker)."""
     if _type(prop) is dict:
         return "dict"
     return "list" if _type(prop) is list and _type(prop.get("items")) is dict else None
 
+
 def package_data_dir():
     """The installed bfcl-eval package's data folder (found without importing it), or None."""
     spec = importlib.util.find_spec("bfcl_eval")
-    data = Path(list(spec.submodule_search_locations)[0]) / "data" if spec and spec.submodule_search_locations else None
+    data = (
+        Path(list(spec.submodule_search_locations)[0]) / "data"
+        if spec and spec.submodule_search_locations
+        else None
+    )
     return data if data and data.is_dir() else None
+
 
 def find_files(path) -> dict:
     """{category: question file} under `path` (a folder, or one file); the newest BFCL version of each."""
@@ -54,58 +83,97 @@ def find_files(path) -> dict:
                 found[category] = (int(m.group(1)), f)
     return {c: found[c][1] for c in CATEGORIES if c in found}
 
+
 def _messages(question, where) -> list[dict]:
     if not isinstance(question, list) or not question or not all(isinstance(t, list) for t in question):
-        raise BenchmarkError(f"{where}: 'question' should be a non-empty list of turns, each a list of messages; "
-                             f"found {question!r:.120}")
+        raise BenchmarkError(
+            f"{where}: 'question' should be a non-empty list of turns, each a list of messages; "
+            f"found {question!r:.120}"
+        )
     messages = [m for turn in question for m in turn]
     for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
-            raise BenchmarkError(f"{where}: a question message should be {{'role': system|user|assistant, 'content': str}}, found {m!r:.120}")
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in ("system", "user", "assistant")
+            or not isinstance(m.get("content"), str)
+        ):
+            raise BenchmarkError(
+                f"{where}: a question message should be {{'role': system|user|assistant, 'content': str}}, found {m!r:.120}"
+            )
     if not messages:
         raise BenchmarkError(f"{where}: 'question' holds no message")
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
+
 def _check_functions(functions, category, where):
     """Schemas as BFCL's checker reads them: `name`, `parameters.properties` of its type words."""
     if not functions and "irrelevance" not in category:
-        raise BenchmarkError(f"{where}: 'function' is empty; a {category} item needs the functions it may call")
+        raise BenchmarkError(
+            f"{where}: 'function' is empty; a {category} item needs the functions it may call"
+        )
     for i, f in enumerate(functions):
         if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"].strip():
             # OpenAI's {"type": "function", "function": {...}} is none: BFCL's checker reads f["name"]
             found = f"keys {sorted(f)}" if isinstance(f, dict) else f"{type(f).__name__} {f!r:.80}"
-            raise BenchmarkError(f"{where}: function {i}: expected a BFCL schema {{name, description, parameters}}; found {found}")
+            raise BenchmarkError(
+                f"{where}: function {i}: expected a BFCL schema {{name, description, parameters}}; found {found}"
+            )
         at, params = f"{where}: function {i} ({f['name']})", f.get("parameters")
-        if not isinstance(params, dict) or not isinstance(params.get("properties"), dict) \
-                or not isinstance(params.get("required", []), list):
-            raise BenchmarkError(f"{at}: 'parameters' should be {{type, properties: {{...}}, required}}; found {params!r:.120}")
+        if (
+            not isinstance(params, dict)
+            or not isinstance(params.get("properties"), dict)
+            or not isinstance(params.get("required", []), list)
+        ):
+            raise BenchmarkError(
+                f"{at}: 'parameters' should be {{type, properties: {{...}}, required}}; found {params!r:.120}"
+            )
         for key, prop in params["properties"].items():
             if not isinstance(prop, dict) or _type(prop) is None:
-                found = f"type {prop.get('type')!r:.60}" if isinstance(prop, dict) else f"{type(prop).__name__} {prop!r:.60}"
-                raise BenchmarkError(f"{at}: parameter {key!r} should be {{type: {'|'.join(_TYPES)}, ...}}; found {found}")
+                found = (
+                    f"type {prop.get('type')!r:.60}"
+                    if isinstance(prop, dict)
+                    else f"{type(prop).__name__} {prop!r:.60}"
+                )
+                raise BenchmarkError(
+                    f"{at}: parameter {key!r} should be {{type: {'|'.join(_TYPES)}, ...}}; found {found}"
+                )
             if not isinstance(prop.get("items", {}), dict):
                 raise BenchmarkError(f"{at}: parameter {key!r}: 'items' should be a schema object")
+
 
 def _check_ground_truth(gold, functions, where):
     """`[{name: {param: [acceptable values]}}, ...]`, at least one call; an acceptable dict maps each key
     to a list of acceptable values."""
     if not gold:
-        raise BenchmarkError(f"{where}: ground_truth is empty; this category expects at least one call "
-                             f"(only the irrelevance categories have none, and no answer file)")
+        raise BenchmarkError(
+            f"{where}: ground_truth is empty; this category expects at least one call "
+            f"(only the irrelevance categories have none, and no answer file)"
+        )
     props_of = {f["name"]: f["parameters"]["properties"] for f in functions}
     for g in gold:
         if not (isinstance(g, dict) and len(g) == 1 and isinstance(next(iter(g.values())), dict)):
-            raise BenchmarkError(f"{where}: each ground_truth entry should be {{name: {{param: [values]}}}}, found {g!r:.120}")
-        (name, params), = g.items()
+            raise BenchmarkError(
+                f"{where}: each ground_truth entry should be {{name: {{param: [values]}}}}, found {g!r:.120}"
+            )
+        ((name, params),) = g.items()
         for key, values in params.items():
             if not isinstance(values, list):
-                raise BenchmarkError(f"{where}: ground_truth {name}.{key} should be a list of acceptable values, "
-                                     f"found {type(values).__name__} {values!r:.80}")
+                raise BenchmarkError(
+                    f"{where}: ground_truth {name}.{key} should be a list of acceptable values, "
+                    f"found {type(values).__name__} {values!r:.80}"
+                )
             holds = _holds_dicts(props_of.get(name, {}).get(key, {}))
-            for d in [d for v in values for d in ([v] if holds == "dict" else v if holds and isinstance(v, list) else [])]:
+            for d in [
+                d
+                for v in values
+                for d in ([v] if holds == "dict" else v if holds and isinstance(v, list) else [])
+            ]:
                 if isinstance(d, dict) and not all(isinstance(x, list) for x in d.values()):
-                    raise BenchmarkError(f"{where}: ground_truth {name}.{key}: an acceptable dict should map each key "
-                                         f"to a list of acceptable values, found {d!r:.80}")
+                    raise BenchmarkError(
+                        f"{where}: ground_truth {name}.{key}: an acceptable dict should map each key "
+                        f"to a list of acceptable values, found {d!r:.80}"
+                    )
+
 
 def load_category(question_file, category: str) -> list[Item]:
     """One category's question file (and its possible_answer file) -> Items (mode "bfcl")."""
@@ -116,16 +184,25 @@ def load_category(question_file, category: str) -> list[Item]:
         answer_file = question_file.parent / "possible_answer" / question_file.name
         rows = read_jsonl_lines(answer_file, allow_empty=True)  # an empty one: the count check says more
         if len(rows) != len(records):  # BFCL asserts equal lengths
-            raise BenchmarkError(f"{answer_file}: {len(rows)} answers for the {len(records)} questions of {question_file.name}; "
-                                 "BFCL pairs them by position, so the counts must match")
+            raise BenchmarkError(
+                f"{answer_file}: {len(rows)} answers for the {len(records)} questions of {question_file.name}; "
+                "BFCL pairs them by position, so the counts must match"
+            )
         answer_at = [at for at, _ in rows]
         answers = [require(r, "ground_truth", list, at) for at, r in rows]
     items = []
-    for where, rec, item_id, gold, at in zip(wheres, records, record_ids(records, question_file, wheres), answers, answer_at):
+    for where, rec, item_id, gold, at in zip(
+        wheres, records, record_ids(records, question_file, wheres), answers, answer_at
+    ):
         functions = require(rec, "function", list, where)
         _check_functions(functions, category, where)
         messages = _messages(rec.get("question"), where)
-        if category in ("simple", "live_simple") and len(gold) == 1 and isinstance(gold[0], dict) and len(gold[0]) == 1:
+        if (
+            category in ("simple", "live_simple")
+            and len(gold) == 1
+            and isinstance(gold[0], dict)
+            and len(gold[0]) == 1
+        ):
             # BFCL's simple checker expects the question's function by *its* name (simple_363's gold
             # says find_closest for restaurant_search.find_closest)
             gold = [{functions[0]["name"]: next(iter(gold[0].values()))}]
@@ -134,17 +211,23 @@ def load_category(question_file, category: str) -> list[Item]:
         items.append(Item(item_id, "bfcl", functions, messages, gold, "bfcl", category, reader="bfcl"))
     return items
 
+
 def load(path=None) -> list[Loaded]:
     """All categories under `path` as one unit "bfcl" (metrics per category); no path: bfcl-eval's data."""
     if path is None and (path := package_data_dir()) is None:
-        raise BenchmarkError("BFCL: no data path given and the bfcl-eval package is not installed "
-                             "(pip install bfcl-eval --no-deps, or pass --data DIR with BFCL_v3_*.json)")
+        raise BenchmarkError(
+            "BFCL: no data path given and the bfcl-eval package is not installed "
+            "(pip install bfcl-eval --no-deps, or pass --data DIR with BFCL_v3_*.json)"
+        )
     if not (files := find_files(path)):
-        raise BenchmarkError(f"{path}: no BFCL question files found (expected BFCL_v3_<category>.json, categories {', '.join(CATEGORIES)})")
+        raise BenchmarkError(
+            f"{path}: no BFCL question files found (expected BFCL_v3_<category>.json, categories {', '.join(CATEGORIES)})"
+        )
     items = [it for category, f in files.items() for it in load_category(f, category)]
     if len({it.id for it in items}) != len(items):
         raise BenchmarkError(f"{path}: BFCL ids repeat across category files; expected each id once")
     return [Loaded("bfcl", items)]
+
 
 def gold_output(item: Item) -> str:
     """The first acceptable answer in BFCL's output format (Python literals), omissible keys left out.
@@ -159,23 +242,39 @@ def gold_output(item: Item) -> str:
         return "None of the available functions can answer this request."
     calls = []
     for entry in item.gold:
-        (name, params), = entry.items()
+        ((name, params),) = entry.items()
         schema = next((f["parameters"] for f in item.tools if f["name"] == name), {})
         args = {}
         for k, v in params.items():
             if keep(v, k in schema.get("required", [])):
                 value, holds = first(v), _holds_dicts(schema.get("properties", {}).get(k, {}))
-                args[k] = one(value) if holds == "dict" else [one(d) for d in value] if holds and isinstance(value, list) else value
+                args[k] = (
+                    one(value)
+                    if holds == "dict"
+                    else [one(d) for d in value]
+                    if holds and isinstance(value, list)
+                    else value
+                )
         calls.append(call(name, args))
     return "[" + ", ".join(calls) + "]"
+
 
 # ----------------------------------------------------------------------------- BFCL's decoder
 class _Unreadable(Exception):
     """Text BFCL's decoder does not read (or that would need evaluating)."""
 
+
 _JSON_NAMES = {"true": True, "false": False, "null": None}
-_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-               ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_ARITHMETIC = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+
 
 def _value(node, json_literals: bool):
     """One argument value as BFCL's resolve_ast_by_type reads it, never evaluated."""
@@ -203,12 +302,19 @@ def _value(node, json_literals: bool):
         repeated = isinstance(node.op, ast.Mult) and type(a) in (str, list) and type(b) is int
         if not (numbers or joined or repeated):
             raise _Unreadable("arithmetic is read on numbers, + and * on strings or lists only")
-        if repeated and len(a) * b > MAX_CHARS or isinstance(node.op, ast.Pow) and isinstance(a, int) \
-                and isinstance(b, int) and abs(b) * abs(a).bit_length() > 1 << 16:
+        if (
+            repeated
+            and len(a) * b > MAX_CHARS
+            or isinstance(node.op, ast.Pow)
+            and isinstance(a, int)
+            and isinstance(b, int)
+            and abs(b) * abs(a).bit_length() > 1 << 16
+        ):
             raise _Unreadable("a value too large to compute")
         return _ARITHMETIC[type(node.op)](a, b)
     # Other expressions that BFCL's eval() reads (1 << 4, len("ab") + 1) are never evaluated here.
     raise _Unreadable(f"{type(node).__name__} is not a value BFCL's decoder reads without evaluating it")
+
 
 def _call(node: ast.Call, json_literals: bool) -> dict:
     parts, f = [], node.func
@@ -220,6 +326,7 @@ def _call(node: ast.Call, json_literals: bool) -> dict:
     # Positional arguments are dropped and a repeated keyword keeps its last value, as in BFCL.
     args = {"**" if kw.arg is None else kw.arg: _value(kw.value, json_literals) for kw in node.keywords}
     return {".".join([f.id, *reversed(parts)]): args}
+
 
 def decode(text, json_literals: bool = False) -> Parsed:
     """Model text as BFCL's default_decode_ast_prompting reads it: backticks, newlines and spaces
@@ -242,15 +349,29 @@ def decode(text, json_literals: bool = False) -> Parsed:
         if not all(isinstance(n, ast.Call) for n in nodes):
             raise _Unreadable("expected a list of calls")
         calls = [Call(*next(iter(_call(n, json_literals).items()))) for n in nodes]
-    except (SyntaxError, ValueError, TypeError, AttributeError, ArithmeticError, RecursionError, MemoryError, _Unreadable) as e:
+    except (
+        SyntaxError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+        MemoryError,
+        _Unreadable,
+    ) as e:
         kind = "no_call" if parse(text).kind == "no_call" else "error"
-        return Parsed(kind, error=None if kind == "no_call" else f"BFCL's decoder cannot read it: {type(e).__name__}: {e}")
+        return Parsed(
+            kind,
+            error=None if kind == "no_call" else f"BFCL's decoder cannot read it: {type(e).__name__}: {e}",
+        )
     return Parsed("calls", calls, None, "python") if calls else Parsed("no_call")
+
 
 # ----------------------------------------------------------------------------- BFCL's value rules
 def _std(x):
     """BFCL's standardize_string on a string: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
     return re.sub(r"[ ,./\-_*^]", "", x).lower().replace("'", '"') if type(x) is str else x
+
 
 def _type_ok(value, acceptable, expected, item_type) -> tuple[bool, bool]:
     """BFCL's type_checker -> (valid, is_variable). A value of the schema's type is valid (an array's
@@ -258,17 +379,23 @@ def _type_ok(value, acceptable, expected, item_type) -> tuple[bool, bool]:
     such as "" lets any array pass); one of the acceptable values' own type is a "variable"."""
     answer_type = next((type(a) for a in acceptable if a != ""), None)
     if type(value) is expected:
-        ok = item_type is None or any(type(a) is not list or all(_type_ok(v, a, item_type, None)[0] for v in value)
-                                      for a in acceptable)
+        ok = item_type is None or any(
+            type(a) is not list or all(_type_ok(v, a, item_type, None)[0] for v in value) for a in acceptable
+        )
         return ok, answer_type is not None and answer_type is not expected
     return answer_type is not None and type(value) is answer_type, True
+
 
 def _dict_ok(value, acceptable) -> bool:
     """BFCL's dict_checker: some acceptable dict takes every key (its value one of that key's
     acceptable values, strings normalised) and has no other key without ""."""
     return isinstance(value, dict) and any(
-        isinstance(a, dict) and all(k in a and _std(v) in [_std(x) for x in a[k]] for k, v in value.items())
-        and all(k in value or "" in opts for k, opts in a.items()) for a in acceptable)
+        isinstance(a, dict)
+        and all(k in a and _std(v) in [_std(x) for x in a[k]] for k, v in value.items())
+        and all(k in value or "" in opts for k, opts in a.items())
+        for a in acceptable
+    )
+
 
 def value_ok(value, acceptable: list, prop: dict) -> bool:
     """One predicted value against BFCL's acceptable values under schema property `prop`, as its
@@ -277,7 +404,9 @@ def value_ok(value, acceptable: list, prop: dict) -> bool:
     lists of dicts by `_dict_ok`, anything else (and variables) by Python `in` (1 == 1.0)."""
     expected = _type(prop)
     if expected is None:
-        raise ValueError(f"BFCL parameter type {prop.get('type')!r}: its checker knows only {', '.join(_TYPES)}")
+        raise ValueError(
+            f"BFCL parameter type {prop.get('type')!r}: its checker knows only {', '.join(_TYPES)}"
+        )
     item_type = _type(prop.get("items")) if expected is list else None
     if prop["type"] == "tuple" and type(value) is tuple:
         value = list(value)
@@ -291,10 +420,16 @@ def value_ok(value, acceptable: list, prop: dict) -> bool:
     if expected is dict:
         return _dict_ok(value, acceptable)
     if expected is list and item_type is dict:
-        return any(isinstance(a, (list, str)) and len(a) == len(value) and all(_dict_ok(v, [d]) for v, d in zip(value, a))
-                   for a in acceptable)
+        return any(
+            isinstance(a, (list, str))
+            and len(a) == len(value)
+            and all(_dict_ok(v, [d]) for v, d in zip(value, a))
+            for a in acceptable
+        )
     if expected is str:
         return _std(value) in [_std(a) for a in acceptable if type(a) is str]
     if expected is list:
-        return [_std(v) for v in value] in [[_std(x) for x in a] if isinstance(a, (list, str)) else a for a in acceptable]
+        return [_std(v) for v in value] in [
+            [_std(x) for x in a] if isinstance(a, (list, str)) else a for a in acceptable
+        ]
     return value in acceptable

@@ -12,6 +12,7 @@ their calls, then its real error feedback and the corrected call. Held-out queri
 the training file. Every record draws from its own `random.Random` seeded by a string, so the same
 arguments give the same bytes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,15 +21,16 @@ import os
 import random
 from contextlib import closing
 
+from tasks.toolbox import TOOLS
+from tasks.toolbox.templates import TASKS
+from tl.calls import Call
 from tl.classify import TOOL_INSTABILITY, classify_feedback
 from tl.episode import Result
 from tl.sandbox import Sandbox, run_in_process
-from tl.calls import Call
-from tasks.toolbox import TOOLS
-from tasks.toolbox.templates import TASKS
 
 FLAW_KINDS = ("param_hallucination", "param_missing", "wrong_tool", "tool_hallucination", "bad_value")
 MAX_TOOLS = 3  # tools offered per record: short prompts, where a small model learns to copy values sooner
+
 
 class _Executor:
     """Toolbox calls in-process; run_python (model-style code) in a Sandbox started on first use."""
@@ -50,27 +52,60 @@ class _Executor:
         if self.sandbox is not None:
             self.sandbox.close()
 
+
 # ----------------------------------------------------------------------------- mistakes
-_EXTRA_KEYS = {"units": "metric", "format": "json", "language": "en", "country": "France", "precision": 2,
-               "verbose": True, "region": "Europe", "timezone": "UTC"}
-_CURRENCY_WORDS = {"USD": "dollars", "EUR": "euro", "GBP": "pounds", "JPY": "yen", "INR": "rupees", "CNY": "yuan"}
-_UNIT_WORDS = {"km": "kilometers", "mi": "miles", "m": "meters", "ft": "feet", "kg": "kilograms", "lb": "pounds",
-               "c": "celsius", "f": "fahrenheit", "l": "liters", "gal": "gallons", "g": "grams", "oz": "ounces"}
+_EXTRA_KEYS = {
+    "units": "metric",
+    "format": "json",
+    "language": "en",
+    "country": "France",
+    "precision": 2,
+    "verbose": True,
+    "region": "Europe",
+    "timezone": "UTC",
+}
+_CURRENCY_WORDS = {
+    "USD": "dollars",
+    "EUR": "euro",
+    "GBP": "pounds",
+    "JPY": "yen",
+    "INR": "rupees",
+    "CNY": "yuan",
+}
+_UNIT_WORDS = {
+    "km": "kilometers",
+    "mi": "miles",
+    "m": "meters",
+    "ft": "feet",
+    "kg": "kilograms",
+    "lb": "pounds",
+    "c": "celsius",
+    "f": "fahrenheit",
+    "l": "liters",
+    "gal": "gallons",
+    "g": "grams",
+    "oz": "ounces",
+}
+
 
 def _misspellings(word: str) -> list[str]:
     """A letter dropped (not the first) or the last one doubled: "Pariss", "Pars"."""
-    return [word[:i] + word[i + 1:] for i in range(1, len(word))] + [word + word[-1]]
+    return [word[:i] + word[i + 1 :] for i in range(1, len(word))] + [word + word[-1]]
+
 
 _BAD_VALUES = {  # argument -> the realistic wrong values of its value that the generator plants
     **dict.fromkeys(("city", "from_city", "to_city", "city_a", "city_b", "country"), _misspellings),
     **dict.fromkeys(("from_currency", "to_currency"), lambda v: [_CURRENCY_WORDS.get(v, v.lower() + "s")]),
     **dict.fromkeys(("from_unit", "to_unit", "unit"), lambda v: [_UNIT_WORDS.get(v, v + "s")]),
-    **dict.fromkeys(("date", "start_date", "end_date"),
-                    lambda v: [f.format(*v.split("-")) for f in ("{2}/{1}/{0}", "{1}/{2}/{0}", "{0}.{1}.{2}")]),
+    **dict.fromkeys(
+        ("date", "start_date", "end_date"),
+        lambda v: [f.format(*v.split("-")) for f in ("{2}/{1}/{0}", "{1}/{2}/{0}", "{0}.{1}.{2}")],
+    ),
     "time": lambda v: [f"{int(v[:2]) % 12 or 12}{'am' if int(v[:2]) < 12 else 'pm'}"],  # 12-hour clock
     "expression": lambda v: [v.replace("*", " times ").replace("+", " plus ")],
     "char": lambda v: [v * 2],
 }
+
 
 def _bad_values(key: str, value) -> list:
     """Every wrong value of one argument that the generator plants ([] when any value would do)."""
@@ -80,20 +115,30 @@ def _bad_values(key: str, value) -> list:
         return [str(value)]  # a number written as a string: a wrong type
     return [", ".join(map(str, value))] if isinstance(value, list) else []
 
+
 def _prefix(a: str, b: str) -> int:
     return len(os.path.commonprefix([a, b]))
+
 
 def _siblings(name: str) -> list[str]:
     """The toolbox tools whose names share at least 4 characters of prefix with `name` (up to 4)."""
     ranked = sorted((-_prefix(n, name), n) for n in TOOLS if n != name)
     return [n for score, n in ranked if -score >= 4][:4]
 
+
 def _made_up_names(name: str) -> list[str]:
     """Plausible tool names the toolbox does not have: `get_weather` for `get_weather_current`, ..."""
     parts = name.split("_")
-    names = ["_".join(parts[:-1]), "_".join([parts[0], parts[-1]] + parts[1:-1]), "fetch_" + "_".join(parts[1:]),
-             "get_" + name, name.replace("_", ""), name + "s"]
+    names = [
+        "_".join(parts[:-1]),
+        "_".join([parts[0], parts[-1]] + parts[1:-1]),
+        "fetch_" + "_".join(parts[1:]),
+        "get_" + name,
+        name.replace("_", ""),
+        name + "s",
+    ]
     return [n for n in names if n and n != name and n not in TOOLS and "_" in n.strip("_")]
+
 
 def _flawed_call(kind: str, call: Call, rng) -> Call | None:
     """A mistaken version of `call` of the given kind, or None if the kind does not apply."""
@@ -117,6 +162,7 @@ def _flawed_call(kind: str, call: Call, rng) -> Call | None:
     key = rng.choice(keys)
     return Call(call.name, {**call.arguments, key: rng.choice(bad[key])})
 
+
 def planted_kind(pred: Call, gold: Call) -> str | None:
     """Which of the FLAW_KINDS the training data plants `pred` repeats against the clean `gold`
     call, or None: the MAE diagnostic (does the model reproduce the masked mistakes?)."""
@@ -131,10 +177,13 @@ def planted_kind(pred: Call, gold: Call) -> str | None:
         return "param_hallucination"
     if any(k not in pred.arguments for k in gold.arguments):
         return "param_missing"
-    if any(k in pred.arguments and pred.arguments[k] != v and pred.arguments[k] in _bad_values(k, v)
-           for k, v in gold.arguments.items()):
+    if any(
+        k in pred.arguments and pred.arguments[k] != v and pred.arguments[k] in _bad_values(k, v)
+        for k, v in gold.arguments.items()
+    ):
         return "bad_value"
     return None
+
 
 def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
     """Try the mistake kinds in a random order until one really fails, with feedback that MAE
@@ -148,6 +197,7 @@ def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
             return flawed, result, kind
     return None
 
+
 # ----------------------------------------------------------------------------- records
 def _offered_tools(needed: list[str], rng) -> list[dict]:
     """The needed tools plus 1-3 distractors (at most MAX_TOOLS in all), mostly prefix-sharing, shuffled."""
@@ -157,6 +207,7 @@ def _offered_tools(needed: list[str], rng) -> list[dict]:
     names = needed + rng.sample(pool, k)
     rng.shuffle(names)
     return [TOOLS[n].schema for n in names]
+
 
 def _trajectory(rng, executor, flawed: bool) -> tuple[dict, str, list[Call], str]:
     """One record (without id), its query, its reference calls and its answer."""
@@ -175,10 +226,13 @@ def _trajectory(rng, executor, flawed: bool) -> tuple[dict, str, list[Call], str
     shown = steps[:at] + [mistake[:2]] + steps[at:] if mistake else steps
     messages = [{"role": "user", "content": query}]
     for call, result in shown:
-        messages += [{"role": "assistant", "tool_call": call.to_dict()},
-                     {"role": "tool", "content": result.feedback, "result": result.to_dict()}]
+        messages += [
+            {"role": "assistant", "tool_call": call.to_dict()},
+            {"role": "tool", "content": result.feedback, "result": result.to_dict()},
+        ]
     messages.append({"role": "assistant", "content": answer})
     return {"tools": _offered_tools(needed, rng), "messages": messages}, query, [c for c, _ in steps], answer
+
 
 def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
     """`n` training records; exactly round(n * error_share) of them hold one mistake."""
@@ -186,8 +240,14 @@ def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
         raise ValueError(f"error_share must be in [0, 1]; found {error_share}")
     flawed = set(random.Random(f"{seed}:flawed").sample(range(n), round(n * error_share)))
     with closing(_Executor()) as executor:
-        return [{"id": f"synth-{i:05d}", **_trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0]}
-                for i in range(n)]
+        return [
+            {
+                "id": f"synth-{i:05d}",
+                **_trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0],
+            }
+            for i in range(n)
+        ]
+
 
 def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries=()) -> tuple[list, list]:
     """Clean held-out items: single-turn (history before one gold call) and multi-turn tasks.
@@ -204,12 +264,26 @@ def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries
             tools, messages = record["tools"], record["messages"]
             if len(singles) < n_single:
                 at = rng.choice([i for i, m in enumerate(messages) if "tool_call" in m])
-                singles.append({"id": f"single-{len(singles):05d}", "tools": tools, "messages": messages[:at],
-                                "gold": messages[at]["tool_call"]})
+                singles.append(
+                    {
+                        "id": f"single-{len(singles):05d}",
+                        "tools": tools,
+                        "messages": messages[:at],
+                        "gold": messages[at]["tool_call"],
+                    }
+                )
             else:
-                multis.append({"id": f"multi-{len(multis):05d}", "tools": tools, "query": query,
-                               "reference": [c.to_dict() for c in reference], "answer": answer})
+                multis.append(
+                    {
+                        "id": f"multi-{len(multis):05d}",
+                        "tools": tools,
+                        "query": query,
+                        "reference": [c.to_dict() for c in reference],
+                        "answer": answer,
+                    }
+                )
     return singles, multis
+
 
 def write_jsonl(path: str, records) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -217,8 +291,15 @@ def write_jsonl(path: str, records) -> None:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
-def write_splits(out: str, n: int = 1217, seed: int = 0, error_share: float = 0.17, heldout_single: int = 300,
-                 heldout_multi: int = 100) -> dict:
+
+def write_splits(
+    out: str,
+    n: int = 1217,
+    seed: int = 0,
+    error_share: float = 0.17,
+    heldout_single: int = 300,
+    heldout_multi: int = 100,
+) -> dict:
     """Write the training file to `out` and the held-out splits next to it; return their paths."""
     train = generate(n, seed, error_share)
     paths = {"train": out}
@@ -233,20 +314,31 @@ def write_splits(out: str, n: int = 1217, seed: int = 0, error_share: float = 0.
                 write_jsonl(paths[name], records)
     return paths
 
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tasks.synth", description="Synthetic tool-use trajectories with real "
-                                 "tool feedback (held-out splits are written next to --out).")
+    ap = argparse.ArgumentParser(
+        prog="python -m tasks.synth",
+        description="Synthetic tool-use trajectories with real "
+        "tool feedback (held-out splits are written next to --out).",
+    )
     ap.add_argument("--n", type=int, default=1217, help="training trajectories (paper: 1,217)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/data/train.jsonl")
-    ap.add_argument("--error_share", type=float, default=0.17, help="share of trajectories with a mistake (paper: 17%%)")
-    ap.add_argument("--heldout_single", type=int, default=300, help="single-turn items -> heldout_single.jsonl")
+    ap.add_argument(
+        "--error_share", type=float, default=0.17, help="share of trajectories with a mistake (paper: 17%%)"
+    )
+    ap.add_argument(
+        "--heldout_single", type=int, default=300, help="single-turn items -> heldout_single.jsonl"
+    )
     ap.add_argument("--heldout_multi", type=int, default=100, help="multi-turn tasks -> heldout_multi.jsonl")
     args = ap.parse_args(argv)
-    paths = write_splits(args.out, args.n, args.seed, args.error_share, args.heldout_single, args.heldout_multi)
+    paths = write_splits(
+        args.out, args.n, args.seed, args.error_share, args.heldout_single, args.heldout_multi
+    )
     for name, path in paths.items():
         with open(path, encoding="utf-8") as f:
             print(f"{name}: {sum(1 for _ in f)} records -> {path}")
+
 
 if __name__ == "__main__":
     main()

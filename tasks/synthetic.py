@@ -10,30 +10,57 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.base import BenchmarkError, Item, Loaded, Task, call_of, read_jsonl_lines, record_ids, require, tools_of
+from tasks.base import (
+    BenchmarkError,
+    Item,
+    Loaded,
+    Task,
+    call_of,
+    read_jsonl_lines,
+    record_ids,
+    require,
+    tools_of,
+)
 from tl.calls import render_prompt
 
 SINGLE, MULTI = "heldout_single.jsonl", "heldout_multi.jsonl"
 
+
 def _single(where, rec, item_id, name):
     gold = call_of(require(rec, "gold", dict, where), f"{where}: gold")
-    tools, messages = tools_of(require(rec, "tools", list, where), where), require(rec, "messages", list, where)
+    tools, messages = (
+        tools_of(require(rec, "tools", list, where), where),
+        require(rec, "messages", list, where),
+    )
     try:  # rendered here, so that a malformed message is reported as this file's, not at generation
         render_prompt(tools, messages)
     except ValueError as e:
         raise BenchmarkError(f"{where}: messages: {e}") from None
     return Item(item_id, name, tools, messages, [gold], "strict", gold.name)
 
+
 def _multi(where, rec, task_id, name):
     if not isinstance(reference := rec.get("reference", []), list):
-        raise BenchmarkError(f"{where}: key 'reference' should be a list of calls, found {type(reference).__name__}")
-    return Task(task_id, name, tools_of(require(rec, "tools", list, where), where), require(rec, "query", str, where),
-                f"{len(reference)} calls", {"reference": reference, "answer": rec.get("answer")})
+        raise BenchmarkError(
+            f"{where}: key 'reference' should be a list of calls, found {type(reference).__name__}"
+        )
+    return Task(
+        task_id,
+        name,
+        tools_of(require(rec, "tools", list, where), where),
+        require(rec, "query", str, where),
+        f"{len(reference)} calls",
+        {"reference": reference, "answer": rec.get("answer")},
+    )
+
 
 def load_file(path) -> Loaded:
     wheres, records = zip(*read_jsonl_lines(path))
     name, make = ("synthetic/multi", _multi) if Path(path).name == MULTI else ("synthetic/single", _single)
-    return Loaded(name, [make(w, r, i, name) for w, r, i in zip(wheres, records, record_ids(records, path, wheres))])
+    return Loaded(
+        name, [make(w, r, i, name) for w, r, i in zip(wheres, records, record_ids(records, path, wheres))]
+    )
+
 
 def load(path) -> list[Loaded]:
     """The held-out files in a directory (single-turn and/or multi-turn), or one of them."""
@@ -42,6 +69,8 @@ def load(path) -> list[Loaded]:
         return [load_file(path)]
     # exists(), not is_file(): a directory under one of these names is reported, not passed over
     if not (units := [load_file(path / f) for f in (SINGLE, MULTI) if (path / f).exists()]):
-        raise BenchmarkError(f"{path}: no synthetic held-out files found (expected {SINGLE} and/or {MULTI}; "
-                             f"write them with `python -m tasks.synth --out {path}/train.jsonl`)")
+        raise BenchmarkError(
+            f"{path}: no synthetic held-out files found (expected {SINGLE} and/or {MULTI}; "
+            f"write them with `python -m tasks.synth --out {path}/train.jsonl`)"
+        )
     return units

@@ -14,20 +14,32 @@ import json
 import re
 from pathlib import Path
 
-from tasks.base import BenchmarkError, Item, Loaded, Skipped, call_of, checked, read_json_list, require, tools_of
+from tasks.base import (
+    BenchmarkError,
+    Item,
+    Loaded,
+    Skipped,
+    call_of,
+    checked,
+    read_json_list,
+    require,
+    tools_of,
+)
 from tl.calls import TYPE_WORDS, normalize_type
 
 _PARAMS = re.compile(r"(?:^|\n)Parameters:\s*(\{.*?\})\s*(?:\nOutput:|$)", re.S)
+
 
 def _property(text: str) -> tuple[dict, bool]:
     """`"Required. string. Two-character code."` -> ({"type": "string", "description": ...}, True)."""
     rest = text.strip()
     required = rest.lower().startswith("required.")
-    rest = rest[len("required."):].strip() if required else rest
+    rest = rest[len("required.") :].strip() if required else rest
     m = re.match(r"([A-Za-z]+(?:\[[^\]]*\])?)\.\s*", rest)
     if m and (m.group(1).lower() in TYPE_WORDS or "[" in m.group(1)):
-        return {"type": normalize_type(m.group(1)), "description": rest[m.end():].strip()}, required
+        return {"type": normalize_type(m.group(1)), "description": rest[m.end() :].strip()}, required
     return {"type": "string", "description": rest}, required
+
 
 def function_tools(functions: dict) -> list[dict]:
     """`Function_Description` -> OpenAI-style tools (`components` documents output formats: skipped)."""
@@ -36,16 +48,29 @@ def function_tools(functions: dict) -> list[dict]:
         if name == "components":
             continue
         if (m := _PARAMS.search(text) if isinstance(text, str) else None) is None:
-            raise ValueError(f"ToolAlpaca description of {name!r}: expected a 'Parameters: {{...}}' line; found {text!r:.200}")
+            raise ValueError(
+                f"ToolAlpaca description of {name!r}: expected a 'Parameters: {{...}}' line; found {text!r:.200}"
+            )
         try:
             raw = json.loads(m.group(1))
         except (ValueError, RecursionError) as e:
-            raise ValueError(f"ToolAlpaca description of {name!r}: the Parameters line is not JSON ({e})") from None
+            raise ValueError(
+                f"ToolAlpaca description of {name!r}: the Parameters line is not JSON ({e})"
+            ) from None
         specs = {k: _property(v if isinstance(v, str) else json.dumps(v)) for k, v in raw.items()}
-        tools.append({"name": name, "description": text[: m.start()].strip(), "parameters": {
-            "type": "object", "properties": {k: p for k, (p, _) in specs.items()},
-            "required": [k for k, (_, req) in specs.items() if req]}})
+        tools.append(
+            {
+                "name": name,
+                "description": text[: m.start()].strip(),
+                "parameters": {
+                    "type": "object",
+                    "properties": {k: p for k, (p, _) in specs.items()},
+                    "required": [k for k, (_, req) in specs.items() if req],
+                },
+            }
+        )
     return tools
+
 
 def load_file(path) -> Loaded:
     """One ToolAlpaca evaluation file -> Items (mode "rotbench", category = the API's Category)."""
@@ -55,42 +80,68 @@ def load_file(path) -> Loaded:
     for a, api in enumerate(read_json_list(path, "APIs")):
         where = f"{path}:{a}"
         api_name = require(api, "Name", str, where)
-        instructions, answers = require(api, "Instructions", list, where), require(api, "Golden_Answers", list, where)
+        instructions, answers = (
+            require(api, "Instructions", list, where),
+            require(api, "Golden_Answers", list, where),
+        )
         if len(answers) != len(instructions):
-            raise BenchmarkError(f"{where} ({api_name}): {len(instructions)} Instructions but {len(answers)} Golden_Answers")
+            raise BenchmarkError(
+                f"{where} ({api_name}): {len(instructions)} Instructions but {len(answers)} Golden_Answers"
+            )
         at = f"{where} ({api_name}): Function_Description"
         tools = tools_of(checked(function_tools, require(api, "Function_Description", dict, where), at), at)
         for i, (instruction, steps) in enumerate(zip(instructions, answers)):
             item_where = f"{where} ({api_name}) instruction {i}"
             if not isinstance(instruction, str) or not isinstance(steps, list):
-                raise BenchmarkError(f"{item_where}: expected an instruction string and a list of gold steps; "
-                                     f"found {type(instruction).__name__} and {type(steps).__name__}")
+                raise BenchmarkError(
+                    f"{item_where}: expected an instruction string and a list of gold steps; "
+                    f"found {type(instruction).__name__} and {type(steps).__name__}"
+                )
             if not steps:
                 skipped.append(Skipped(item_where, "Golden_Answers is empty"))
                 continue
-            raw = {"name": steps[0].get("Action"), "arguments": steps[0].get("Action_Input")} \
-                if isinstance(steps[0], dict) else steps[0]
+            raw = (
+                {"name": steps[0].get("Action"), "arguments": steps[0].get("Action_Input")}
+                if isinstance(steps[0], dict)
+                else steps[0]
+            )
             try:
                 gold = call_of(raw, "gold step 0 is not a readable call")
             except BenchmarkError as e:  # gold the benchmark ships broken (module docstring)
                 skipped.append(Skipped(item_where, str(e)))
                 continue
-            items.append(Item(f"{api_name}/{i}", name, tools, [{"role": "user", "content": instruction}],
-                              [gold], "rotbench", str(api.get("Category", ""))))
+            items.append(
+                Item(
+                    f"{api_name}/{i}",
+                    name,
+                    tools,
+                    [{"role": "user", "content": instruction}],
+                    [gold],
+                    "rotbench",
+                    str(api.get("Category", "")),
+                )
+            )
     return Loaded(name, items, skipped)
+
 
 def find_files(path) -> list[Path]:
     """A ToolAlpaca file, or `eval_real.json` / `eval_simulated.json` in a directory (or its `data/`)."""
     path = Path(path)
     if path.is_file():
         return [path]
-    for folder in (path, path / "data"):  # exists(), not is_file(): a directory there is reported, not passed over
+    for folder in (
+        path,
+        path / "data",
+    ):  # exists(), not is_file(): a directory there is reported, not passed over
         if found := [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).exists()]:
             return found
     return []
 
+
 def load(path) -> list[Loaded]:
     """Every ToolAlpaca evaluation file under `path`, one unit per file."""
     if not (files := find_files(path)):
-        raise BenchmarkError(f"{path}: no ToolAlpaca files found (expected eval_real.json or eval_simulated.json)")
+        raise BenchmarkError(
+            f"{path}: no ToolAlpaca files found (expected eval_real.json or eval_simulated.json)"
+        )
     return [load_file(f) for f in files]

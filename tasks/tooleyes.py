@@ -15,17 +15,30 @@ import json
 from functools import cache
 from pathlib import Path
 
-from tasks.base import BenchmarkError, Loaded, Task, read_json_list, record_ids, require, tool_list_from_prompt, tools_of
+from tasks.base import (
+    BenchmarkError,
+    Loaded,
+    Task,
+    read_json_list,
+    record_ids,
+    require,
+    tool_list_from_prompt,
+    tools_of,
+)
 from tl.calls import Call, normalize_tools
 from tl.episode import Result, validate_call
+
 
 def _config_file(root: Path, tool_path: str):
     parts = Path(tool_path).parts
     for base in (root, root.parent):
         for k in range(len(parts)):  # drop leading components ("ToolEyes/") until it resolves
-            if (f := base.joinpath(*parts[k:], "config_gpt4.json")).exists():  # a directory there is reported, not passed over
+            if (
+                f := base.joinpath(*parts[k:], "config_gpt4.json")
+            ).exists():  # a directory there is reported, not passed over
                 return f
     return None
+
 
 def load_file(path, root=None) -> Loaded:
     """One `scenario_data_*_processed.json` -> Tasks (category = scenario); `root` holds Tool_Library/."""
@@ -37,35 +50,59 @@ def load_file(path, root=None) -> Loaded:
     for i, (rec, task_id) in enumerate(zip(records, record_ids(records, path))):
         where = f"{path}:{i}"
         conv = require(rec, "conversations", list, where)
-        turns = {t["from"]: t.get("value") for t in conv if isinstance(t, dict) and isinstance(t.get("from"), str)}
+        turns = {
+            t["from"]: t.get("value") for t in conv if isinstance(t, dict) and isinstance(t.get("from"), str)
+        }
         if not isinstance(turns.get("user"), str):
-            raise BenchmarkError(f"{where}: expected a user turn with a string value; found speakers {list(turns)}")
+            raise BenchmarkError(
+                f"{where}: expected a user turn with a string value; found speakers {list(turns)}"
+            )
         tool_path = rec.get("path")
         if (config := _config_file(root, tool_path) if isinstance(tool_path, str) else None) is not None:
             raw_tools, source = config_tools(config), str(config)
         elif isinstance(turns.get("system"), str):
             raw_tools, source = tool_list_from_prompt(turns["system"], where), where
         else:
-            raise BenchmarkError(f"{where}: no tools: {tool_path!r} has no config_gpt4.json under {root} and there is no system prompt")
-        tasks.append(Task(task_id, name, tools_of(raw_tools, source), turns["user"].strip(), str(rec.get("scenario", "")),
-                          {"path": tool_path}))
+            raise BenchmarkError(
+                f"{where}: no tools: {tool_path!r} has no config_gpt4.json under {root} and there is no system prompt"
+            )
+        tasks.append(
+            Task(
+                task_id,
+                name,
+                tools_of(raw_tools, source),
+                turns["user"].strip(),
+                str(rec.get("scenario", "")),
+                {"path": tool_path},
+            )
+        )
     return Loaded(name, tasks)
+
 
 def find_files(path) -> list[Path]:
     """A ToolEyes task file, or the `scenario_data_*_processed.json` files under `Test_Data/`."""
     path = Path(path)
     if path.is_file():
         return [path]
-    return sorted((path / "Test_Data").glob("scenario_data_*_processed.json"), key=lambda p: ("five" in p.name, p.name))
+    return sorted(
+        (path / "Test_Data").glob("scenario_data_*_processed.json"), key=lambda p: ("five" in p.name, p.name)
+    )
+
 
 def load(path) -> list[Loaded]:
     """Every ToolEyes task file under `path` (the folder holding Test_Data/ and Tool_Library/)."""
     if not (files := find_files(path)):
-        raise BenchmarkError(f"{path}: no ToolEyes files found (expected Test_Data/scenario_data_*_processed.json)")
+        raise BenchmarkError(
+            f"{path}: no ToolEyes files found (expected Test_Data/scenario_data_*_processed.json)"
+        )
     return [load_file(f, Path(path) if Path(path).is_dir() else None) for f in files]
 
+
 ASK_TO_USER = "ask_to_user"
-NO_USER_REPLY = "The user has no further information to add. Continue with what you have."  # nobody is there to ask
+NO_USER_REPLY = (
+    "The user has no further information to add. Continue with what you have."  # nobody is there to ask
+)
+
 
 class Simulator:
     """`Simulator(tools).run(call) -> tl.episode.Result`, the executor interface of tl.episode.
@@ -85,7 +122,19 @@ class Simulator:
             return failed
         if call.name == ASK_TO_USER:
             return Result(True, NO_USER_REPLY)
-        digest = hashlib.sha256(json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
         what = self.tools[call.name].get("description", "").strip().split("\n")[0][:120] or call.name
-        return Result(True, json.dumps({"status": "success", "tool": call.name, "arguments": call.arguments,
-                                        "result": f"[simulated {digest[:12]}] {what}"}, ensure_ascii=False))
+        return Result(
+            True,
+            json.dumps(
+                {
+                    "status": "success",
+                    "tool": call.name,
+                    "arguments": call.arguments,
+                    "result": f"[simulated {digest[:12]}] {what}",
+                },
+                ensure_ascii=False,
+            ),
+        )

@@ -2,6 +2,7 @@
 training file (a bad record is a `file:line: reason` DataError, or dropped with on_error="skip"),
 and the authors' raw format.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,10 @@ from tl.classify import ALL_RIGHT, feedback_categories
 
 ROLES = ("system", "user", "assistant", "tool", "function")
 
+
 class DataError(ValueError):
     """A bad training record; the message starts with `file:line`."""
+
 
 def from_raw_conversations(raw: dict) -> dict:
     """The authors' raw format `{"id", "conversations": [{"role", "content"}]}` -> a project record:
@@ -29,7 +32,9 @@ def from_raw_conversations(raw: dict) -> dict:
             raise ValueError(f"conversations[{i}]: expected role in {list(ROLES)}; found {found!r}")
         content = m.get("content")
         if not isinstance(content, str):
-            raise ValueError(f"conversations[{i}] ({m['role']}): expected string 'content'; found {type(content).__name__}")
+            raise ValueError(
+                f"conversations[{i}] ({m['role']}): expected string 'content'; found {type(content).__name__}"
+            )
         if m["role"] == "system" and i == 0:
             try:
                 tools = normalize_tools(content)
@@ -42,12 +47,15 @@ def from_raw_conversations(raw: dict) -> dict:
             except json.JSONDecodeError:
                 arguments = None
             if isinstance(arguments, dict) and name.strip() and " " not in name.strip():
-                messages.append({"role": "assistant", "tool_call": {"name": name.strip(), "arguments": arguments}})
+                messages.append(
+                    {"role": "assistant", "tool_call": {"name": name.strip(), "arguments": arguments}}
+                )
             else:
                 messages.append({"role": "assistant", "content": content})
         else:
             messages.append({"role": "tool" if m["role"] == "function" else m["role"], "content": content})
     return {"id": str(raw.get("id", "")), "tools": tools, "messages": messages}
+
 
 def validate_record(record) -> dict:
     """One record in the project format (tools normalised), or ValueError with the reason: no
@@ -59,7 +67,9 @@ def validate_record(record) -> dict:
         record = from_raw_conversations(record)
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise ValueError(f"expected a non-empty 'messages' list (or raw 'conversations'); found keys {sorted(record)}")
+        raise ValueError(
+            f"expected a non-empty 'messages' list (or raw 'conversations'); found keys {sorted(record)}"
+        )
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or "role" not in m:
             found = sorted(m) if isinstance(m, dict) else type(m).__name__
@@ -77,9 +87,12 @@ def validate_record(record) -> dict:
         for call in assistant_calls(m) if m["role"] == "assistant" else []:
             if call.name not in names and categories[i] in (None, ALL_RIGHT):
                 after = "the feedback after it reports success" if categories[i] else "no feedback follows it"
-                raise ValueError(f"messages[{i}]: call to unknown tool {call.name!r} (tools: {sorted(names)}), "
-                                 f"and {after}; such a call would be trained as correct")
+                raise ValueError(
+                    f"messages[{i}]: call to unknown tool {call.name!r} (tools: {sorted(names)}), "
+                    f"and {after}; such a call would be trained as correct"
+                )
     return record
+
 
 def _json(text: str):
     """json.loads; a hostile file's errors (deep nesting, a 4,300-digit integer) as ValueError."""
@@ -89,6 +102,7 @@ def _json(text: str):
         raise ValueError(f"malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except (ValueError, RecursionError) as e:
         raise ValueError(f"unreadable JSON ({type(e).__name__}: {str(e)[:120]})") from None
+
 
 def _read_json_records(path: str):
     """(line number, object or the ValueError saying why not) per record of a JSONL file, or of a
@@ -118,6 +132,7 @@ def _read_json_records(path: str):
         except ValueError as e:
             yield n, e
 
+
 def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], list[str]]:
     """(records, messages of the skipped ones) of a JSONL (or JSON array) file. on_error "raise":
     `DataError("file:line: reason")` at the first bad record; "skip": drop it."""
@@ -135,6 +150,8 @@ def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], l
                 raise DataError(message + " (pass --skip_bad_records to drop bad records instead)") from None
             skipped.append(message)
     if not records:
-        raise DataError(f"{path}:1: no valid trajectory in the file ({len(skipped)} skipped)"
-                        + (f"; first: {skipped[0]}" if skipped else ""))
+        raise DataError(
+            f"{path}:1: no valid trajectory in the file ({len(skipped)} skipped)"
+            + (f"; first: {skipped[0]}" if skipped else "")
+        )
     return records, skipped

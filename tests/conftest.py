@@ -3,6 +3,7 @@
 The tokenizer and model fixtures build a tiny trained tokenizer and tiny random LLaMA models
 (ours and HF's) from scratch in well under a second; nothing is downloaded.
 """
+
 import random
 from pathlib import Path
 
@@ -25,9 +26,11 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-_WORDS = ("the weather in Paris is sunny today get_weather get_forecast search_flights city date "
-          "temperature query result error value name number list of items user asked for a "
-          "function call returned Output Assistant User System def Args str int float").split()
+_WORDS = (
+    "the weather in Paris is sunny today get_weather get_forecast search_flights city date "
+    "temperature query result error value name number list of items user asked for a "
+    "function call returned Output Assistant User System def Args str int float"
+).split()
 
 
 def sample_texts(n: int = 300, seed: int = 0) -> list[str]:
@@ -38,16 +41,17 @@ def sample_texts(n: int = 300, seed: int = 0) -> list[str]:
     for _ in range(n):
         sentence = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 14)))
         city = rng.choice(["Paris", "Zürich", "São Paulo", "東京", "New York"])
-        texts.append(f"User: {sentence}?\nAssistant: get_weather(city=\"{city}\", days={rng.randint(0, 999)})"
-                     f"</s>\nOutput: {{\"temp_c\": {rng.uniform(-20, 40):.1f}}}\nAssistant: {sentence}.</s>")
+        texts.append(
+            f'User: {sentence}?\nAssistant: get_weather(city="{city}", days={rng.randint(0, 999)})'
+            f'</s>\nOutput: {{"temp_c": {rng.uniform(-20, 40):.1f}}}\nAssistant: {sentence}.</s>'
+        )
     return texts
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_path(tmp_path_factory) -> str:
     """A ~500-piece LLaMA-style BPE sentencepiece model trained on `sample_texts()`."""
-    return train_tokenizer(sample_texts(), tmp_path_factory.mktemp("tok") / "tokenizer.model",
-                           vocab_size=500)
+    return train_tokenizer(sample_texts(), tmp_path_factory.mktemp("tok") / "tokenizer.model", vocab_size=500)
 
 
 @pytest.fixture(scope="session")
@@ -58,9 +62,16 @@ def tiny_tokenizer(tiny_tokenizer_path) -> Tokenizer:
 @pytest.fixture
 def tiny_model_args(tiny_tokenizer) -> ModelArgs:
     """A 2-layer GQA model whose vocabulary matches `tiny_tokenizer`."""
-    return ModelArgs(vocab_size=tiny_tokenizer.vocab_size, hidden_size=64, intermediate_size=172,
-                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     max_position_embeddings=256, rope_theta=10000.0)
+    return ModelArgs(
+        vocab_size=tiny_tokenizer.vocab_size,
+        hidden_size=64,
+        intermediate_size=172,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rope_theta=10000.0,
+    )
 
 
 @pytest.fixture
@@ -95,8 +106,8 @@ def left_pad(prompts: list[list[int]], pad_id: int):
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros(len(prompts), width, dtype=torch.long)
     for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt):] = torch.tensor(prompt)
-        mask[row, width - len(prompt):] = 1
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
     return ids, mask
 
 

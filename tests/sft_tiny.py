@@ -1,5 +1,6 @@
 """Tiny SFT inputs for tests: hand-written trajectories in the project format (with erroneous
 calls of several feedback categories) and a small tokenizer trained on them."""
+
 import json
 import os
 
@@ -8,9 +9,15 @@ from tl.tokenizer import Tokenizer, train_tokenizer
 
 
 def tool(name, description, **params):
-    return {"name": name, "description": description,
-            "parameters": {"type": "object", "required": list(params),
-                           "properties": {k: {"type": t, "description": k} for k, t in params.items()}}}
+    return {
+        "name": name,
+        "description": description,
+        "parameters": {
+            "type": "object",
+            "required": list(params),
+            "properties": {k: {"type": t, "description": k} for k, t in params.items()},
+        },
+    }
 
 
 TOOLS = [
@@ -21,10 +28,14 @@ TOOLS = [
 ]
 CITIES = ["Paris", "Rome", "Oslo", "Lima", "Kyiv", "Quito", "Hanoi", "Dakar", "Bern", "Cairo"]
 ERRORS = [  # (bad call, feedback): each is an erroneous call MAE must mask
-    ({"name": "get_weather_current", "arguments": {"town": "X"}},
-     "TypeError: get_weather_current() got an unexpected keyword argument 'town'"),
-    ({"name": "get_weather_forecast", "arguments": {"city": "X"}},
-     "TypeError: get_weather_forecast() missing 1 required positional argument: 'days'"),
+    (
+        {"name": "get_weather_current", "arguments": {"town": "X"}},
+        "TypeError: get_weather_current() got an unexpected keyword argument 'town'",
+    ),
+    (
+        {"name": "get_weather_forecast", "arguments": {"city": "X"}},
+        "TypeError: get_weather_forecast() missing 1 required positional argument: 'days'",
+    ),
     ({"name": "get_wether", "arguments": {"city": "X"}}, "NameError: name 'get_wether' is not defined"),
 ]
 
@@ -34,16 +45,22 @@ def records(n: int = 24) -> list[dict]:
     out = []
     for i in range(n):
         city = CITIES[i % len(CITIES)]
-        messages = [{"role": "user", "content": f"Weather in {city} for the next {1 + i % 5} days?" * (1 + i % 3)}]
+        messages = [
+            {"role": "user", "content": f"Weather in {city} for the next {1 + i % 5} days?" * (1 + i % 3)}
+        ]
         if i % 3 == 2:
             bad, feedback = ERRORS[(i // 3) % len(ERRORS)]
-            messages += [{"role": "assistant", "tool_call": {**bad, "arguments": {k: city for k in bad["arguments"]}}},
-                         {"role": "tool", "content": feedback}]
+            messages += [
+                {"role": "assistant", "tool_call": {**bad, "arguments": {k: city for k in bad["arguments"]}}},
+                {"role": "tool", "content": feedback},
+            ]
         name = ["get_weather_current", "get_weather_forecast", "get_weather"][i % 3]
         arguments = {"city": city, "days": 1 + i % 5} if name == "get_weather_forecast" else {"city": city}
-        messages += [{"role": "assistant", "tool_call": {"name": name, "arguments": arguments}},
-                     {"role": "tool", "content": json.dumps({"temp_c": 10 + i, "sky": "clear"})},
-                     {"role": "assistant", "content": f"It is {10 + i} C in {city}."}]
+        messages += [
+            {"role": "assistant", "tool_call": {"name": name, "arguments": arguments}},
+            {"role": "tool", "content": json.dumps({"temp_c": 10 + i, "sky": "clear"})},
+            {"role": "assistant", "content": f"It is {10 + i} C in {city}."},
+        ]
         out.append({"id": f"t{i}", "tools": TOOLS, "messages": messages})
     return out
 
@@ -58,8 +75,11 @@ def tokenizer(directory, recs=None, vocab_size: int = 400) -> Tokenizer:
     """A BPE tokenizer trained on the rendered trajectories (cached in `directory`)."""
     path = os.path.join(directory, "tokenizer.model")
     if not os.path.exists(path):
-        texts = [p for r in (recs or records()) for p in
-                 render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)]
+        texts = [
+            p
+            for r in (recs or records())
+            for p in render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)
+        ]
         train_tokenizer(texts * 4, path, vocab_size=vocab_size)
     return Tokenizer(path)
 

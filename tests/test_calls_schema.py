@@ -1,20 +1,25 @@
 """Tool schemas: every accepted variant lands in the one normal form."""
+
 import json
 from typing import Annotated
 
 import pytest
 
 from tasks.toolalpaca import function_tools
-from tl.calls import Call, normalize_tool, normalize_tools
 from tasks.toolbox import tool_from_function
+from tl.calls import Call, normalize_tool, normalize_tools
 
 WEATHER = {
     "name": "get_weather",
     "description": "Current weather for a city.",
-    "parameters": {"type": "object",
-                   "properties": {"city": {"type": "string", "description": "City name."},
-                                  "unit": {"type": "string", "description": "'c' or 'f'."}},
-                   "required": ["city"]},
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "description": "City name."},
+            "unit": {"type": "string", "description": "'c' or 'f'."},
+        },
+        "required": ["city"],
+    },
 }
 
 
@@ -25,15 +30,26 @@ def test_openai_function_and_wrapper_are_the_same_tool():
 
 
 def test_bfcl_dict_params_dotted_name_and_type_words():
-    raw = {"name": "math.hypot", "description": "Norm.",
-           "parameters": {"type": "dict", "properties": {
-               "x": {"type": "float", "description": "x"},
-               "pair": {"type": "tuple", "items": {"type": "integer"}, "description": "p"},
-               "anything": {"type": "any", "description": "a"},
-               "opts": {"type": "dict", "properties": {"k": {"type": "boolean", "description": "k"}},
-                        "description": "o", "default": {}},
-               "mode": {"type": "string", "enum": ["a", "b"], "description": "m", "optional": True}},
-               "required": ["x", "not_a_property"]}}
+    raw = {
+        "name": "math.hypot",
+        "description": "Norm.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "x": {"type": "float", "description": "x"},
+                "pair": {"type": "tuple", "items": {"type": "integer"}, "description": "p"},
+                "anything": {"type": "any", "description": "a"},
+                "opts": {
+                    "type": "dict",
+                    "properties": {"k": {"type": "boolean", "description": "k"}},
+                    "description": "o",
+                    "default": {},
+                },
+                "mode": {"type": "string", "enum": ["a", "b"], "description": "m", "optional": True},
+            },
+            "required": ["x", "not_a_property"],
+        },
+    }
     tool = normalize_tool(raw)
     props = tool["parameters"]["properties"]
     assert tool["name"] == "math.hypot"
@@ -46,19 +62,35 @@ def test_bfcl_dict_params_dotted_name_and_type_words():
 
 
 def test_toolalpaca_function_description():
-    text = ('Get public holidays\nParameters: {"year": "Required. integer. ", '
-            '"countryCode": "Required. string. Two-character country code.", "offset": "number. utc offset."}\n'
-            'Output: Public holidays.\n - Format: text/plain')
-    tool, = function_tools({"PublicHolidays": text})
-    assert normalize_tool(tool) == {"name": "PublicHolidays", "description": "Get public holidays",
-                    "parameters": {"type": "object", "properties": {
-                        "year": {"type": "integer", "description": ""},
-                        "countryCode": {"type": "string", "description": "Two-character country code."},
-                        "offset": {"type": "number", "description": "utc offset."}},
-                        "required": ["year", "countryCode"]}}
+    text = (
+        'Get public holidays\nParameters: {"year": "Required. integer. ", '
+        '"countryCode": "Required. string. Two-character country code.", "offset": "number. utc offset."}\n'
+        "Output: Public holidays.\n - Format: text/plain"
+    )
+    (tool,) = function_tools({"PublicHolidays": text})
+    assert normalize_tool(tool) == {
+        "name": "PublicHolidays",
+        "description": "Get public holidays",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "year": {"type": "integer", "description": ""},
+                "countryCode": {"type": "string", "description": "Two-character country code."},
+                "offset": {"type": "number", "description": "utc offset."},
+            },
+            "required": ["year", "countryCode"],
+        },
+    }
     # Function_Description is a {name: text} dict; its "components" entry is not a tool.
-    tools = normalize_tools(function_tools({"PublicHolidays": text, "Version": "Get the version\nParameters: {}\nOutput: ok",
-                                            "components": "The detailed output format ..."}))
+    tools = normalize_tools(
+        function_tools(
+            {
+                "PublicHolidays": text,
+                "Version": "Get the version\nParameters: {}\nOutput: ok",
+                "components": "The detailed output format ...",
+            }
+        )
+    )
     assert [t["name"] for t in tools] == ["PublicHolidays", "Version"]
     assert tools[1]["parameters"] == {"type": "object", "properties": {}, "required": []}
 
@@ -66,8 +98,11 @@ def test_toolalpaca_function_description():
 def test_list_forms_and_json_text():
     tools = normalize_tools(json.dumps([WEATHER, {"type": "function", "function": WEATHER}]))
     assert tools == [WEATHER]  # the duplicate name is dropped
-    assert normalize_tool({"name": "f"}) == {"name": "f", "description": "", "parameters": {
-        "type": "object", "properties": {}, "required": []}}
+    assert normalize_tool({"name": "f"}) == {
+        "name": "f",
+        "description": "",
+        "parameters": {"type": "object", "properties": {}, "required": []},
+    }
 
 
 def test_errors_say_what_was_expected_and_found():
@@ -86,7 +121,10 @@ def test_errors_say_what_was_expected_and_found():
 def test_call_from_dict_forms():
     assert Call.from_dict({"name": "f", "arguments": '{"a": 1}'}) == Call("f", {"a": 1})
     assert Call.from_dict({"type": "function", "function": {"name": "f", "arguments": {}}}) == Call("f", {})
-    assert Call.from_dict({"name": "f", "parameters": {"b": 2}}).to_dict() == {"name": "f", "arguments": {"b": 2}}
+    assert Call.from_dict({"name": "f", "parameters": {"b": 2}}).to_dict() == {
+        "name": "f",
+        "arguments": {"b": 2},
+    }
 
 
 def test_tool_from_function_reads_signature_hints_and_args():
@@ -103,17 +141,26 @@ def test_tool_from_function_reads_signature_hints_and_args():
     assert tool["name"] == "get_weather" and tool["description"] == "Current weather for a city."
     assert tool["parameters"]["required"] == ["city", "days"]
     assert props["city"] == {"type": "string", "description": 'City name, e.g. "Paris".'}
-    assert props["days"]["type"] == "integer" and props["scale"] == {"type": "number", "description": "", "default": 1.0}
+    assert props["days"]["type"] == "integer" and props["scale"] == {
+        "type": "number",
+        "description": "",
+        "default": 1.0,
+    }
     assert props["tags"]["items"] == {"type": "string"}
 
 
 def test_tool_from_function_reads_annotated_descriptions():
-    def get_weekday(date: Annotated[str, "The date, YYYY-MM-DD."], n: Annotated[list[int], "Counts."] = None) -> dict:
+    def get_weekday(
+        date: Annotated[str, "The date, YYYY-MM-DD."], n: Annotated[list[int], "Counts."] = None
+    ) -> dict:
         """Day of the week of a date."""
 
     tool = tool_from_function(get_weekday)
     assert tool["description"] == "Day of the week of a date." and tool["parameters"]["required"] == ["date"]
-    assert tool["parameters"]["properties"]["date"] == {"type": "string", "description": "The date, YYYY-MM-DD."}
+    assert tool["parameters"]["properties"]["date"] == {
+        "type": "string",
+        "description": "The date, YYYY-MM-DD.",
+    }
     assert tool["parameters"]["properties"]["n"]["items"] == {"type": "integer"}
 
 

@@ -1,16 +1,27 @@
 """Classification on real RoTBench / BFCL-v3 / ToolAlpaca records (skipped without ../shared/data)."""
+
 import json
 
 from tasks.bfcl import value_ok
-from tl.classify import (CORRECT, PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT, TOOL_HALLUCINATION,
-                         WRONG_TOOL, classify, classify_calls)
-from tl.parse import parse
 from tasks.toolalpaca import function_tools
 from tl.calls import Call, format_call, normalize_tools
+from tl.classify import (
+    CORRECT,
+    PARAM_HALLUCINATION,
+    PARAM_MISSING,
+    PARAM_REDUNDANT,
+    TOOL_HALLUCINATION,
+    WRONG_TOOL,
+    classify,
+    classify_calls,
+)
+from tl.parse import parse
 
 
 def _expect(pred: Call, gold, tools, mode, category):
-    got = classify(format_call(pred), gold, tools, mode=mode, bfcl_value_ok=value_ok if mode == "bfcl" else None)
+    got = classify(
+        format_call(pred), gold, tools, mode=mode, bfcl_value_ok=value_ok if mode == "bfcl" else None
+    )
     assert got.category == category, (pred, gold, got)
 
 
@@ -24,12 +35,26 @@ def _mutations_classify_as_expected(right: Call, gold, tools: list[dict], mode: 
         _expect(Call(other, right.arguments), gold, tools, mode, WRONG_TOOL)
     required = [k for k, v in gold.arguments.items() if not (mode == "bfcl" and "" in v)]
     if required:
-        _expect(Call(right.name, {k: v for k, v in right.arguments.items() if k != required[0]}), gold, tools, mode, PARAM_MISSING)
-    _expect(Call(right.name, {**right.arguments, "zz_not_a_parameter": "x"}), gold, tools, mode, PARAM_HALLUCINATION)
+        _expect(
+            Call(right.name, {k: v for k, v in right.arguments.items() if k != required[0]}),
+            gold,
+            tools,
+            mode,
+            PARAM_MISSING,
+        )
+    _expect(
+        Call(right.name, {**right.arguments, "zz_not_a_parameter": "x"}),
+        gold,
+        tools,
+        mode,
+        PARAM_HALLUCINATION,
+    )
     declared = next(t for t in tools if t["name"] == right.name)["parameters"]["properties"]
     unused = [k for k in declared if k not in gold.arguments]
     if unused:
-        _expect(Call(right.name, {**right.arguments, unused[0]: new_value}), gold, tools, mode, PARAM_REDUNDANT)
+        _expect(
+            Call(right.name, {**right.arguments, unused[0]: new_value}), gold, tools, mode, PARAM_REDUNDANT
+        )
 
 
 def test_rotbench_first_turn(shared_data):
@@ -37,14 +62,18 @@ def test_rotbench_first_turn(shared_data):
     checked = 0
     for r in records:
         system = r["conversations"][0]["value"]
-        tools = normalize_tools(system[system.find("["): system.rfind("]") + 1])
+        tools = normalize_tools(system[system.find("[") : system.rfind("]") + 1])
         answers = r["conversations"][-1]["value"]  # a list of acceptable ReAct answers
         golds = [parse(a).calls[0] for a in answers]
         for k, (text, gold) in enumerate(zip(answers, golds)):
             # RoTBench's CF loop: after an answer with the same tool and keys that holds a "None"
             # value, a later one cannot match (e.g. the "dog" of several translations)
-            shadowed = any(g.name == gold.name and g.arguments.keys() == gold.arguments.keys() and "None" in g.arguments.values()
-                           for g in golds[:k])
+            shadowed = any(
+                g.name == gold.name
+                and g.arguments.keys() == gold.arguments.keys()
+                and "None" in g.arguments.values()
+                for g in golds[:k]
+            )
             expected = "content_error" if shadowed else CORRECT
             assert classify(text, golds, tools, mode="rotbench").category == expected  # the ReAct text itself
             assert classify(format_call(gold), golds, tools, mode="rotbench").category == expected
@@ -64,8 +93,14 @@ def _first_acceptable(v):
 def _pred(gold: Call, tools) -> Call:
     """The first acceptable values; a key that may be omitted is left out unless the schema requires it."""
     required = next((t["parameters"]["required"] for t in tools if t["name"] == gold.name), [])
-    return Call(gold.name, {k: _first_acceptable(next(x for x in v if x != "")) for k, v in gold.arguments.items()
-                            if "" not in v or k in required})
+    return Call(
+        gold.name,
+        {
+            k: _first_acceptable(next(x for x in v if x != ""))
+            for k, v in gold.arguments.items()
+            if "" not in v or k in required
+        },
+    )
 
 
 def _bfcl(shared_data, category):
@@ -73,7 +108,9 @@ def _bfcl(shared_data, category):
     for line in (shared_data / "BFCL_v3" / f"BFCL_v3_{category}.json").read_text().splitlines():
         item = json.loads(line)
         functions[item["id"]] = item["function"]
-    for line in (shared_data / "BFCL_v3" / "possible_answer" / f"BFCL_v3_{category}.json").read_text().splitlines():
+    for line in (
+        (shared_data / "BFCL_v3" / "possible_answer" / f"BFCL_v3_{category}.json").read_text().splitlines()
+    ):
         item = json.loads(line)
         golds = [Call(name, args) for g in item["ground_truth"] for name, args in g.items()]
         yield item["id"], normalize_tools(functions[item["id"]]), golds
@@ -88,7 +125,10 @@ def test_bfcl_simple_and_multiple(shared_data):
             if category == "simple":
                 gold = Call(tools[0]["name"], gold.arguments)
             pred = _pred(gold, tools)
-            assert classify(format_call(pred), gold, tools, mode="bfcl", bfcl_value_ok=value_ok).category == CORRECT, item_id
+            assert (
+                classify(format_call(pred), gold, tools, mode="bfcl", bfcl_value_ok=value_ok).category
+                == CORRECT
+            ), item_id
             _mutations_classify_as_expected(pred, gold, tools, "bfcl", "x")
             checked += 1
     assert checked == 600
@@ -98,13 +138,23 @@ def test_bfcl_parallel_in_any_order(shared_data):
     for category in ("parallel", "parallel_multiple"):
         for item_id, tools, golds in _bfcl(shared_data, category):
             preds = [_pred(g, tools) for g in golds]
-            assert classify_calls(format_call(preds), golds, tools, mode="bfcl", bfcl_value_ok=value_ok).category == CORRECT, item_id
+            assert (
+                classify_calls(format_call(preds), golds, tools, mode="bfcl", bfcl_value_ok=value_ok).category
+                == CORRECT
+            ), item_id
             # in another order too, except where BFCL's first-fit matching gives a gold call that
             # accepts either company the wrong prediction (its checker rejects this order as well)
-            result = classify_calls(format_call(preds[::-1]), golds, tools, mode="bfcl", bfcl_value_ok=value_ok)
+            result = classify_calls(
+                format_call(preds[::-1]), golds, tools, mode="bfcl", bfcl_value_ok=value_ok
+            )
             assert (result.category == CORRECT) == (item_id != "parallel_178"), item_id
             if len(golds) > 1:
-                assert classify_calls(format_call(preds[1:]), golds, tools, mode="bfcl", bfcl_value_ok=value_ok).category != CORRECT
+                assert (
+                    classify_calls(
+                        format_call(preds[1:]), golds, tools, mode="bfcl", bfcl_value_ok=value_ok
+                    ).category
+                    != CORRECT
+                )
 
 
 def test_toolalpaca_golden_answers(shared_data):

@@ -1,9 +1,10 @@
 """Loading trajectories: both formats, clear file:line errors for bad data, the length policy."""
+
 import json
 
 import pytest
-
 import sft_tiny
+
 from tasks.trajectories import DataError, from_raw_conversations, load_trajectories
 from tl.sft import build_samples
 from train_sft import mae_table
@@ -33,9 +34,14 @@ def test_bad_records_give_file_line_and_reason(tmp_path):
     message = _error(path)
     assert message.startswith(f"{path}:3: messages[0]: missing 'role'") and "--skip_bad_records" in message
 
-    unknown_ok = {**GOOD[0], "messages": [{"role": "user", "content": "?"},
-                                          {"role": "assistant", "tool_call": {"name": "get_temp", "arguments": {}}},
-                                          {"role": "tool", "content": '{"temp_c": 3}'}]}
+    unknown_ok = {
+        **GOOD[0],
+        "messages": [
+            {"role": "user", "content": "?"},
+            {"role": "assistant", "tool_call": {"name": "get_temp", "arguments": {}}},
+            {"role": "tool", "content": '{"temp_c": 3}'},
+        ],
+    }
     path = _write(tmp_path, [json.dumps(unknown_ok)])
     assert _error(path).startswith(f"{path}:1: messages[1]: call to unknown tool 'get_temp'")
     assert "reports success" in _error(path)
@@ -62,17 +68,29 @@ def test_skip_mode_counts_bad_records(tmp_path):
 
 def test_raw_authors_format(tmp_path):
     tools = [{"type": "function", "function": sft_tiny.TOOLS[0]}]
-    raw = {"id": "raw-1", "conversations": [
-        {"role": "system", "content": json.dumps(tools)},
-        {"role": "user", "content": "Weather in Oslo?"},
-        {"role": "assistant", "content": 'get_weather_current\n{"city": "Oslo"}'},
-        {"role": "function", "content": '{"temp_c": 4}'},
-        {"role": "assistant", "content": "It is 4 C."}]}
-    assert from_raw_conversations(raw) == {"id": "raw-1", "tools": [sft_tiny.TOOLS[0]], "messages": [
-        {"role": "user", "content": "Weather in Oslo?"},
-        {"role": "assistant", "tool_call": {"name": "get_weather_current", "arguments": {"city": "Oslo"}}},
-        {"role": "tool", "content": '{"temp_c": 4}'},
-        {"role": "assistant", "content": "It is 4 C."}]}
+    raw = {
+        "id": "raw-1",
+        "conversations": [
+            {"role": "system", "content": json.dumps(tools)},
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": 'get_weather_current\n{"city": "Oslo"}'},
+            {"role": "function", "content": '{"temp_c": 4}'},
+            {"role": "assistant", "content": "It is 4 C."},
+        ],
+    }
+    assert from_raw_conversations(raw) == {
+        "id": "raw-1",
+        "tools": [sft_tiny.TOOLS[0]],
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {
+                "role": "assistant",
+                "tool_call": {"name": "get_weather_current", "arguments": {"city": "Oslo"}},
+            },
+            {"role": "tool", "content": '{"temp_c": 4}'},
+            {"role": "assistant", "content": "It is 4 C."},
+        ],
+    }
     path = tmp_path / "raw.json"  # the authors' files are one JSON array
     path.write_text(json.dumps([raw, raw]))
     assert len(load_trajectories(str(path))[0]) == 2
@@ -104,7 +122,9 @@ HOSTILE = {  # file content -> what the one-line error must say
 }
 
 
-@pytest.mark.parametrize("content", HOSTILE, ids=["latin-1", "binary", "huge-int", "deep-array", "deep-object"])
+@pytest.mark.parametrize(
+    "content", HOSTILE, ids=["latin-1", "binary", "huge-int", "deep-array", "deep-object"]
+)
 def test_hostile_files_give_file_line_and_reason(tmp_path, content):
     path = tmp_path / "train.jsonl"
     path.write_bytes(content)
@@ -125,7 +145,11 @@ def test_directories_missing_paths_and_skipping_content_errors(tmp_path):
 
 def test_a_huge_record_is_dropped_without_tokenising_it(tmp_path, monkeypatch):
     import tl.sft
-    huge = {**GOOD[0], "messages": [{"role": "user", "content": "word " * 2_000_000}] + GOOD[0]["messages"][1:]}
+
+    huge = {
+        **GOOD[0],
+        "messages": [{"role": "user", "content": "word " * 2_000_000}] + GOOD[0]["messages"][1:],
+    }
     records, _ = load_trajectories(_write(tmp_path, [json.dumps(huge), json.dumps(GOOD[1])]))
     tok = sft_tiny.tokenizer(tmp_path)
     calls = []
@@ -139,15 +163,22 @@ def test_the_trainers_print_one_line_and_no_traceback(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     bad = tmp_path / "train.jsonl"
     bad.write_bytes(b'{"id": ' + b"9" * 5000 + b"}\n")
     root = Path(__file__).resolve().parents[1]
     import ppo_tiny
+
     (tmp_path / "sft").mkdir()
     sft = ppo_tiny.write_setup(tmp_path / "sft")["model"]
     for script in ("train_sft.py", "train_ppo.py"):
         extra = ["--sft", sft] if script == "train_ppo.py" else []
-        done = subprocess.run([sys.executable, script, "--data", str(bad), *extra], cwd=root, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, script, "--data", str(bad), *extra],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
         assert done.stderr.strip().splitlines()[-1].startswith(script), done.stderr[-500:]

@@ -1,20 +1,23 @@
 """tl/dist.py in one process: checkpoints (atomic, keep-K, exact state), HF export and load.
 The 2-rank FSDP2 paths (broadcast load, sharded checkpoints, gathered export) run in
 tests/test_sft.py::test_torchrun_two_ranks_match_one_process."""
+
 import json
 import os
 
 import pytest
+import sft_tiny
 import torch
 
-import sft_tiny
 from tl import checkpoint as C
 from tl import dist as D
 from tl.model import ModelArgs
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
-ARGS = ModelArgs(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+ARGS = ModelArgs(
+    vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
+)
 
 
 @pytest.fixture
@@ -89,7 +92,9 @@ def test_export_hf_round_trip(tmp_path, info):
 def test_torn_checkpoints_and_interrupted_resaves(tmp_path, info, monkeypatch):
     model, optimizer, _ = _trained(info, steps=1)
     ckpt = str(tmp_path)
-    save = lambda step, **kw: C.save_checkpoint(ckpt, step, info, {"model": model}, {"model": optimizer}, **kw)  # noqa: E731
+    save = lambda step, **kw: C.save_checkpoint(
+        ckpt, step, info, {"model": model}, {"model": optimizer}, **kw
+    )  # noqa: E731
     save(1, keep=3)
     second = save(2, keep=3)
     shard = next(f for f in os.listdir(second) if f.endswith(".distcp"))
@@ -107,6 +112,7 @@ def test_torn_checkpoints_and_interrupted_resaves(tmp_path, info, monkeypatch):
         if str(src).endswith("step_00000002.tmp"):
             raise KeyboardInterrupt  # stands in for SIGKILL between setting step 2 aside and renaming the new one in
         real_rename(src, dst)
+
     monkeypatch.setattr(os, "rename", killed_after_first)
     with pytest.raises(KeyboardInterrupt):
         save(2, keep=3)

@@ -7,8 +7,8 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from conftest import hf_llama_like, left_pad
+
 from tl.generate import generate, sample_next
 
 PROMPTS = [[1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49], [1, 60, 61], [1, 70, 71, 72, 73, 74, 75]]
@@ -27,7 +27,7 @@ def full_recompute_logits(model, prompts, new_tokens):
     with torch.no_grad():
         logits = model(ids, attention_mask=mask).float()
     width = ids.shape[1]
-    return [logits[row, width - len(t) - 1: width - 1] for row, t in enumerate(new_tokens)]
+    return [logits[row, width - len(t) - 1 : width - 1] for row, t in enumerate(new_tokens)]
 
 
 def test_greedy_equals_hf_generate_on_left_padded_batch(model):
@@ -38,7 +38,7 @@ def test_greedy_equals_hf_generate_on_left_padded_batch(model):
     hf = hf_llama_like(model)
     config = transformers.GenerationConfig(max_new_tokens=40, do_sample=False, eos_token_id=2, pad_token_id=0)
     with torch.no_grad():
-        theirs = hf.generate(ids, attention_mask=mask, generation_config=config)[:, ids.shape[1]:]
+        theirs = hf.generate(ids, attention_mask=mask, generation_config=config)[:, ids.shape[1] :]
     assert ours.tokens == theirs.tolist()
     assert len({tuple(t) for t in ours.tokens}) == 3  # rows really differ
 
@@ -77,13 +77,20 @@ def test_eos_ends_a_row_and_the_model_mode_is_restored(model):
     row = greedy.tokens[1]
     assert out.tokens[1] == row[: row.index(eos) + 1]
     for r in (0, 2):  # other rows continue unaffected unless they emit that id themselves
-        expected = greedy.tokens[r][: greedy.tokens[r].index(eos) + 1] if eos in greedy.tokens[r] else greedy.tokens[r]
+        expected = (
+            greedy.tokens[r][: greedy.tokens[r].index(eos) + 1]
+            if eos in greedy.tokens[r]
+            else greedy.tokens[r]
+        )
         assert out.tokens[r] == expected
 
 
 def test_texts_are_the_decoded_continuations(model, tiny_tokenizer):
     tok = tiny_tokenizer
-    prompts = [tok.encode_chat("User: weather in Paris?\nAssistant:"), tok.encode_chat("User: hi\nAssistant:")]
+    prompts = [
+        tok.encode_chat("User: weather in Paris?\nAssistant:"),
+        tok.encode_chat("User: hi\nAssistant:"),
+    ]
     out = generate(model, prompts, max_new_tokens=20, eos_id=-1, pad_id=tok.pad_id, tokenizer=tok)
     assert out.texts == [tok.decode(t, continuation=True) for t in out.tokens] and all(out.texts)
 
@@ -99,9 +106,15 @@ def _fsdp_worker(rank, world, port, queue):
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    args = ModelArgs(vocab_size=128, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                     num_attention_heads=4, num_key_value_heads=2,
-                     initializer_range=0.1)
+    args = ModelArgs(
+        vocab_size=128,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.1,
+    )
     model = Transformer.from_config(args, seed=0)
     prompts = [[1, 5 + rank, 6, 7], [1, 9]]
     alone = generate(model, prompts, max_new_tokens=10, eos_id=-1, pad_id=0).tokens
@@ -126,7 +139,9 @@ def test_fsdp2_ranks_run_the_same_number_of_steps():
     for worker in workers:
         worker.start()
     try:  # a deadlocked rank never reports: the get times out and the test fails
-        results = {rank: (sharded, alone) for rank, sharded, alone in (queue.get(timeout=120) for _ in workers)}
+        results = {
+            rank: (sharded, alone) for rank, sharded, alone in (queue.get(timeout=120) for _ in workers)
+        }
         for worker in workers:
             worker.join(30)
             assert worker.exitcode == 0

@@ -1,16 +1,26 @@
 """MAE and PKT: hand-computed key tokens and weights, masked calls, and the exact-zero gradient."""
+
 import pytest
-
 import sft_tiny
-from tasks.trajectories import validate_record
-from tl.classify import feedback_categories
-from tl.calls import render_prompt
-from tl.model import ModelArgs, Transformer
-from tl.sft import (build_samples, call_token_weights, collate, erroneous_calls, key_token_positions, key_token_weight,
-                    split_turns, tokenize_record, weighted_token_loss)
 
+from tasks.trajectories import validate_record
+from tl.calls import render_prompt
+from tl.classify import feedback_categories
+from tl.model import ModelArgs, Transformer
+from tl.sft import (
+    build_samples,
+    call_token_weights,
+    collate,
+    erroneous_calls,
+    key_token_positions,
+    key_token_weight,
+    split_turns,
+    tokenize_record,
+    weighted_token_loss,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
@@ -22,9 +32,11 @@ def tok(tmp_path_factory):
 # Made-up ids: 10 "▁get", 11 "_", 12 "weather", 13 "current", 14 "(", 20 "fore", 21 "cast",
 # 30 "▁convert"; the call ` get_weather_current(city="X")` is [10 11 12 11 13 14 40 41 42 43].
 CALL = [10, 11, 12, 11, 13, 14, 40, 41, 42, 43]
-RIVALS = {"get_weather_forecast": [10, 11, 12, 11, 20, 21, 14],  # diverges at position 4
-          "get_weather": [10, 11, 12, 14],  # the gold name extends it: diverges at 3 ("_" vs "(")
-          "convert_currency": [30, 31, 14]}  # shares no token: adds nothing
+RIVALS = {
+    "get_weather_forecast": [10, 11, 12, 11, 20, 21, 14],  # diverges at position 4
+    "get_weather": [10, 11, 12, 14],  # the gold name extends it: diverges at 3 ("_" vs "(")
+    "convert_currency": [30, 31, 14],
+}  # shares no token: adds nothing
 
 
 def test_key_positions_raw_ids():
@@ -68,10 +80,29 @@ def _trained_spans(tok, sample):
 def test_pkt_hand_computed_with_tokenizer(tok):
     pieces = [tok.id_to_piece(i) for i in tok.encode_continuation(' get_weather_current(city="Paris")')]
     # The tiny tokenizer's split, on which the expected numbers below are computed by hand.
-    assert pieces == ["▁get", "_", "weather", "_", "curre", "nt", "(", "city", "=", '"', "P", "a", "r", "i", "s", '"', ")"]
+    assert pieces == [
+        "▁get",
+        "_",
+        "weather",
+        "_",
+        "curre",
+        "nt",
+        "(",
+        "city",
+        "=",
+        '"',
+        "P",
+        "a",
+        "r",
+        "i",
+        "s",
+        '"',
+        ")",
+    ]
     call = {"name": "get_weather_current", "arguments": {"city": "Paris"}}
-    record = _record([{"role": "user", "content": "Weather in Paris?"},
-                      {"role": "assistant", "tool_call": call}])
+    record = _record(
+        [{"role": "user", "content": "Weather in Paris?"}, {"role": "assistant", "tool_call": call}]
+    )
     # Rivals: get_weather_forecast diverges at 4 ("curre" vs "for"); get_weather at 3 ("_" vs "(").
     # K = {0, 3, 4}, |NK| = 17 - 3 = 14, w = 14 / 3.
     [span] = _trained_spans(tok, tokenize_record(tok, record, w_max=9))
@@ -89,9 +120,18 @@ def test_pkt_hand_computed_with_tokenizer(tok):
 
 def test_pkt_parallel_calls_each_name(tok):
     """A parallel turn `[f(..), g(..)]`: each name's first token and divergence points are key."""
-    record = _record([{"role": "user", "content": "Paris?"}, {"role": "assistant", "tool_calls": [
-        {"name": "get_weather_current", "arguments": {"city": "Paris"}},
-        {"name": "convert_currency", "arguments": {"amount": 1, "to": "EUR"}}]}])
+    record = _record(
+        [
+            {"role": "user", "content": "Paris?"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {"name": "get_weather_current", "arguments": {"city": "Paris"}},
+                    {"name": "convert_currency", "arguments": {"amount": 1, "to": "EUR"}},
+                ],
+            },
+        ]
+    )
     [span] = _trained_spans(tok, tokenize_record(tok, record))
     key = [tok.id_to_piece(i) for i, w in span if w > 1]
     # ' [get_weather_current(' -> ▁ [ g et _ weather _ curre nt (; ', convert_currency(' -> , ▁ c on v ...
@@ -105,8 +145,14 @@ def test_pkt_parallel_calls_each_name(tok):
 MESSAGES = [
     {"role": "user", "content": "Forecast for Rome, 2 days?"},
     {"role": "assistant", "tool_call": {"name": "get_weather_forecast", "arguments": {"city": "Rome"}}},
-    {"role": "tool", "content": "TypeError: get_weather_forecast() missing 1 required positional argument: 'days'"},
-    {"role": "assistant", "tool_call": {"name": "get_weather_forecast", "arguments": {"city": "Rome", "days": 2}}},
+    {
+        "role": "tool",
+        "content": "TypeError: get_weather_forecast() missing 1 required positional argument: 'days'",
+    },
+    {
+        "role": "assistant",
+        "tool_call": {"name": "get_weather_forecast", "arguments": {"city": "Rome", "days": 2}},
+    },
     {"role": "tool", "content": '{"days": [18, 20]}'},
     {"role": "assistant", "content": "18 C then 20 C."},
 ]
@@ -120,12 +166,14 @@ def test_erroneous_calls_reads_the_feedback():
 
 
 def test_authors_mae_rule_reads_only_the_next_message():
-    messages = [{"role": "user", "content": "x"},
-                {"role": "assistant", "tool_call": {"name": "f", "arguments": {}}},
-                {"role": "tool", "content": '{"mean": 1, "standard error": 0.1}'},  # a success to the taxonomy
-                {"role": "assistant", "tool_call": {"name": "f", "arguments": {}}},
-                {"role": "tool", "content": "timed out"},  # an error to the taxonomy, not in their list
-                {"role": "assistant", "content": "done"}]
+    messages = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_call": {"name": "f", "arguments": {}}},
+        {"role": "tool", "content": '{"mean": 1, "standard error": 0.1}'},  # a success to the taxonomy
+        {"role": "assistant", "tool_call": {"name": "f", "arguments": {}}},
+        {"role": "tool", "content": "timed out"},  # an error to the taxonomy, not in their list
+        {"role": "assistant", "content": "done"},
+    ]
     assert erroneous_calls(messages) == {3: "tool_instability"}
     assert erroneous_calls(messages, rule="authors") == {1: "others"}
     with pytest.raises(ValueError, match="rule"):
@@ -140,13 +188,17 @@ def test_turn_unit_one_sample_per_trained_turn(tok):
     turns = split_turns(whole)
     assert len(turns) == 2  # the later call and the answer; the masked call is not among them
     for t in turns:
-        assert t.input_ids == whole.input_ids[:len(t.input_ids)] and t.input_ids[-1] == tok.eos_id
+        assert t.input_ids == whole.input_ids[: len(t.input_ids)] and t.input_ids[-1] == tok.eos_id
         trained = [i for i, w in enumerate(t.weights) if w]
-        assert t.weights[min(trained):] == whole.weights[min(trained):len(t.input_ids)]
-    assert [sum(x) for x in zip(*(t.weights + [0.0] * (len(whole.weights) - len(t.weights)) for t in turns))] == whole.weights
+        assert t.weights[min(trained) :] == whole.weights[min(trained) : len(t.input_ids)]
+    assert [
+        sum(x) for x in zip(*(t.weights + [0.0] * (len(whole.weights) - len(t.weights)) for t in turns))
+    ] == whole.weights
     assert turns[0].n_key_tokens == whole.n_key_tokens and turns[1].n_key_tokens == 0
     samples, stats = build_samples(tok, [record], unit="turn")
-    assert [s.input_ids for s in samples] == [t.input_ids for t in turns] and stats["masked"] == {"param_missing": 1}
+    assert [s.input_ids for s in samples] == [t.input_ids for t in turns] and stats["masked"] == {
+        "param_missing": 1
+    }
 
 
 def test_weights_line_up_with_tokens(tok):
@@ -154,14 +206,24 @@ def test_weights_line_up_with_tokens(tok):
     with MAE off the erroneous call is trained too. Ids equal the inference-time encoding."""
     record = _record(MESSAGES)
     sample = tokenize_record(tok, record, pkt=False)
-    assert sample.input_ids == tok.encode_chat(render_prompt(record["tools"], MESSAGES, add_generation_prompt=False))
-    decoded = [(tok.decode([i for i, _ in s[:-1]], continuation=True), s[-1][0]) for s in _trained_spans(tok, sample)]
-    assert decoded == [(' get_weather_forecast(city="Rome", days=2)', tok.eos_id), (" 18 C then 20 C.", tok.eos_id)]
+    assert sample.input_ids == tok.encode_chat(
+        render_prompt(record["tools"], MESSAGES, add_generation_prompt=False)
+    )
+    decoded = [
+        (tok.decode([i for i, _ in s[:-1]], continuation=True), s[-1][0]) for s in _trained_spans(tok, sample)
+    ]
+    assert decoded == [
+        (' get_weather_forecast(city="Rome", days=2)', tok.eos_id),
+        (" 18 C then 20 C.", tok.eos_id),
+    ]
     assert sample.masked == {"param_missing": 1} and sample.n_calls == 2
     no_mae = tokenize_record(tok, record, mae=False, pkt=False)
     assert no_mae.input_ids == sample.input_ids
     assert [tok.decode([i for i, _ in s[:-1]], continuation=True) for s in _trained_spans(tok, no_mae)] == [
-        ' get_weather_forecast(city="Rome")', ' get_weather_forecast(city="Rome", days=2)', " 18 C then 20 C."]
+        ' get_weather_forecast(city="Rome")',
+        ' get_weather_forecast(city="Rome", days=2)',
+        " 18 C then 20 C.",
+    ]
 
 
 def test_consistency_with_inference_encoding(tok):
@@ -178,11 +240,24 @@ def test_mae_gradient_is_exactly_zero_on_the_masked_call(tok):
     # The masked call: its tokens and EOS, trained without MAE, weight 0 with it.
     masked = [t for t in range(len(sample.input_ids)) if unmasked.weights[t] > 0 and sample.weights[t] == 0]
     trained = [t for t in range(len(sample.input_ids)) if sample.weights[t] > 0]
-    assert tok.decode([sample.input_ids[t] for t in masked[:-1]], continuation=True) == ' get_weather_forecast(city="Rome")'
-    assert sample.input_ids[masked[-1]] == tok.eos_id and min(trained) > max(masked)  # later turns are trained
+    assert (
+        tok.decode([sample.input_ids[t] for t in masked[:-1]], continuation=True)
+        == ' get_weather_forecast(city="Rome")'
+    )
+    assert sample.input_ids[masked[-1]] == tok.eos_id and min(trained) > max(
+        masked
+    )  # later turns are trained
 
-    model = Transformer.from_config(ModelArgs(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64,
-                                              num_hidden_layers=1, num_attention_heads=2), seed=0)
+    model = Transformer.from_config(
+        ModelArgs(
+            vocab_size=tok.vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+        ),
+        seed=0,
+    )
     batch = collate([sample], tok.pad_id)
     embedded = []
 

@@ -1,13 +1,21 @@
 """RoTBench's own evaluate.py rules that tl.classify applies in mode "rotbench" (the metrics
 TS/PI/CF are read from these classifications)."""
+
 from tasks.rotbench import role_rules
-from tl.classify import classify
 from tl.calls import Call
+from tl.classify import classify
 
 
 def tool(name, *keys):
-    return {"name": name, "description": "", "parameters": {
-        "type": "object", "properties": {k: {"type": "string", "description": ""} for k in keys}, "required": list(keys)}}
+    return {
+        "name": name,
+        "description": "",
+        "parameters": {
+            "type": "object",
+            "properties": {k: {"type": "string", "description": ""} for k in keys},
+            "required": list(keys),
+        },
+    }
 
 
 # A noisy-variant tool list: names shuffled, so the ask_to_user and finish *roles* are the last
@@ -26,7 +34,10 @@ def test_literal_finish_counts_for_the_renamed_finish_role_and_its_answer_is_not
 
 
 def test_values_are_unchecked_for_the_roles_by_position_and_by_name():
-    assert ROLES == {"unchecked_tools": ("get_x", "get_y", "ask_to_user", "finish"), "aliases": {"finish": "get_y"}}
+    assert ROLES == {
+        "unchecked_tools": ("get_x", "get_y", "ask_to_user", "finish"),
+        "aliases": {"finish": "get_y"},
+    }
     ask = [Call("get_x", {"question": "Which city?"})]
     assert classify('get_x(question="Where?")', ask, NOISY, mode="rotbench", **ROLES).category == "correct"
     # the tool *named* finish is some other API here, but evaluate.py compares the gold's name with
@@ -34,7 +45,10 @@ def test_values_are_unchecked_for_the_roles_by_position_and_by_name():
     fin = [Call("finish", {"type": "music"})]
     assert classify('finish(type="diy")', fin, NOISY, mode="rotbench", **ROLES).category == "correct"
     assert classify('finish(kind="diy")', fin, NOISY, mode="rotbench", **ROLES).category != "correct"
-    assert classify('search(q="x")', [Call("search", {"q": "y"})], NOISY, mode="rotbench", **ROLES).category == "content_error"
+    assert (
+        classify('search(q="x")', [Call("search", {"q": "y"})], NOISY, mode="rotbench", **ROLES).category
+        == "content_error"
+    )
 
 
 def test_several_golds_take_the_furthest_stage_like_rotbench():
@@ -44,7 +58,12 @@ def test_several_golds_take_the_furthest_stage_like_rotbench():
     # wrong tool (R = -1.5) for RoTBench, whose TS asks only "does any gold use this tool"
     pred = 'f(b="2", zz="9")'
     c = classify(pred, golds, tools, mode="rotbench")
-    assert (c.category, c.details["ts"], c.details["pi"], c.details["gold_index"]) == ("param_hallucination", True, False, 0)
+    assert (c.category, c.details["ts"], c.details["pi"], c.details["gold_index"]) == (
+        "param_hallucination",
+        True,
+        False,
+        0,
+    )
     assert classify(pred, golds, tools, mode="strict").category == "wrong_tool"  # best reward elsewhere
 
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import hf_llama_like, left_pad
+
 from tl.model import ModelArgs, Transformer
 
 transformers = pytest.importorskip("transformers")
@@ -18,16 +18,30 @@ VOCAB = 320
 CASES = {
     "mha-untied-theta1e4-v5": (dict(num_key_value_heads=4, rope_theta=1e4), "v5"),
     "gqa-theta1e6-v4": (dict(num_key_value_heads=2, rope_theta=1e6), "v4"),
-    "gqa-untied-theta1e6-odd-mlp-v5": (dict(num_key_value_heads=2, rope_theta=1e6, intermediate_size=97), "v5"),
-    "mqa-theta1e4-head-dim-24-v4": (dict(num_key_value_heads=1, rope_theta=1e4, head_dim=24,
-                                          intermediate_size=131), "v4"),
+    "gqa-untied-theta1e6-odd-mlp-v5": (
+        dict(num_key_value_heads=2, rope_theta=1e6, intermediate_size=97),
+        "v5",
+    ),
+    "mqa-theta1e4-head-dim-24-v4": (
+        dict(num_key_value_heads=1, rope_theta=1e4, head_dim=24, intermediate_size=131),
+        "v4",
+    ),
 }
 
 
 def make_hf(seed: int = 0, **overrides):
-    config = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=4, rms_norm_eps=1e-5,
-                  max_position_embeddings=128, initializer_range=0.1, tie_word_embeddings=False)
+    config = dict(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=172,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        rms_norm_eps=1e-5,
+        max_position_embeddings=128,
+        initializer_range=0.1,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(seed)
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**{**config, **overrides})).eval()
     with torch.no_grad():
@@ -138,16 +152,28 @@ def test_from_config_init_is_seeded_and_hf_like(tiny_model_args):
     weight = a.model.layers[0].mlp.up_proj.weight
     assert abs(weight.std().item() - 0.02) < 0.002 and abs(weight.mean().item()) < 0.002
     assert torch.equal(a.model.norm.weight, torch.ones_like(a.model.norm.weight))
-    assert Transformer.from_config(tiny_model_args, dtype=torch.bfloat16).lm_head.weight.dtype == torch.bfloat16
+    assert (
+        Transformer.from_config(tiny_model_args, dtype=torch.bfloat16).lm_head.weight.dtype == torch.bfloat16
+    )
 
 
 def test_config_v4_and_v5_forms_give_the_same_args():
-    common = dict(model_type="llama", vocab_size=32016, hidden_size=4096, intermediate_size=11008,
-                  num_hidden_layers=32, num_attention_heads=32, rms_norm_eps=1e-5,
-                  max_position_embeddings=16384)
-    v4 = ModelArgs.from_hf_config({**common, "rope_theta": 1e6, "rope_scaling": None, "torch_dtype": "bfloat16"})
-    v5 = ModelArgs.from_hf_config({**common, "dtype": "bfloat16",
-                                   "rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}})
+    common = dict(
+        model_type="llama",
+        vocab_size=32016,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        rms_norm_eps=1e-5,
+        max_position_embeddings=16384,
+    )
+    v4 = ModelArgs.from_hf_config(
+        {**common, "rope_theta": 1e6, "rope_scaling": None, "torch_dtype": "bfloat16"}
+    )
+    v5 = ModelArgs.from_hf_config(
+        {**common, "dtype": "bfloat16", "rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}}
+    )
     assert v4 == v5
     assert (v4.rope_theta, v4.dtype, v4.num_key_value_heads, v4.head_dim) == (1e6, "bfloat16", 32, 128)
     written = v4.to_hf_config()
@@ -156,17 +182,27 @@ def test_config_v4_and_v5_forms_give_the_same_args():
     assert transformers.LlamaConfig(**written).rope_parameters["rope_theta"] == 1e6
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"model_type": "mistral"}, "expected model_type 'llama', found 'mistral'"),
-    ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope type 'linear' is not implemented"),
-    ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}}, "rope type 'llama3'"),
-    ({"hidden_act": "gelu"}, "expected hidden_act 'silu'"),
-    ({"attention_bias": True}, "attention_bias=true is not supported"),
-    ({"tie_word_embeddings": True}, "tie_word_embeddings=true is not supported"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model_type": "mistral"}, "expected model_type 'llama', found 'mistral'"),
+        ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope type 'linear' is not implemented"),
+        ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}}, "rope type 'llama3'"),
+        ({"hidden_act": "gelu"}, "expected hidden_act 'silu'"),
+        ({"attention_bias": True}, "attention_bias=true is not supported"),
+        ({"tie_word_embeddings": True}, "tie_word_embeddings=true is not supported"),
+    ],
+)
 def test_config_rejects_what_is_not_implemented(change, message):
-    config = {"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "num_attention_heads": 2,
-              "num_hidden_layers": 1, "intermediate_size": 16, **change}
+    config = {
+        "model_type": "llama",
+        "vocab_size": 10,
+        "hidden_size": 8,
+        "num_attention_heads": 2,
+        "num_hidden_layers": 1,
+        "intermediate_size": 16,
+        **change,
+    }
     with pytest.raises(ValueError, match=message):
         ModelArgs.from_hf_config(config, source="x/config.json")
 
@@ -184,7 +220,7 @@ def test_left_padding_and_cache_equal_full_recompute(make_tiny_model):
         cache = model.new_cache(ids.shape[1])
         steps = [model(ids[:, :6], attention_mask=mask[:, :6], cache=cache)]
         for t in range(6, ids.shape[1]):
-            steps.append(model(ids[:, t:t + 1], attention_mask=mask[:, :t + 1], cache=cache))
+            steps.append(model(ids[:, t : t + 1], attention_mask=mask[:, : t + 1], cache=cache))
         assert cache.length == ids.shape[1]
         assert_real_close(torch.cat(steps, 1), full, mask, atol=1e-5)
         # chunked prefill without padding: a causal mask offset by the cached positions

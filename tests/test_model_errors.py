@@ -33,7 +33,9 @@ def test_missing_shard(saved):
     path = saved(max_shard_size=30_000)
     shards = sorted(p for p in os.listdir(path) if p.startswith("model-"))
     os.remove(path / shards[1])
-    with pytest.raises(FileNotFoundError, match=rf"model.safetensors.index.json lists shard\(s\) \['{shards[1]}'\]"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"model.safetensors.index.json lists shard\(s\) \['{shards[1]}'\]"
+    ):
         Transformer.from_pretrained(path)
 
 
@@ -52,7 +54,9 @@ def test_wrong_shape(saved):
 def test_extra_key(saved):
     path = saved()
     rewrite(path / "model.safetensors", lambda t: t.update({"model.layers.0.mlp.bias": torch.zeros(3)}))
-    with pytest.raises(ValueError, match=r"unexpected keys \(in model.safetensors\): model.layers.0.mlp.bias"):
+    with pytest.raises(
+        ValueError, match=r"unexpected keys \(in model.safetensors\): model.layers.0.mlp.bias"
+    ):
         Transformer.from_pretrained(path)
 
 
@@ -80,11 +84,15 @@ def test_vocab_mismatch_beside_and_passed(saved, tiny_tokenizer, tiny_tokenizer_
     small = tmp_path_factory.mktemp("small")
     Transformer.from_config(ModelArgs.from_hf_config({**config, "vocab_size": 300})).save_pretrained(small)
     shutil.copyfile(tiny_tokenizer_path, small / "tokenizer.model")
-    expected = (rf"tokenizer {small / 'tokenizer.model'} has {tiny_tokenizer.vocab_size} pieces but "
-                rf"{small / 'config.json'} says vocab_size=300")
+    expected = (
+        rf"tokenizer {small / 'tokenizer.model'} has {tiny_tokenizer.vocab_size} pieces but "
+        rf"{small / 'config.json'} says vocab_size=300"
+    )
     with pytest.raises(ValueError, match=expected):
         Transformer.from_pretrained(small)
-    with pytest.raises(ValueError, match=f"has {tiny_tokenizer.vocab_size} pieces but .* says vocab_size=300"):
+    with pytest.raises(
+        ValueError, match=f"has {tiny_tokenizer.vocab_size} pieces but .* says vocab_size=300"
+    ):
         Transformer.from_pretrained(small, tokenizer=tiny_tokenizer_path)
 
 
@@ -94,8 +102,17 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(ValueError, match="expected model_type 'llama', found 'gpt2'"):
         Transformer.from_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps(
-        {"model_type": "llama", "vocab_size": 8, "hidden_size": 8, "num_attention_heads": 2,
-         "num_hidden_layers": 1, "intermediate_size": 8}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "vocab_size": 8,
+                "hidden_size": 8,
+                "num_attention_heads": 2,
+                "num_hidden_layers": 1,
+                "intermediate_size": 8,
+            }
+        )
+    )
     with pytest.raises(FileNotFoundError, match="expected model.safetensors or model.safetensors.index.json"):
         Transformer.from_pretrained(tmp_path)

@@ -1,78 +1,122 @@
 """The one parser: every format, errors vs plain answers, and a fuzz test with a canary."""
+
 import json
 import os
 import random
 
 import pytest
 
+from tl.calls import Call, format_call
 from tl.classify import classify, classify_feedback
 from tl.parse import MAX_CHARS, Parsed, parse, parse_literal
-from tl.calls import Call, format_call
 
 CANARY_STATE = "untouched"  # attack strings try to change this global
 
 
-@pytest.mark.parametrize("text, calls", [
-    # the project's Python-call syntax: both quote styles, JSON and Python literal names
-    ('get_weather(city="Paris", unit=\'c\', n=3, x=-1.5, ok=true, no=False, z=null, w=None)',
-     [Call("get_weather", {"city": "Paris", "unit": "c", "n": 3, "x": -1.5, "ok": True, "no": False, "z": None, "w": None})]),
-    ('f(l=[1, (2, 3)], d={"k": {"j": []}})', [Call("f", {"l": [1, [2, 3]], "d": {"k": {"j": []}}})]),
-    ('f()', [Call("f", {})]),
-    ('f(a=1)\ng(b=2)', [Call("f", {"a": 1}), Call("g", {"b": 2})]),
-    ('```python\nf(a=1)\n```', [Call("f", {"a": 1})]),
-    (' get_weather(city="Paris")</s> trailing text', [Call("get_weather", {"city": "Paris"})]),
-    # BFCL lists with dotted names
-    ('[f(a=1), mod.g(b="x")]', [Call("f", {"a": 1}), Call("mod.g", {"b": "x"})]),
-    ('[math.factorial(number=5)]', [Call("math.factorial", {"number": 5})]),
-    # names and keys Python rejects but real schemas use
-    ('f(from="A", to="B")', [Call("f", {"from": "A", "to": "B"})]),
-    ('preferred-routes_get(a=1)', [Call("preferred-routes_get", {"a": 1})]),
-    ('f(**{"code:": 1}, b=2)', [Call("f", {"code:": 1, "b": 2})]),
-    # JSON objects: arguments as object or JSON string, "parameters", lists, OpenAI wrapper
-    ('{"name": "f", "arguments": {"a": 1}}', [Call("f", {"a": 1})]),
-    ('{"name": "f", "arguments": "{\\"a\\": 1}"}', [Call("f", {"a": 1})]),
-    ('{"name": "f", "parameters": {"a": [true]}}', [Call("f", {"a": [True]})]),
-    ("{'name': 'f', 'arguments': {'a': None}}", [Call("f", {"a": None})]),
-    ('[{"name": "f", "arguments": {}}, {"type": "function", "function": {"name": "g", "arguments": "{}"}}]',
-     [Call("f", {}), Call("g", {})]),
-    # ReAct (RoTBench / ToolAlpaca): JSON, Python-dict-ish, JSON-string and empty inputs
-    ('Thought: I need the weather.\nAction: get_weather\nAction Input: {"city": "Paris"}',
-     [Call("get_weather", {"city": "Paris"})]),
-    ("Thought:\nAction: get_weather\nAction Input: {'city': 'Paris'}\nObservation: sunny",
-     [Call("get_weather", {"city": "Paris"})]),
-    ('Action: CountryCountryInfo\nAction Input: "{\\"countryCode\\": \\"CN\\"}"', [Call("CountryCountryInfo", {"countryCode": "CN"})]),
-    ("Thought:\nAction: get_random_event\nAction Input: ", [Call("get_random_event", {})]),
-    ("Thought:\nAction: get_random_event", [Call("get_random_event", {})]),
-    ('Action: get_weather(city="Paris")', [Call("get_weather", {"city": "Paris"})]),
-])
+@pytest.mark.parametrize(
+    "text, calls",
+    [
+        # the project's Python-call syntax: both quote styles, JSON and Python literal names
+        (
+            "get_weather(city=\"Paris\", unit='c', n=3, x=-1.5, ok=true, no=False, z=null, w=None)",
+            [
+                Call(
+                    "get_weather",
+                    {
+                        "city": "Paris",
+                        "unit": "c",
+                        "n": 3,
+                        "x": -1.5,
+                        "ok": True,
+                        "no": False,
+                        "z": None,
+                        "w": None,
+                    },
+                )
+            ],
+        ),
+        ('f(l=[1, (2, 3)], d={"k": {"j": []}})', [Call("f", {"l": [1, [2, 3]], "d": {"k": {"j": []}}})]),
+        ("f()", [Call("f", {})]),
+        ("f(a=1)\ng(b=2)", [Call("f", {"a": 1}), Call("g", {"b": 2})]),
+        ("```python\nf(a=1)\n```", [Call("f", {"a": 1})]),
+        (' get_weather(city="Paris")</s> trailing text', [Call("get_weather", {"city": "Paris"})]),
+        # BFCL lists with dotted names
+        ('[f(a=1), mod.g(b="x")]', [Call("f", {"a": 1}), Call("mod.g", {"b": "x"})]),
+        ("[math.factorial(number=5)]", [Call("math.factorial", {"number": 5})]),
+        # names and keys Python rejects but real schemas use
+        ('f(from="A", to="B")', [Call("f", {"from": "A", "to": "B"})]),
+        ("preferred-routes_get(a=1)", [Call("preferred-routes_get", {"a": 1})]),
+        ('f(**{"code:": 1}, b=2)', [Call("f", {"code:": 1, "b": 2})]),
+        # JSON objects: arguments as object or JSON string, "parameters", lists, OpenAI wrapper
+        ('{"name": "f", "arguments": {"a": 1}}', [Call("f", {"a": 1})]),
+        ('{"name": "f", "arguments": "{\\"a\\": 1}"}', [Call("f", {"a": 1})]),
+        ('{"name": "f", "parameters": {"a": [true]}}', [Call("f", {"a": [True]})]),
+        ("{'name': 'f', 'arguments': {'a': None}}", [Call("f", {"a": None})]),
+        (
+            '[{"name": "f", "arguments": {}}, {"type": "function", "function": {"name": "g", "arguments": "{}"}}]',
+            [Call("f", {}), Call("g", {})],
+        ),
+        # ReAct (RoTBench / ToolAlpaca): JSON, Python-dict-ish, JSON-string and empty inputs
+        (
+            'Thought: I need the weather.\nAction: get_weather\nAction Input: {"city": "Paris"}',
+            [Call("get_weather", {"city": "Paris"})],
+        ),
+        (
+            "Thought:\nAction: get_weather\nAction Input: {'city': 'Paris'}\nObservation: sunny",
+            [Call("get_weather", {"city": "Paris"})],
+        ),
+        (
+            'Action: CountryCountryInfo\nAction Input: "{\\"countryCode\\": \\"CN\\"}"',
+            [Call("CountryCountryInfo", {"countryCode": "CN"})],
+        ),
+        ("Thought:\nAction: get_random_event\nAction Input: ", [Call("get_random_event", {})]),
+        ("Thought:\nAction: get_random_event", [Call("get_random_event", {})]),
+        ('Action: get_weather(city="Paris")', [Call("get_weather", {"city": "Paris"})]),
+    ],
+)
 def test_formats(text, calls):
     parsed = parse(text)
     assert parsed.kind == "calls", parsed.error
     assert parsed.calls == calls
 
 
-@pytest.mark.parametrize("text", ["It is 18 °C in Paris.", "", "   ", "Paris (France) is lovely.", "42", "[1, 2]",
-                                  "[]", "Yes", "Thought: done.\nFinal Answer: 42"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It is 18 °C in Paris.",
+        "",
+        "   ",
+        "Paris (France) is lovely.",
+        "42",
+        "[1, 2]",
+        "[]",
+        "Yes",
+        "Thought: done.\nFinal Answer: 42",
+    ],
+)
 def test_plain_answers_are_no_call(text):
     assert parse(text) == Parsed("no_call")
 
 
-@pytest.mark.parametrize("text, why", [
-    ('get_weather(city="Paris"', "never closed"),
-    ("f(1, 2)", "positional"),
-    ("f(a=x)", "not a literal"),
-    ("f(a=1, a=2)", "given twice"),
-    ("f(a=1e999)", "non-finite"),
-    ('f(a=f"{x}")', "not a literal"),
-    ("f(a={1, 2})", "not a literal"),
-    ('{"city": "Paris"}', "name"),
-    ('Action: get_weather\nAction Input: {"city": ', "neither JSON nor"),
-    ("Action: get weather now!\nAction Input: {}", "expected a tool name"),
-    ("(" * 5000, "nested deeper"),
-    ("[" * 200 + "]" * 200, "nested deeper"),
-    ("f(a='" + "x" * MAX_CHARS + "')", "longer than"),
-    (b"f(a=1)", "expected model output as str"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ('get_weather(city="Paris"', "never closed"),
+        ("f(1, 2)", "positional"),
+        ("f(a=x)", "not a literal"),
+        ("f(a=1, a=2)", "given twice"),
+        ("f(a=1e999)", "non-finite"),
+        ('f(a=f"{x}")', "not a literal"),
+        ("f(a={1, 2})", "not a literal"),
+        ('{"city": "Paris"}', "name"),
+        ('Action: get_weather\nAction Input: {"city": ', "neither JSON nor"),
+        ("Action: get weather now!\nAction Input: {}", "expected a tool name"),
+        ("(" * 5000, "nested deeper"),
+        ("[" * 200 + "]" * 200, "nested deeper"),
+        ("f(a='" + "x" * MAX_CHARS + "')", "longer than"),
+        (b"f(a=1)", "expected model output as str"),
+    ],
+)
 def test_errors_are_reported_not_raised(text, why):
     parsed = parse(text)
     assert parsed.kind == "error" and parsed.calls == []
@@ -108,7 +152,19 @@ ATTACKS = [
     "compile('open(\"CANARY\",\"w\")', 'x', 'exec')",
 ]
 ALPHABET = list("()[]{}\"'=,.:;\\\n _-+*/#@!abcxyzAZ0123456789") + [
-    "Action:", "Action Input:", "Thought:", "</s>", "true", "null", "None", "__import__", "open(", "f(", "**{", "\\u003c"]
+    "Action:",
+    "Action Input:",
+    "Thought:",
+    "</s>",
+    "true",
+    "null",
+    "None",
+    "__import__",
+    "open(",
+    "f(",
+    "**{",
+    "\\u003c",
+]
 
 
 def _mutate(s: str, rng: random.Random) -> str:
@@ -118,12 +174,12 @@ def _mutate(s: str, rng: random.Random) -> str:
         if op == 0:
             s = s[:i] + rng.choice(ALPHABET) + s[i:]
         elif op == 1:
-            s = s[:i] + s[i + 1:]
+            s = s[:i] + s[i + 1 :]
         elif op == 2:
             s = s[:i]
         elif op == 3:
             j = rng.randrange(len(s) + 1)
-            s = s[:i] + s[min(i, j):max(i, j)] + s[i:]  # duplicate a slice
+            s = s[:i] + s[min(i, j) : max(i, j)] + s[i:]  # duplicate a slice
         else:
             s = s[:i] + rng.choice(ALPHABET) * rng.randint(1, 120) + s[i:]
     return s
@@ -144,7 +200,16 @@ def test_fuzz_never_raises_and_executes_nothing(tmp_path, monkeypatch, shared_da
     strings = list(seeds)
     strings += [_mutate(rng.choice(seeds), rng) for _ in range(3000)]
     strings += ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 60))) for _ in range(1500)]
-    tools = [{"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    tools = [
+        {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        }
+    ]
     kinds = set()
     for s in strings:
         p = parse(s)

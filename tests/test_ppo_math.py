@@ -1,4 +1,5 @@
 """The pure PPO functions of tl/ppo.py, each against a hand computation or a naive loop."""
+
 import math
 
 import pytest
@@ -12,6 +13,7 @@ def _mask(lengths, width):
 
 
 # ----------------------------------------------------------------------------- log-probs
+
 
 def test_shift_to_response_alignment_and_temperature():
     torch.manual_seed(0)
@@ -45,6 +47,7 @@ def test_entropy_matches_definition():
 
 
 # ----------------------------------------------------------------------------- rewards
+
 
 def test_exactly_one_score_per_row_at_last_valid_token():
     mask = _mask([3, 5, 1], 5)
@@ -80,6 +83,7 @@ def test_multi_turn_scores_at_each_call_end():
 
 # ----------------------------------------------------------------------------- GAE
 
+
 def _gae_brute_force(rewards, values, mask, gamma, lam):
     """A_t = sum_l (gamma lam)^l delta_{t+l} over the valid tokens only, O(T^2)."""
     adv = torch.zeros_like(rewards)
@@ -113,7 +117,9 @@ def test_gae_special_cases():
     rewards, values = torch.randn(2, 5) * mask, torch.randn(2, 5) * mask
     # lambda = 0: A_t = delta_t = r_t + V_{t+1} - V_t, with V = 0 after the last valid token
     adv0, _ = ppo.gae(rewards, values, mask, gamma=1.0, lam=0.0)
-    v_next = torch.cat([values[:, 1:], torch.zeros(2, 1)], 1) * torch.cat([mask[:, 1:], torch.zeros(2, 1, dtype=torch.bool)], 1)
+    v_next = torch.cat([values[:, 1:], torch.zeros(2, 1)], 1) * torch.cat(
+        [mask[:, 1:], torch.zeros(2, 1, dtype=torch.bool)], 1
+    )
     torch.testing.assert_close(adv0, (rewards + v_next - values) * mask)
     # lambda = 1, V = 0: A_t = reward-to-go
     adv1, ret1 = ppo.gae(rewards, torch.zeros(2, 5), mask, gamma=1.0, lam=1.0)
@@ -153,7 +159,9 @@ def test_value_loss_hand_computed_and_clip_gradient():
     values_old = torch.tensor([[0.0, 0.0]])
     values = torch.tensor([[0.5, 0.1]], requires_grad=True)
     returns = torch.tensor([[1.0, -1.0]])
-    loss, stats = ppo.value_loss(values, values_old, returns, torch.ones(1, 2, dtype=torch.bool), clip_eps=0.2)
+    loss, stats = ppo.value_loss(
+        values, values_old, returns, torch.ones(1, 2, dtype=torch.bool), clip_eps=0.2
+    )
     # token 0: max((0.5-1)^2, (0.2-1)^2) = 0.64 (clipped branch, no grad); token 1: (0.1+1)^2 = 1.21
     assert loss.item() == pytest.approx(0.5 * (0.64 + 1.21) / 2, abs=1e-6)
     assert stats["clipped"].item() == 1
@@ -194,9 +202,18 @@ def test_global_token_normaliser_makes_split_invariant():
     logp, logp_old, adv = torch.randn(4, 6), torch.randn(4, 6) * 0.1, torch.randn(4, 6)
     full, _ = ppo.policy_loss(logp, logp_old, adv, mask)
     n = mask.sum()
-    parts = sum(ppo.policy_loss(logp[i:i + 2], logp_old[i:i + 2], adv[i:i + 2], mask[i:i + 2], n)[0] for i in (0, 2))
+    parts = sum(
+        ppo.policy_loss(logp[i : i + 2], logp_old[i : i + 2], adv[i : i + 2], mask[i : i + 2], n)[0]
+        for i in (0, 2)
+    )
     torch.testing.assert_close(parts, full)
-    mean_of_means = sum(ppo.policy_loss(logp[i:i + 2], logp_old[i:i + 2], adv[i:i + 2], mask[i:i + 2])[0] for i in (0, 2)) / 2
+    mean_of_means = (
+        sum(
+            ppo.policy_loss(logp[i : i + 2], logp_old[i : i + 2], adv[i : i + 2], mask[i : i + 2])[0]
+            for i in (0, 2)
+        )
+        / 2
+    )
     assert not torch.allclose(mean_of_means, full)
 
 

@@ -1,20 +1,29 @@
 """Prompts, packing, scoring forwards and the critic of tl/ppo.py on a tiny random model, and the
 --multi_turn rollouts: the trained sequence, masked feedback tokens, one score per output with calls
 (its worst call's), GAE across turns, and a training step in the real sandbox."""
+
 import copy
 
+import ppo_tiny
 import pytest
+import sft_tiny
 import torch
 
-import ppo_tiny
-import sft_tiny
 from tl import ppo
 from tl.calls import render_prompt
 from tl.episode import Task
 from tl.generate import Generation
 from tl.model import Transformer
-from tl.ppo import (Critic, compute_advantages, pack, prompts_from_trajectories, response_logprobs,
-                        response_values, rollout, score)
+from tl.ppo import (
+    Critic,
+    compute_advantages,
+    pack,
+    prompts_from_trajectories,
+    response_logprobs,
+    response_values,
+    rollout,
+    score,
+)
 from tl.sandbox import Result
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -31,12 +40,17 @@ def test_prompts_keep_only_calls_with_all_right_feedback():
     prompts, counts = prompts_from_trajectories(sft_tiny.records(9))
     # 9 good calls + 3 erroneous ones (records 2, 5, 8), one per feedback category of sft_tiny.ERRORS
     assert counts["calls"] == 12 and counts["kept"] == 9
-    assert (counts["dropped_param_hallucination"], counts["dropped_param_missing"],
-            counts["dropped_tool_hallucination"]) == (1, 1, 1)
+    assert (
+        counts["dropped_param_hallucination"],
+        counts["dropped_param_missing"],
+        counts["dropped_tool_hallucination"],
+    ) == (1, 1, 1)
     p2 = next(p for p in prompts if p.id == "t2@3")
     # the erroneous call and its feedback stay in the history of the corrected call
     assert [m["role"] for m in p2.messages] == ["user", "assistant", "tool"]
-    assert [(g.name, g.arguments) for g in p2.gold] == [("get_weather", {"city": "Oslo"})] and p2.mode == "strict"
+    assert [(g.name, g.arguments) for g in p2.gold] == [
+        ("get_weather", {"city": "Oslo"})
+    ] and p2.mode == "strict"
 
 
 def test_pack_left_pads_prompts_and_right_pads_responses():
@@ -114,6 +128,7 @@ def test_critic_zero_head_no_lm_head_and_gradients(tiny):
 CALL = ' get_weather_current(city="Paris")'
 ANSWER = " It is 18 C."
 
+
 class FixedWeather:
     def run(self, call):
         return Result(True, '{"temp_c": 18}')
@@ -133,9 +148,18 @@ def scripted_generate(monkeypatch, tok, outputs):
 
 
 def test_category_reward_is_the_paper_table():
-    assert [ppo.category_reward(c) for c in ("correct", "param_hallucination", "param_missing", "param_redundant",
-                                             "tool_hallucination", "unparsable", "content_error")] == \
-        [1.0, -0.8, -0.5, -0.5, -2.0, -2.0, -0.25]
+    assert [
+        ppo.category_reward(c)
+        for c in (
+            "correct",
+            "param_hallucination",
+            "param_missing",
+            "param_redundant",
+            "tool_hallucination",
+            "unparsable",
+            "content_error",
+        )
+    ] == [1.0, -0.8, -0.5, -0.5, -2.0, -2.0, -0.25]
 
 
 def test_tasks_from_trajectories_take_the_first_query():
@@ -148,20 +172,24 @@ def test_episode_sequence_masks_feedback_and_scores_each_call(tiny, monkeypatch)
     tok = tiny["tokenizer"]
     seen = scripted_generate(monkeypatch, tok, [CALL, ANSWER])  # a correct call, then an answer
     task = Task("t", "train", sft_tiny.TOOLS, "Weather in Paris?")
-    batch = ppo.episode_rollout(tiny["actor"], tok, [task], FixedWeather(), max_turns=4, max_new_tokens=16, max_len=4096)
+    batch = ppo.episode_rollout(
+        tiny["actor"], tok, [task], FixedWeather(), max_turns=4, max_new_tokens=16, max_len=4096
+    )
     assert len(seen) == 2  # the answer ended the episode
     # the second turn was generated from exactly the sequence PPO trains on, which is also what the
     # renderer gives for the conversation (the call was written canonically)
-    messages = [{"role": "user", "content": task.query},
-                {"role": "assistant", "tool_call": {"name": "get_weather_current", "arguments": {"city": "Paris"}}},
-                {"role": "tool", "content": '{"temp_c": 18}'}]
+    messages = [
+        {"role": "user", "content": task.query},
+        {"role": "assistant", "tool_call": {"name": "get_weather_current", "arguments": {"city": "Paris"}}},
+        {"role": "tool", "content": '{"temp_c": 18}'},
+    ]
     assert seen[1][0] == tok.encode_chat(render_prompt(sft_tiny.TOOLS, messages))
-    response, mask = batch.input_ids[0, -batch.response_len:].tolist(), batch.response_mask[0].tolist()
+    response, mask = batch.input_ids[0, -batch.response_len :].tolist(), batch.response_mask[0].tolist()
     n_call, n_answer = (len(tok.encode_continuation(t)) + 1 for t in (CALL, ANSWER))
     n_obs = len(response) - n_call - n_answer
-    assert n_obs > 0 and response[:n_call] == seen[1][0][-n_call - n_obs:][:n_call]
+    assert n_obs > 0 and response[:n_call] == seen[1][0][-n_call - n_obs :][:n_call]
     assert mask == [1] * n_call + [0] * n_obs + [1] * n_answer
-    assert "Output:" in tok.decode(response[n_call:n_call + n_obs], continuation=True)
+    assert "Output:" in tok.decode(response[n_call : n_call + n_obs], continuation=True)
     # one score, +1 (correct), at the call's EOS; the answer earns none
     assert batch.score_positions[0].tolist() == [n_call - 1] and batch.scores[0].tolist() == [1.0]
     assert batch.categories == ["correct"] and batch.texts == ["It is 18 C."]
@@ -173,22 +201,36 @@ def test_episode_sequence_masks_feedback_and_scores_each_call(tiny, monkeypatch)
     batch.logp_ref = batch.logp_old + 0.1  # pretend the actor drifted: KL -0.1 on every token
     kl = ppo.compute_advantages(batch, kl_coef=0.5, gamma=1.0, lam=1.0)
     obs = torch.tensor(mask) == 0
-    assert (kl[0, obs] == 0).all() and (batch.advantages[0, obs] == 0).all() and (batch.returns[0, obs] == 0).all()
+    assert (
+        (kl[0, obs] == 0).all()
+        and (batch.advantages[0, obs] == 0).all()
+        and (batch.returns[0, obs] == 0).all()
+    )
     # V = 0, gamma = lambda = 1: A_t = reward-to-go over the model's own tokens only
     rewards = torch.where(~obs, torch.full_like(kl[0], 0.05), 0.0)
     rewards[n_call - 1] += 1.0
     torch.testing.assert_close(batch.advantages[0], rewards.flip(0).cumsum(0).flip(0) * (~obs))
 
 
-@pytest.mark.parametrize("output, score", [
-    (' [get_weather_current(city="Paris"), get_weather_current(city="Paris")]', 1.0),   # not +2
-    (' [get_weather_current(city="Paris"), made_up(x=1)]', -2.0),                       # the worst call
-])
+@pytest.mark.parametrize(
+    "output, score",
+    [
+        (' [get_weather_current(city="Paris"), get_weather_current(city="Paris")]', 1.0),  # not +2
+        (' [get_weather_current(city="Paris"), made_up(x=1)]', -2.0),  # the worst call
+    ],
+)
 def test_one_score_per_output(tiny, monkeypatch, output, score):
     tok = tiny["tokenizer"]
     scripted_generate(monkeypatch, tok, [output])
-    batch = ppo.episode_rollout(tiny["actor"], tok, [Task("t", "train", sft_tiny.TOOLS, "Weather in Paris?")],
-                                FixedWeather(), max_turns=1, max_new_tokens=48, max_len=4096)
+    batch = ppo.episode_rollout(
+        tiny["actor"],
+        tok,
+        [Task("t", "train", sft_tiny.TOOLS, "Weather in Paris?")],
+        FixedWeather(),
+        max_turns=1,
+        max_new_tokens=48,
+        max_len=4096,
+    )
     n = len(tok.encode_continuation(output)) + 1
     assert batch.score_positions[0].tolist() == [n - 1] and batch.scores[0].tolist() == [score]
 
@@ -196,8 +238,28 @@ def test_one_score_per_output(tiny, monkeypatch, output, score):
 def test_multi_turn_training_runs_in_the_sandbox(tiny, tmp_path):
     import train_ppo
 
-    train_ppo.main(["--sft", tiny["model"], "--data", tiny["data"], "--out", str(tmp_path), "--multi_turn",
-                    "--max_turns", "2", "--batch_size", "2", "--micro_batch", "2", "--max_steps", "1",
-                    "--max_new_tokens", "6", "--temperature", "1.0"])
+    train_ppo.main(
+        [
+            "--sft",
+            tiny["model"],
+            "--data",
+            tiny["data"],
+            "--out",
+            str(tmp_path),
+            "--multi_turn",
+            "--max_turns",
+            "2",
+            "--batch_size",
+            "2",
+            "--micro_batch",
+            "2",
+            "--max_steps",
+            "1",
+            "--max_new_tokens",
+            "6",
+            "--temperature",
+            "1.0",
+        ]
+    )
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and (tmp_path / "model" / "config.json").exists()

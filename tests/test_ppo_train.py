@@ -1,14 +1,15 @@
 """train_ppo.py end to end on a tiny "SFT checkpoint": one update, resume, world size and accumulation."""
+
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import ppo_tiny
 import pytest
 import torch
 
-import ppo_tiny
 import train_ppo
 from tl import dist as D
 from tl.model import Transformer
@@ -26,8 +27,25 @@ def setup(tmp_path_factory):
 
 
 def _argv(setup, out, *extra):
-    return ["--sft", setup["model"], "--data", setup["data"], "--out", str(out), "--batch_size", "4",
-            "--micro_batch", "2", "--max_new_tokens", "6", "--actor_lr", "3e-3", "--critic_lr", "3e-3", *extra]
+    return [
+        "--sft",
+        setup["model"],
+        "--data",
+        setup["data"],
+        "--out",
+        str(out),
+        "--batch_size",
+        "4",
+        "--micro_batch",
+        "2",
+        "--max_new_tokens",
+        "6",
+        "--actor_lr",
+        "3e-3",
+        "--critic_lr",
+        "3e-3",
+        *extra,
+    ]
 
 
 def _metrics(out):
@@ -53,10 +71,14 @@ def test_update_moves_actor_and_critic_never_reference_and_warmup_only_critic(se
     actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
     head_before = critic.value_head.weight.detach().clone()
 
-    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, args, info, False)
+    rollouts, _, _ = train_ppo.collect(
+        (actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, args, info, False
+    )
     stats = train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False)
 
-    assert stats["clipfrac"] == 0 and stats["approx_kl"] == pytest.approx(0.0, abs=1e-7)  # one PPO epoch: ratio 1
+    assert stats["clipfrac"] == 0 and stats["approx_kl"] == pytest.approx(
+        0.0, abs=1e-7
+    )  # one PPO epoch: ratio 1
     assert all(not p.requires_grad for p in reference.parameters()) and not reference.training
     for k, v in reference.state_dict().items():
         assert torch.equal(v, sft[k]), k
@@ -66,8 +88,12 @@ def test_update_moves_actor_and_critic_never_reference_and_warmup_only_critic(se
     # critic warm-up: the actor stays put, the critic still learns
     actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
     head_before = critic.value_head.weight.detach().clone()
-    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[4, 5], [6, 7]], 1, args, info, False)
-    train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False, train_actor=False)
+    rollouts, _, _ = train_ppo.collect(
+        (actor, reference, critic), tok, prompts, [[4, 5], [6, 7]], 1, args, info, False
+    )
+    train_ppo.ppo_step(
+        rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=False, train_actor=False
+    )
     assert all(torch.equal(v, actor_before[k]) for k, v in actor.state_dict().items())
     assert not torch.equal(critic.value_head.weight, head_before)
 
@@ -81,7 +107,9 @@ def test_bf16_in_one_process_gives_ratio_one_before_the_first_update(setup, tmp_
     tok = Tokenizer(os.path.join(setup["model"], "tokenizer.model"))
     prompts, _ = train_ppo.load_prompts(args, tok, lambda *a: None)
     actor, reference, critic, opt_actor, opt_critic = train_ppo.build_models(args, info, tok, bf16=True)
-    rollouts, _, _ = train_ppo.collect((actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, args, info, True)
+    rollouts, _, _ = train_ppo.collect(
+        (actor, reference, critic), tok, prompts, [[0, 1], [2, 3]], 0, args, info, True
+    )
     stats = train_ppo.ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16=True)
     assert stats["approx_kl"] == 0.0 and stats["clipfrac"] == 0.0 and stats["value_clipfrac"] == 0.0
 
@@ -94,8 +122,18 @@ def test_end_to_end_and_resume_equals_uninterrupted(setup, tmp_path):
 
     full, cut = _metrics(tmp_path / "full"), _metrics(tmp_path / "cut")
     assert [r["step"] for r in full] == [1, 2, 3]
-    assert {"score", "kl", "approx_kl", "clipfrac", "entropy", "value_loss", "response_len", "gen_share",
-            "share_correct", "share_wrong_tool"} <= set(full[0])
+    assert {
+        "score",
+        "kl",
+        "approx_kl",
+        "clipfrac",
+        "entropy",
+        "value_loss",
+        "response_len",
+        "gen_share",
+        "share_correct",
+        "share_wrong_tool",
+    } <= set(full[0])
     assert full[0]["kl"] == 0 and full[1]["kl"] != 0  # the actor left the reference after the first update
     _assert_same_losses(full, cut, rtol=1e-5)
     a = Transformer.from_pretrained(tmp_path / "full" / "model").state_dict()
@@ -110,8 +148,15 @@ def test_one_vs_two_ranks_and_accumulation_give_the_same_losses(setup, tmp_path)
     train_ppo.main(_argv(setup, tmp_path / "one", *greedy, "--micro_batch", "4"))
     train_ppo.main(_argv(setup, tmp_path / "accum", *greedy, "--micro_batch", "2"))
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_ppo.py",
-           *_argv(setup, tmp_path / "two", *greedy, "--micro_batch", "2")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "train_ppo.py",
+        *_argv(setup, tmp_path / "two", *greedy, "--micro_batch", "2"),
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = _metrics(tmp_path / "one")
@@ -124,8 +169,12 @@ def test_max_prompts_is_a_seeded_subset_of_the_kept_prompts(setup, tmp_path):
     tok = Tokenizer(os.path.join(setup["model"], "tokenizer.model"))
     quiet = lambda *a, **k: None  # noqa: E731
     everything, _ = train_ppo.load_prompts(train_ppo.parse_args(_argv(setup, tmp_path)), tok, quiet)
-    subsets = [train_ppo.load_prompts(train_ppo.parse_args(_argv(setup, tmp_path, "--max_prompts", "3", *seed)),
-                                      tok, quiet)[0] for seed in ((), (), ("--seed", "1"))]
+    subsets = [
+        train_ppo.load_prompts(
+            train_ppo.parse_args(_argv(setup, tmp_path, "--max_prompts", "3", *seed)), tok, quiet
+        )[0]
+        for seed in ((), (), ("--seed", "1"))
+    ]
     assert len(everything) > 3 and all(len(s) == 3 for s in subsets)
     ids = [[p.id for p in s] for s in subsets]
     assert ids[0] == ids[1] and set(ids[0]) <= {p.id for p in everything}
@@ -134,10 +183,15 @@ def test_max_prompts_is_a_seeded_subset_of_the_kept_prompts(setup, tmp_path):
 
 def test_lr_schedules(setup, tmp_path):
     from tl.sft import lr_at
-    train_ppo.main(_argv(setup, tmp_path / "cos", "--max_steps", "3", "--lr_schedule", "cosine", "--warmup_steps", "1"))
+
+    train_ppo.main(
+        _argv(setup, tmp_path / "cos", "--max_steps", "3", "--lr_schedule", "cosine", "--warmup_steps", "1")
+    )
     rows = _metrics(tmp_path / "cos")
     assert [r["actor_lr"] for r in rows] == pytest.approx([lr_at(s, 3, 3e-3, 1, 0.0) for s in range(3)])
-    assert rows[0]["actor_lr"] == 3e-3 and rows[-1]["critic_lr"] == pytest.approx(0.0)  # HF's cosine ends at 0
+    assert rows[0]["actor_lr"] == 3e-3 and rows[-1]["critic_lr"] == pytest.approx(
+        0.0
+    )  # HF's cosine ends at 0
     assert train_ppo.parse_args([]).lr_schedule == "constant"
     paper = train_ppo.parse_args(["--preset", "paper7b", "--sft", "m"])
     assert (paper.lr_schedule, paper.warmup_steps) == ("cosine", 100)

@@ -1,19 +1,38 @@
 """Prompt rendering: the paper's exact format, and segments that tile it."""
+
 import pytest
 
-from tl.parse import parse
 from tl.calls import EOS_MARK, Call, format_call, render_prompt, render_segments, render_tools
+from tl.parse import parse
 
 TOOLS = [
-    {"name": "get_weather", "description": "Current weather for a city.",
-     "parameters": {"type": "object", "properties": {
-         "unit": {"type": "string", "description": "'c' or 'f'."},
-         "city": {"type": "string", "description": "City name."}}, "required": ["city"]}},
-    {"type": "function", "function": {  # OpenAI wrapper and BFCL type words render the same way
-        "name": "get_time", "description": "Local time in a zone.",
-        "parameters": {"type": "dict", "properties": {
-            "tz": {"type": "string", "description": "IANA zone."},
-            "offset": {"type": "float", "description": "Hours to add."}}, "required": ["tz"]}}},
+    {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "unit": {"type": "string", "description": "'c' or 'f'."},
+                "city": {"type": "string", "description": "City name."},
+            },
+            "required": ["city"],
+        },
+    },
+    {
+        "type": "function",
+        "function": {  # OpenAI wrapper and BFCL type words render the same way
+            "name": "get_time",
+            "description": "Local time in a zone.",
+            "parameters": {
+                "type": "dict",
+                "properties": {
+                    "tz": {"type": "string", "description": "IANA zone."},
+                    "offset": {"type": "float", "description": "Hours to add."},
+                },
+                "required": ["tz"],
+            },
+        },
+    },
 ]
 MESSAGES = [
     {"role": "user", "content": "What's the weather in Paris?"},
@@ -76,10 +95,16 @@ def test_segments_tile_the_prompt_and_mark_trained_text():
 
 
 def test_parallel_calls_render_as_one_list_with_every_name_span():
-    messages = [{"role": "user", "content": "Weather in Paris and Rome?"},
-                {"role": "assistant", "tool_calls": [
-                    {"name": "get_weather", "arguments": {"city": "Paris"}},
-                    Call("get_weather", {"city": "Rome"})]}]
+    messages = [
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"name": "get_weather", "arguments": {"city": "Paris"}},
+                Call("get_weather", {"city": "Rome"}),
+            ],
+        },
+    ]
     segs = render_segments(TOOLS, messages, add_generation_prompt=False)
     call = segs[1]
     assert call.text == ' [get_weather(city="Paris"), get_weather(city="Rome")]'
@@ -89,30 +114,43 @@ def test_parallel_calls_render_as_one_list_with_every_name_span():
 
 
 def test_format_call_values_are_json_literals_and_round_trip():
-    assert format_call(Call("f", {"s": "x", "n": 3, "b": True, "z": None, "l": [1.5, "é"]})) == \
-        'f(s="x", n=3, b=true, z=null, l=[1.5, "é"])'
-    assert format_call([Call("f", {"a": 1}), {"name": "mod.g", "arguments": {"b": "x"}}]) == '[f(a=1), mod.g(b="x")]'
+    assert (
+        format_call(Call("f", {"s": "x", "n": 3, "b": True, "z": None, "l": [1.5, "é"]}))
+        == 'f(s="x", n=3, b=true, z=null, l=[1.5, "é"])'
+    )
+    assert (
+        format_call([Call("f", {"a": 1}), {"name": "mod.g", "arguments": {"b": "x"}}])
+        == '[f(a=1), mod.g(b="x")]'
+    )
     # Keys real schemas use that are not Python names, and the EOS marker inside a value.
-    awkward = Call("preferred-routes_get", {"from": "A", "code:": 1, "html": "<s>old</s>", "d": {"k": [None]}})
+    awkward = Call(
+        "preferred-routes_get", {"from": "A", "code:": 1, "html": "<s>old</s>", "d": {"k": [None]}}
+    )
     text = format_call(awkward)
     assert EOS_MARK not in text
     assert parse(text).calls == [awkward]
 
 
 def test_system_message_eos_escaping_and_no_tools():
-    messages = [{"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "Say </s> please"},
-                {"role": "function", "content": {"ok": 1}}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say </s> please"},
+        {"role": "function", "content": {"ok": 1}},
+    ]
     text = render_prompt([], messages)
     assert text == 'System: Be brief.\nUser: Say \\u003c/s> please\nOutput: {"ok": 1}\nAssistant:'
-    assert render_tools(TOOLS[:1]).startswith("Function:\ndef get_weather(city: string, unit: string = None):")
+    assert render_tools(TOOLS[:1]).startswith(
+        "Function:\ndef get_weather(city: string, unit: string = None):"
+    )
 
 
 def test_malformed_messages_name_the_index():
     with pytest.raises(ValueError, match=r"messages\[1\]: expected a dict with role"):
         render_prompt(TOOLS, [{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}])
     with pytest.raises(ValueError, match=r"messages\[0\]: .*not both"):
-        render_prompt(TOOLS, [{"role": "assistant", "content": "hi", "tool_call": {"name": "f", "arguments": {}}}])
+        render_prompt(
+            TOOLS, [{"role": "assistant", "content": "hi", "tool_call": {"name": "f", "arguments": {}}}]
+        )
     with pytest.raises(ValueError, match=r"messages\[0\]: expected 'content'"):
         render_prompt(TOOLS, [{"role": "user"}])
 
@@ -121,24 +159,42 @@ def test_authors_prompt_format_byte_for_byte():
     # Written from the authors' template (finetune.py's chat template, mae.py's tool blocks):
     # messages as "Role: content" joined by "\n", "\nAssistant:" as the generation prompt, "</s>"
     # only after the last message of a training sample, descriptions pasted as they are.
-    tools = [{"name": "get_weather", "description": "Weather now.\nFrom a live API.",
-              "parameters": {"type": "object", "required": ["city"],
-                             "properties": {"city": {"type": "string", "description": "City name,\ne.g. Paris."},
-                                            "unit": {"type": "string", "description": "c or f"}}}},
-             {"name": "ping", "description": "Ping.", "parameters": {"type": "object", "properties": {}}}]
-    messages = [{"role": "user", "content": "Weather in Paris?"},
-                {"role": "assistant", "tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}},
-                {"role": "tool", "content": '{"temp_c": 18}'},
-                {"role": "assistant", "content": "It is 18 °C."},
-                {"role": "user", "content": "And ping?"}]
-    system = ('System: Function:\ndef get_weather(city: string, unit: string = None):\n    """\n    Weather now.\n'
-              'From a live API.\n\n    Args:\n    city (string): City name,\ne.g. Paris.\n    unit (string): c or f\n'
-              '    """\n\nFunction:\ndef ping():\n    """\n    Ping.\n\n    Args:\n    """')
-    history = ('\nUser: Weather in Paris?\nAssistant: get_weather(city="Paris")\nOutput: {"temp_c": 18}\n'
-               'Assistant: It is 18 °C.\nUser: And ping?')
+    tools = [
+        {
+            "name": "get_weather",
+            "description": "Weather now.\nFrom a live API.",
+            "parameters": {
+                "type": "object",
+                "required": ["city"],
+                "properties": {
+                    "city": {"type": "string", "description": "City name,\ne.g. Paris."},
+                    "unit": {"type": "string", "description": "c or f"},
+                },
+            },
+        },
+        {"name": "ping", "description": "Ping.", "parameters": {"type": "object", "properties": {}}},
+    ]
+    messages = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+        {"role": "tool", "content": '{"temp_c": 18}'},
+        {"role": "assistant", "content": "It is 18 °C."},
+        {"role": "user", "content": "And ping?"},
+    ]
+    system = (
+        'System: Function:\ndef get_weather(city: string, unit: string = None):\n    """\n    Weather now.\n'
+        "From a live API.\n\n    Args:\n    city (string): City name,\ne.g. Paris.\n    unit (string): c or f\n"
+        '    """\n\nFunction:\ndef ping():\n    """\n    Ping.\n\n    Args:\n    """'
+    )
+    history = (
+        '\nUser: Weather in Paris?\nAssistant: get_weather(city="Paris")\nOutput: {"temp_c": 18}\n'
+        "Assistant: It is 18 °C.\nUser: And ping?"
+    )
     assert render_prompt(tools, messages, prompt_format="authors") == system + history + "\nAssistant:"
-    assert render_prompt(tools, messages[:4], add_generation_prompt=False, prompt_format="authors") == \
-        system + history[: history.index("\nUser: And")] + "</s>"
+    assert (
+        render_prompt(tools, messages[:4], add_generation_prompt=False, prompt_format="authors")
+        == system + history[: history.index("\nUser: And")] + "</s>"
+    )
     project = render_prompt(tools, messages)
     assert project.count(EOS_MARK) == 2 and "    Weather now.\n    From a live API." in project
     with pytest.raises(ValueError, match="prompt_format"):

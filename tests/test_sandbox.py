@@ -8,6 +8,7 @@ process or the machine if a protection were missing (fork bomb, killing the pare
 parent's /proc environ) first check `Sandbox.isolation` and skip when the protection that stops
 them is not in place, so they cannot take down the test runner or other people's processes.
 """
+
 import ctypes
 import os
 import platform
@@ -21,11 +22,20 @@ from pathlib import Path
 
 import pytest
 
-from tl.classify import (ALL_RIGHT, FEEDBACK_CATEGORIES, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING, TOOL_CALL_FAILURE,
-                         TOOL_HALLUCINATION, TOOL_INSTABILITY, classify_feedback)
-from tl.sandbox import Result, Sandbox, _remove_tree, run_in_process, validate_call
-from tl.calls import Call
 from tasks.toolbox import TOOLS, Tool
+from tl.calls import Call
+from tl.classify import (
+    ALL_RIGHT,
+    FEEDBACK_CATEGORIES,
+    OTHERS,
+    PARAM_HALLUCINATION,
+    PARAM_MISSING,
+    TOOL_CALL_FAILURE,
+    TOOL_HALLUCINATION,
+    TOOL_INSTABILITY,
+    classify_feedback,
+)
+from tl.sandbox import Result, Sandbox, _remove_tree, run_in_process, validate_call
 
 SECRET = "tl-sandbox-test-secret-7f3a"
 
@@ -137,8 +147,21 @@ def echo_json(data: dict) -> dict:
     return data
 
 
-EVIL = [echo_json, evil_loop, evil_sleep, evil_fork_bomb, evil_allocate, evil_write, evil_kill, evil_connect,
-        evil_read_environ, evil_huge_output, evil_recursion, evil_segfault, echo]
+EVIL = [
+    echo_json,
+    evil_loop,
+    evil_sleep,
+    evil_fork_bomb,
+    evil_allocate,
+    evil_write,
+    evil_kill,
+    evil_connect,
+    evil_read_environ,
+    evil_huge_output,
+    evil_recursion,
+    evil_segfault,
+    echo,
+]
 
 
 @pytest.fixture(scope="module")
@@ -179,19 +202,41 @@ def need(box, *protections):
 # ----------------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("call, category, message", [
-    (Call("get_wether", {"city": "Paris"}), TOOL_HALLUCINATION, "NameError: name 'get_wether' is not defined"),
-    (Call("get_weather_current", {"city": "Paris", "country": "France"}), PARAM_HALLUCINATION,
-     "TypeError: get_weather_current() got an unexpected keyword argument 'country'"),
-    (Call("get_weather_current", {}), PARAM_MISSING,
-     "TypeError: get_weather_current() missing 1 required positional argument: 'city'"),
-    (Call("convert_units", {"value": 3}), PARAM_MISSING,
-     "TypeError: convert_units() missing 2 required positional arguments: 'from_unit' and 'to_unit'"),
-    (Call("date_add_days", {"date": "2025-01-15", "days": "3"}), OTHERS,
-     "TypeError: date_add_days() argument 'days' must be int, not str"),
-    (Call("date_add_days", {"date": "2025-01-15", "days": True}), OTHERS,
-     "TypeError: date_add_days() argument 'days' must be int, not bool"),
-])
+@pytest.mark.parametrize(
+    "call, category, message",
+    [
+        (
+            Call("get_wether", {"city": "Paris"}),
+            TOOL_HALLUCINATION,
+            "NameError: name 'get_wether' is not defined",
+        ),
+        (
+            Call("get_weather_current", {"city": "Paris", "country": "France"}),
+            PARAM_HALLUCINATION,
+            "TypeError: get_weather_current() got an unexpected keyword argument 'country'",
+        ),
+        (
+            Call("get_weather_current", {}),
+            PARAM_MISSING,
+            "TypeError: get_weather_current() missing 1 required positional argument: 'city'",
+        ),
+        (
+            Call("convert_units", {"value": 3}),
+            PARAM_MISSING,
+            "TypeError: convert_units() missing 2 required positional arguments: 'from_unit' and 'to_unit'",
+        ),
+        (
+            Call("date_add_days", {"date": "2025-01-15", "days": "3"}),
+            OTHERS,
+            "TypeError: date_add_days() argument 'days' must be int, not str",
+        ),
+        (
+            Call("date_add_days", {"date": "2025-01-15", "days": True}),
+            OTHERS,
+            "TypeError: date_add_days() argument 'days' must be int, not bool",
+        ),
+    ],
+)
 def test_validation_is_worded_like_python_and_classified(box, call, category, message):
     expected = Result(False, "", category, message)
     assert validate_call(call, box.schemas) == expected
@@ -201,16 +246,24 @@ def test_validation_is_worded_like_python_and_classified(box, call, category, me
 
 
 def test_valid_calls_run_and_match_in_process_execution(box):
-    calls = [Call("convert_currency", {"amount": 100, "from_currency": "USD", "to_currency": "EUR"}),
-             Call("convert_units", {"value": 2.5, "from_unit": "km", "to_unit": "mi"}),  # int/float both numbers
-             Call("get_weather_current", {"city": "Paris", "unit": None}),  # None = not given
-             Call("get_weather_forecast", {"city": "Paris", "date": "2024-01-01"}),  # the tool raises
-             Call("text_reverse", {"text": "stressed"})]
+    calls = [
+        Call("convert_currency", {"amount": 100, "from_currency": "USD", "to_currency": "EUR"}),
+        Call("convert_units", {"value": 2.5, "from_unit": "km", "to_unit": "mi"}),  # int/float both numbers
+        Call("get_weather_current", {"city": "Paris", "unit": None}),  # None = not given
+        Call("get_weather_forecast", {"city": "Paris", "date": "2024-01-01"}),  # the tool raises
+        Call("text_reverse", {"text": "stressed"}),
+    ]
     results = box.map(calls)
-    assert results[0] == Result(True, '{"amount": 100, "from_currency": "USD", "to_currency": "EUR", "result": 92.0}')
+    assert results[0] == Result(
+        True, '{"amount": 100, "from_currency": "USD", "to_currency": "EUR", "result": 92.0}'
+    )
     assert results[4].output == "desserts" and results[2].ok
-    assert results[3] == Result(False, "", TOOL_CALL_FAILURE,
-                                "ValueError: forecasts are available from 2025-01-15 to 2025-02-13, got '2024-01-01'")
+    assert results[3] == Result(
+        False,
+        "",
+        TOOL_CALL_FAILURE,
+        "ValueError: forecasts are available from 2025-01-15 to 2025-02-13, got '2024-01-01'",
+    )
     assert [run_in_process(TOOLS, c) for c in calls] == results
     for r in results:
         assert classify_feedback(r.feedback) == r.category
@@ -225,7 +278,9 @@ def test_run_python_never_runs_outside_a_sandbox(box):
 
 
 def test_each_call_gets_a_fresh_process_and_an_empty_scratch_dir(box):
-    first = run_code(box, "import os\nopen('note.txt', 'w').write('hi')\nprint(os.getpid(), sorted(os.listdir('.')))")
+    first = run_code(
+        box, "import os\nopen('note.txt', 'w').write('hi')\nprint(os.getpid(), sorted(os.listdir('.')))"
+    )
     again = run_code(box, "import os\nprint(os.getpid(), sorted(os.listdir('.')))")
     assert first.ok and again.ok and first.output.endswith("['note.txt']") and again.output.endswith("[]")
     assert first.output.split()[0] != again.output.split()[0]
@@ -266,8 +321,12 @@ def test_writing_outside_the_scratch_dir_fails(box, tmp_path):
 def test_killing_the_parent_fails(box):
     need(box, "separate_uid")  # without it the child runs as our user and really could kill us
     me = os.getpid()
-    assert_contained(box, run_code(box, f"import os, signal\nos.kill({me}, signal.SIGKILL)"), TOOL_CALL_FAILURE)
-    assert_contained(box, run_code(box, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), TOOL_CALL_FAILURE)
+    assert_contained(
+        box, run_code(box, f"import os, signal\nos.kill({me}, signal.SIGKILL)"), TOOL_CALL_FAILURE
+    )
+    assert_contained(
+        box, run_code(box, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), TOOL_CALL_FAILURE
+    )
     assert_contained(box, box.run(Call("evil_kill", {"pid": me})), TOOL_CALL_FAILURE)
 
 
@@ -288,7 +347,9 @@ def test_a_lost_worker_is_replaced(box):
 
 
 def test_the_parents_environment_is_out_of_reach(box):
-    assert_contained(box, run_code(box, "import os\nprint(os.environ['TL_SANDBOX_TEST_SECRET'])"), TOOL_CALL_FAILURE)
+    assert_contained(
+        box, run_code(box, "import os\nprint(os.environ['TL_SANDBOX_TEST_SECRET'])"), TOOL_CALL_FAILURE
+    )
     own = run_code(box, "print(open('/proc/self/environ', 'rb').read())")  # unreadable, or scrubbed
     assert SECRET not in own.feedback
     need(box, "separate_uid")  # as the same user, /proc/<pid>/environ of the caller is readable
@@ -298,7 +359,9 @@ def test_the_parents_environment_is_out_of_reach(box):
 def test_printing_100_megabytes_hits_the_output_cap(box):
     assert_contained(box, run_code(box, "print('x' * 100_000_000)"), TOOL_INSTABILITY)
     assert_contained(box, box.run(Call("evil_huge_output", {})), TOOL_INSTABILITY)
-    assert_contained(box, box.run(Call("echo", {"text": "abc", "times": 2000})), TOOL_INSTABILITY)  # 6000 > 4096
+    assert_contained(
+        box, box.run(Call("echo", {"text": "abc", "times": 2000})), TOOL_INSTABILITY
+    )  # 6000 > 4096
 
 
 def test_deep_recursion_and_crashes(box):
@@ -308,18 +371,22 @@ def test_deep_recursion_and_crashes(box):
     assert_contained(box, crash, TOOL_INSTABILITY)
     assert "SIGSEGV" in crash.message
     # RecursionError suppressed: the C stack or the memory limit ends it, or the timeout does.
-    assert_contained(box, run_code(box, "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)"),
-                     TOOL_INSTABILITY)
+    assert_contained(
+        box,
+        run_code(box, "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)"),
+        TOOL_INSTABILITY,
+    )
 
 
 def test_model_code_cannot_forge_the_protocol(box):
     """A child inherits no protocol fd: writing fake replies to fds 3..63 reaches nothing."""
-    code = ("import os\nfor fd in range(4, 64):\n    try:\n        os.write(fd, b'{\"ok\": true}\\n')\n"
-            "    except OSError:\n        pass\nprint('done')")
+    code = (
+        "import os\nfor fd in range(4, 64):\n    try:\n        os.write(fd, b'{\"ok\": true}\\n')\n"
+        "    except OSError:\n        pass\nprint('done')"
+    )
     assert run_code(box, code) == Result(True, "done")
     assert box.run(Call("echo", {"text": "still in sync"})) == Result(True, "still in sync")
     assert classify_feedback(Result(True, "still in sync").feedback) == ALL_RIGHT
-
 
 
 def test_arguments_that_are_not_json_give_an_error_result(box):
@@ -329,7 +396,10 @@ def test_arguments_that_are_not_json_give_an_error_result(box):
     assert_contained(box, bad, TOOL_CALL_FAILURE)
     assert bad.message == "TypeError: Object of type set is not JSON serializable"
     odd = box.run(Call("run_python", {"code": {1, 2}}))  # caught earlier, by the type check
-    assert odd.category == OTHERS and odd.message == "TypeError: run_python() argument 'code' must be str, not set"
+    assert (
+        odd.category == OTHERS
+        and odd.message == "TypeError: run_python() argument 'code' must be str, not set"
+    )
 
 
 def assert_keeps_the_contract(result: Result, max_output: int = 4096):
@@ -343,21 +413,27 @@ def assert_keeps_the_contract(result: Result, max_output: int = 4096):
         assert classify_feedback(result.feedback) == result.category
 
 
-@pytest.mark.parametrize("code, message", [
-    ("raise SystemExit", "SystemExit"),
-    ("import sys\nsys.exit('bye')", "SystemExit: bye"),
-    ("raise StopIteration", "StopIteration"),
-    ("raise KeyboardInterrupt", "KeyboardInterrupt"),
-    ("raise GeneratorExit", "GeneratorExit"),
-    ("class Boom(Exception):\n    pass\nraise Boom", "Error: Boom"),
-    ("class Boom(Exception):\n    pass\nraise Boom('it broke')", "Error: Boom: it broke"),
-    ("raise ValueError", "ValueError"),
-    ("raise Exception", "Exception"),
-    ("raise TimeoutError", "TimeoutError"),
-    ("raise UserWarning('careful')", "Error: UserWarning: careful"),
-    ("class Odd(Exception):\n    def __str__(self):\n        raise RuntimeError\nraise Odd", "Error: Odd"),
-    ("import numpy", None),  # not importable in the child: an ImportError of some kind
-])
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        ("raise SystemExit", "SystemExit"),
+        ("import sys\nsys.exit('bye')", "SystemExit: bye"),
+        ("raise StopIteration", "StopIteration"),
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+        ("raise GeneratorExit", "GeneratorExit"),
+        ("class Boom(Exception):\n    pass\nraise Boom", "Error: Boom"),
+        ("class Boom(Exception):\n    pass\nraise Boom('it broke')", "Error: Boom: it broke"),
+        ("raise ValueError", "ValueError"),
+        ("raise Exception", "Exception"),
+        ("raise TimeoutError", "TimeoutError"),
+        ("raise UserWarning('careful')", "Error: UserWarning: careful"),
+        (
+            "class Odd(Exception):\n    def __str__(self):\n        raise RuntimeError\nraise Odd",
+            "Error: Odd",
+        ),
+        ("import numpy", None),  # not importable in the child: an ImportError of some kind
+    ],
+)
 def test_a_tools_exception_is_read_back_as_a_failure(box, code, message):
     result = run_code(box, code)
     assert_contained(box, result)
@@ -368,24 +444,35 @@ def test_a_tools_exception_is_read_back_as_a_failure(box, code, message):
 
 SYSV_IPC = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nKEY = 0x7153\n"
 IPC_CHANNELS = {  # store SECRET in one call, read it back in a later one
-    "sysv_shm": (SYSV_IPC + "libc.shmat.restype = ctypes.c_void_p\nshm = libc.shmget(KEY, 1 << 20, 0o1666)\n"
-                 "assert shm >= 0, ctypes.get_errno()\nctypes.memmove(libc.shmat(shm, None, 0), b'%s', %d)",
-                 SYSV_IPC + "libc.shmat.restype = ctypes.c_void_p\nshm = libc.shmget(KEY, 0, 0)\n"
-                 "assert shm >= 0, ctypes.get_errno()\nprint(ctypes.string_at(libc.shmat(shm, None, 0), 64))"),
-    "sysv_msg": (SYSV_IPC + "q = libc.msgget(KEY, 0o1666)\nassert q >= 0, ctypes.get_errno()\n"
-                 "assert libc.msgsnd(q, (8).to_bytes(8, 'little') + b'%s', %d, 0) == 0",
-                 SYSV_IPC + "q = libc.msgget(KEY, 0)\nbuf = ctypes.create_string_buffer(128)\n"
-                 "assert libc.msgrcv(q, buf, 100, 0, 0o4000) > 0, ctypes.get_errno()\nprint(buf.raw)"),
-    "posix_mq": (SYSV_IPC + "q = libc.mq_open(b'/tl-test', 0o102, 0o666, None)\nassert q >= 0, ctypes.get_errno()\n"
-                 "assert libc.mq_send(q, b'%s', %d, 0) == 0",
-                 SYSV_IPC + "q = libc.mq_open(b'/tl-test', 0o2)\nbuf = ctypes.create_string_buffer(10000)\n"
-                 "assert libc.mq_receive(q, buf, 10000, None) > 0, ctypes.get_errno()\nprint(buf.value)"),
+    "sysv_shm": (
+        SYSV_IPC + "libc.shmat.restype = ctypes.c_void_p\nshm = libc.shmget(KEY, 1 << 20, 0o1666)\n"
+        "assert shm >= 0, ctypes.get_errno()\nctypes.memmove(libc.shmat(shm, None, 0), b'%s', %d)",
+        SYSV_IPC + "libc.shmat.restype = ctypes.c_void_p\nshm = libc.shmget(KEY, 0, 0)\n"
+        "assert shm >= 0, ctypes.get_errno()\nprint(ctypes.string_at(libc.shmat(shm, None, 0), 64))",
+    ),
+    "sysv_msg": (
+        SYSV_IPC + "q = libc.msgget(KEY, 0o1666)\nassert q >= 0, ctypes.get_errno()\n"
+        "assert libc.msgsnd(q, (8).to_bytes(8, 'little') + b'%s', %d, 0) == 0",
+        SYSV_IPC + "q = libc.msgget(KEY, 0)\nbuf = ctypes.create_string_buffer(128)\n"
+        "assert libc.msgrcv(q, buf, 100, 0, 0o4000) > 0, ctypes.get_errno()\nprint(buf.raw)",
+    ),
+    "posix_mq": (
+        SYSV_IPC + "q = libc.mq_open(b'/tl-test', 0o102, 0o666, None)\nassert q >= 0, ctypes.get_errno()\n"
+        "assert libc.mq_send(q, b'%s', %d, 0) == 0",
+        SYSV_IPC + "q = libc.mq_open(b'/tl-test', 0o2)\nbuf = ctypes.create_string_buffer(10000)\n"
+        "assert libc.mq_receive(q, buf, 10000, None) > 0, ctypes.get_errno()\nprint(buf.value)",
+    ),
 }
-_KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(platform.machine(), (None, None))  # add_key, keyctl
+_KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(
+    platform.machine(), (None, None)
+)  # add_key, keyctl
 IPC_CHANNELS["user_keyring"] = (
-    SYSV_IPC + f"k = libc.syscall({_KEYCTL[0]}, b'user', b'tl-test', b'%s', %d, -4)\nassert k > 0, ctypes.get_errno()",
-    SYSV_IPC + f"k = libc.syscall({_KEYCTL[1]}, 10, -4, b'user', b'tl-test', 0)\nassert k > 0, ctypes.get_errno()\n"
-    f"buf = ctypes.create_string_buffer(128)\nlibc.syscall({_KEYCTL[1]}, 11, k, buf, 128)\nprint(buf.value)")
+    SYSV_IPC
+    + f"k = libc.syscall({_KEYCTL[0]}, b'user', b'tl-test', b'%s', %d, -4)\nassert k > 0, ctypes.get_errno()",
+    SYSV_IPC
+    + f"k = libc.syscall({_KEYCTL[1]}, 10, -4, b'user', b'tl-test', 0)\nassert k > 0, ctypes.get_errno()\n"
+    f"buf = ctypes.create_string_buffer(128)\nlibc.syscall({_KEYCTL[1]}, 11, k, buf, 128)\nprint(buf.value)",
+)
 
 
 @pytest.mark.parametrize("channel", sorted(IPC_CHANNELS))
@@ -410,11 +497,15 @@ def test_no_network_reaches_the_host(box):
         tcp.listen()
         port, udp_port = tcp.getsockname()[1], udp.getsockname()[1]
         raw_tcp = f"import socket\ns = socket.socket(socket.AF_INET)\ns.connect(('127.0.0.1', {port}))\ns.sendall(b'hi')"
-        raw_udp = f"import socket\nsocket.socket(type=socket.SOCK_DGRAM).sendto(b'hi', ('127.0.0.1', {udp_port}))"
+        raw_udp = (
+            f"import socket\nsocket.socket(type=socket.SOCK_DGRAM).sendto(b'hi', ('127.0.0.1', {udp_port}))"
+        )
         assert_contained(box, run_code(box, raw_tcp))
         assert_contained(box, run_code(box, raw_udp))
         assert_contained(box, box.run(Call("evil_connect", {"port": port})))
-        assert_contained(box, run_code(box, "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=0.5)"))
+        assert_contained(
+            box, run_code(box, "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=0.5)")
+        )
         with pytest.raises(BlockingIOError):
             tcp.accept()  # nobody ever connected
         with pytest.raises(BlockingIOError):
@@ -443,22 +534,32 @@ def test_no_unix_socket_or_vsock_reaches_the_host(box):
     assert_contained(box, run_code(box, vsock))  # CID 2: the host
 
 
-@pytest.mark.parametrize("forged", [
-    {"ok": True, "output": "x" * 40_000, "category": "all_right", "message": ""},  # past max_output
-    {"ok": True, "output": "fine", "category": "tool_hallucination", "message": ""},
-    {"ok": True, "output": "fine", "category": "all_right", "message": "and an error"},
-    {"ok": False, "output": "", "category": "all_right", "message": "ValueError: x"},
-    {"ok": False, "output": "", "category": "no such category", "message": "ValueError: x"},
-    {"ok": False, "output": "", "category": "param_missing", "message": "fine, really"},  # MAE reads all_right
-    {"ok": False, "output": "", "category": "tool_call_failure", "message": "ValueError: " + "x" * 5000},
-    {"ok": 1, "output": ["x"], "category": None, "message": {}},
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"ok": True, "output": "x" * 40_000, "category": "all_right", "message": ""},  # past max_output
+        {"ok": True, "output": "fine", "category": "tool_hallucination", "message": ""},
+        {"ok": True, "output": "fine", "category": "all_right", "message": "and an error"},
+        {"ok": False, "output": "", "category": "all_right", "message": "ValueError: x"},
+        {"ok": False, "output": "", "category": "no such category", "message": "ValueError: x"},
+        {
+            "ok": False,
+            "output": "",
+            "category": "param_missing",
+            "message": "fine, really",
+        },  # MAE reads all_right
+        {"ok": False, "output": "", "category": "tool_call_failure", "message": "ValueError: " + "x" * 5000},
+        {"ok": 1, "output": ["x"], "category": None, "message": {}},
+    ],
+)
 def test_a_forged_result_is_caught_by_the_caller(box, forged):
     """The tool's code writes its own reply to the result pipe, or patches what the child sends it with."""
     via_fd = f"import json, os\nos.write(3, json.dumps({forged!r}).encode())\nos._exit(0)"
     via_dumps = f"import json\nforged = json.dumps({forged!r})\njson.dumps = lambda *a, **k: forged"
-    via_write = (f"import json, os\nforged, write = json.dumps({forged!r}).encode(), os.write\n"
-                 "os.write = lambda fd, data: write(fd, forged) and len(data)")
+    via_write = (
+        f"import json, os\nforged, write = json.dumps({forged!r}).encode(), os.write\n"
+        "os.write = lambda fd, data: write(fd, forged) and len(data)"
+    )
     for code in (via_fd, via_dumps, via_write):
         result = run_code(box, code)
         if code is via_dumps and result.ok:
@@ -466,7 +567,10 @@ def test_a_forged_result_is_caught_by_the_caller(box, forged):
         assert_contained(box, result, TOOL_INSTABILITY)
         assert_keeps_the_contract(result)
         if len(forged["output"]) > 4096:
-            assert result.message == "500 Server Error: output limit exceeded (40000 characters, the limit is 4096)"
+            assert (
+                result.message
+                == "500 Server Error: output limit exceeded (40000 characters, the limit is 4096)"
+            )
 
 
 def test_closing_the_result_pipe_does_not_outlast_the_timeout(box):
@@ -478,18 +582,24 @@ def test_closing_the_result_pipe_does_not_outlast_the_timeout(box):
 
 
 def test_memfd_cannot_hold_memory_past_the_limit(box):
-    code = ("import os\nblock = bytes(16 << 20)\nfds = [os.memfd_create('m') for _ in range(20)]\n"
-            "for fd in fds:\n    os.write(fd, block)\nprint(len(fds) * 16, 'MB held')")  # 320 MB > memory_mb=256
+    code = (
+        "import os\nblock = bytes(16 << 20)\nfds = [os.memfd_create('m') for _ in range(20)]\n"
+        "for fd in fds:\n    os.write(fd, block)\nprint(len(fds) * 16, 'MB held')"
+    )  # 320 MB > memory_mb=256
     result = run_code(box, code)
     assert_contained(box, result)
     assert "timed out" not in result.message
 
 
 def test_each_call_starts_in_a_pristine_scratch_dir(box):
-    check = ("import os\nst = os.stat('.')\nopen('probe', 'w').write('x')\n"
-             "(oct(st.st_mode), st.st_mtime > 1e9, os.listxattr('.'), sorted(os.listdir('.')))")
-    spoil = ("import os\ntry:\n    os.setxattr('.', 'user.tl', b'left behind')\nexcept OSError:\n    pass\n"
-             "open('left', 'w').write('x')\nos.utime('.', (0, 0))\nos.chmod('.', 0)")
+    check = (
+        "import os\nst = os.stat('.')\nopen('probe', 'w').write('x')\n"
+        "(oct(st.st_mode), st.st_mtime > 1e9, os.listxattr('.'), sorted(os.listdir('.')))"
+    )
+    spoil = (
+        "import os\ntry:\n    os.setxattr('.', 'user.tl', b'left behind')\nexcept OSError:\n    pass\n"
+        "open('left', 'w').write('x')\nos.utime('.', (0, 0))\nos.chmod('.', 0)"
+    )
     fresh = run_code(box, check)
     assert fresh.ok and fresh.output.endswith("True, [], ['probe'])"), fresh
     for _ in box.worker_pids():  # every worker: consecutive calls take turns
@@ -499,8 +609,10 @@ def test_each_call_starts_in_a_pristine_scratch_dir(box):
 
 
 def test_a_deep_scratch_tree_is_removed_and_close_never_raises():
-    deep = ("import os\ntop = os.getcwd()\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\n"
-            "open('f', 'w').write('x' * 1000)\nos.chmod('.', 0)\ntop")
+    deep = (
+        "import os\ntop = os.getcwd()\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\n"
+        "open('f', 'w').write('x' * 1000)\nos.chmod('.', 0)\ntop"
+    )
     with Sandbox({"run_python": TOOLS["run_python"]}, workers=1, timeout=5.0) as sandbox:
         worker = sandbox.worker_pids()
         first = sandbox.run(Call("run_python", {"code": deep}))
@@ -517,10 +629,17 @@ def test_a_deep_scratch_tree_is_removed_and_close_never_raises():
 
 def test_untrusted_text_never_makes_run_raise(box):
     lone = "\ud800"
-    calls = [Call("echo", {"text": f"a{lone}b"}), Call(f"get_wea{lone}ther", {}), Call("echo", {f"t{lone}": "x"}),
-             Call("echo_json", {"data": {lone: "\udfff"}}), Call("run_python", {"code": f"print('{lone}')"}),
-             Call("run_python", {"code": "raise ValueError('\\udfff')"}), Call("echo", None),
-             Call(["a", "list"], {}), Call("echo", {"text": "x", "times": 10 ** 5000})]
+    calls = [
+        Call("echo", {"text": f"a{lone}b"}),
+        Call(f"get_wea{lone}ther", {}),
+        Call("echo", {f"t{lone}": "x"}),
+        Call("echo_json", {"data": {lone: "\udfff"}}),
+        Call("run_python", {"code": f"print('{lone}')"}),
+        Call("run_python", {"code": "raise ValueError('\\udfff')"}),
+        Call("echo", None),
+        Call(["a", "list"], {}),
+        Call("echo", {"text": "x", "times": 10**5000}),
+    ]
     results = [box.run(c) for c in calls]
     for result in results:
         assert_keeps_the_contract(result)
@@ -537,7 +656,9 @@ def test_a_worker_whose_isolation_probe_dies_does_not_start(monkeypatch, tmp_pat
     """A probe killed by a signal has a negative exit code, whose bits must not read as layers."""
     import json
     from multiprocessing.connection import Pipe
+
     from tl import sandbox
+
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no namespace may be entered in this test process
     monkeypatch.setattr(sandbox, "_SECCOMP", sandbox._SECCOMP)
     monkeypatch.setattr(sandbox, "_confine", lambda uid, layers: os.kill(os.getpid(), signal.SIGKILL))
@@ -565,14 +686,18 @@ def run_bpf(prog, arch: int, nr: int, arg0: int = 0) -> int:
 def test_the_seccomp_program_denies_its_list_and_nothing_else(machine):
     """Checked here for both architectures, whichever this machine is; the attack tests check the real one."""
     from tl.sandbox import ARCHES, DENIED, SOCKET, seccomp_filter
+
     col, audit = ARCHES[machine]
     denied, allow, eperm, kill = {nrs[col] for nrs in DENIED} - {None}, 0x7FFF0000, 0x50001, 0x80000000
     for allow_inet in (True, False):
         fprog = seccomp_filter(allow_inet, machine)
         raw = ctypes.string_at(fprog[1], fprog[0] * 8)
-        prog = [struct.unpack("<HBBI", raw[i:i + 8]) for i in range(0, len(raw), 8)]
-        assert all(run_bpf(prog, audit, nr) == (eperm if nr in denied else allow)
-                   for nr in range(500) if nr != SOCKET[col])
+        prog = [struct.unpack("<HBBI", raw[i : i + 8]) for i in range(0, len(raw), 8)]
+        assert all(
+            run_bpf(prog, audit, nr) == (eperm if nr in denied else allow)
+            for nr in range(500)
+            if nr != SOCKET[col]
+        )
         for family, inet in ((2, True), (10, True), (1, False), (16, False), (17, False), (40, False)):
             assert run_bpf(prog, audit, SOCKET[col], family) == (allow if inet and allow_inet else eperm)
         assert run_bpf(prog, 0x40000003, 1) == kill  # i386's int 0x80 from an x86_64 process

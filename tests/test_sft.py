@@ -1,4 +1,5 @@
 """The SFT loss, data order and training loop: world-size / accumulation invariance, exact resume."""
+
 import json
 import math
 import os
@@ -7,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import sft_tiny
 import torch
 
-import sft_tiny
 import train_sft
 from tl.model import Transformer
 from tl.sft import Sample, collate, epoch_batches, lr_at, micro_batches, weighted_token_loss
@@ -73,8 +74,24 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     data = sft_tiny.write_jsonl(root / "train.jsonl", sft_tiny.records(24))
     tok = sft_tiny.tokenizer(root)
-    base = ["--data", data, "--tokenizer", tok.model_path, "--global_batch", "4", "--max_steps", "3",
-            "--hidden_size", "32", "--num_layers", "2", "--num_heads", "2", "--lr", "3e-3"]
+    base = [
+        "--data",
+        data,
+        "--tokenizer",
+        tok.model_path,
+        "--global_batch",
+        "4",
+        "--max_steps",
+        "3",
+        "--hidden_size",
+        "32",
+        "--num_layers",
+        "2",
+        "--num_heads",
+        "2",
+        "--lr",
+        "3e-3",
+    ]
     return root, base
 
 
@@ -119,7 +136,9 @@ def reference(setup):
 def test_demo_run_learns_and_exports(reference):
     m = _metrics(reference)
     assert len(m) == 3 and m[-1]["loss"] < m[0]["loss"]
-    assert {"loss", "lr", "grad_norm", "tokens_per_s", "masked_calls", "key_tokens", "step_time_s"} <= set(m[0])
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "masked_calls", "key_tokens", "step_time_s"} <= set(
+        m[0]
+    )
     assert sum(r["masked_calls"] for r in m) > 0 and all(r["key_tokens"] > 0 for r in m)
     transformers = pytest.importorskip("transformers")
     hf = transformers.LlamaForCausalLM.from_pretrained(os.path.join(reference, "model"))
@@ -157,12 +176,23 @@ def test_torchrun_two_ranks_match_one_process(setup, reference):
     Transformer.from_pretrained(os.path.join(reference, "model")).save_pretrained(hf, tokenizer=tokenizer)
     from_hf = base + ["--model", hf, "--max_steps", "2"]
     _train(from_hf + ["--micro_batch", "4", "--out", str(root / "ref_hf")])
-    configs = [base + ["--micro_batch", "1", "--out", str(root / "fsdp_2x2")],
-               base + ["--micro_batch", "2", "--out", str(root / "fsdp_2x1")],
-               base + ["--micro_batch", "2", "--activation_checkpointing", "--out", str(root / "fsdp_ac")],
-               from_hf + ["--micro_batch", "1", "--out", str(root / "fsdp_hf")]]
-    done = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                 str(ROOT / "tests" / "sft_tiny.py"), json.dumps(configs)])
+    configs = [
+        base + ["--micro_batch", "1", "--out", str(root / "fsdp_2x2")],
+        base + ["--micro_batch", "2", "--out", str(root / "fsdp_2x1")],
+        base + ["--micro_batch", "2", "--activation_checkpointing", "--out", str(root / "fsdp_ac")],
+        from_hf + ["--micro_batch", "1", "--out", str(root / "fsdp_hf")],
+    ]
+    done = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ROOT / "tests" / "sft_tiny.py"),
+            json.dumps(configs),
+        ]
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "with FSDP2" in done.stdout
     for name in ("fsdp_2x2", "fsdp_2x1", "fsdp_ac"):
@@ -197,10 +227,28 @@ def test_turn_unit_loss_is_the_mean_of_per_sample_means(setup):
     from tasks.trajectories import load_trajectories
     from tl.sft import build_samples
     from tl.tokenizer import Tokenizer
+
     root, base = setup
     run = str(root / "turns")
-    _train(base + ["--micro_batch", "2", "--out", run, "--sample_unit", "turn", "--max_steps", "1", "--lr", "0",
-                   "--mae_rule", "authors", "--lr_schedule", "constant"])
+    _train(
+        base
+        + [
+            "--micro_batch",
+            "2",
+            "--out",
+            run,
+            "--sample_unit",
+            "turn",
+            "--max_steps",
+            "1",
+            "--lr",
+            "0",
+            "--mae_rule",
+            "authors",
+            "--lr_schedule",
+            "constant",
+        ]
+    )
     tok = Tokenizer(base[base.index("--tokenizer") + 1])
     records, _ = load_trajectories(base[base.index("--data") + 1])
     samples, _ = build_samples(tok, records, unit="turn", mae_rule="authors", max_seq_len=2048)
@@ -210,12 +258,15 @@ def test_turn_unit_loss_is_the_mean_of_per_sample_means(setup):
     means = []
     for i in batch:
         b = collate([samples[i]], tok.pad_id)
-        means.append(weighted_token_loss(model(b["input_ids"]), b["targets"], b["weights"], b["weights"].sum()).item())
+        means.append(
+            weighted_token_loss(model(b["input_ids"]), b["targets"], b["weights"], b["weights"].sum()).item()
+        )
     assert _metrics(run)[0]["loss"] == pytest.approx(sum(means) / len(means), rel=1e-5)
 
 
 def test_resume_guard_reads_the_data_content(setup, tmp_path):
     import shutil
+
     root, base = setup
     data = str(tmp_path / "train.jsonl")
     shutil.copy(base[base.index("--data") + 1], data)
@@ -230,22 +281,40 @@ def test_resume_guard_reads_the_data_content(setup, tmp_path):
 def test_presets_and_overrides():
     demo = train_sft.parse_args([])
     assert (demo.data, demo.global_batch, demo.lr, demo.mae, demo.pkt, demo.w_max) == (
-        "out/data/train.jsonl", 8, 3e-3, True, True, 9.0)
+        "out/data/train.jsonl",
+        8,
+        3e-3,
+        True,
+        True,
+        9.0,
+    )
     paper = train_sft.parse_args(["--preset", "paper7b", "--model", "m", "--global_batch", "8", "--no-mae"])
     assert (paper.lr, paper.epochs, paper.max_seq_len, paper.bf16, paper.activation_checkpointing) == (
-        1e-6, 1, 8192, True, True)
+        1e-6,
+        1,
+        8192,
+        True,
+        True,
+    )
     assert paper.global_batch == 8 and paper.mae is False  # explicit flags win over the preset
 
 
 def test_demo_data_is_generated_when_missing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train_sft.prepare_data(train_sft.parse_args([]), train_sft.D.init_distributed("cpu"))
-    assert sorted(os.listdir(tmp_path / "out" / "data")) == ["heldout_multi.jsonl", "heldout_single.jsonl", "train.jsonl"]
-    assert sum(1 for _ in open(tmp_path / "out" / "data" / "train.jsonl")) == train_sft.DEMO_TRAJECTORIES == 8000
+    assert sorted(os.listdir(tmp_path / "out" / "data")) == [
+        "heldout_multi.jsonl",
+        "heldout_single.jsonl",
+        "train.jsonl",
+    ]
+    assert (
+        sum(1 for _ in open(tmp_path / "out" / "data" / "train.jsonl")) == train_sft.DEMO_TRAJECTORIES == 8000
+    )
 
 
 def test_short_first_batches_are_seeded_distinct_and_short():
     from tl.sft import short_first_batch, short_first_pool
+
     lengths = [(i * 37) % 1001 for i in range(1000)]  # a shuffled mix of lengths
     pool = short_first_pool(lengths, 8)
     batch = short_first_batch(pool, 8, seed=3, step=5)
@@ -259,6 +328,10 @@ def test_short_first_batches_are_seeded_distinct_and_short():
 
 
 def test_demo_long_is_the_demo_for_four_epochs():
-    long, demo = vars(train_sft.parse_args(["--preset", "demo_long"])), vars(train_sft.parse_args(["--epochs", "4"]))
-    assert long["epochs"] == 4 and {k: v for k, v in long.items() if k not in ("preset", "save_every")} == \
-        {k: v for k, v in demo.items() if k not in ("preset", "save_every")}
+    long, demo = (
+        vars(train_sft.parse_args(["--preset", "demo_long"])),
+        vars(train_sft.parse_args(["--epochs", "4"])),
+    )
+    assert long["epochs"] == 4 and {k: v for k, v in long.items() if k not in ("preset", "save_every")} == {
+        k: v for k, v in demo.items() if k not in ("preset", "save_every")
+    }

@@ -1,14 +1,15 @@
 """The synthetic trajectory generator: valid records, byte-determinism, the error share, and every
 recorded tool output equal to re-executing its call in a real Sandbox."""
+
 import json
 
 import pytest
 
-from tl.classify import ALL_RIGHT, classify_feedback
-from tl.calls import Call, render_prompt
-from tl.sandbox import Sandbox
 from tasks.synth import generate, generate_heldout, main
 from tasks.toolbox import TOOLS
+from tl.calls import Call, render_prompt
+from tl.classify import ALL_RIGHT, classify_feedback
+from tl.sandbox import Sandbox
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,9 @@ def box():
 
 def calls_and_feedback(messages):
     """(call, following tool message) pairs of a conversation."""
-    return [(Call.from_dict(m["tool_call"]), messages[i + 1]) for i, m in enumerate(messages) if "tool_call" in m]
+    return [
+        (Call.from_dict(m["tool_call"]), messages[i + 1]) for i, m in enumerate(messages) if "tool_call" in m
+    ]
 
 
 def test_every_record_is_a_valid_trajectory(records):
@@ -40,14 +43,20 @@ def test_every_record_is_a_valid_trajectory(records):
         assert len(names) == len(set(names)) and 2 <= len(names) <= 5
         assert all(TOOLS[n].schema == t for n, t in zip(names, r["tools"]))
         msgs = r["messages"]
-        assert msgs[0]["role"] == "user" and msgs[-1]["role"] == "assistant" and isinstance(msgs[-1]["content"], str)
+        assert (
+            msgs[0]["role"] == "user"
+            and msgs[-1]["role"] == "assistant"
+            and isinstance(msgs[-1]["content"], str)
+        )
         roles = [m["role"] for m in msgs[1:-1]]
         assert roles == ["assistant", "tool"] * (len(roles) // 2)  # call, feedback, call, feedback, ...
         pairs = calls_and_feedback(msgs)
         assert 1 <= len(pairs) <= 5  # 1-4 task calls, plus at most one mistaken call
         for call, tool_msg in pairs:
             assert set(tool_msg) == {"role", "content", "result"}
-            assert classify_feedback(tool_msg["content"]) == tool_msg["result"]["category"]  # MAE reads the text
+            assert (
+                classify_feedback(tool_msg["content"]) == tool_msg["result"]["category"]
+            )  # MAE reads the text
             if tool_msg["result"]["ok"]:
                 assert call.name in names  # successful calls only use offered tools
         # A mistake is followed by the corrected call, and the task ends with a successful one.
@@ -79,7 +88,7 @@ def test_recorded_outputs_equal_re_executing_in_a_sandbox(records, heldout, box)
     results = box.map([c for c, _ in pairs] + [s["gold"] for s in singles])
     for (call, tool_msg), result in zip(pairs, results):
         assert (result.feedback, result.to_dict()) == (tool_msg["content"], tool_msg["result"]), call
-    assert all(r.ok for r in results[len(pairs):])  # every held-out gold call succeeds
+    assert all(r.ok for r in results[len(pairs) :])  # every held-out gold call succeeds
     assert any(c.name == "run_python" for c, _ in pairs)  # the sandboxed tool is covered too
 
 
@@ -102,9 +111,24 @@ def test_heldout_splits(records, heldout):
 def test_cli_is_byte_deterministic_for_a_seed(tmp_path):
     def run(folder, seed):
         out = tmp_path / folder / "train.jsonl"
-        main(["--n", "40", "--seed", str(seed), "--out", str(out), "--heldout_single", "6", "--heldout_multi", "4"])
-        return {name: (tmp_path / folder / name).read_bytes()
-                for name in ("train.jsonl", "heldout_single.jsonl", "heldout_multi.jsonl")}
+        main(
+            [
+                "--n",
+                "40",
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--heldout_single",
+                "6",
+                "--heldout_multi",
+                "4",
+            ]
+        )
+        return {
+            name: (tmp_path / folder / name).read_bytes()
+            for name in ("train.jsonl", "heldout_single.jsonl", "heldout_multi.jsonl")
+        }
 
     a, b, c = run("a", 5), run("b", 5), run("c", 6)
     assert a == b
@@ -117,11 +141,14 @@ def test_cli_is_byte_deterministic_for_a_seed(tmp_path):
 def test_planted_kind_recognises_every_planted_mistake():
     import random
 
-    from tl.calls import Call
     from tasks.synth import FLAW_KINDS, _flawed_call, planted_kind
-    gold = [Call("get_weather_forecast", {"city": "Paris", "date": "2025-01-20"}),
-            Call("convert_currency", {"amount": 20, "from_currency": "USD", "to_currency": "EUR"}),
-            Call("convert_timezone", {"time": "07:45", "from_city": "Oslo", "to_city": "Rome"})]
+    from tl.calls import Call
+
+    gold = [
+        Call("get_weather_forecast", {"city": "Paris", "date": "2025-01-20"}),
+        Call("convert_currency", {"amount": 20, "from_currency": "USD", "to_currency": "EUR"}),
+        Call("convert_timezone", {"time": "07:45", "from_city": "Oslo", "to_city": "Rome"}),
+    ]
     rng, seen = random.Random(0), set()
     for call in gold:
         assert planted_kind(call, call) is None

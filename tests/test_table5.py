@@ -1,5 +1,6 @@
 """experiments/table5.py --quick: the wiring of the ablation (every row trained, evaluated and
 tabulated; resumable), in a few seconds on tiny models."""
+
 import json
 import sys
 from pathlib import Path
@@ -28,8 +29,10 @@ def test_quick_run_fills_every_row_and_column(tmp_path):
 
 
 def test_table_statistics_are_paired_over_seeds():
-    runs = {"none": {0: dict.fromkeys(table5.COLUMNS, 10.0), 1: dict.fromkeys(table5.COLUMNS, 20.0)},
-            "MAE": {0: dict.fromkeys(table5.COLUMNS, 12.0), 1: dict.fromkeys(table5.COLUMNS, 24.0)}}
+    runs = {
+        "none": {0: dict.fromkeys(table5.COLUMNS, 10.0), 1: dict.fromkeys(table5.COLUMNS, 20.0)},
+        "MAE": {0: dict.fromkeys(table5.COLUMNS, 12.0), 1: dict.fromkeys(table5.COLUMNS, 24.0)},
+    }
     text = table5.table(runs, [0, 1])
     assert "| none | 15.00 ± 7.07 |" in text
     assert "| Δ MAE − none | +3.00 ± 1.00 |" in text  # differences 2 and 4: mean 3, sd 1.41, SE 1.00

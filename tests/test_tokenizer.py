@@ -3,8 +3,8 @@
 import random
 
 import pytest
-
 from conftest import sample_texts
+
 from tl.tokenizer import EOS_MARK, Tokenizer, train_tokenizer
 
 
@@ -46,7 +46,9 @@ def random_splits(texts, rng, per_text=4):
 
 def random_text(rng):
     alphabet = "abcdefgh_XYZ0123456789(){}\":,.=\n'éü東🙂"
-    words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))) for _ in range(rng.randint(2, 12))]
+    words = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))) for _ in range(rng.randint(2, 12))
+    ]
     return " ".join(words)
 
 
@@ -62,14 +64,19 @@ def test_encode_continuation_is_the_middle_of_a_document(tiny_tokenizer):
     # the classic sentinel trick (encode sentinel + b, strip the sentinel's ids) agrees
     sentinel = tok.encode("Output:")
     for _, b in splits[:200]:
-        assert tok.encode("Output:" + b)[len(sentinel):] == tok.encode_continuation(b), b
+        assert tok.encode("Output:" + b)[len(sentinel) :] == tok.encode_continuation(b), b
 
 
 def test_encode_chat_hand_example(tiny_tokenizer):
     tok = tiny_tokenizer
     text = f"User: hi\nAssistant: f(x=1){EOS_MARK}\nUser: ok\nAssistant: done{EOS_MARK}"
-    expected = ([tok.bos_id] + tok.encode("User: hi\nAssistant: f(x=1)") + [tok.eos_id]
-                + tok.encode_continuation("\nUser: ok\nAssistant: done") + [tok.eos_id])
+    expected = (
+        [tok.bos_id]
+        + tok.encode("User: hi\nAssistant: f(x=1)")
+        + [tok.eos_id]
+        + tok.encode_continuation("\nUser: ok\nAssistant: done")
+        + [tok.eos_id]
+    )
     assert tok.encode_chat(text) == expected
     assert tok.encode_chat("User: hi") == [tok.bos_id] + tok.encode("User: hi")
     assert tok.encode_chat(EOS_MARK) == [tok.bos_id, tok.eos_id]
@@ -81,9 +88,15 @@ def test_encode_chat_equals_segment_by_segment(tiny_tokenizer):
     """Training encodes rendered segments one by one (cut before a space or at an EOS mark);
     inference encodes the whole prompt text. Both must give the same ids."""
     tok = tiny_tokenizer
-    segments = ["System: tools\nUser: weather in Zürich?\nAssistant:", ' get_weather(city="Zürich")',
-                EOS_MARK, "\nOutput: {\"temp_c\": 3.5}\nAssistant:", " It is 3.5 °C.", EOS_MARK,
-                "\nUser: and Paris?\nAssistant:"]
+    segments = [
+        "System: tools\nUser: weather in Zürich?\nAssistant:",
+        ' get_weather(city="Zürich")',
+        EOS_MARK,
+        '\nOutput: {"temp_c": 3.5}\nAssistant:',
+        " It is 3.5 °C.",
+        EOS_MARK,
+        "\nUser: and Paris?\nAssistant:",
+    ]
     ids = [tok.bos_id]
     for n, segment in enumerate(segments):
         if segment == EOS_MARK:

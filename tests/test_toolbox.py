@@ -1,11 +1,11 @@
 """The offline toolbox: schemas derived from the code, hand-checked outputs, no eval, families
 of names that share prefixes."""
+
 import inspect
 
 import pytest
 
-from tasks.toolbox import tool_from_function
-from tasks.toolbox import TOOLS, get_tools, schemas
+from tasks.toolbox import TOOLS, get_tools, schemas, tool_from_function
 
 T = {name: tool.fn for name, tool in TOOLS.items()}
 
@@ -17,7 +17,9 @@ def test_at_least_20_tools_whose_schemas_match_their_signatures():
         params = inspect.signature(tool.fn).parameters
         assert list(tool.schema["parameters"]["properties"]) == list(params)
         assert tool.schema["parameters"]["required"] == [k for k, p in params.items() if p.default is p.empty]
-        assert tool.schema["description"] and all(p["description"] for p in tool.schema["parameters"]["properties"].values())
+        assert tool.schema["description"] and all(
+            p["description"] for p in tool.schema["parameters"]["properties"].values()
+        )
 
 
 def test_prefix_sharing_families_exist():
@@ -38,7 +40,12 @@ def test_hand_checked_outputs():
     assert T["convert_units"](100, "c", "f")["result"] == 212
     assert T["convert_currency"](100, "usd", "EUR")["result"] == 92.0
     assert T["convert_timezone"]("22:30", "London", "Tokyo") == {
-        "time": "22:30", "from_city": "London", "to_city": "Tokyo", "converted_time": "07:30", "day_offset": 1}
+        "time": "22:30",
+        "from_city": "London",
+        "to_city": "Tokyo",
+        "converted_time": "07:30",
+        "day_offset": 1,
+    }
     assert T["convert_timezone"]("14:30", "Paris", "Mumbai")["converted_time"] == "19:00"  # +4.5 h
     assert T["calculate"]("(12 + 30) * 1.5")["result"] == 63
     assert T["calculate"]("7 // 2 + 2 ** 10")["result"] == 1027
@@ -53,21 +60,32 @@ def test_weather_is_a_deterministic_function_of_city_and_day():
     a = T["get_weather_forecast"]("Oslo", "2025-01-20")
     assert a == T["get_weather_forecast"]("oslo", "2025-01-20")
     assert a["low_c"] < a["high_c"]
-    assert T["get_weather_current"]("Sydney")["temperature"] > T["get_weather_current"]("Oslo")["temperature"]  # January
+    assert (
+        T["get_weather_current"]("Sydney")["temperature"] > T["get_weather_current"]("Oslo")["temperature"]
+    )  # January
     f = T["get_weather_current"]("Paris", "f")
-    assert f["unit"] == "F" and f["temperature"] == round(T["get_weather_current"]("Paris")["temperature"] * 9 / 5 + 32)
+    assert f["unit"] == "F" and f["temperature"] == round(
+        T["get_weather_current"]("Paris")["temperature"] * 9 / 5 + 32
+    )
 
 
-@pytest.mark.parametrize("fn, args, message", [
-    ("get_weather_current", ("Pariss",), "unknown city 'Pariss'"),
-    ("get_weather_forecast", ("Paris", "2025-03-01"), "forecasts are available from 2025-01-15 to 2025-02-13"),
-    ("get_weekday", ("15/01/2025",), "date must be written YYYY-MM-DD"),
-    ("convert_units", (1, "km", "kg"), "cannot convert km to kg"),
-    ("convert_currency", (1, "euro", "USD"), "unknown currency code 'euro'"),
-    ("calculate", ("__import__('os').system('true')",), "unsupported expression element"),
-    ("calculate", ("9 ** 9 ** 9",), "exponent too large"),
-    ("calculate_percentage", (1, 0), "whole must not be zero"),
-])
+@pytest.mark.parametrize(
+    "fn, args, message",
+    [
+        ("get_weather_current", ("Pariss",), "unknown city 'Pariss'"),
+        (
+            "get_weather_forecast",
+            ("Paris", "2025-03-01"),
+            "forecasts are available from 2025-01-15 to 2025-02-13",
+        ),
+        ("get_weekday", ("15/01/2025",), "date must be written YYYY-MM-DD"),
+        ("convert_units", (1, "km", "kg"), "cannot convert km to kg"),
+        ("convert_currency", (1, "euro", "USD"), "unknown currency code 'euro'"),
+        ("calculate", ("__import__('os').system('true')",), "unsupported expression element"),
+        ("calculate", ("9 ** 9 ** 9",), "exponent too large"),
+        ("calculate_percentage", (1, 0), "whole must not be zero"),
+    ],
+)
 def test_bad_values_raise_short_value_errors(fn, args, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("*", r"\*")):
         T[fn](*args)

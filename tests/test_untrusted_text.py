@@ -1,17 +1,23 @@
 """No string a model can write crashes a run: lone surrogates (a JSON "\\ud800" escape) in a tool
 name, a value or a plain answer go through the parser, an episode in the real sandbox, the
 tokenizer and evaluate.py's files."""
+
 import json
 
 import evaluate
+from tasks.toolbox import TOOLS, schemas
+from tl.calls import Call, valid_unicode
 from tl.episode import Episode
 from tl.parse import parse
 from tl.sandbox import Sandbox
-from tl.calls import Call, valid_unicode
-from tasks.toolbox import TOOLS, schemas
 
-OUTPUTS = [' text_reverse(text="ab\\ud800")', ' {"name": "text_rev\\ud800erse", "arguments": {"text": "x"}}',
-           ' {"name": "text_reverse", "arguments": {"\\udfff": 1}}', " The answer is \ud800.", ' text_reverse(text="ok")']
+OUTPUTS = [
+    ' text_reverse(text="ab\\ud800")',
+    ' {"name": "text_rev\\ud800erse", "arguments": {"text": "x"}}',
+    ' {"name": "text_reverse", "arguments": {"\\udfff": 1}}',
+    " The answer is \ud800.",
+    ' text_reverse(text="ok")',
+]
 
 
 def test_parsed_calls_hold_valid_unicode():
@@ -35,9 +41,22 @@ def test_an_episode_in_the_sandbox_survives_them(tiny_tokenizer):
 
 def test_evaluate_writes_its_files(tmp_path):
     from test_evaluate import read_jsonl, write_synthetic
+
     data = write_synthetic(tmp_path / "data")
     preds = tmp_path / "preds.jsonl"
-    preds.write_text("".join(json.dumps({"id": f"single-{i:05d}", "output": o}) + "\n" for i, o in enumerate(OUTPUTS[:3])))
-    evaluate.main(["--benchmark", "synthetic", "--data", str(data / "heldout_single.jsonl"),
-                   "--predictions", str(preds), "--out", str(tmp_path / "eval")])
+    preds.write_text(
+        "".join(json.dumps({"id": f"single-{i:05d}", "output": o}) + "\n" for i, o in enumerate(OUTPUTS[:3]))
+    )
+    evaluate.main(
+        [
+            "--benchmark",
+            "synthetic",
+            "--data",
+            str(data / "heldout_single.jsonl"),
+            "--predictions",
+            str(preds),
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert len(read_jsonl(tmp_path / "eval" / "items.jsonl")) == 3

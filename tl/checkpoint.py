@@ -5,6 +5,7 @@ A training checkpoint is written as `step_N.tmp/`, fsynced, then renamed into pl
 copy set aside as `.old` until then), so a crash leaves a complete copy of the step. "Newest" = most
 recently saved, so a fresh run in an old directory keeps its own checkpoints.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,12 @@ from dataclasses import replace
 
 import torch
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict, set_model_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_state_dict,
+    set_model_state_dict,
+    set_state_dict,
+)
 
 from tl.dist import DistInfo, barrier, full_state_dict
 from tl.model import DTYPES, ModelArgs, Transformer
@@ -26,12 +32,15 @@ from tl.model import DTYPES, ModelArgs, Transformer
 # Old HF LLaMA checkpoints carry the (derived) RoPE table; HF ignores it too.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
 
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
 
 def _some(keys, n: int = 8) -> str:
     keys = sorted(keys)
     return ", ".join(keys[:n]) + (f" (and {len(keys) - n} more)" if len(keys) > n else "")
+
 
 def read_config(path: str) -> ModelArgs:
     """`ModelArgs` of an HF checkpoint directory's config.json."""
@@ -41,6 +50,7 @@ def read_config(path: str) -> ModelArgs:
     with open(config_file) as f:
         return ModelArgs.from_hf_config(json.load(f), source=config_file)
 
+
 def check_vocab(vocab_size: int, where: str, tokenizer) -> None:
     """Raises unless the tokenizer (a `.model` path, an object with `vocab_size`, or None) has
     exactly `vocab_size` pieces."""
@@ -48,23 +58,36 @@ def check_vocab(vocab_size: int, where: str, tokenizer) -> None:
         return
     if isinstance(tokenizer, (str, os.PathLike)):
         import sentencepiece as spm
-        name, size = os.fspath(tokenizer), spm.SentencePieceProcessor(model_file=os.fspath(tokenizer)).vocab_size()
+
+        name, size = (
+            os.fspath(tokenizer),
+            spm.SentencePieceProcessor(model_file=os.fspath(tokenizer)).vocab_size(),
+        )
     else:
         name, size = getattr(tokenizer, "model_path", type(tokenizer).__name__), tokenizer.vocab_size
     if size != vocab_size:
-        raise ValueError(f"vocab mismatch: tokenizer {name} has {size} pieces but {where} says "
-                         f"vocab_size={vocab_size}; they must be equal")
+        raise ValueError(
+            f"vocab mismatch: tokenizer {name} has {size} pieces but {where} says "
+            f"vocab_size={vocab_size}; they must be equal"
+        )
+
 
 def checkpoint_files(path: str) -> dict[str, str]:
     """{tensor name: safetensors file} of a checkpoint directory (one file, or an index)."""
     from safetensors import safe_open
-    single, index = os.path.join(path, "model.safetensors"), os.path.join(path, "model.safetensors.index.json")
+
+    single, index = (
+        os.path.join(path, "model.safetensors"),
+        os.path.join(path, "model.safetensors.index.json"),
+    )
     if os.path.isfile(single):
         with safe_open(single, framework="pt") as f:
             return {key: single for key in f.keys()}
     if not os.path.isfile(index):
-        raise FileNotFoundError(f"{path}: expected model.safetensors or model.safetensors.index.json, "
-                                f"found {sorted(os.listdir(path))}")
+        raise FileNotFoundError(
+            f"{path}: expected model.safetensors or model.safetensors.index.json, "
+            f"found {sorted(os.listdir(path))}"
+        )
     with open(index) as f:
         weight_map = json.load(f)["weight_map"]
     shards = sorted(set(weight_map.values()))
@@ -78,16 +101,21 @@ def checkpoint_files(path: str) -> dict[str, str]:
             raise ValueError(f"{index} places {_some(absent)} in {shard}, which does not contain them")
     return {key: os.path.join(path, shard) for key, shard in weight_map.items()}
 
+
 def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> Transformer:
     """An HF LLaMA directory as a `Transformer` built on the meta device, tensors assigned (so on CPU
     in the stored dtype memory-mapped); `tokenizer` (default: the one beside) is vocab-checked. Key
     names and shapes are checked against config.json from the headers before any tensor is read."""
     from safetensors import safe_open
+
     path = os.fspath(path)
     args = read_config(path)
     beside = os.path.join(path, "tokenizer.model")
-    check_vocab(args.vocab_size, os.path.join(path, "config.json"),
-                tokenizer or (beside if os.path.isfile(beside) else None))
+    check_vocab(
+        args.vocab_size,
+        os.path.join(path, "config.json"),
+        tokenizer or (beside if os.path.isfile(beside) else None),
+    )
     with torch.device("meta"):
         model = Transformer(args)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -107,8 +135,10 @@ def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None
             for key in keys:
                 shape = tuple(f.get_slice(key).get_shape())
                 if shape != expected[key]:
-                    problems.append(f"{key} in {os.path.basename(file)} has shape {list(shape)}, "
-                                    f"the config implies {list(expected[key])}")
+                    problems.append(
+                        f"{key} in {os.path.basename(file)} has shape {list(shape)}, "
+                        f"the config implies {list(expected[key])}"
+                    )
     if problems:
         raise ValueError(f"checkpoint {path} does not match its config.json:\n  " + "\n  ".join(problems))
     state, dtype = {}, dtype or DTYPES[args.dtype]
@@ -120,11 +150,18 @@ def load_hf(path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None
     model.args.dtype = _dtype_name(model.lm_head.weight.dtype)
     return model
 
-def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shard_size: int = 5 * 10**9,
-            tokenizer=None) -> None:
+
+def save_hf(
+    state_dict: dict[str, torch.Tensor],
+    args: ModelArgs,
+    path,
+    max_shard_size: int = 5 * 10**9,
+    tokenizer=None,
+) -> None:
     """An HF checkpoint directory from a full state dict, in key order, a new shard whenever the
     next tensor would pass `max_shard_size` bytes; the tokenizer's file is copied beside."""
     from safetensors.torch import save_file
+
     path = os.fspath(path)
     os.makedirs(path, exist_ok=True)
     shards, sizes = [[]], [0]
@@ -139,15 +176,27 @@ def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shar
     for name in os.listdir(path):
         if name.startswith("model") and name.endswith((".safetensors", ".index.json")):
             os.remove(os.path.join(path, name))
-    names = (["model.safetensors"] if len(shards) == 1 else
-             [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
+    names = (
+        ["model.safetensors"]
+        if len(shards) == 1
+        else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    )
     for name, keys in zip(names, shards):
-        save_file({k: state_dict[k].detach().to("cpu").contiguous() for k in keys}, os.path.join(path, name),
-                  metadata={"format": "pt"})
+        save_file(
+            {k: state_dict[k].detach().to("cpu").contiguous() for k in keys},
+            os.path.join(path, name),
+            metadata={"format": "pt"},
+        )
     if len(shards) > 1:
         with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {"total_size": sum(sizes)},
-                       "weight_map": {k: name for name, keys in zip(names, shards) for k in keys}}, f, indent=2)
+            json.dump(
+                {
+                    "metadata": {"total_size": sum(sizes)},
+                    "weight_map": {k: name for name, keys in zip(names, shards) for k in keys},
+                },
+                f,
+                indent=2,
+            )
     args = replace(args, dtype=_dtype_name(next(iter(state_dict.values())).dtype))
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(args.to_hf_config(), f, indent=2)
@@ -157,7 +206,10 @@ def save_hf(state_dict: dict[str, torch.Tensor], args: ModelArgs, path, max_shar
         if os.path.abspath(source) != os.path.abspath(os.path.join(path, "tokenizer.model")):
             shutil.copyfile(source, os.path.join(path, "tokenizer.model"))
 
-def export_hf(model: Transformer, path: str, info: DistInfo, *, tokenizer=None, dtype: torch.dtype | None = None):
+
+def export_hf(
+    model: Transformer, path: str, info: DistInfo, *, tokenizer=None, dtype: torch.dtype | None = None
+):
     """An HF directory from a possibly sharded model: gathered to rank 0, written beside and
     renamed into place; `dtype` casts the weights (bf16 for a 7B export). Every rank must call it."""
     state = full_state_dict(model, info)
@@ -170,6 +222,7 @@ def export_hf(model: Transformer, path: str, info: DistInfo, *, tokenizer=None, 
         _swap_in(tmp, path.rstrip("/"))
     barrier(info)
 
+
 def _swap_in(tmp: str, final: str) -> None:
     """Rename `tmp` to `final`; an existing `final` is set aside as `.old` and removed only after."""
     old = final + ".old"
@@ -179,6 +232,7 @@ def _swap_in(tmp: str, final: str) -> None:
     os.rename(tmp, final)
     _fsync(os.path.dirname(os.path.abspath(final)))
     shutil.rmtree(old, ignore_errors=True)
+
 
 # ----------------------------------------------------------------------------- training checkpoints
 def _complete(path: str) -> dict | None:
@@ -192,6 +246,7 @@ def _complete(path: str) -> dict | None:
         pass
     return None
 
+
 def _step_dirs(ckpt_dir: str) -> list[tuple[float, int, str]]:
     """(saved at, step, path) of every complete checkpoint, oldest first; `step_N.old` only while
     it is the sole copy of its step."""
@@ -204,10 +259,12 @@ def _step_dirs(ckpt_dir: str) -> list[tuple[float, int, str]]:
                 out.append((float(meta.get("saved_at", 0.0)), int(step), os.path.join(ckpt_dir, name)))
     return sorted(out)
 
+
 def latest_checkpoint(ckpt_dir: str) -> str | None:
     """The most recently saved complete checkpoint in `ckpt_dir`, or None."""
     steps = _step_dirs(ckpt_dir)
     return steps[-1][2] if steps else None
+
 
 def file_sha256(path: str) -> str:
     """SHA-256 of a file's bytes (the data file, for the resume guard)."""
@@ -217,12 +274,14 @@ def file_sha256(path: str) -> str:
             digest.update(block)
     return digest.hexdigest()
 
+
 def _fsync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
 
 def _app_state(models: dict, optimizers: dict) -> dict:
     """{name: model state dict, name + '.optim': optimizer state dict}, sharded as the model is."""
@@ -234,8 +293,16 @@ def _app_state(models: dict, optimizers: dict) -> dict:
             state[name] = get_model_state_dict(model)
     return state
 
-def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, optimizers: dict,
-                    meta: dict | None = None, keep: int = 2) -> str:
+
+def save_checkpoint(
+    ckpt_dir: str,
+    step: int,
+    info: DistInfo,
+    models: dict,
+    optimizers: dict,
+    meta: dict | None = None,
+    keep: int = 2,
+) -> str:
     """Write checkpoint `step` atomically, keeping the `keep` most recent; every rank calls it. models:
     {name: module}; optimizers: {name: its optimizer} (a subset); `meta`: JSON-able trainer state."""
     final = os.path.join(ckpt_dir, f"step_{step:08d}")
@@ -243,7 +310,9 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
     if info.is_main:
         os.makedirs(ckpt_dir, exist_ok=True)
         for name in os.listdir(ckpt_dir):  # leftovers of a run killed while saving
-            if name.endswith(".tmp") or (name.endswith(".old") and _complete(os.path.join(ckpt_dir, name[:-4]))):
+            if name.endswith(".tmp") or (
+                name.endswith(".old") and _complete(os.path.join(ckpt_dir, name[:-4]))
+            ):
                 shutil.rmtree(os.path.join(ckpt_dir, name), ignore_errors=True)
         os.makedirs(tmp)
     barrier(info)
@@ -257,8 +326,17 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
     if info.is_main:
         files = sorted(os.listdir(tmp))
         with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump({"step": step, "world_size": info.world_size, "saved_at": time.time(),
-                       "files": {n: os.path.getsize(os.path.join(tmp, n)) for n in files}, **(meta or {})}, f, indent=2)
+            json.dump(
+                {
+                    "step": step,
+                    "world_size": info.world_size,
+                    "saved_at": time.time(),
+                    "files": {n: os.path.getsize(os.path.join(tmp, n)) for n in files},
+                    **(meta or {}),
+                },
+                f,
+                indent=2,
+            )
         for name in [*files, "meta.json"]:  # all on disk before the rename makes the step visible
             _fsync(os.path.join(tmp, name))
         _fsync(tmp)
@@ -268,16 +346,21 @@ def save_checkpoint(ckpt_dir: str, step: int, info: DistInfo, models: dict, opti
     barrier(info)
     return final
 
+
 def load_checkpoint(path: str, info: DistInfo, models: dict, optimizers: dict) -> dict:
     """Restore models, optimizers and (at the same world size) this rank's RNG states; returns meta."""
     meta = _complete(path)
     if meta is None:
-        raise FileNotFoundError(f"{path}: not a complete checkpoint (no meta.json, or files that do not match it)")
+        raise FileNotFoundError(
+            f"{path}: not a complete checkpoint (no meta.json, or files that do not match it)"
+        )
     state = _app_state(models, optimizers)
     dcp.load(state, checkpoint_id=path, no_dist=not info.distributed)
     for name, model in models.items():
         if name in optimizers:
-            set_state_dict(model, optimizers[name], model_state_dict=state[name], optim_state_dict=state[name + ".optim"])
+            set_state_dict(
+                model, optimizers[name], model_state_dict=state[name], optim_state_dict=state[name + ".optim"]
+            )
         else:
             set_model_state_dict(model, state[name])
     rng_file = os.path.join(path, f"rng_{info.rank}.pt")
@@ -288,6 +371,8 @@ def load_checkpoint(path: str, info: DistInfo, models: dict, optimizers: dict) -
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(rng["cuda"])
     else:
-        warnings.warn(f"{path} was written by {meta['world_size']} rank(s), this run has {info.world_size}: "
-                      f"model and optimizer state are resharded, RNG states are not restored")
+        warnings.warn(
+            f"{path} was written by {meta['world_size']} rank(s), this run has {info.world_size}: "
+            f"model and optimizer state are resharded, RNG states are not restored"
+        )
     return meta

@@ -7,6 +7,7 @@ JSON equality, 1 == 1.0, booleans not numbers; "rotbench" = its evaluate.py: Pyt
 "None" unchecked, nor the values of `unchecked_tools`; "bfcl" = gold lists of acceptable values
 judged by `bfcl_value_ok`, "" = may be omitted unless required, a key outside the schema hallucinated.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -20,43 +21,93 @@ from tl.parse import Parsed, parse, parse_literal
 
 CORRECT, UNPARSABLE, NO_CALL = "correct", "unparsable", "no_call"
 TOOL_HALLUCINATION, WRONG_TOOL = "tool_hallucination", "wrong_tool"
-PARAM_HALLUCINATION, PARAM_REDUNDANT, PARAM_MISSING = "param_hallucination", "param_redundant", "param_missing"
+PARAM_HALLUCINATION, PARAM_REDUNDANT, PARAM_MISSING = (
+    "param_hallucination",
+    "param_redundant",
+    "param_missing",
+)
 CONTENT_ERROR = "content_error"
-CALL_CATEGORIES = (CORRECT, UNPARSABLE, NO_CALL, TOOL_HALLUCINATION, WRONG_TOOL,
-                   PARAM_HALLUCINATION, PARAM_REDUNDANT, PARAM_MISSING, CONTENT_ERROR)
-ALL_RIGHT, TOOL_INSTABILITY, TOOL_CALL_FAILURE, OTHERS = "all_right", "tool_instability", "tool_call_failure", "others"
-FEEDBACK_CATEGORIES = (ALL_RIGHT, TOOL_INSTABILITY, TOOL_CALL_FAILURE, TOOL_HALLUCINATION,
-                       PARAM_HALLUCINATION, PARAM_MISSING, OTHERS)
+CALL_CATEGORIES = (
+    CORRECT,
+    UNPARSABLE,
+    NO_CALL,
+    TOOL_HALLUCINATION,
+    WRONG_TOOL,
+    PARAM_HALLUCINATION,
+    PARAM_REDUNDANT,
+    PARAM_MISSING,
+    CONTENT_ERROR,
+)
+ALL_RIGHT, TOOL_INSTABILITY, TOOL_CALL_FAILURE, OTHERS = (
+    "all_right",
+    "tool_instability",
+    "tool_call_failure",
+    "others",
+)
+FEEDBACK_CATEGORIES = (
+    ALL_RIGHT,
+    TOOL_INSTABILITY,
+    TOOL_CALL_FAILURE,
+    TOOL_HALLUCINATION,
+    PARAM_HALLUCINATION,
+    PARAM_MISSING,
+    OTHERS,
+)
 MODES = ("strict", "rotbench", "bfcl")
 PARAM_CATEGORIES = (PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT)  # reporting precedence
-_SEVERITY = {c: i for i, c in enumerate((UNPARSABLE, NO_CALL, TOOL_HALLUCINATION, WRONG_TOOL, *PARAM_CATEGORIES,
-                                         CONTENT_ERROR, CORRECT))}  # ties between equal rewards
-ROTBENCH_UNCHECKED_TOOLS = ("finish", "ask_to_user")  # by name; rotbench.role_rules adds the roles by position
+_SEVERITY = {
+    c: i
+    for i, c in enumerate(
+        (UNPARSABLE, NO_CALL, TOOL_HALLUCINATION, WRONG_TOOL, *PARAM_CATEGORIES, CONTENT_ERROR, CORRECT)
+    )
+}  # ties between equal rewards
+ROTBENCH_UNCHECKED_TOOLS = (
+    "finish",
+    "ask_to_user",
+)  # by name; rotbench.role_rules adds the roles by position
 # Python's built-in exception classes whose names end in neither Error nor Exception.
-_EXCEPTION_NAMES = sorted(n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)
-                          and not n.endswith(("Error", "Exception", "Warning")))
+_EXCEPTION_NAMES = sorted(
+    n
+    for n, v in vars(builtins).items()
+    if isinstance(v, type)
+    and issubclass(v, BaseException)
+    and not n.endswith(("Error", "Exception", "Warning"))
+)
+
 
 @dataclass(frozen=True)
 class Classification:
     """category: one of CALL_CATEGORIES; details: see `_details`."""
+
     category: str
     details: dict
+
 
 @dataclass(frozen=True)
 class CallsClassification:
     """Parallel gold: the worst category, details (matches = (gold, predicted index or None) pairs,
     extra_calls = unmatched predictions) and one Classification per gold call."""
+
     category: str
     details: dict
     per_call: list
+
 
 # ----------------------------------------------------------------------------- reward (Sec. 3.3)
 def param_penalty(hallucinated: bool, redundant: bool, missing: bool) -> float:
     """Paper Sec. 3.3, R_p = -0.8·[hallucinated] - 0.5·[redundant] - 0.5·[missing]."""
     return round(-0.8 * hallucinated - 0.5 * redundant - 0.5 * missing, 6)
 
-_FIXED_REWARD = {CORRECT: 1.0, CONTENT_ERROR: -0.25, WRONG_TOOL: -1.5,
-                 TOOL_HALLUCINATION: -2.0, UNPARSABLE: -2.0, NO_CALL: -2.0}
+
+_FIXED_REWARD = {
+    CORRECT: 1.0,
+    CONTENT_ERROR: -0.25,
+    WRONG_TOOL: -1.5,
+    TOOL_HALLUCINATION: -2.0,
+    UNPARSABLE: -2.0,
+    NO_CALL: -2.0,
+}
+
 
 def call_reward(c: Classification) -> float:
     """Paper Sec. 3.3, R(t): -2 unparsable (or no call when one was expected), -2 tool
@@ -65,16 +116,25 @@ def call_reward(c: Classification) -> float:
         return _FIXED_REWARD[c.category]
     return param_penalty(*(bool(c.details[k]) for k in ("hallucinated", "redundant", "missing")))
 
+
 # ----------------------------------------------------------------------------- one call
-_NAME_PIECE = re.compile(r"[._\-\s]*(?:[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^._\-\sA-Za-z\d]+)|[._\-\s]+$")
+_NAME_PIECE = re.compile(
+    r"[._\-\s]*(?:[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^._\-\sA-Za-z\d]+)|[._\-\s]+$"
+)
+
 
 def split_name(name: str) -> list[str]:
     """Table 1's default name tokenizer: "getHTTPResponse_v2" -> ["get", "HTTP", "Response", "_v", "2"]."""
     return _NAME_PIECE.findall(name)
 
+
 def strict_equal(pred, gold) -> bool:
     """JSON equality where ints and floats compare by value; booleans are not numbers."""
-    if isinstance(pred, (int, float)) and isinstance(gold, (int, float)) and bool not in (type(pred), type(gold)):
+    if (
+        isinstance(pred, (int, float))
+        and isinstance(gold, (int, float))
+        and bool not in (type(pred), type(gold))
+    ):
         return pred == gold
     if isinstance(pred, list) and isinstance(gold, list):
         return len(pred) == len(gold) and all(map(strict_equal, pred, gold))
@@ -82,16 +142,41 @@ def strict_equal(pred, gold) -> bool:
         return pred.keys() == gold.keys() and all(strict_equal(pred[k], gold[k]) for k in gold)
     return type(pred) is type(gold) and pred == gold
 
+
 def _details(mode, pred_name=None, gold_name=None, **extra) -> dict:
     """A Classification's details: names, the flagged keys, the paper's TS / PI / CF, Table 1's name
     statistics (wrong_tool only), the extra calls' names, which gold was used."""
-    return {"predicted_name": pred_name, "gold_name": gold_name, "hallucinated": [], "redundant": [],
-            "missing": [], "wrong_values": [], "ts": False, "pi": False, "cf": False,
-            "first_token_differs": None, "shares_prefix": None, "common_prefix_tokens": None,
-            "extra_calls": [], "gold_index": None, "parse_error": None, "mode": mode, **extra}
+    return {
+        "predicted_name": pred_name,
+        "gold_name": gold_name,
+        "hallucinated": [],
+        "redundant": [],
+        "missing": [],
+        "wrong_values": [],
+        "ts": False,
+        "pi": False,
+        "cf": False,
+        "first_token_differs": None,
+        "shares_prefix": None,
+        "common_prefix_tokens": None,
+        "extra_calls": [],
+        "gold_index": None,
+        "parse_error": None,
+        "mode": mode,
+        **extra,
+    }
 
-def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokenize, bfcl_value_ok=None,
-                  unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
+
+def _classify_one(
+    pred: Call,
+    gold: Call,
+    tools: dict | None,
+    mode: str,
+    tokenize,
+    bfcl_value_ok=None,
+    unchecked_tools=ROTBENCH_UNCHECKED_TOOLS,
+    aliases=None,
+) -> Classification:
     d = _details(mode, pred.name, gold.name)
     if aliases and aliases.get(pred.name) == gold.name:
         pred = Call(gold.name, pred.arguments)  # e.g. RoTBench: "finish" names the finish-role tool
@@ -107,10 +192,14 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
     d["ts"] = True
     params = ((tools or {}).get(gold.name) or {}).get("parameters", {})
     props, args = params.get("properties", {}), pred.arguments
-    if mode == "bfcl":  # BFCL's checker: a key outside the schema is unexpected, a required key never optional
+    if (
+        mode == "bfcl"
+    ):  # BFCL's checker: a key outside the schema is unexpected, a required key never optional
         bad = next((k for k, v in gold.arguments.items() if not isinstance(v, list)), None)
         if bad is not None:
-            raise ValueError(f"mode='bfcl': gold {gold.name}.{bad} must be a list of acceptable values; found {gold.arguments[bad]!r:.100}")
+            raise ValueError(
+                f"mode='bfcl': gold {gold.name}.{bad} must be a list of acceptable values; found {gold.arguments[bad]!r:.100}"
+            )
         required = params.get("required", [])
         wanted = [*required, *(k for k, v in gold.arguments.items() if "" not in v and k not in required)]
         d["hallucinated"] = [k for k in args if k not in props]
@@ -129,6 +218,7 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
         if mode == "rotbench":
             return g == "None" or p == g
         return strict_equal(p, g) if mode == "strict" else bfcl_value_ok(p, g, props.get(k) or {})
+
     if not (mode == "rotbench" and gold.name in unchecked_tools):
         d["wrong_values"] = [k for k in gold.arguments if k in args and not value_ok(k)]
     if d["wrong_values"]:
@@ -136,27 +226,49 @@ def _classify_one(pred: Call, gold: Call, tools: dict | None, mode: str, tokeniz
     d["cf"] = True
     return Classification(CORRECT, d)
 
+
 def _unexpected_call(pred: Call, tools: dict | None, mode: str) -> Classification:
     """A call where gold expects none: the right 'tool' was no tool at all."""
-    return Classification(WRONG_TOOL if tools is None or pred.name in tools else TOOL_HALLUCINATION, _details(mode, pred.name))
+    return Classification(
+        WRONG_TOOL if tools is None or pred.name in tools else TOOL_HALLUCINATION, _details(mode, pred.name)
+    )
+
 
 def _worst(results: list[Classification]) -> Classification:
     return min(results, key=lambda c: (call_reward(c), _SEVERITY[c.category]))
+
 
 def _prepare(pred, tools, mode, tokenize):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; found {mode!r}")
     parsed = pred if isinstance(pred, Parsed) else parse(pred)
     # BFCL's checker reads its own schemas' type words (float, tuple), which normalisation merges.
-    by_name = None if tools is None else {t["name"]: t for t in (tools if mode == "bfcl" else normalize_tools(tools))}
+    by_name = (
+        None
+        if tools is None
+        else {t["name"]: t for t in (tools if mode == "bfcl" else normalize_tools(tools))}
+    )
     return parsed, by_name, tokenize or split_name
+
 
 def _need_bfcl_rules(mode: str, bfcl_value_ok) -> None:
     if mode == "bfcl" and bfcl_value_ok is None:
-        raise ValueError("mode='bfcl' judges values with BFCL's checker rules: pass bfcl_value_ok=tasks.bfcl.value_ok")
+        raise ValueError(
+            "mode='bfcl' judges values with BFCL's checker rules: pass bfcl_value_ok=tasks.bfcl.value_ok"
+        )
 
-def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_value_ok=None,
-             unchecked_tools=ROTBENCH_UNCHECKED_TOOLS, aliases=None) -> Classification:
+
+def classify(
+    pred,
+    gold,
+    tools,
+    *,
+    mode: str = "strict",
+    tokenize=None,
+    bfcl_value_ok=None,
+    unchecked_tools=ROTBENCH_UNCHECKED_TOOLS,
+    aliases=None,
+) -> Classification:
     """Model output (text or `Parsed`) against `gold`: a Call (or dict), a list of acceptable Calls,
     or None (no call expected). `tools`: None skips the tool-hallucination check. `tokenize`: name
     -> tokens for the wrong-tool statistics. RoTBench's role rules: `unchecked_tools`, `aliases` =
@@ -166,17 +278,27 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_val
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     if parsed.kind == "error":
         return Classification(UNPARSABLE, _details(mode, parse_error=parsed.error))
-    golds = None if gold is None else [Call.from_dict(g) for g in (gold if isinstance(gold, (list, tuple)) else [gold])]
+    golds = (
+        None
+        if gold is None
+        else [Call.from_dict(g) for g in (gold if isinstance(gold, (list, tuple)) else [gold])]
+    )
     if golds == []:
         raise ValueError("gold must be a Call, a non-empty list of acceptable Calls, or None; found []")
     calls = parsed.calls
     if not calls:
-        return Classification(CORRECT, _details(mode, ts=True, pi=True, cf=True)) if gold is None else \
-            Classification(NO_CALL, _details(mode, gold_name=golds[0].name))
+        return (
+            Classification(CORRECT, _details(mode, ts=True, pi=True, cf=True))
+            if gold is None
+            else Classification(NO_CALL, _details(mode, gold_name=golds[0].name))
+        )
     if gold is None:
         c = _unexpected_call(calls[0], tools, mode)
     else:
-        results = [_classify_one(calls[0], g, tools, mode, tokenize, bfcl_value_ok, unchecked_tools, aliases) for g in golds]
+        results = [
+            _classify_one(calls[0], g, tools, mode, tokenize, bfcl_value_ok, unchecked_tools, aliases)
+            for g in golds
+        ]
         keep = range(len(results))
         if mode == "rotbench":  # evaluate.py's CF loop also deletes a gold's "None" keys from the prediction:
             # after the first gold with the prediction's tool and keys that holds one, no later such gold matches
@@ -193,67 +315,114 @@ def classify(pred, gold, tools, *, mode: str = "strict", tokenize=None, bfcl_val
     c.details["extra_calls"] = [p.name for p in calls[1:]]
     return c
 
-def classify_calls(pred, gold_calls, tools, *, mode: str = "strict", tokenize=None,
-                   bfcl_value_ok=None) -> CallsClassification:
+
+def classify_calls(
+    pred, gold_calls, tools, *, mode: str = "strict", tokenize=None, bfcl_value_ok=None
+) -> CallsClassification:
     """Parallel gold (BFCL): each gold call takes the first free prediction that is right (BFCL's
     checker), the rest are paired by reward; unmatched gold calls are `no_call`, unmatched
     predictions unexpected calls, the overall category the worst."""
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     golds = [Call.from_dict(g) for g in gold_calls]
     if parsed.kind == "error":
-        per = [Classification(UNPARSABLE, _details(mode, gold_name=g.name, parse_error=parsed.error)) for g in golds]
-        return CallsClassification(UNPARSABLE, {"matches": [], "extra_calls": [], "parse_error": parsed.error}, per)
+        per = [
+            Classification(UNPARSABLE, _details(mode, gold_name=g.name, parse_error=parsed.error))
+            for g in golds
+        ]
+        return CallsClassification(
+            UNPARSABLE, {"matches": [], "extra_calls": [], "parse_error": parsed.error}, per
+        )
     preds = parsed.calls
     _need_bfcl_rules(mode, bfcl_value_ok)
-    pairs = {(i, j): _classify_one(p, g, tools, mode, tokenize, bfcl_value_ok)
-             for i, g in enumerate(golds) for j, p in enumerate(preds)}
+    pairs = {
+        (i, j): _classify_one(p, g, tools, mode, tokenize, bfcl_value_ok)
+        for i, g in enumerate(golds)
+        for j, p in enumerate(preds)
+    }
     matched: dict[int, int] = {}
     for i in range(len(golds)):  # BFCL's rule first, then the rest by reward (for error analysis)
-        if right := [j for j in range(len(preds)) if j not in matched.values() and pairs[i, j].category == CORRECT]:
+        if right := [
+            j for j in range(len(preds)) if j not in matched.values() and pairs[i, j].category == CORRECT
+        ]:
             matched[i] = right[0]
     for i, j in sorted(pairs, key=lambda ij: (-call_reward(pairs[ij]), ij)):
         if i not in matched and j not in matched.values():
             matched[i] = j
-    per = [pairs[i, matched[i]] if i in matched else Classification(NO_CALL, _details(mode, gold_name=g.name))
-           for i, g in enumerate(golds)]
+    per = [
+        pairs[i, matched[i]] if i in matched else Classification(NO_CALL, _details(mode, gold_name=g.name))
+        for i, g in enumerate(golds)
+    ]
     extra = [j for j in range(len(preds)) if j not in matched.values()]
     everything = per + [_unexpected_call(preds[j], tools, mode) for j in extra]
     if not everything:  # no gold calls and no predicted calls
         return CallsClassification(CORRECT, {"matches": [], "extra_calls": []}, [])
-    details = {"matches": [(i, matched.get(i)) for i in range(len(golds))], "extra_calls": extra,
-               "n_pred_calls": len(preds), "n_gold_calls": len(golds)}
+    details = {
+        "matches": [(i, matched.get(i)) for i in range(len(golds))],
+        "extra_calls": extra,
+        "n_pred_calls": len(preds),
+        "n_gold_calls": len(golds),
+    }
     return CallsClassification(_worst(everything).category, details, per)
+
 
 # ----------------------------------------------------------------------------- feedback (MAE)
 # Ordered: the first pattern that matches the error text decides. Specific Python messages
 # come first, so "TypeError: f() got an unexpected keyword argument 'x'" is a parameter
 # hallucination, not a generic exception.
-_FEEDBACK_RULES = [(cat, re.compile(rx, re.I)) for cat, rx in [
-    (PARAM_MISSING, r"missing \d+ required (?:positional |keyword-only )?arguments?"
-                    r"|missing required (?:parameter|argument|field)|required (?:parameter|argument) \S+ (?:is )?missing"),
-    (PARAM_HALLUCINATION, r"got an unexpected keyword argument|unexpected (?:keyword )?(?:argument|parameter)"
-                          r"|takes \d+ positional arguments? but \d+ (?:were|was) given|takes no (?:keyword )?arguments"),
-    (TOOL_HALLUCINATION, r"name '[^']*' is not defined|\b(?:unknown|invalid|nonexistent|non-existent) (?:tool|function|action)\b"
-                         r"|no such (?:tool|function)|module '[^']*' has no attribute"),
-    (OTHERS, r"argument '[^']*' must be [\w. ]+, not \w+|must be (?:a |an )?\w+, not \w+"),  # a wrong argument type
-    (TOOL_INSTABILITY, r"connection ?error|connection (?:refused|reset|aborted)|timed out|\btimeout\b|max retries exceeded"
-                       r"|\b[45]\d\d (?:client|server) error|\bhttp ?error:? ?[45]\d\d\b|internal server error"
-                       r"|invalid api call|service unavailable|too many requests"
-                       r"|rate limit|bad gateway|temporary failure in name resolution|name or service not known"
-                       r"|\bhttperror\b|status code:? ?[45]\d\d\b|network is unreachable"),
-    (TOOL_CALL_FAILURE, r"response error|traceback \(most recent call last\)|is not json serializable"
-                        r"|slice indices must be integers"
-                        # A Python exception's last traceback line (`ValueError: x`, a bare `SystemExit`),
-                        # at the start of the text only: "Error handling in Python ..." stays all right.
-                        r"|\A\s*(?:[\w.]*(?:error|exception)|error|" + "|".join(_EXCEPTION_NAMES) + r")\s*(?:[:!\-]|\Z)"
-                        r"|\A\s*(?:an? )?(?:unexpected |unknown |internal )?error (?:occurred|occured|happened|while)"),
-    (OTHERS, r"\bnot supported\b"),  # the authors' pattern list ("Sorry, this currency pair is not supported.")
-]]
+_FEEDBACK_RULES = [
+    (cat, re.compile(rx, re.I))
+    for cat, rx in [
+        (
+            PARAM_MISSING,
+            r"missing \d+ required (?:positional |keyword-only )?arguments?"
+            r"|missing required (?:parameter|argument|field)|required (?:parameter|argument) \S+ (?:is )?missing",
+        ),
+        (
+            PARAM_HALLUCINATION,
+            r"got an unexpected keyword argument|unexpected (?:keyword )?(?:argument|parameter)"
+            r"|takes \d+ positional arguments? but \d+ (?:were|was) given|takes no (?:keyword )?arguments",
+        ),
+        (
+            TOOL_HALLUCINATION,
+            r"name '[^']*' is not defined|\b(?:unknown|invalid|nonexistent|non-existent) (?:tool|function|action)\b"
+            r"|no such (?:tool|function)|module '[^']*' has no attribute",
+        ),
+        (
+            OTHERS,
+            r"argument '[^']*' must be [\w. ]+, not \w+|must be (?:a |an )?\w+, not \w+",
+        ),  # a wrong argument type
+        (
+            TOOL_INSTABILITY,
+            r"connection ?error|connection (?:refused|reset|aborted)|timed out|\btimeout\b|max retries exceeded"
+            r"|\b[45]\d\d (?:client|server) error|\bhttp ?error:? ?[45]\d\d\b|internal server error"
+            r"|invalid api call|service unavailable|too many requests"
+            r"|rate limit|bad gateway|temporary failure in name resolution|name or service not known"
+            r"|\bhttperror\b|status code:? ?[45]\d\d\b|network is unreachable",
+        ),
+        (
+            TOOL_CALL_FAILURE,
+            r"response error|traceback \(most recent call last\)|is not json serializable"
+            r"|slice indices must be integers"
+            # A Python exception's last traceback line (`ValueError: x`, a bare `SystemExit`),
+            # at the start of the text only: "Error handling in Python ..." stays all right.
+            r"|\A\s*(?:[\w.]*(?:error|exception)|error|" + "|".join(_EXCEPTION_NAMES) + r")\s*(?:[:!\-]|\Z)"
+            r"|\A\s*(?:an? )?(?:unexpected |unknown |internal )?error (?:occurred|occured|happened|while)",
+        ),
+        (
+            OTHERS,
+            r"\bnot supported\b",
+        ),  # the authors' pattern list ("Sorry, this currency pair is not supported.")
+    ]
+]
 
 # ToolEyes wraps every failed call in this sentence (paper Table 14); whatever reason follows, the call failed.
-_TOOLEYES_FAILURE = re.compile(r"^\s*the function cannot be executed successfully with the given parameters"
-                               r"(?: for the reason)?:?\s*", re.I)
+_TOOLEYES_FAILURE = re.compile(
+    r"^\s*the function cannot be executed successfully with the given parameters"
+    r"(?: for the reason)?:?\s*",
+    re.I,
+)
 _ERROR_KEYS = ("error", "errors", "errormessage", "errmsg", "err", "exception", "fault")
+
 
 def _error_of_payload(obj, depth: int = 0):
     """The error part of a structured output, or None on success: an error field (keys compared on
@@ -263,22 +432,27 @@ def _error_of_payload(obj, depth: int = 0):
     for k, v in obj.items():
         if isinstance(k, str) and re.sub(r"[^a-z]", "", k.lower()) in _ERROR_KEYS and v:
             return v
-    if str(obj.get("status", "")).lower() in ("error", "fail", "failed", "failure") or obj.get("success") is False:
+    if (
+        str(obj.get("status", "")).lower() in ("error", "fail", "failed", "failure")
+        or obj.get("success") is False
+    ):
         return obj.get("message") or obj.get("msg") or obj
     code = next((obj[k] for k in ("code", "status", "status_code", "statusCode") if k in obj), None)
     if isinstance(code, (int, str)) and not isinstance(code, bool) and re.fullmatch(r"[45]\d\d", str(code)):
         return obj.get("message") or obj.get("msg") or f"{code} Server Error"
     return next((e for v in obj.values() if (e := _error_of_payload(v, depth + 1)) is not None), None)
 
+
 def _match_rules(text: str) -> str | None:
     return next((cat for cat, rx in _FEEDBACK_RULES if rx.search(text)), None)
+
 
 def _classify_feedback_text(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         return ALL_RIGHT
     if wrapped := _TOOLEYES_FAILURE.match(stripped):
-        return _match_rules(stripped[wrapped.end():]) or TOOL_CALL_FAILURE
+        return _match_rules(stripped[wrapped.end() :]) or TOOL_CALL_FAILURE
     if stripped[0] in "{[\"'":
         try:
             value = parse_literal(stripped)
@@ -287,7 +461,9 @@ def _classify_feedback_text(text: str) -> str:
         if isinstance(value, dict):
             if (err := _error_of_payload(value)) is None:
                 return ALL_RIGHT  # a success payload, whatever words its values contain
-            return _match_rules(err if isinstance(err, str) else json.dumps(err, ensure_ascii=False)) or OTHERS
+            return (
+                _match_rules(err if isinstance(err, str) else json.dumps(err, ensure_ascii=False)) or OTHERS
+            )
         if isinstance(value, str):
             return _classify_feedback_text(value)
         if value is not None:
@@ -295,6 +471,7 @@ def _classify_feedback_text(text: str) -> str:
     # Free text: known error messages anywhere; a generic exception only at the start, so an
     # honest output such as "the standard error of the mean is 0.1" stays all right.
     return _match_rules(stripped) or ALL_RIGHT
+
 
 def classify_feedback(text_or_result) -> str:
     """Feedback after a call -> one of FEEDBACK_CATEGORIES (paper Fig. 3 / Table 14): free text, the
@@ -313,7 +490,10 @@ def classify_feedback(text_or_result) -> str:
         if "content" in x and "role" in x:
             return classify_feedback(x["content"])
         x = json.dumps(x, ensure_ascii=False)
-    return _classify_feedback_text(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, default=str))
+    return _classify_feedback_text(
+        x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, default=str)
+    )
+
 
 def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
     """{assistant message index: the feedback category of the tool message(s) right after its
@@ -331,15 +511,30 @@ def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
         out[i] = category
     return out
 
+
 # The authors' MAE rule (code/mae/mae.py): after stripping everything but letters and digits and
 # lower-casing, a feedback is an error if it contains one of these (so, in effect, "error").
-AUTHORS_ERROR_PATTERNS = ("is not defined", "positional argument", "unexpected keyword", "'related_searches'",
-                          "ConnectionError", '"error":', "not supported", "Invalid API call", "Response error",
-                          "Object of type SerpResults is not JSON serializable", "400 Client Error", "'error'",
-                          "slice indices must be integers or None or have an __index__ method", "connection error")
+AUTHORS_ERROR_PATTERNS = (
+    "is not defined",
+    "positional argument",
+    "unexpected keyword",
+    "'related_searches'",
+    "ConnectionError",
+    '"error":',
+    "not supported",
+    "Invalid API call",
+    "Response error",
+    "Object of type SerpResults is not JSON serializable",
+    "400 Client Error",
+    "'error'",
+    "slice indices must be integers or None or have an __index__ method",
+    "connection error",
+)
+
 
 def _letters_and_digits(text: str) -> str:
     return re.sub(r"[^\u4e00-\u9fa5a-zA-Z0-9]", "", text).lower()
+
 
 def authors_feedback_is_error(text: str) -> bool:
     """`--mae_rule authors`: the authors' substring test on the stripped, lower-cased feedback."""

@@ -9,23 +9,36 @@ Result`, each feedback becoming a tool message; an unreadable output is answered
 else `call_category_from_feedback`.
 Batched: `ep = Episode(tools, query, executor)`, then `while not ep.done: ep.step(generate(ep.prompt()))`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tl.classify import (ALL_RIGHT, CONTENT_ERROR, CORRECT, OTHERS, PARAM_HALLUCINATION, PARAM_MISSING,
-                         TOOL_CALL_FAILURE, TOOL_HALLUCINATION, UNPARSABLE)
-from tl.parse import Parsed, parse
 from tl.calls import EOS_MARK, Call, format_call, normalize_tools, render_prompt, valid_unicode
+from tl.classify import (
+    ALL_RIGHT,
+    CONTENT_ERROR,
+    CORRECT,
+    OTHERS,
+    PARAM_HALLUCINATION,
+    PARAM_MISSING,
+    TOOL_CALL_FAILURE,
+    TOOL_HALLUCINATION,
+    UNPARSABLE,
+)
+from tl.parse import Parsed, parse
 
 MAX_TURNS = 9  # ToolEyes' and the paper's multi-turn limit
+
 
 @dataclass(frozen=True)
 class Unit:
     """What every evaluation unit and training prompt has: its id, the benchmark (or "train"), its tools."""
+
     id: str
     benchmark: str
     tools: list
+
 
 @dataclass(frozen=True)
 class Item(Unit):
@@ -38,6 +51,7 @@ class Item(Unit):
     options: keywords for `tl.classify.classify` (RoTBench's `unchecked_tools`, `aliases`). reader: how
     the benchmark's checker reads text: "project" (tl.parse), "rotbench" or "bfcl" (tasks.*).
     """
+
     messages: list
     gold: list
     mode: str
@@ -45,16 +59,20 @@ class Item(Unit):
     options: dict = field(default_factory=dict)
     reader: str = "project"
 
+
 @dataclass(frozen=True)
 class Task(Unit):
     """One multi-turn task: the model works from `query` with `tools` for up to 9 turns."""
+
     query: str
     category: str = ""
     meta: dict = field(default_factory=dict)
 
+
 @dataclass(frozen=True)
 class Result:
     """One call's outcome. feedback: the text after `Output:`; to_dict(): a tool message's `result`."""
+
     ok: bool
     output: str = ""
     category: str = ALL_RIGHT
@@ -67,9 +85,17 @@ class Result:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "category": self.category, "message": self.message}
 
-_JSON_TYPES = {"string": ((str,), "str"), "integer": ((int,), "int"), "number": ((int, float), "float"),
-               "boolean": ((bool,), "bool"), "array": ((list,), "list"), "object": ((dict,), "dict"),
-               "null": ((type(None),), "NoneType")}  # exact types: a bool is no int, as in JSON
+
+_JSON_TYPES = {
+    "string": ((str,), "str"),
+    "integer": ((int,), "int"),
+    "number": ((int, float), "float"),
+    "boolean": ((bool,), "bool"),
+    "array": ((list,), "list"),
+    "object": ((dict,), "dict"),
+    "null": ((type(None),), "NoneType"),
+}  # exact types: a bool is no int, as in JSON
+
 
 def validate_call(call, schemas) -> Result | None:
     """None when the call may run against `schemas` ({name: schema} or a list; None for an optional parameter
@@ -83,21 +109,40 @@ def validate_call(call, schemas) -> Result | None:
     props, required = schema["parameters"].get("properties", {}), schema["parameters"].get("required", [])
     for key in call.arguments:
         if key not in props:
-            return Result(False, "", PARAM_HALLUCINATION,
-                          f"TypeError: {call.name}() got an unexpected keyword argument '{key}'")
-    if missing := [f"'{k}'" for k in required if k not in call.arguments]:  # 'a' / 'a' and 'b' / 'a', 'b', and 'c'
-        listed = " and ".join(missing) if len(missing) <= 2 else ", ".join(missing[:-1]) + ", and " + missing[-1]
-        return Result(False, "", PARAM_MISSING, f"TypeError: {call.name}() missing {len(missing)} required "
-                      f"positional argument{'s' if len(missing) > 1 else ''}: {listed}")
+            return Result(
+                False,
+                "",
+                PARAM_HALLUCINATION,
+                f"TypeError: {call.name}() got an unexpected keyword argument '{key}'",
+            )
+    if missing := [
+        f"'{k}'" for k in required if k not in call.arguments
+    ]:  # 'a' / 'a' and 'b' / 'a', 'b', and 'c'
+        listed = (
+            " and ".join(missing) if len(missing) <= 2 else ", ".join(missing[:-1]) + ", and " + missing[-1]
+        )
+        return Result(
+            False,
+            "",
+            PARAM_MISSING,
+            f"TypeError: {call.name}() missing {len(missing)} required "
+            f"positional argument{'s' if len(missing) > 1 else ''}: {listed}",
+        )
     for key, value in call.arguments.items():
         types, py_name = _JSON_TYPES.get(props[key].get("type"), (None, None))
         if types and type(value) not in types and not (value is None and key not in required):
-            return Result(False, "", OTHERS,
-                          f"TypeError: {call.name}() argument '{key}' must be {py_name}, not {type(value).__name__}")
+            return Result(
+                False,
+                "",
+                OTHERS,
+                f"TypeError: {call.name}() argument '{key}' must be {py_name}, not {type(value).__name__}",
+            )
     return None
+
 
 FINISH = "finish"
 _SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)
+
 
 def call_category_from_feedback(result: Result) -> str:
     """The call category an executed call earns from its feedback alone (no reference): all_right ->
@@ -106,12 +151,15 @@ def call_category_from_feedback(result: Result) -> str:
         return CORRECT
     return result.category if result.category in _SAME else CONTENT_ERROR
 
+
 @dataclass
 class EpisodeCall:
     """One call of an episode. `call` is None for an unreadable output (category unparsable)."""
+
     call: Call | None
     result: Result
     category: str
+
 
 @dataclass
 class Turn:
@@ -121,13 +169,21 @@ class Turn:
     kind: str  # "calls", "answer" or "unparsable"
     calls: list[EpisodeCall] = field(default_factory=list)
 
+
 class Episode:
     """One task's episode (see the module docstring); `run_episodes` drives a batch of them."""
 
-    def __init__(self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, prompt_format: str = "project"):
+    def __init__(
+        self, tools, query: str, executor, *, max_turns: int = MAX_TURNS, prompt_format: str = "project"
+    ):
         self.tools = normalize_tools(tools)
         self._schemas = {t["name"]: t for t in self.tools}
-        self.query, self.executor, self.max_turns, self.prompt_format = query, executor, max_turns, prompt_format
+        self.query, self.executor, self.max_turns, self.prompt_format = (
+            query,
+            executor,
+            max_turns,
+            prompt_format,
+        )
         self.messages: list[dict] = [{"role": "user", "content": query}]
         self.turns: list[Turn] = []
         self.answer: str | None = None
@@ -141,7 +197,9 @@ class Episode:
         return [c for t in self.turns for c in t.calls]
 
     def prompt(self) -> str:
-        return render_prompt(self.tools, self.messages, add_generation_prompt=True, prompt_format=self.prompt_format)
+        return render_prompt(
+            self.tools, self.messages, add_generation_prompt=True, prompt_format=self.prompt_format
+        )
 
     def step(self, output: str) -> Turn:
         """Feed the policy's output for the current prompt; returns the recorded turn."""
@@ -160,8 +218,11 @@ class Episode:
             finish_at = next((i for i, c in enumerate(calls) if c.name.lower() == FINISH), None)
             executed = calls if finish_at is None else calls[:finish_at]
             if executed:
-                key = {"tool_call": executed[0].to_dict()} if len(executed) == 1 else \
-                    {"tool_calls": [c.to_dict() for c in executed]}
+                key = (
+                    {"tool_call": executed[0].to_dict()}
+                    if len(executed) == 1
+                    else {"tool_calls": [c.to_dict() for c in executed]}
+                )
                 self.messages.append({"role": "assistant", **key})
             for call in executed:
                 # Only the tools this episode offers exist: a toolbox tool the prompt did not list
@@ -179,18 +240,30 @@ class Episode:
             why = parsed.error or "empty output; expected a tool call or a final answer"
             result = Result(False, "", TOOL_CALL_FAILURE, f"SyntaxError: could not read a tool call: {why}")
             turn = Turn(prompt, output, parsed, "unparsable", [EpisodeCall(None, result, UNPARSABLE)])
-            self.messages += [{"role": "assistant", "content": text or "(empty)"},
-                              {"role": "tool", "content": result.feedback, "result": result.to_dict()}]
+            self.messages += [
+                {"role": "assistant", "content": text or "(empty)"},
+                {"role": "tool", "content": result.feedback, "result": result.to_dict()},
+            ]
         self.turns.append(turn)
         return turn
 
-def run_episodes(batch_policy, tasks, executor_for, *, max_turns: int = MAX_TURNS, progress=None,
-                 prompt_format: str = "project") -> list[Episode]:
+
+def run_episodes(
+    batch_policy,
+    tasks,
+    executor_for,
+    *,
+    max_turns: int = MAX_TURNS,
+    progress=None,
+    prompt_format: str = "project",
+) -> list[Episode]:
     """Run `Task`s in lock-step: one `batch_policy(prompts) -> texts` call per turn serves every
     unfinished episode (batched generation). `executor_for(task)` -> the task's executor (one for
     all: `lambda t: box`); `progress(k)` is called with the number of tasks that finished in a round."""
-    episodes = [Episode(t.tools, t.query, executor_for(t), max_turns=max_turns, prompt_format=prompt_format)
-                for t in tasks]
+    episodes = [
+        Episode(t.tools, t.query, executor_for(t), max_turns=max_turns, prompt_format=prompt_format)
+        for t in tasks
+    ]
     finished = 0
     while True:
         active = [e for e in episodes if not e.done]

@@ -6,12 +6,15 @@ import torch
 
 from tl.dist import any_rank
 
+
 @dataclass
 class Generation:
     """Per prompt: the new ids (cut after the first EOS, included) and the text (given a tokenizer).
     No log-probs: PPO recomputes them in one forward (tl.ppo.score), where the first ratio is exactly 1."""
+
     tokens: list[list[int]]
     texts: list[str] | None = None
+
 
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None):
     """One token per row of `logits` [B, V]: greedy at temperature 0, else drawn from softmax(logits / T)."""
@@ -19,9 +22,19 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, generator: torch
         return logits.argmax(-1)
     return torch.multinomial(torch.log_softmax(logits / temperature, -1).exp(), 1, generator=generator)[:, 0]
 
+
 @torch.no_grad()
-def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: int, pad_id: int,
-             temperature: float = 0.0, seed: int | None = None, tokenizer=None) -> Generation:
+def generate(
+    model,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    tokenizer=None,
+) -> Generation:
     """Continue each prompt (token ids) by up to `max_new_tokens`, stopping a row at EOS. Prompts
     are left-padded into one batch, each row computed exactly as if alone; the model's train mode
     is restored; `seed` seeds a private generator; under FSDP every rank runs as many steps."""
@@ -32,7 +45,7 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
     input_ids = torch.full((batch, prompt_len), pad_id, dtype=torch.long)
     mask = torch.ones(batch, prompt_len + max_new_tokens, dtype=torch.long)
     for row, prompt in enumerate(prompts):
-        input_ids[row, prompt_len - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+        input_ids[row, prompt_len - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
         mask[row, : prompt_len - len(prompt)] = 0
     input_ids, mask = input_ids.to(device), mask.to(device)
     padded = any(len(p) != prompt_len for p in prompts)  # no padding: no mask needed at all
@@ -43,7 +56,9 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
     model.eval()
     try:
         cache = model.new_cache(prompt_len + max_new_tokens)
-        logits = model(input_ids, attention_mask=mask[:, :prompt_len] if padded else None, cache=cache, logits_to_keep=1)
+        logits = model(
+            input_ids, attention_mask=mask[:, :prompt_len] if padded else None, cache=cache, logits_to_keep=1
+        )
         for step in range(max_new_tokens):
             tokens = torch.where(running, sample_next(logits[:, -1].float(), temperature, generator), pad_id)
             new_tokens[:, step] = tokens
@@ -51,8 +66,12 @@ def generate(model, prompts: list[list[int]], *, max_new_tokens: int, eos_id: in
             running &= tokens != eos_id
             if steps == max_new_tokens or not any_rank(running.any(), device):
                 break
-            logits = model(tokens[:, None], cache=cache, attention_mask=mask[:, : prompt_len + steps] if padded else None)
+            logits = model(
+                tokens[:, None], cache=cache, attention_mask=mask[:, : prompt_len + steps] if padded else None
+            )
     finally:
         model.train(was_training)
     rows = [ids[: ids.index(eos_id) + 1] if eos_id in ids else ids for ids in new_tokens[:, :steps].tolist()]
-    return Generation(rows, None if tokenizer is None else [tokenizer.decode(ids, continuation=True) for ids in rows])
+    return Generation(
+        rows, None if tokenizer is None else [tokenizer.decode(ids, continuation=True) for ids in rows]
+    )

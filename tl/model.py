@@ -13,9 +13,11 @@ import torch.nn.functional as F
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
+
 @dataclass
 class ModelArgs:
     """Hyper-parameters of a LLaMA model; field names follow HF's `config.json`."""
+
     vocab_size: int = 32000
     hidden_size: int = 4096
     intermediate_size: int = 11008
@@ -36,8 +38,10 @@ class ModelArgs:
         self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
         self.head_dim = self.head_dim or self.hidden_size // self.num_attention_heads
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(f"num_attention_heads={self.num_attention_heads} is not a multiple of "
-                             f"num_key_value_heads={self.num_key_value_heads}")
+            raise ValueError(
+                f"num_attention_heads={self.num_attention_heads} is not a multiple of "
+                f"num_key_value_heads={self.num_key_value_heads}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {sorted(DTYPES)}")
 
@@ -46,13 +50,29 @@ class ModelArgs:
         """An HF LLaMA `config.json` dict, transformers v4 (`rope_theta`, `torch_dtype`) or v5
         (`rope_parameters`, `dtype`); what this model does not implement is an error."""
         rope, act = dict(config.get("rope_parameters") or {}), config.get("hidden_act", "silu")
-        rope_types = [spec.get("rope_type", spec.get("type", "default")) for spec in (rope, config.get("rope_scaling") or {})]
-        refusals = [(config.get("model_type") != "llama", f"expected model_type 'llama', found {config.get('model_type')!r}"),
-                    (act != "silu", f"expected hidden_act 'silu', found {act!r}"),
-                    *((config.get(key), f"{key}=true is not supported (LLaMA and CodeLLaMA have neither biases nor "
-                       "tied embeddings)") for key in ("attention_bias", "mlp_bias", "tie_word_embeddings")),
-                    *((t != "default", f"rope type {t!r} is not implemented (only plain RoPE; found {spec})")
-                      for t, spec in zip(rope_types, (rope, config.get("rope_scaling") or {})))]
+        rope_types = [
+            spec.get("rope_type", spec.get("type", "default"))
+            for spec in (rope, config.get("rope_scaling") or {})
+        ]
+        refusals = [
+            (
+                config.get("model_type") != "llama",
+                f"expected model_type 'llama', found {config.get('model_type')!r}",
+            ),
+            (act != "silu", f"expected hidden_act 'silu', found {act!r}"),
+            *(
+                (
+                    config.get(key),
+                    f"{key}=true is not supported (LLaMA and CodeLLaMA have neither biases nor "
+                    "tied embeddings)",
+                )
+                for key in ("attention_bias", "mlp_bias", "tie_word_embeddings")
+            ),
+            *(
+                (t != "default", f"rope type {t!r} is not implemented (only plain RoPE; found {spec})")
+                for t, spec in zip(rope_types, (rope, config.get("rope_scaling") or {}))
+            ),
+        ]
         if problem := next((message for refused, message in refusals if refused), None):
             raise ValueError(f"{source}: {problem}")
         theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
@@ -63,9 +83,19 @@ class ModelArgs:
 
     def to_hf_config(self) -> dict:
         """A `config.json` dict that transformers 5 loads; v4 keys (`rope_theta`, `torch_dtype`) too."""
-        return {**asdict(self), "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_act": "silu",
-                "attention_bias": False, "mlp_bias": False, "attention_dropout": 0.0, "tie_word_embeddings": False,
-                "rope_parameters": {"rope_type": "default", "rope_theta": self.rope_theta}, "torch_dtype": self.dtype}
+        return {
+            **asdict(self),
+            "model_type": "llama",
+            "architectures": ["LlamaForCausalLM"],
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+            "attention_dropout": 0.0,
+            "tie_word_embeddings": False,
+            "rope_parameters": {"rope_type": "default", "rope_theta": self.rope_theta},
+            "torch_dtype": self.dtype,
+        }
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
@@ -76,16 +106,21 @@ class RMSNorm(nn.Module):
         # As HF: normalise in fp32, cast back, then scale (F.rms_norm is one fused kernel on CPU).
         return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
+
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
     """RoPE angles of `positions` [B, T] -> cos, sin [B, 1, T, head_dim/2], as HF (fp32 inv_freq)."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim))
+    inv_freq = 1.0 / (
+        theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
+    )
     angles = positions[:, None, :, None].float() * inv_freq
     return angles.cos().to(dtype), angles.sin().to(dtype)
+
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate-half RoPE: the two halves of each head are the (re, im) pairs (HF's convention)."""
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
 
 class KVCache:
     """Static per-layer key/value buffers [B, n_kv_heads, max_len, head_dim] (gpt-fast style). Not
@@ -109,10 +144,15 @@ class KVCache:
         self.values[layer][:, :, start:end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
+
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
-        self.n_heads, self.n_kv_heads, self.head_dim = args.num_attention_heads, args.num_key_value_heads, args.head_dim
+        self.n_heads, self.n_kv_heads, self.head_dim = (
+            args.num_attention_heads,
+            args.num_key_value_heads,
+            args.head_dim,
+        )
         self.q_proj = nn.Linear(args.hidden_size, self.n_heads * self.head_dim, bias=False)
         self.k_proj = nn.Linear(args.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(args.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
@@ -120,15 +160,28 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int):
         B, T, _ = x.shape
-        q, k, v = (proj(x).view(B, T, n, self.head_dim).transpose(1, 2) for proj, n in
-                   ((self.q_proj, self.n_heads), (self.k_proj, self.n_kv_heads), (self.v_proj, self.n_kv_heads)))
+        q, k, v = (
+            proj(x).view(B, T, n, self.head_dim).transpose(1, 2)
+            for proj, n in (
+                (self.q_proj, self.n_heads),
+                (self.k_proj, self.n_kv_heads),
+                (self.v_proj, self.n_kv_heads),
+            )
+        )
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)
         # mask is None only where plain causal attention is exact (see Transformer._attention_mask)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1 and k.shape[2] == T,
-                                           enable_gqa=self.n_kv_heads != self.n_heads)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=mask is None and T > 1 and k.shape[2] == T,
+            enable_gqa=self.n_kv_heads != self.n_heads,
+        )
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+
 
 class MLP(nn.Module):
     """SwiGLU: down(silu(gate(x)) * up(x))."""
@@ -141,6 +194,7 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
 
 class Block(nn.Module):
     """One pre-norm decoder layer (HF `LlamaDecoderLayer`)."""
@@ -156,6 +210,7 @@ class Block(nn.Module):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer)
         return x + self.mlp(self.post_attention_layernorm(x))
 
+
 class Transformer(nn.Module):
     """A LLaMA causal LM with HF's module names (so its keys are HF's)."""
 
@@ -163,10 +218,13 @@ class Transformer(nn.Module):
         super().__init__()
         self.args = args
         # A ModuleDict named `model` gives the HF key prefix `model.` with no custom class.
-        self.model = nn.ModuleDict(dict(
-            embed_tokens=nn.Embedding(args.vocab_size, args.hidden_size),
-            layers=nn.ModuleList(Block(args) for _ in range(args.num_hidden_layers)),
-            norm=RMSNorm(args.hidden_size, args.rms_norm_eps)))
+        self.model = nn.ModuleDict(
+            dict(
+                embed_tokens=nn.Embedding(args.vocab_size, args.hidden_size),
+                layers=nn.ModuleList(Block(args) for _ in range(args.num_hidden_layers)),
+                norm=RMSNorm(args.hidden_size, args.rms_norm_eps),
+            )
+        )
         self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
 
     @property
@@ -176,9 +234,14 @@ class Transformer(nn.Module):
     def new_cache(self, max_len: int) -> KVCache:
         return KVCache(self.args.num_hidden_layers, max_len)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                cache: KVCache | None = None, return_hidden: bool = False,
-                logits_to_keep: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        return_hidden: bool = False,
+        logits_to_keep: int | None = None,
+    ) -> torch.Tensor:
         """Logits [B, T, vocab] in the compute dtype (or, `return_hidden`, the final-norm hidden
         states), of the last `logits_to_keep` positions only if given. attention_mask [B, past + T]:
         1 = real token (HF semantics); positions are its cumsum - 1, so a left-padded row is
@@ -187,8 +250,10 @@ class Transformer(nn.Module):
         past = cache.length if cache is not None else 0
         if attention_mask is not None:
             if tuple(attention_mask.shape) != (B, past + T):
-                raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
-                                 f"[batch, past + new] = {(B, past + T)}")
+                raise ValueError(
+                    f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
+                    f"[batch, past + new] = {(B, past + T)}"
+                )
             positions = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, past:]
         else:
             positions = torch.arange(past, past + T, device=input_ids.device).expand(B, T)
@@ -215,7 +280,9 @@ class Transformer(nn.Module):
         if attention_mask is not None:
             # A padding query sees no real key; letting it see itself keeps the softmax finite.
             # Its output is never used, and no real query attends to a padding key.
-            allowed = (allowed & attention_mask[:, None, None, :].bool()) | (keys[None, :] == queries[:, None])
+            allowed = (allowed & attention_mask[:, None, None, :].bool()) | (
+                keys[None, :] == queries[:, None]
+            )
         return allowed
 
     @classmethod
@@ -235,10 +302,14 @@ class Transformer(nn.Module):
         return model.to(dtype or DTYPES[args.dtype])
 
     @classmethod
-    def from_pretrained(cls, path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None) -> "Transformer":
+    def from_pretrained(
+        cls, path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None
+    ) -> "Transformer":
         from tl.checkpoint import load_hf  # an HF LLaMA checkpoint directory
+
         return load_hf(path, dtype=dtype, device=device, tokenizer=tokenizer)
 
     def save_pretrained(self, path, max_shard_size: int = 5 * 10**9, tokenizer=None):
         from tl.checkpoint import save_hf  # a directory `LlamaForCausalLM.from_pretrained` loads
+
         save_hf(self.state_dict(), self.args, path, max_shard_size=max_shard_size, tokenizer=tokenizer)

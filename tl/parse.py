@@ -12,6 +12,7 @@ Anything else is a plain answer ("no_call"), or an "error" if it starts like a c
 `{`, `[`). Nothing is evaluated (tokenize, ast.parse, json.loads and a literal-only walker);
 length and nesting are bounded; `parse` never raises.
 """
+
 from __future__ import annotations
 
 import ast
@@ -22,8 +23,8 @@ import math
 import re
 import tokenize
 import warnings
-from itertools import accumulate
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from tl.calls import EOS_MARK, Call
 
@@ -32,26 +33,32 @@ __all__ = ["Call", "Parsed", "parse", "parse_literal", "MAX_CHARS", "MAX_DEPTH"]
 MAX_CHARS = 100_000  # a call with a long document argument fits; a runaway generation does not
 MAX_DEPTH = 100  # bracket nesting; far below what would exhaust Python's parser or stack
 
+
 @dataclass(frozen=True)
 class Parsed:
     """kind: "calls" (non-empty), "no_call" (a plain answer) or "error" (an unreadable call attempt;
     `error` says why). format: "react" | "json" | "python" | None."""
+
     kind: str
     calls: list[Call] = field(default_factory=list)
     error: str | None = None
     format: str | None = None
 
+
 class _ParseError(ValueError):
     pass
 
+
 def _error(msg: str, fmt: str | None = None) -> Parsed:
     return Parsed("error", [], msg, fmt)
+
 
 def _strip_fences(text: str) -> str:
     if text.startswith("```"):
         text = text.partition("\n")[2]
         text = text[: text.rfind("```")] if "```" in text else text
     return text.strip()
+
 
 def _max_nesting(text: str) -> int:
     depth = best = 0
@@ -63,7 +70,9 @@ def _max_nesting(text: str) -> int:
             depth = max(depth - 1, 0)  # a stray closer does not hide later nesting
     return best
 
+
 _LITERAL_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
+
 
 def _literal(node: ast.AST, depth: int = 0):
     """A literal AST node -> its JSON value; anything else (names, operators, calls, f-strings,
@@ -98,10 +107,12 @@ def _literal(node: ast.AST, depth: int = 0):
         return out
     raise _ParseError(f"{type(node).__name__} is not a literal value")
 
+
 def _ast(text: str, mode: str) -> ast.AST:
     with warnings.catch_warnings():  # invalid escapes in strings warn; they are not our problem
         warnings.simplefilter("ignore")
         return ast.parse(text, mode=mode)
+
 
 def parse_literal(text: str):
     """A JSON or Python literal (`{'error': 'x'}`, `[1, true]`) -> its value, never evaluated;
@@ -116,6 +127,7 @@ def parse_literal(text: str):
         except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
             raise ValueError(f"not a literal: {e}") from None
 
+
 # ----------------------------------------------------------------------------- Python calls
 def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
     """(text, {placeholder: original}): keyword argument names (`from=`) and call names with a `-`
@@ -123,8 +135,12 @@ def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
     if "__tl_" in text:  # could collide with a placeholder
         return text, {}
     try:
-        toks = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
-                if t.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)]
+        toks = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type
+            not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+        ]
     except (tokenize.TokenError, SyntaxError, ValueError):
         return text, {}
     starts = [0, *accumulate(map(len, text.splitlines(keepends=True)))]  # tokens give (row, col)
@@ -135,14 +151,28 @@ def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
     out, renames, done, j = [], {}, 0, 0
     while j < len(toks):
         t, end = toks[j], None
-        if t.type == tokenize.NAME and keyword.iskeyword(t.string) and is_op(j + 1, "=") and is_op(j - 1, "(", ","):
+        if (
+            t.type == tokenize.NAME
+            and keyword.iskeyword(t.string)
+            and is_op(j + 1, "=")
+            and is_op(j - 1, "(", ",")
+        ):
             end = j  # a keyword as an argument name
-        elif t.type == tokenize.NAME and (j == 0 or is_op(j - 1, "[", ",", "(", ";") or toks[j - 1].type == tokenize.NEWLINE):
+        elif t.type == tokenize.NAME and (
+            j == 0 or is_op(j - 1, "[", ",", "(", ";") or toks[j - 1].type == tokenize.NEWLINE
+        ):
             k = j  # at a call's start: NAME (("-" | ".") NAME)*, written without spaces
-            while (is_op(k + 1, "-", ".") and k + 2 < len(toks) and toks[k + 2].type == tokenize.NAME
-                   and toks[k + 1].start == toks[k].end and toks[k + 2].start == toks[k + 1].end):
+            while (
+                is_op(k + 1, "-", ".")
+                and k + 2 < len(toks)
+                and toks[k + 2].type == tokenize.NAME
+                and toks[k + 1].start == toks[k].end
+                and toks[k + 2].start == toks[k + 1].end
+            ):
                 k += 2
-            if is_op(k + 1, "(") and any(r.string == "-" or keyword.iskeyword(r.string) for r in toks[j:k + 1]):
+            if is_op(k + 1, "(") and any(
+                r.string == "-" or keyword.iskeyword(r.string) for r in toks[j : k + 1]
+            ):
                 end = k
         if end is not None:
             s, e = starts[t.start[0] - 1] + t.start[1], starts[toks[end].end[0] - 1] + toks[end].end[1]
@@ -153,12 +183,14 @@ def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
         j += 1
     return "".join(out) + text[done:], renames
 
+
 def _call_name(node: ast.AST, renames: dict[str, str]) -> str:
     if isinstance(node, ast.Name):
         return renames.get(node.id, node.id)
     if isinstance(node, ast.Attribute):
         return f"{_call_name(node.value, renames)}.{node.attr}"
     raise _ParseError(f"a call must start with a tool name; found {type(node).__name__}")
+
 
 def _parse_python(text: str) -> list[Call]:
     """SyntaxError or ValueError when the text is not a sequence of calls."""
@@ -184,6 +216,7 @@ def _parse_python(text: str) -> list[Call]:
             calls.append(Call(name, args))
     return calls
 
+
 # ----------------------------------------------------------------------------- JSON and ReAct
 def _calls_from_obj(obj) -> Parsed:
     if isinstance(obj, dict):
@@ -198,10 +231,12 @@ def _calls_from_obj(obj) -> Parsed:
             return _error(f"JSON call {i}: {e}", "json")
     return Parsed("calls", calls, None, "json")
 
+
 _ACTION = re.compile(r"^[ \t]*Action[ \t]*:[ \t]*(.*)$", re.M)
 _ACTION_INPUT = re.compile(r"^[ \t]*Action[ \t]*Input[ \t]*:", re.M)
 _STOP = re.compile(r"^[ \t]*(?:Observation|Thought|Action|Final Answer)[ \t]*:", re.M)
 _NAME = r"[A-Za-z_][\w.\-]*"  # a tool name, dotted or hyphenated as real ones are
+
 
 def _action_input(text: str) -> dict:
     text = _strip_fences(text.strip())
@@ -220,6 +255,7 @@ def _action_input(text: str) -> dict:
         raise _ParseError(f"Action Input must be an object; found {type(value).__name__}")
     return value
 
+
 def _parse_react(text: str) -> Parsed:
     actions = list(_ACTION.finditer(text))
     calls = []
@@ -230,7 +266,12 @@ def _parse_react(text: str) -> Parsed:
             inp = _ACTION_INPUT.search(text, m.end(), block_end)
             stop = inp and _STOP.search(text, inp.end(), block_end)
             try:
-                calls.append(Call(name, _action_input(text[inp.end(): stop.start() if stop else block_end]) if inp else {}))
+                calls.append(
+                    Call(
+                        name,
+                        _action_input(text[inp.end() : stop.start() if stop else block_end]) if inp else {},
+                    )
+                )
             except (_ParseError, json.JSONDecodeError) as e:
                 return _error(f"Action {n} ({name}): {e}", "react")
             continue
@@ -242,6 +283,7 @@ def _parse_react(text: str) -> Parsed:
             return _error(f"Action {n}: expected a tool name; found {name[:80]!r}", "react")
         calls.extend(inline)
     return Parsed("calls", calls, None, "react")
+
 
 def _parse(text) -> Parsed:
     if not isinstance(text, str):
@@ -268,8 +310,13 @@ def _parse(text) -> Parsed:
     try:
         calls = _parse_python(text)
     except (SyntaxError, ValueError) as e:
-        return _error(f"not a valid call: {e}", "python") if re.match(rf"\s*\[?\s*{_NAME}\(", text) else Parsed("no_call")
+        return (
+            _error(f"not a valid call: {e}", "python")
+            if re.match(rf"\s*\[?\s*{_NAME}\(", text)
+            else Parsed("no_call")
+        )
     return Parsed("calls", calls, None, "python") if calls else Parsed("no_call")
+
 
 def parse(text) -> Parsed:
     """Model output -> `Parsed` (see the module docstring). Never raises."""

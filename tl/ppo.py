@@ -7,6 +7,7 @@ not padding). Losses are a token *sum* over a caller-given count (the
 global one over micro-batches and ranks gives a true mean). Defaults are the paper's code: GAE
 gamma 1, lambda 0.95, policy and value clip 0.2, a fixed beta, no advantage whitening.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -16,18 +17,30 @@ import torch
 import torch.nn as nn
 
 from tl.calls import EOS_MARK, assistant_calls, render_prompt
-from tl.classify import (ALL_RIGHT, PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT, Classification, call_reward,
-                         classify, feedback_categories)
+from tl.classify import (
+    ALL_RIGHT,
+    PARAM_HALLUCINATION,
+    PARAM_MISSING,
+    PARAM_REDUNDANT,
+    Classification,
+    call_reward,
+    classify,
+    feedback_categories,
+)
 from tl.dist import any_rank
 from tl.episode import Episode, Item, Task
 from tl.generate import generate
+
 
 def shift_to_response(x: torch.Tensor, prompt_len: int) -> torch.Tensor:
     """`x[:, P-1:-1]` of a `[B, P+R, ...]` output: the positions that predict the response tokens
     (for logits and, as in the paper's code, values: V_t is the state before token t)."""
     if not 0 < prompt_len < x.shape[1]:
-        raise ValueError(f"prompt_len must be in 1..{x.shape[1] - 1} for an output of shape {tuple(x.shape)}, got {prompt_len}")
-    return x[:, prompt_len - 1: -1]
+        raise ValueError(
+            f"prompt_len must be in 1..{x.shape[1] - 1} for an output of shape {tuple(x.shape)}, got {prompt_len}"
+        )
+    return x[:, prompt_len - 1 : -1]
+
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log pi(token) under softmax(logits / T) in fp32 (T = the sampling temperature, or ratio and
@@ -35,19 +48,23 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: floa
     logits = logits.float() / temperature
     return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
+
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Entropy of softmax(logits / T) per position, fp32."""
     z = logits.float() / temperature
     return torch.logsumexp(z, dim=-1) - (torch.softmax(z, dim=-1) * z).sum(-1)
 
+
 def kl_k1(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     """Per-token KL estimate k1 = log pi - log pi_ref (the paper's code; unbiased, may be negative)."""
     return logp - logp_ref
+
 
 def last_valid_index(mask: torch.Tensor) -> torch.Tensor:
     """Each row's last valid response position (its EOS, or the last token if cut); 0 if empty."""
     positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
     return torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(dim=1)
+
 
 def place_scores(scores: torch.Tensor, positions: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """Dense `[B, R]`: `scores[b, k]` at `positions[b, k]` (-1: none; `[B]` scores: one per row), 0 elsewhere."""
@@ -56,13 +73,18 @@ def place_scores(scores: torch.Tensor, positions: torch.Tensor, shape: torch.Siz
     dense = torch.zeros(shape, dtype=torch.float32, device=scores.device)
     return dense.scatter_add_(1, positions.clamp(min=0), torch.where(positions >= 0, scores.float(), 0.0))
 
-def token_rewards(kl: torch.Tensor, mask: torch.Tensor, kl_coef: float, score_per_token: torch.Tensor) -> torch.Tensor:
+
+def token_rewards(
+    kl: torch.Tensor, mask: torch.Tensor, kl_coef: float, score_per_token: torch.Tensor
+) -> torch.Tensor:
     """r_t = -beta kl_t + score_t on valid tokens, so a row's rewards sum to score - beta sum kl."""
     return torch.where(mask.bool(), -kl_coef * kl + score_per_token, 0.0)
 
+
 @torch.no_grad()
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
-        gamma: float = 1.0, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE: A_t = r_t + gamma V_{t+1} - V_t + gamma lam A_{t+1} (V after the end = 0), returns = A + V.
     Masked positions are skipped (t+1 = the next valid token) and 0 in the outputs."""
     mask = mask.bool()
@@ -76,8 +98,10 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
         next_value, next_adv = torch.where(m, v, next_value), torch.where(m, adv, next_adv)
     return advantages, torch.where(mask, advantages + values.float(), 0.0)
 
+
 def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, x, 0.0).sum()
+
 
 def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float = 0.2):
     """PPO-clip: sum_t max(-A_t r_t, -A_t clip(r_t, 1 -+ eps)) / n_tokens, r_t = pi / pi_old. Stats
@@ -91,9 +115,13 @@ def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float
     unclipped, clipped = -advantages * ratio, -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     loss = _masked_sum(torch.maximum(unclipped, clipped), mask) / n
     with torch.no_grad():
-        stats = {"clipped": _masked_sum((clipped > unclipped).float(), mask),
-                 "approx_kl": _masked_sum((ratio - 1.0) - log_ratio, mask), "ratio": _masked_sum(ratio, mask)}
+        stats = {
+            "clipped": _masked_sum((clipped > unclipped).float(), mask),
+            "approx_kl": _masked_sum((ratio - 1.0) - log_ratio, mask),
+            "ratio": _masked_sum(ratio, mask),
+        }
     return loss, stats
+
 
 def value_loss(values, values_old, returns, mask, n_tokens=None, clip_eps: float = 0.2):
     """0.5 sum_t max((V - R)^2, (clip(V, V_old -+ eps) - R)^2) / n_tokens; stat `clipped` (a token sum)."""
@@ -104,6 +132,7 @@ def value_loss(values, values_old, returns, mask, n_tokens=None, clip_eps: float
     err_clipped = (values_old + torch.clamp(values - values_old, -clip_eps, clip_eps) - returns) ** 2
     loss = 0.5 * _masked_sum(torch.maximum(err, err_clipped), mask) / n
     return loss, {"clipped": _masked_sum((err_clipped > err).float().detach(), mask)}
+
 
 class Critic(nn.Module):
     """V(s_t): the SFT trunk's final hidden state -> a zero-initialised `Linear(hidden, 1)` (the
@@ -128,6 +157,7 @@ class Critic(nn.Module):
         hidden = self.trunk(input_ids, attention_mask, return_hidden=True, logits_to_keep=logits_to_keep)
         return self.value_head(hidden).squeeze(-1).float().clone()  # clone: FSDP2 warns on a view output
 
+
 def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]:
     """One prompt (an Item: tools, the history, the gold call) per assistant call whose feedback is
     `all_right` (the paper's filter). Counts: `calls`, `kept`, `dropped_<reason>` (the feedback
@@ -137,23 +167,41 @@ def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]
         for i, category in sorted(feedback_categories(record["messages"]).items()):
             calls = assistant_calls(record["messages"][i])
             counts["calls"] += 1
-            reason = ("parallel" if len(calls) != 1 else "no_feedback" if category is None else
-                      category if category != ALL_RIGHT else None)
+            reason = (
+                "parallel"
+                if len(calls) != 1
+                else "no_feedback"
+                if category is None
+                else category
+                if category != ALL_RIGHT
+                else None
+            )
             counts[f"dropped_{reason}" if reason else "kept"] += 1
             if reason is None:
-                prompts.append(Item(f"{record.get('id', '?')}@{i}", "train", record["tools"], record["messages"][:i],
-                                    calls, "strict"))
+                prompts.append(
+                    Item(
+                        f"{record.get('id', '?')}@{i}",
+                        "train",
+                        record["tools"],
+                        record["messages"][:i],
+                        calls,
+                        "strict",
+                    )
+                )
     return prompts, counts
+
 
 def encode_prompt(tokenizer, prompt: Item | Task) -> list[int]:
     """Token ids of the generation prompt (a Task's: its query alone), as SFT and evaluation render it."""
     messages = prompt.messages if isinstance(prompt, Item) else [{"role": "user", "content": prompt.query}]
     return tokenizer.encode_chat(render_prompt(prompt.tools, messages))
 
+
 def score_response(text: str, prompt: Item) -> tuple[float, str]:
     """R(t) of one generated output and its category (the same `tl.classify` evaluation uses)."""
     c = classify(text, prompt.gold, prompt.tools)
     return call_reward(c), c.category
+
 
 @dataclass
 class Rollout:
@@ -161,6 +209,7 @@ class Rollout:
     scores -- `[B]`, each at its row's last valid token, or `[B, K]` at `score_positions` (response
     indices, -1: none; multi-turn: one per output that made calls) -- and their categories;
     `score` and `compute_advantages` fill the per-token `[B, R]` tensors."""
+
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     response_mask: torch.Tensor
@@ -179,49 +228,90 @@ class Rollout:
     def response_len(self) -> int:
         return self.response_mask.shape[1]
 
+
 def pack(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
     """(input_ids, attention_mask, response_mask): prompts left-padded, responses right-padded."""
     P, R, B = max(len(p) for p in prompts), max(max(len(r) for r in responses), 1), len(prompts)
     input_ids = torch.full((B, P + R), pad_id, dtype=torch.long)
     attention_mask = torch.zeros(B, P + R, dtype=torch.long)
     for b, (p, r) in enumerate(zip(prompts, responses)):
-        input_ids[b, P - len(p): P + len(r)] = torch.tensor(p + r, dtype=torch.long)
-        attention_mask[b, P - len(p): P + len(r)] = 1
+        input_ids[b, P - len(p) : P + len(r)] = torch.tensor(p + r, dtype=torch.long)
+        attention_mask[b, P - len(p) : P + len(r)] = 1
     return input_ids, attention_mask, attention_mask[:, P:].clone()
 
-def response_logprobs(model, input_ids, attention_mask, response_len: int, temperature: float = 1.0,
-                      with_entropy: bool = False):
+
+def response_logprobs(
+    model, input_ids, attention_mask, response_len: int, temperature: float = 1.0, with_entropy: bool = False
+):
     """log pi(response token) `[B, R]` (and the entropy), projecting only the last R + 1 positions."""
     logits = shift_to_response(model(input_ids, attention_mask, logits_to_keep=response_len + 1), 1)
     logp = token_logprobs(logits, input_ids[:, -response_len:], temperature)
     return logp, token_entropy(logits, temperature) if with_entropy else None
 
+
 def response_values(critic: Critic, input_ids, attention_mask, response_len: int) -> torch.Tensor:
     """V_t `[B, R]`: the critic's value at the position that predicts response token t."""
     return shift_to_response(critic(input_ids, attention_mask, logits_to_keep=response_len + 1), 1)
 
-def rollout(actor, tokenizer, prompts: list[Item], *, max_new_tokens: int, temperature: float = 0.0,
-            seed: int | None = None) -> Rollout:
+
+def rollout(
+    actor,
+    tokenizer,
+    prompts: list[Item],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Rollout:
     """One scored response per prompt (cut after EOS); under FSDP every rank calls it equally often."""
     ids = [encode_prompt(tokenizer, p) for p in prompts]
-    gen = generate(actor, ids, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
-                   temperature=temperature, seed=seed, tokenizer=tokenizer)
+    gen = generate(
+        actor,
+        ids,
+        max_new_tokens=max_new_tokens,
+        eos_id=tokenizer.eos_id,
+        pad_id=tokenizer.pad_id,
+        temperature=temperature,
+        seed=seed,
+        tokenizer=tokenizer,
+    )
     scores, categories = zip(*(score_response(t, p) for t, p in zip(gen.texts, prompts)))
-    return Rollout(*pack(ids, gen.tokens, tokenizer.pad_id), list(gen.texts), torch.tensor(scores), list(categories))
+    return Rollout(
+        *pack(ids, gen.tokens, tokenizer.pad_id), list(gen.texts), torch.tensor(scores), list(categories)
+    )
+
 
 def category_reward(category: str) -> float:
     """R(t) of a call known only by its category (an online episode has no gold call)."""
-    flags = {"hallucinated": category == PARAM_HALLUCINATION, "redundant": category == PARAM_REDUNDANT,
-             "missing": category == PARAM_MISSING}
+    flags = {
+        "hallucinated": category == PARAM_HALLUCINATION,
+        "redundant": category == PARAM_REDUNDANT,
+        "missing": category == PARAM_MISSING,
+    }
     return call_reward(Classification(category, flags))
+
 
 def tasks_from_trajectories(records: list[dict]) -> list[Task]:
     """Multi-turn PPO's tasks: one per trajectory, its tools and its first user message as the query."""
-    return [Task(r.get("id", str(i)), "train", r["tools"], r["messages"][0]["content"]) for i, r in enumerate(records)
-            if r["messages"] and r["messages"][0].get("role") == "user"]
+    return [
+        Task(r.get("id", str(i)), "train", r["tools"], r["messages"][0]["content"])
+        for i, r in enumerate(records)
+        if r["messages"] and r["messages"][0].get("role") == "user"
+    ]
 
-def episode_rollout(actor, tokenizer, tasks: list[Task], executor, *, max_turns: int, max_new_tokens: int,
-                    max_len: int, temperature: float = 0.0, seed: int | None = None) -> Rollout:
+
+def episode_rollout(
+    actor,
+    tokenizer,
+    tasks: list[Task],
+    executor,
+    *,
+    max_turns: int,
+    max_new_tokens: int,
+    max_len: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Rollout:
     """One `tl.episode.Episode` per task, packed as one sequence: prompt_0 + out_0 + obs_0 + out_1 + ...
     where out_t are the sampled tokens and obs_t the feedback `\\nOutput: ...\\nAssistant:` encoded as a
     continuation. Each turn is generated from exactly this sequence (not a re-rendered prompt), so
@@ -232,22 +322,39 @@ def episode_rollout(actor, tokenizer, tasks: list[Task], executor, *, max_turns:
     prompts = [tokenizer.encode_chat(ep.prompt()) for ep in episodes]
     tokens, trained, calls = [[] for _ in tasks], [[] for _ in tasks], [[] for _ in tasks]
     for turn in range(max_turns):
-        active = [i for i, ep in enumerate(episodes)
-                  if not ep.done and len(prompts[i]) + len(tokens[i]) + max_new_tokens <= max_len]
-        if not any_rank(bool(active), next(actor.parameters()).device):  # every rank generates equally often under FSDP
+        active = [
+            i
+            for i, ep in enumerate(episodes)
+            if not ep.done and len(prompts[i]) + len(tokens[i]) + max_new_tokens <= max_len
+        ]
+        if not any_rank(
+            bool(active), next(actor.parameters()).device
+        ):  # every rank generates equally often under FSDP
             break
-        inputs = [prompts[i] + tokens[i] for i in active] or [[tokenizer.bos_id]]  # a stand-in keeps ranks in step
-        gen = generate(actor, inputs, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
-                       temperature=temperature, seed=None if seed is None else seed + turn, tokenizer=tokenizer)
+        inputs = [prompts[i] + tokens[i] for i in active] or [
+            [tokenizer.bos_id]
+        ]  # a stand-in keeps ranks in step
+        gen = generate(
+            actor,
+            inputs,
+            max_new_tokens=max_new_tokens,
+            eos_id=tokenizer.eos_id,
+            pad_id=tokenizer.pad_id,
+            temperature=temperature,
+            seed=None if seed is None else seed + turn,
+            tokenizer=tokenizer,
+        )
         for i, ids, text in zip(active, gen.tokens, gen.texts):
             step = episodes[i].step(text)
             tokens[i] += ids
             trained[i] += [1] * len(ids)
             if step.calls:  # the worst call's score, as for single-turn extra calls: no +1 per repeated call
-                calls[i].append((len(tokens[i]) - 1, min((c.category for c in step.calls), key=category_reward)))
+                calls[i].append(
+                    (len(tokens[i]) - 1, min((c.category for c in step.calls), key=category_reward))
+                )
             if not episodes[i].done:
                 prompt = episodes[i].prompt()  # what follows the last EOS: the feedback and the next header
-                obs = tokenizer.encode_continuation(prompt[prompt.rindex(EOS_MARK) + len(EOS_MARK):])
+                obs = tokenizer.encode_continuation(prompt[prompt.rindex(EOS_MARK) + len(EOS_MARK) :])
                 tokens[i] += obs
                 trained[i] += [0] * len(obs)
     input_ids, attention_mask, response_mask = pack(prompts, tokens, tokenizer.pad_id)
@@ -257,8 +364,16 @@ def episode_rollout(actor, tokenizer, tasks: list[Task], executor, *, max_turns:
         response_mask[b, : len(trained[b])] = torch.tensor(trained[b], dtype=torch.long)
         for k, (pos, category) in enumerate(calls[b]):
             positions[b, k], scores[b, k] = pos, category_reward(category)
-    return Rollout(input_ids, attention_mask, response_mask, [ep.answer or "" for ep in episodes], scores,
-                   [c for per in calls for _, c in per], positions)
+    return Rollout(
+        input_ids,
+        attention_mask,
+        response_mask,
+        [ep.answer or "" for ep in episodes],
+        scores,
+        [c for per in calls for _, c in per],
+        positions,
+    )
+
 
 @torch.no_grad()
 def score(batch: Rollout, actor, reference, critic: Critic, temperature: float = 1.0) -> Rollout:
@@ -280,12 +395,17 @@ def score(batch: Rollout, actor, reference, critic: Critic, temperature: float =
             m.train(was_training)
     return batch
 
+
 def compute_advantages(batch: Rollout, kl_coef: float, gamma: float = 1.0, lam: float = 0.95) -> torch.Tensor:
     """Token rewards (-beta k1 + each score at its token), GAE into `advantages` / `returns`;
     returns the per-token KL `[B, R]` for logging."""
     mask = batch.response_mask.to(batch.values.device).bool()
     kl = kl_k1(batch.logp_old, batch.logp_ref)
-    positions = last_valid_index(mask) if batch.score_positions is None else batch.score_positions.to(mask.device)
-    rewards = token_rewards(kl, mask, kl_coef, place_scores(batch.scores.to(mask.device), positions, mask.shape))
+    positions = (
+        last_valid_index(mask) if batch.score_positions is None else batch.score_positions.to(mask.device)
+    )
+    rewards = token_rewards(
+        kl, mask, kl_coef, place_scores(batch.scores.to(mask.device), positions, mask.shape)
+    )
     batch.advantages, batch.returns = gae(rewards, batch.values, mask, gamma, lam)
     return torch.where(mask, kl, 0.0)

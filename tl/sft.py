@@ -8,6 +8,7 @@ step's global sum of weights (all micro-batches on all ranks, known before the f
 loss does not depend on world size or accumulation, and keeps one scale with PKT on or off, so one
 learning rate serves every ablation. `--sample_unit turn` is the authors' unit (`split_turns`).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ from tl.classify import ALL_RIGHT, OTHERS, authors_feedback_is_error, classify_f
 
 # ----------------------------------------------------------------------------- MAE
 MAE_RULES = ("taxonomy", "authors")
+
 
 def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, str]:
     """T_e of L_MAE (paper Sec. 3.1, Eq. 1): {assistant message index: feedback category} of every
@@ -42,6 +44,7 @@ def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, s
             out[i] = OTHERS if category == ALL_RIGHT else category
     return out
 
+
 # ----------------------------------------------------------------------------- PKT
 def key_token_positions(call_ids: list[int], rival_ids: list[list[int]], start: int = 0) -> list[int]:
     """K_i of L_PKT (paper Sec. 3.2): positions in `call_ids` (the call's tokens from the tool
@@ -59,11 +62,13 @@ def key_token_positions(call_ids: list[int], rival_ids: list[list[int]], start: 
             key.add(p)
     return sorted(key)
 
+
 def key_token_weight(n_key: int, n_nonkey: int, w_max: float) -> float:
     """w = CLIP(|NK_i| / |K_i|, 1, w_max), the loss weight of each key token (paper Sec. 3.2)."""
     if n_key < 1:
         raise ValueError(f"a call has at least one key token (its first); found n_key={n_key}")
     return float(min(max(n_nonkey / n_key, 1.0), w_max))
+
 
 def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[float]:
     """Per-token weights of one supervised call under PKT: `key_token_weight` on K_i, 1 on NK_i (the
@@ -71,10 +76,12 @@ def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[floa
     w, key = key_token_weight(len(key), n_tokens - len(key), w_max), set(key)
     return [w if i in key else 1.0 for i in range(n_tokens)]
 
+
 # ----------------------------------------------------------------------------- tokenisation
 @dataclass
 class Sample:
     """One trajectory as training ids. weights[i] is the loss weight of predicting input_ids[i]."""
+
     id: str
     input_ids: list[int]
     weights: list[float]
@@ -83,12 +90,14 @@ class Sample:
     n_key_tokens: int = 0  # PKT key tokens of supervised calls (whatever w they got after the clip)
     turns: list = field(default_factory=list)  # (start, end, key tokens) of each trained turn, EOS included
 
+
 def _token_index_at(tok, ids: list[int], char: int) -> int:
     """Index of the token of `ids` (a continuation encoding) that holds character `char`."""
     for k in range(len(ids)):
-        if len(tok.decode(ids[:k + 1], continuation=True)) > char:
+        if len(tok.decode(ids[: k + 1], continuation=True)) > char:
             return k
     raise ValueError(f"character {char} lies beyond the {len(ids)} tokens")
+
 
 def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
     """PKT key positions in a call segment's continuation ids, for each call of the turn: the
@@ -101,8 +110,10 @@ def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
         key.update(key_token_positions(ids, rivals, start=_token_index_at(tok, ids, s)))
     return sorted(key)
 
-def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
-                    mae_rule: str = "taxonomy") -> Sample:
+
+def tokenize_record(
+    tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0, mae_rule: str = "taxonomy"
+) -> Sample:
     """A validated record -> `Sample` (ids equal `tok.encode_chat(render_prompt(...))`). mae: calls in
     `erroneous_calls(messages, mae_rule)` get weight 0, their EOS too; pkt: `call_token_weights`."""
     segments = render_segments(record["tools"], record["messages"], add_generation_prompt=False)
@@ -135,6 +146,7 @@ def tokenize_record(tok, record: dict, *, mae: bool = True, pkt: bool = True, w_
         sample.weights += weights
     return sample
 
+
 def split_turns(sample: Sample) -> list[Sample]:
     """The authors' sample unit: one sample per trained assistant turn, holding the conversation
     up to the end of that turn with only that turn's weights (its masked, MAE-dropped turns and
@@ -142,11 +154,21 @@ def split_turns(sample: Sample) -> list[Sample]:
     out = []
     for k, (start, end, keys) in enumerate(sample.turns):
         weights = [0.0] * start + sample.weights[start:end]
-        out.append(Sample(f"{sample.id}@{k}", sample.input_ids[:end], weights, n_calls=int(keys > 0),
-                          n_key_tokens=keys, turns=[(start, end, keys)]))
+        out.append(
+            Sample(
+                f"{sample.id}@{k}",
+                sample.input_ids[:end],
+                weights,
+                n_calls=int(keys > 0),
+                n_key_tokens=keys,
+                turns=[(start, end, keys)],
+            )
+        )
     return out
 
+
 SAMPLE_UNITS = ("trajectory", "turn")
+
 
 def _surely_longer(tok, record: dict, max_seq_len: int, unit: str) -> bool:
     """Whether the record (for unit "turn": already its first assistant turn) must have more than
@@ -154,13 +176,23 @@ def _surely_longer(tok, record: dict, max_seq_len: int, unit: str) -> bool:
     messages = record["messages"]
     if unit == "turn":
         first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), len(messages))
-        messages = messages[:first + 1]
+        messages = messages[: first + 1]
     text = render_prompt(record["tools"], messages, add_generation_prompt=False)
     return len(text) > max_seq_len * tok.max_piece_chars
 
-def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = True, w_max: float = 9.0,
-                  max_seq_len: int = 2048, overlong: str = "drop", unit: str = "trajectory",
-                  mae_rule: str = "taxonomy") -> tuple[list[Sample], dict]:
+
+def build_samples(
+    tok,
+    records: list[dict],
+    *,
+    mae: bool = True,
+    pkt: bool = True,
+    w_max: float = 9.0,
+    max_seq_len: int = 2048,
+    overlong: str = "drop",
+    unit: str = "trajectory",
+    mae_rule: str = "taxonomy",
+) -> tuple[list[Sample], dict]:
     """Samples of every record: one per trajectory, or per trained assistant turn (`unit="turn"`,
     `split_turns`). Longer than `max_seq_len`: dropped (`overlong="drop"`) or cut ("truncate"); a
     sample with no trained token left is dropped and counted. Returns (samples, stats): {"records",
@@ -169,8 +201,18 @@ def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = Tru
         raise ValueError(f"overlong must be 'drop' or 'truncate'; found {overlong!r}")
     if unit not in SAMPLE_UNITS:
         raise ValueError(f"unit must be one of {SAMPLE_UNITS}; found {unit!r}")
-    samples, stats = [], {"records": len(records), "overlong": 0, "untrained": 0, "calls": 0, "masked": Counter(),
-                          "key_tokens": 0, "trained_tokens": 0}
+    samples, stats = (
+        [],
+        {
+            "records": len(records),
+            "overlong": 0,
+            "untrained": 0,
+            "calls": 0,
+            "masked": Counter(),
+            "key_tokens": 0,
+            "trained_tokens": 0,
+        },
+    )
     for record in records:
         if overlong == "drop" and _surely_longer(tok, record, max_seq_len, unit):
             stats["overlong"] += 1  # not tokenised: a 50 MB record would take minutes only to be dropped
@@ -192,22 +234,28 @@ def build_samples(tok, records: list[dict], *, mae: bool = True, pkt: bool = Tru
             samples.append(piece)
     return samples, stats
 
+
 # ----------------------------------------------------------------------------- loss
-def weighted_token_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
-                        normaliser: float | torch.Tensor) -> torch.Tensor:
+def weighted_token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, normaliser: float | torch.Tensor
+) -> torch.Tensor:
     """L_MAE / L_PKT (paper Sec. 3.1-3.2): sum_t w_t * -log p(target_t) / normaliser. logits [B, T, V]
     (upcast to float32), targets and weights [B, T]; `normaliser`: the step's global sum of weights."""
     nll = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
     return (nll * weights.flatten().to(nll.dtype)).sum() / normaliser
 
+
 # ----------------------------------------------------------------------------- data order
-def epoch_batches(lengths: list[int], global_batch: int, seed: int, epoch: int,
-                  bucket_batches: int = 16) -> list[list[int]]:
+def epoch_batches(
+    lengths: list[int], global_batch: int, seed: int, epoch: int, bucket_batches: int = 16
+) -> list[list[int]]:
     """The global batches (lists of sample indices) of one epoch, deterministic for (seed, epoch)
     whatever the world size: shuffled, the last partial batch dropped, sorted by length within
     chunks of `bucket_batches` batches (micro-batches pad little), the batches shuffled again."""
     if global_batch < 1 or global_batch > len(lengths):
-        raise ValueError(f"global batch {global_batch} must be between 1 and the number of samples ({len(lengths)})")
+        raise ValueError(
+            f"global batch {global_batch} must be between 1 and the number of samples ({len(lengths)})"
+        )
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -215,10 +263,11 @@ def epoch_batches(lengths: list[int], global_batch: int, seed: int, epoch: int,
     batches = []
     chunk = global_batch * bucket_batches
     for start in range(0, len(order), chunk):
-        by_length = sorted(order[start:start + chunk], key=lambda i: (lengths[i], i))
-        batches += [by_length[j:j + global_batch] for j in range(0, len(by_length), global_batch)]
+        by_length = sorted(order[start : start + chunk], key=lambda i: (lengths[i], i))
+        batches += [by_length[j : j + global_batch] for j in range(0, len(by_length), global_batch)]
     rng.shuffle(batches)
     return batches
+
 
 def short_first_pool(lengths: list[int], global_batch: int) -> list[int]:
     """The samples warm-up steps draw from: the shortest third (at least 20 batches' worth)."""
@@ -227,19 +276,24 @@ def short_first_pool(lengths: list[int], global_batch: int) -> list[int]:
     shortest = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     return shortest[: min(len(lengths), max(20 * global_batch, len(lengths) // 3))]
 
+
 def short_first_batch(pool: list[int], global_batch: int, seed: int, step: int) -> list[int]:
     """A warm-up step's global batch: `global_batch` distinct samples of `pool`, seeded by (seed, step)."""
     return random.Random(seed * 1_000_003 + step).sample(pool, global_batch)
+
 
 def micro_batches(batch: list[int], rank: int, world_size: int, micro_batch: int) -> list[list[int]]:
     """This rank's micro-batches of one (length-sorted) global batch: slot k of `micro_batch` samples
     goes to micro-step k // world_size on rank k % world_size, so ranks hold neighbouring lengths."""
     per_step = world_size * micro_batch
     if len(batch) % per_step:
-        raise ValueError(f"global batch {len(batch)} is not a multiple of world_size ({world_size}) "
-                         f"x micro_batch ({micro_batch})")
-    slots = [batch[k:k + micro_batch] for k in range(0, len(batch), micro_batch)]
+        raise ValueError(
+            f"global batch {len(batch)} is not a multiple of world_size ({world_size}) "
+            f"x micro_batch ({micro_batch})"
+        )
+    slots = [batch[k : k + micro_batch] for k in range(0, len(batch), micro_batch)]
     return slots[rank::world_size]
+
 
 def collate(samples, pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
     """Right-pad a micro-batch to its longest sample (dynamic padding) and shift for next-token
@@ -255,8 +309,13 @@ def collate(samples, pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
         weights[b, :n] = torch.tensor(s.weights)
         mask[b, :n] = 1
     padded = bool((mask[:, :-1] == 0).any())
-    return {"input_ids": ids[:, :-1].to(device), "targets": ids[:, 1:].to(device),
-            "weights": weights[:, 1:].to(device), "attention_mask": mask[:, :-1].to(device) if padded else None}
+    return {
+        "input_ids": ids[:, :-1].to(device),
+        "targets": ids[:, 1:].to(device),
+        "weights": weights[:, 1:].to(device),
+        "attention_mask": mask[:, :-1].to(device) if padded else None,
+    }
+
 
 # ----------------------------------------------------------------------------- optimisation
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -266,10 +325,18 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
+
 LR_SCHEDULES = ("cosine", "constant")
 
-def lr_at(step: int, total_steps: int, lr: float, warmup_steps: int = 0, min_lr_ratio: float = 0.1,
-          schedule: str = "cosine") -> float:
+
+def lr_at(
+    step: int,
+    total_steps: int,
+    lr: float,
+    warmup_steps: int = 0,
+    min_lr_ratio: float = 0.1,
+    schedule: str = "cosine",
+) -> float:
     """Learning rate of optimizer step `step` (0-based): a linear warm-up over `warmup_steps` to `lr`,
     then a cosine down to `min_lr_ratio * lr` at the last step ("cosine", the paper) or `lr`
     ("constant": the authors' SFT run, whose DeepSpeed WarmupLR overrode HF's cosine)."""

@@ -2,6 +2,7 @@
 `encode` keeps sentencepiece's dummy-prefix space, `encode_continuation` encodes text as inside a
 document, `encode_chat` joins the two (docs/ARCHITECTURE.md, "Tokenisation of a conversation").
 """
+
 import io
 import os
 
@@ -12,6 +13,7 @@ from tl.calls import EOS_MARK, valid_unicode
 # Appended to a serialized ModelProto, this turns the dummy prefix off: protobuf merges a repeated
 # message field into the first, and this is field 3 (normalizer_spec, 2 bytes) {field 3 (add_dummy_prefix) = false}.
 _NO_DUMMY_PREFIX = b"\x1a\x02\x18\x00"
+
 
 class Tokenizer:
     """A sentencepiece model file. `pad_id` is its pad piece, else unk (0) as in the paper's code;
@@ -31,8 +33,10 @@ class Tokenizer:
         self.eos_id: int = self.sp.eos_id()
         self.pad_id: int = self.sp.pad_id() if self.sp.pad_id() >= 0 else self.sp.unk_id()
         if self.eos_id < 0 or self.pad_id == self.eos_id:
-            raise ValueError(f"{self.model_path}: needs an EOS piece distinct from pad/unk "
-                             f"(eos={self.eos_id}, pad={self.pad_id})")
+            raise ValueError(
+                f"{self.model_path}: needs an EOS piece distinct from pad/unk "
+                f"(eos={self.eos_id}, pad={self.pad_id})"
+            )
 
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
         """Ids of `text` as the start of a document (with the dummy-prefix space)."""
@@ -60,18 +64,36 @@ class Tokenizer:
     def id_to_piece(self, token_id: int) -> str:
         return self.sp.id_to_piece(token_id)
 
+
 def train_tokenizer(texts, model_path, vocab_size: int = 1000, **options) -> str:
     """Train a small LLaMA-style tokenizer (the settings below) on `texts`, written to `model_path`
     (returned). Single-threaded in input order, so the same texts give the same file. `vocab_size`
     is an upper bound (>= 259 = 256 bytes + 3 specials)."""
     model_path, buffer = os.fspath(model_path), io.BytesIO()
-    settings = dict(model_type="bpe", vocab_size=vocab_size, byte_fallback=True, split_digits=True,
-                    add_dummy_prefix=True, normalization_rule_name="identity",
-                    remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
-                    unk_id=0, bos_id=1, eos_id=2, pad_id=-1, character_coverage=1.0,
-                    hard_vocab_limit=False, num_threads=1, input_sentence_size=0,
-                    shuffle_input_sentence=False, max_sentence_length=1 << 20, minloglevel=2)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=buffer, **{**settings, **options})
+    settings = dict(
+        model_type="bpe",
+        vocab_size=vocab_size,
+        byte_fallback=True,
+        split_digits=True,
+        add_dummy_prefix=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        num_threads=1,
+        input_sentence_size=0,
+        shuffle_input_sentence=False,
+        max_sentence_length=1 << 20,
+        minloglevel=2,
+    )
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=buffer, **{**settings, **options}
+    )
     os.makedirs(os.path.dirname(os.path.abspath(model_path)), exist_ok=True)
     with open(model_path, "wb") as f:
         f.write(buffer.getvalue())

@@ -9,17 +9,19 @@ A schema is read off the function's signature (its `Annotated` type hints) and d
 schema a model sees and the signature the sandbox calls cannot drift apart. Tools handed to `tl.sandbox.Sandbox`
 must be module-level functions of an importable module: its workers import them by name.
 """
+
 from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from tl.calls import normalize_tool
 from tasks.toolbox.tools import FUNCTIONS
+from tl.calls import normalize_tool
 
 _JSON = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+
 
 def tool_from_function(fn: Callable) -> dict:
     """The normal-form schema of a toolbox function: parameters from its signature (no default:
@@ -34,7 +36,10 @@ def tool_from_function(fn: Callable) -> dict:
         hint = hints.get(name, str)
         if typing.get_origin(hint) is typing.Annotated:
             hint, texts[name] = typing.get_args(hint)[:2]
-        prop = {"type": _JSON.get(typing.get_origin(hint) or hint, "string"), "description": texts.get(name, "")}
+        prop = {
+            "type": _JSON.get(typing.get_origin(hint) or hint, "string"),
+            "description": texts.get(name, ""),
+        }
         if typing.get_origin(hint) is list:
             prop["items"] = {"type": _JSON.get(typing.get_args(hint)[0], "string")}
         if p.default is p.empty:
@@ -42,8 +47,14 @@ def tool_from_function(fn: Callable) -> dict:
         else:
             prop["default"] = p.default
         props[name] = prop
-    return normalize_tool({"name": fn.__name__, "description": summary.strip(),
-                           "parameters": {"type": "object", "properties": props, "required": required}})
+    return normalize_tool(
+        {
+            "name": fn.__name__,
+            "description": summary.strip(),
+            "parameters": {"type": "object", "properties": props, "required": required},
+        }
+    )
+
 
 @dataclass(frozen=True)
 class Tool:
@@ -60,7 +71,9 @@ class Tool:
     def from_function(cls, fn: Callable) -> Tool:
         return cls(fn, tool_from_function(fn))
 
+
 TOOLS: dict[str, Tool] = {fn.__name__: Tool.from_function(fn) for fn in FUNCTIONS}
+
 
 def get_tools(names=None) -> dict[str, Tool]:
     """The named tools (all of them by default), in the order given; KeyError lists unknown names."""
@@ -70,6 +83,7 @@ def get_tools(names=None) -> dict[str, Tool]:
     if unknown:
         raise KeyError(f"unknown toolbox tools {unknown}; available: {sorted(TOOLS)}")
     return {n: TOOLS[n] for n in names}
+
 
 def schemas(names=None) -> list[dict]:
     """Normal-form schemas of the named tools (all by default), in the order given."""
