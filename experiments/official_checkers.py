@@ -122,28 +122,38 @@ def rotbench_checker(path):
 
 def py(calls) -> str:
     """Calls in BFCL's own output format (Python literals)."""
-    return "[" + ", ".join(f"{n}({', '.join(f'{k}={v!r}' for k, v in a.items())})" for n, a in calls) + "]"
+    texts = []
+    for name, args in calls:
+        written_args = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        texts.append(f"{name}({written_args})")
+    return "[" + ", ".join(texts) + "]"
 
 
 def first(options):
+    """The first acceptable value that is not "" (omitted)."""
     return next((v for v in options if v != ""), "")
 
 
 def written(value, prop):
+    """A gold value as a model would write it: an acceptable dict ({key: [acceptable values]}) as its
+    first acceptable dict, for a dict parameter or each element of a list of dicts."""
     kind = prop.get("type")
-    one = lambda d: {k: first(v) for k, v in d.items() if v and "" not in v} if isinstance(d, dict) else d
+
+    def one(d):
+        if not isinstance(d, dict):
+            return d
+        return {k: first(v) for k, v in d.items() if v and "" not in v}
+
     if kind == "dict":
         return one(value)
-    if (
-        kind in ("array", "tuple")
-        and (prop.get("items") or {}).get("type") == "dict"
-        and isinstance(value, list)
-    ):
+    list_of_dicts = kind in ("array", "tuple") and (prop.get("items") or {}).get("type") == "dict"
+    if list_of_dicts and isinstance(value, list):
         return [one(d) for d in value]
     return value
 
 
 def example_value(prop, rng):
+    """A fixed made-up value of the property's BFCL type."""
     return {
         "string": "zzz",
         "integer": 7,
@@ -210,7 +220,13 @@ def value_variants(v, prop):
 
 def src_call(name, args) -> str:
     """A call whose values may be raw source (`src:...`)."""
-    return f"{name}({', '.join(f'{k}={v[4:]}' if isinstance(v, str) and v.startswith('src:') else f'{k}={v!r}' for k, v in args.items())})"
+    written_args = []
+    for k, v in args.items():
+        if isinstance(v, str) and v.startswith("src:"):
+            written_args.append(f"{k}={v[4:]}")  # the source text as is
+        else:
+            written_args.append(f"{k}={v!r}")
+    return f"{name}({', '.join(written_args)})"
 
 
 def bfcl_cases(question, gold, rng):
@@ -221,9 +237,11 @@ def bfcl_cases(question, gold, rng):
     calls = []
     for entry in gold:
         ((name, params),) = entry.items()
-        name = functions[0]["name"] if len(gold) == 1 and len(functions) == 1 else name
-        s = schema.get(name, {"properties": {}, "required": []})
-        props, required = s.get("properties", {}), s.get("required", [])
+        if len(gold) == 1 and len(functions) == 1:
+            name = functions[0]["name"]  # as BFCL's simple checker reads it (tasks.bfcl.load_category)
+        call_schema = schema.get(name, {"properties": {}, "required": []})
+        props = call_schema.get("properties", {})
+        required = call_schema.get("required", [])
         args = {
             k: written(first(v), props.get(k, {}))
             for k, v in params.items()
@@ -238,7 +256,7 @@ def bfcl_cases(question, gold, rng):
         ("prose", "I am sorry, none of the functions can help."),
         ("empty_list", "[]"),
         ("empty", ""),
-        ("react", "Thought:\nAction: %s\nAction Input: {}" % names[0]),
+        ("react", f"Thought:\nAction: {names[0]}\nAction Input: {{}}"),
         ("json", json.dumps({"name": names[0], "arguments": {}})),
         ("json_literals", format_call([Call(n, a) for n, a in plain]) if plain else f"{names[0]}()"),
     ]
@@ -281,14 +299,19 @@ def bfcl_cases(question, gold, rng):
         out.append(("wrong_tool_offered", py([(others[0], plain[0][1])] + plain[1:])))
     for ci, (name, args, params, props) in enumerate(calls):
 
-        def with_args(a, raw=False):
+        def with_args(a, raw=False, ci=ci, name=name):
+            """The gold calls with call `ci`'s arguments replaced by `a` (`raw`: values may be source)."""
             new = list(plain)
             new[ci] = (name, a)
-            return "[" + ", ".join(src_call(n, x) for n, x in new) + "]" if raw else py(new)
+            if raw:
+                return "[" + ", ".join(src_call(n, x) for n, x in new) + "]"
+            return py(new)
 
-        full = {
-            k: written(first(v), props.get(k, {})) for k, v in params.items() if first(v) != "" or k in args
-        }
+        # every key with an acceptable value, the optional ones included
+        full = {}
+        for k, v in params.items():
+            if first(v) != "" or k in args:
+                full[k] = written(first(v), props.get(k, {}))
         out.append(("with_optional_keys", with_args(full)))
         out.append(("extra_key_undeclared", with_args({**args, "zz_extra": 1})))
         unused = [k for k in props if k not in params]
@@ -324,13 +347,11 @@ def bfcl_questions(data_dir):
     out = []
     for category, qfile in bfcl.find_files(data_dir).items():
         questions = [q for _, q in read_jsonl_lines(qfile)]
-        answers = (
-            [None] * len(questions)
-            if category in bfcl.NO_ANSWER_FILE
-            else [
-                a["ground_truth"] for _, a in read_jsonl_lines(qfile.parent / "possible_answer" / qfile.name)
-            ]
-        )
+        if category in bfcl.NO_ANSWER_FILE:
+            answers = [None] * len(questions)
+        else:
+            answer_rows = read_jsonl_lines(qfile.parent / "possible_answer" / qfile.name)
+            answers = [a["ground_truth"] for _, a in answer_rows]
         out += [(category, q, a) for q, a in zip(questions, answers)]
     return out
 
@@ -339,20 +360,18 @@ def bfcl_questions(data_dir):
 
 
 def react(name, args, thought="") -> str:
+    """One ReAct step calling `name` with `args`."""
     return f"Thought:{thought}\nAction: {name}\nAction Input: {json.dumps(args, ensure_ascii=False)}"
 
 
 def rotbench_cases(answers, tools, rng):
     """(kind, text) for one RoTBench record from its acceptable ReAct answers."""
-    golds = [
-        (
-            a[a.find("Action:") + 8 : a.find("Action Input:")].rstrip("\n"),
-            json.loads(a[a.find("Action Input:") + 14 :]),
-        )
-        for a in answers
-    ]
+    golds = []  # (name, arguments), read with evaluate.py's fixed offsets
+    for a in answers:
+        name = a[a.find("Action:") + 8 : a.find("Action Input:")].rstrip("\n")
+        golds.append((name, json.loads(a[a.find("Action Input:") + 14 :])))
     names = [t["name"] for t in tools]
-    out = [("gold_text_%d" % i, a) for i, a in enumerate(answers[:3])]
+    out = [(f"gold_text_{i}", a) for i, a in enumerate(answers[:3])]
     name, args = golds[0]
     others = [n for n in names if n != name]
     out += [
@@ -399,6 +418,8 @@ def rotbench_cases(answers, tools, rng):
 
 
 class Tally:
+    """Cases, agreements, and per kind of disagreement its count and up to `limit` examples."""
+
     def __init__(self):
         self.n = self.agree = 0
         self.kinds = Counter()
@@ -424,7 +445,9 @@ def run_bfcl(args, rng):
     check = bfcl_checker()
     data = args.bfcl_data or bfcl.package_data_dir()
     items = {it.id: it for it in load("bfcl", data)[0].items}
-    main, literals, per_cat = Tally(), Tally(), Counter()
+    main = Tally()
+    literals = Tally()  # the --bfcl_json_literals section
+    per_cat = Counter()
     gold_invalid = []
     for category, q, gt in bfcl_questions(data)[: args.limit]:
         item = items[q["id"]]
@@ -436,9 +459,8 @@ def run_bfcl(args, rng):
             main.add(official == ours, f"{kind} (official {official}, project {ours})", where, args.examples)
             if kind == "project_gold_output" and official is not True:
                 gold_invalid.append(q["id"])
-            if (
-                kind == "json_literals" and gt
-            ):  # --bfcl_json_literals: the project's format vs BFCL on Python literals
+            if kind == "json_literals" and gt:
+                # --bfcl_json_literals: the project's format vs BFCL on the same calls in Python literals
                 gold_text = next(t for k, t in bfcl_cases(q, gt, rng) if k == "gold")
                 official = check(category, gold_text, q, gt)
                 ours = score_item(item, text, bfcl_json_literals=True)["CF"]
@@ -457,7 +479,8 @@ def run_bfcl(args, rng):
 
 def run_rotbench(args, rng):
     check = rotbench_checker(args.rotbench_evaluate)
-    main, equivalent = Tally(), Tally()
+    main = Tally()
+    equivalent = Tally()  # the project's call format vs evaluate.py on ReAct
     files = rotbench.find_files(args.rotbench_data)
     for f in files:
         records = read_json_list(f)
@@ -466,24 +489,22 @@ def run_rotbench(args, rng):
         for rec, rid in list(zip(records, record_ids(records, f)))[: args.limit]:
             item = items[rid]
             answers = rec["conversations"][-1]["value"]
-            for kind, text in rotbench_cases(
-                answers, rotbench.tool_list_from_prompt(rec["conversations"][0]["value"], f), rng
-            ):
+            tools = rotbench.tool_list_from_prompt(rec["conversations"][0]["value"], f)
+            for kind, text in rotbench_cases(answers, tools, rng):
                 official = check(text, rec)
-                r = score_item(item, text)
-                ours = tuple(r[stage] for stage in ("TS", "PI", "CF"))
+                scored = score_item(item, text)
+                ours = tuple(scored[stage] for stage in ("TS", "PI", "CF"))
                 main.add(
                     official == ours,
                     f"{kind} (official TS/PI/CF {official}, project {ours})",
                     f"{f.parent.name}/{f.stem} {rid[:40]!r}: {text[:160]!r}",
                     args.examples,
                 )
-            for k, gold in enumerate(
-                item.gold[:2]
-            ):  # the project's own call format vs evaluate.py on the same call in ReAct
+            # the project's own call format vs evaluate.py on the same call in ReAct
+            for gold in item.gold[:2]:
                 official = check(react(gold.name, gold.arguments), rec)
-                r = score_item(item, format_call(gold))
-                ours = tuple(r[stage] for stage in ("TS", "PI", "CF"))
+                scored = score_item(item, format_call(gold))
+                ours = tuple(scored[stage] for stage in ("TS", "PI", "CF"))
                 equivalent.add(
                     official == ours,
                     f"official on ReAct {official}, project on format_call {ours}",

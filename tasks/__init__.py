@@ -46,7 +46,8 @@ __all__ = [
 
 
 def load(name: str, path=None) -> list[Loaded]:
-    """The units of benchmark `name` read from `path` (a file or its folder); BFCL's default: bfcl-eval's data."""
+    """The units of benchmark `name` read from `path` (a file or its folder); BFCL's default path:
+    bfcl-eval's data."""
     if name not in LOADERS:
         raise BenchmarkError(f"unknown benchmark {name!r}; expected one of {', '.join(LOADERS)} (or 'all')")
     if path is None and name != "bfcl":
@@ -65,11 +66,13 @@ def discover(root) -> list[tuple[str, Path]]:
     root = Path(root)
     if not root.is_dir():
         raise BenchmarkError(f"{root}: not a directory (--benchmark all expects a data root)")
-    found = {
-        name: next((f for f in [root / f for f in folders] + [root] if _found(name, f)), None)
-        for name, folders in FOLDERS.items()
-    }
-    return [(name, folder) for name, folder in found.items() if folder is not None]
+    found = []
+    for name, folders in FOLDERS.items():
+        candidates = [root / f for f in folders] + [root]  # the root itself last
+        folder = next((f for f in candidates if _found(name, f)), None)
+        if folder is not None:
+            found.append((name, folder))
+    return found
 
 
 def gold_output(item: Item) -> str:
@@ -79,4 +82,5 @@ def gold_output(item: Item) -> str:
     if item.mode == "bfcl":
         return bfcl.gold_output(item)
     # RoTBench's evaluate.py credits no call without arguments: prefer a gold call with some
-    return format_call(next((g for g in item.gold if g.arguments or item.reader != "rotbench"), item.gold[0]))
+    credited = (g for g in item.gold if g.arguments or item.reader != "rotbench")
+    return format_call(next(credited, item.gold[0]))

@@ -3,7 +3,8 @@
 Ids are the benchmark's own where unique in the file, else `<id>#<k>` (k = 0, 1, ... in order). A file
 or record without the expected shape raises `BenchmarkError("file:record: reason")`, never a
 traceback (not UTF-8, nested past MAX_DEPTH, a 5,000-digit integer, a directory). A record the
-benchmark itself ships broken (gold that does not parse) is `Skipped`: the rest of the file still counts.
+benchmark itself ships broken (gold that does not parse) is `Skipped`: the rest of the file still
+counts.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 
 from tl.calls import Call, normalize_tools, valid_unicode
 from tl.episode import Item, Task  # noqa: F401  (the loaders build them)
+from tl.errors import InputError
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(InputError):
     """A benchmark file without the expected shape; the message is `file:record: reason`."""
 
 
@@ -40,7 +42,10 @@ class Loaded:
 
 
 def unique_ids(raw_ids) -> list:
-    counts, seen, out = Counter(raw_ids), Counter(), []
+    """Each id as it is where unique, else `<id>#<k>` (k = 0, 1, ... in order of appearance)."""
+    counts = Counter(raw_ids)
+    seen = Counter()  # how often each id came so far
+    out = []
     for rid in raw_ids:
         out.append(rid if counts[rid] == 1 else f"{rid}#{seen[rid]}")
         seen[rid] += 1
@@ -49,9 +54,11 @@ def unique_ids(raw_ids) -> list:
 
 def record_ids(records, path, wheres=None) -> list:
     """The records' own string `id`s made unique; errors name `wheres[k]`, else `path:k`."""
-    return unique_ids(
-        [require(r, "id", str, wheres[k] if wheres else f"{path}:{k}") for k, r in enumerate(records)]
-    )
+    raw_ids = []
+    for k, r in enumerate(records):
+        where = wheres[k] if wheres else f"{path}:{k}"
+        raw_ids.append(require(r, "id", str, where))
+    return unique_ids(raw_ids)
 
 
 def require(record, key, kind: type, where):
@@ -68,13 +75,13 @@ def require(record, key, kind: type, where):
 
 
 def checked(convert, raw, where):
-    """`convert(raw)`, its ValueError (or RecursionError: JSON text in a value nested past the stack) a BenchmarkError."""
+    """`convert(raw)`, its ValueError (or RecursionError: JSON text in a value nested past the stack)
+    raised as a BenchmarkError."""
     try:
         return convert(raw)
     except (ValueError, RecursionError) as e:
-        raise BenchmarkError(
-            f"{where}: {e if isinstance(e, ValueError) else 'JSON text inside it nested too deeply to read'}"
-        ) from None
+        reason = e if isinstance(e, ValueError) else "JSON text inside it nested too deeply to read"
+        raise BenchmarkError(f"{where}: {reason}") from None
 
 
 tools_of = partial(checked, normalize_tools)
@@ -82,9 +89,8 @@ call_of = partial(checked, Call.from_dict)
 
 MAX_DEPTH = 100  # JSON nesting allowed in a benchmark file; the real ones nest at most 10 deep
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)  # a string (skipped whole) or a bracket
-_SURROGATE_ESCAPE = re.compile(
-    r"\\u[dD][89a-fA-F]"
-)  # UTF-8 holds no lone surrogate: only an escape makes one
+# UTF-8 holds no lone surrogate: only an escape makes one
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _DECODER = json.JSONDecoder()
 
 
@@ -102,20 +108,22 @@ def _too_deep(text: str, start: int) -> int | None:
 
 def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool = False):
     """The JSON value at offset `start` (`whole`: nothing may follow it), strings made valid Unicode.
-    Errors name `where`, then `:<line>: reason (column c)` with `lines`, else `reason (line l, column c)`."""
+    Errors name `where`, then `:<line>: reason (column c)` with `lines`, else
+    `reason (line l, column c)` (`reason (column c)` on line 1)."""
 
     def error(pos, reason):
         if pos is None:
             return BenchmarkError(f"{where}: {reason}")
-        line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
-        return BenchmarkError(
-            f"{where}:{line}: {reason} (column {col})"
-            if lines
-            else f"{where}: {reason} ({'' if line == 1 else f'line {line}, '}column {col})"
-        )
+        line = text.count("\n", 0, pos) + 1
+        col = pos - text.rfind("\n", 0, pos)
+        if lines:
+            return BenchmarkError(f"{where}:{line}: {reason} (column {col})")
+        line_part = "" if line == 1 else f"line {line}, "
+        return BenchmarkError(f"{where}: {reason} ({line_part}column {col})")
 
     start = len(text) - len(text[start:].lstrip())
-    if (deep := _too_deep(text, start)) is not None:
+    deep = _too_deep(text, start)
+    if deep is not None:
         raise error(deep, f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         value, end = _DECODER.raw_decode(text, start)
@@ -124,28 +132,25 @@ def loads(text: str, where, *, start: int = 0, whole: bool = True, lines: bool =
     except json.JSONDecodeError as e:
         raise error(e.pos, f"not valid JSON: {e.msg}") from None
     except ValueError as e:  # the only other one json raises: an integer past sys.get_int_max_str_digits()
-        limit = sys.get_int_max_str_digits()
-        m = re.compile(r"\d{%d}" % (limit + 1)).search(text, start) if limit else None
-        raise error(
-            m and m.start(),
-            f"an integer of more than {limit} digits, longer than Python reads"
-            if m
-            else f"not readable as JSON ({e})",
-        ) from None
-    return valid_unicode(value) if _SURROGATE_ESCAPE.search(text, start) else value
+        limit = sys.get_int_max_str_digits()  # 0: no limit
+        too_long = re.compile(rf"\d{{{limit + 1}}}").search(text, start) if limit else None
+        if too_long:
+            reason = f"an integer of more than {limit} digits, longer than Python reads"
+            raise error(too_long.start(), reason) from None
+        raise error(None, f"not readable as JSON ({e})") from None
+    if _SURROGATE_ESCAPE.search(text, start):  # only then can a string hold a lone surrogate
+        return valid_unicode(value)
+    return value
 
 
 def read_text(path) -> str:
     """A file's UTF-8 text (a byte-order mark dropped)."""
-    if not (path := Path(path)).is_file():  # missing, a directory, or a pipe that could block forever
-        raise BenchmarkError(
-            f"{path}: "
-            + (
-                "file not found"
-                if not path.exists()
-                else f"{'is a directory' if path.is_dir() else 'not a regular file'}; expected a file"
-            )
-        )
+    path = Path(path)
+    if not path.is_file():  # missing, a directory, or a pipe that could block forever
+        if not path.exists():
+            raise BenchmarkError(f"{path}: file not found")
+        what = "is a directory" if path.is_dir() else "not a regular file"
+        raise BenchmarkError(f"{path}: {what}; expected a file")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -153,7 +158,8 @@ def read_text(path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line, col = data.count(b"\n", 0, e.start) + 1, e.start - data.rfind(b"\n", 0, e.start)
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - data.rfind(b"\n", 0, e.start)
         raise BenchmarkError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at byte {col} of the line)"
         ) from None
@@ -174,11 +180,11 @@ def read_json_list(path, what: str = "records") -> list:
 
 def read_jsonl_lines(path, allow_empty: bool = False) -> list[tuple[str, object]]:
     """JSON Lines -> [(`file:line`, record)], blank lines skipped."""
-    rows = [
-        (f"{path}:{n}", loads(line, f"{path}:{n}"))  # not splitlines(): U+2028 may sit in a string
-        for n, line in enumerate(read_text(path).split("\n"), 1)
-        if line.strip()
-    ]
+    rows = []
+    # split("\n"), not splitlines(): U+2028 may sit inside a string
+    for n, line in enumerate(read_text(path).split("\n"), 1):
+        if line.strip():
+            rows.append((f"{path}:{n}", loads(line, f"{path}:{n}")))
     if not rows and not allow_empty:
         raise BenchmarkError(
             f"{path}: no records (the file is empty); expected JSON Lines, one record per line"

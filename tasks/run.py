@@ -14,7 +14,12 @@ from tl.metrics import STAGES, item_stages, single_turn_metrics
 
 
 def _jsonable(x):
-    return json.loads(json.dumps(x, default=lambda o: o.to_dict() if isinstance(o, Call) else str(o)))
+    """`x` as plain JSON values: Calls as their dicts, anything else unknown as its str()."""
+
+    def fallback(o):
+        return o.to_dict() if isinstance(o, Call) else str(o)
+
+    return json.loads(json.dumps(x, default=fallback))
 
 
 def score_item(
@@ -32,24 +37,33 @@ def score_item(
     live_relevance with any. The flags are the documented deviations from the official checkers."""
     if item.mode == "bfcl":
         parsed = bfcl.decode(output, json_literals=bfcl_json_literals)
+        # each gold entry is {name: {param: [acceptable values]}}
         golds = [Call(*next(iter(entry.items()))) for entry in item.gold]
         c = classify_calls(
             parsed, golds, item.tools, mode="bfcl", tokenize=tokenize, bfcl_value_ok=bfcl.value_ok
         )
         if item.category == "live_relevance":  # any call counts (BFCL's relevance check)
             made = parsed.kind == "calls"
-            c = CallsClassification(
-                CORRECT if made else NO_CALL if parsed.kind == "no_call" else UNPARSABLE, c.details, []
-            )
+            if made:
+                category = CORRECT
+            elif parsed.kind == "no_call":
+                category = NO_CALL
+            else:
+                category = UNPARSABLE
+            c = CallsClassification(category, c.details, [])
             stages = dict.fromkeys(STAGES, made)
         else:
             stages = item_stages(c.category, c.details, per_call=c.per_call, no_call_expected=not golds)
+        # the error analysis counts each gold call's classification; with none, the overall one
         calls = [(x.category, x.details) for x in c.per_call] or [(c.category, c.details)]
-        details = {**c.details, "per_call": [{"category": x.category, **x.details} for x in c.per_call]}
+        per_call = [{"category": x.category, **x.details} for x in c.per_call]
+        details = {**c.details, "per_call": per_call}
     else:
         parsed = read_output(output, rotbench_empty_input_ok) if item.reader == "rotbench" else output
         c = classify(parsed, item.gold, item.tools, mode=item.mode, tokenize=tokenize, **item.options)
-        stages, calls, details = item_stages(c.category, c.details), [(c.category, c.details)], c.details
+        stages = item_stages(c.category, c.details)
+        calls = [(c.category, c.details)]
+        details = c.details
     return {
         "id": item.id,
         "output": output,
@@ -75,9 +89,8 @@ def score(items, outputs: dict, tokenize=None, **rules) -> tuple[dict, list]:
 
 def predict(model, tok, items, prompt_format: str = "project", **kw) -> dict:
     """Greedy predictions for Items -> {id: output text}; `kw`: `complete`'s options."""
-    texts = complete(
-        model, tok, [render_prompt(it.tools, it.messages, prompt_format=prompt_format) for it in items], **kw
-    )
+    prompts = [render_prompt(it.tools, it.messages, prompt_format=prompt_format) for it in items]
+    texts = complete(model, tok, prompts, **kw)
     return {it.id: text for it, text in zip(items, texts)}
 
 
@@ -90,13 +103,16 @@ def complete(
 
     ids = [tok.encode_chat(p) for p in prompts]
     context = getattr(getattr(model, "args", None), "max_position_embeddings", None)
-    if too_long := sum(len(x) + max_new_tokens > context for x in ids) if context else 0:
+    too_long = sum(len(x) + max_new_tokens > context for x in ids) if context else 0
+    if too_long:
         # RoPE still runs past it, but the model never saw such positions
         warnings.warn(
             f"{too_long} of {len(ids)} prompts plus max_new_tokens={max_new_tokens} exceed the model's "
-            f"max_position_embeddings ({context})"
+            f"max_position_embeddings ({context})",
+            stacklevel=2,
         )
-    order, texts = sorted(range(len(ids)), key=lambda i: len(ids[i])), [""] * len(ids)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # shortest first
+    texts = [""] * len(ids)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         gen = generate(

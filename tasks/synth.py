@@ -93,15 +93,34 @@ def _misspellings(word: str) -> list[str]:
     return [word[:i] + word[i + 1 :] for i in range(1, len(word))] + [word + word[-1]]
 
 
-_BAD_VALUES = {  # argument -> the realistic wrong values of its value that the generator plants
+def _currency_as_word(code: str) -> list[str]:
+    """ "EUR" -> ["euro"]; an unknown code -> its lower-case plural."""
+    return [_CURRENCY_WORDS.get(code, code.lower() + "s")]
+
+
+def _unit_as_word(unit: str) -> list[str]:
+    """ "km" -> ["kilometers"]; an unknown unit -> its plural."""
+    return [_UNIT_WORDS.get(unit, unit + "s")]
+
+
+def _other_date_formats(date: str) -> list[str]:
+    """ "2025-01-15" -> ["15/01/2025", "01/15/2025", "2025.01.15"]."""
+    return [f.format(*date.split("-")) for f in ("{2}/{1}/{0}", "{1}/{2}/{0}", "{0}.{1}.{2}")]
+
+
+def _twelve_hour(time: str) -> list[str]:
+    """ "14:30" -> ["2pm"]: the 12-hour clock, minutes dropped."""
+    hour = int(time[:2])
+    return [f"{hour % 12 or 12}{'am' if hour < 12 else 'pm'}"]
+
+
+# argument -> the realistic wrong values of its value that the generator plants
+_BAD_VALUES = {
     **dict.fromkeys(("city", "from_city", "to_city", "city_a", "city_b", "country"), _misspellings),
-    **dict.fromkeys(("from_currency", "to_currency"), lambda v: [_CURRENCY_WORDS.get(v, v.lower() + "s")]),
-    **dict.fromkeys(("from_unit", "to_unit", "unit"), lambda v: [_UNIT_WORDS.get(v, v + "s")]),
-    **dict.fromkeys(
-        ("date", "start_date", "end_date"),
-        lambda v: [f.format(*v.split("-")) for f in ("{2}/{1}/{0}", "{1}/{2}/{0}", "{0}.{1}.{2}")],
-    ),
-    "time": lambda v: [f"{int(v[:2]) % 12 or 12}{'am' if int(v[:2]) < 12 else 'pm'}"],  # 12-hour clock
+    **dict.fromkeys(("from_currency", "to_currency"), _currency_as_word),
+    **dict.fromkeys(("from_unit", "to_unit", "unit"), _unit_as_word),
+    **dict.fromkeys(("date", "start_date", "end_date"), _other_date_formats),
+    "time": _twelve_hour,
     "expression": lambda v: [v.replace("*", " times ").replace("+", " plus ")],
     "char": lambda v: [v * 2],
 }
@@ -113,7 +132,9 @@ def _bad_values(key: str, value) -> list:
         return _BAD_VALUES[key](value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [str(value)]  # a number written as a string: a wrong type
-    return [", ".join(map(str, value))] if isinstance(value, list) else []
+    if isinstance(value, list):
+        return [", ".join(map(str, value))]  # a list written as one string
+    return []
 
 
 def _prefix(a: str, b: str) -> int:
@@ -122,8 +143,8 @@ def _prefix(a: str, b: str) -> int:
 
 def _siblings(name: str) -> list[str]:
     """The toolbox tools whose names share at least 4 characters of prefix with `name` (up to 4)."""
-    ranked = sorted((-_prefix(n, name), n) for n in TOOLS if n != name)
-    return [n for score, n in ranked if -score >= 4][:4]
+    ranked = sorted((-_prefix(n, name), n) for n in TOOLS if n != name)  # longest prefix first, then by name
+    return [n for negated_prefix, n in ranked if -negated_prefix >= 4][:4]
 
 
 def _made_up_names(name: str) -> list[str]:
@@ -169,7 +190,9 @@ def planted_kind(pred: Call, gold: Call) -> str | None:
     if pred.name != gold.name:
         if pred.name in _siblings(gold.name):
             return "wrong_tool"
-        return "tool_hallucination" if pred.name in _made_up_names(gold.name) else None
+        if pred.name in _made_up_names(gold.name):
+            return "tool_hallucination"
+        return None
     if gold.name not in TOOLS:
         return None
     props = TOOLS[gold.name].schema["parameters"]["properties"]
@@ -177,11 +200,10 @@ def planted_kind(pred: Call, gold: Call) -> str | None:
         return "param_hallucination"
     if any(k not in pred.arguments for k in gold.arguments):
         return "param_missing"
-    if any(
-        k in pred.arguments and pred.arguments[k] != v and pred.arguments[k] in _bad_values(k, v)
-        for k, v in gold.arguments.items()
-    ):
-        return "bad_value"
+    for k, v in gold.arguments.items():
+        predicted = pred.arguments.get(k)
+        if k in pred.arguments and predicted != v and predicted in _bad_values(k, v):
+            return "bad_value"
     return None
 
 
@@ -200,11 +222,14 @@ def _mistake(call: Call, rng, executor) -> tuple[Call, Result, str] | None:
 
 # ----------------------------------------------------------------------------- records
 def _offered_tools(needed: list[str], rng) -> list[dict]:
-    """The needed tools plus 1-3 distractors (at most MAX_TOOLS in all), mostly prefix-sharing, shuffled."""
+    """The needed tools plus 1-3 distractors (at most MAX_TOOLS in all), mostly prefix-sharing,
+    shuffled."""
+    # the other tools, the longest prefix shared with a needed one first
     others = sorted((-max(_prefix(n, m) for m in needed), n) for n in TOOLS if n not in needed)
+    # distractors: the 5 closest names and 2 random others
     pool = [n for _, n in others[:5]] + rng.sample([n for _, n in others[5:]], 2)
-    k = min(rng.randint(1, 3), max(0, MAX_TOOLS - len(needed)))
-    names = needed + rng.sample(pool, k)
+    n_distractors = min(rng.randint(1, 3), max(0, MAX_TOOLS - len(needed)))
+    names = needed + rng.sample(pool, n_distractors)
     rng.shuffle(names)
     return [TOOLS[n].schema for n in names]
 
@@ -220,10 +245,14 @@ def _trajectory(rng, executor, flawed: bool) -> tuple[dict, str, list[Call], str
                 break
         if mistake is None:
             return _trajectory(rng, executor, flawed)  # this task offers no mistake: draw another
-    needed = list(dict.fromkeys(c.name for c, _ in steps))
-    if mistake is not None and mistake[2] == "wrong_tool":
-        needed.append(mistake[0].name)  # a wrong tool is one the model was offered
-    shown = steps[:at] + [mistake[:2]] + steps[at:] if mistake else steps
+    needed = list(dict.fromkeys(c.name for c, _ in steps))  # the tools the steps call, once each
+    shown = steps
+    if mistake is not None:
+        flawed_call, flawed_result, kind = mistake
+        if kind == "wrong_tool":
+            needed.append(flawed_call.name)  # a wrong tool is one the model was offered
+        # the mistake and its error feedback come right before the step it got wrong
+        shown = steps[:at] + [(flawed_call, flawed_result)] + steps[at:]
     messages = [{"role": "user", "content": query}]
     for call, result in shown:
         messages += [
@@ -231,7 +260,9 @@ def _trajectory(rng, executor, flawed: bool) -> tuple[dict, str, list[Call], str
             {"role": "tool", "content": result.feedback, "result": result.to_dict()},
         ]
     messages.append({"role": "assistant", "content": answer})
-    return {"tools": _offered_tools(needed, rng), "messages": messages}, query, [c for c, _ in steps], answer
+    record = {"tools": _offered_tools(needed, rng), "messages": messages}
+    reference = [c for c, _ in steps]
+    return record, query, reference, answer
 
 
 def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
@@ -239,20 +270,21 @@ def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
     if not 0.0 <= error_share <= 1.0:
         raise ValueError(f"error_share must be in [0, 1]; found {error_share}")
     flawed = set(random.Random(f"{seed}:flawed").sample(range(n), round(n * error_share)))
+    records = []
     with closing(_Executor()) as executor:
-        return [
-            {
-                "id": f"synth-{i:05d}",
-                **_trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0],
-            }
-            for i in range(n)
-        ]
+        for i in range(n):
+            record = _trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0]
+            records.append({"id": f"synth-{i:05d}", **record})
+    return records
 
 
 def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries=()) -> tuple[list, list]:
     """Clean held-out items: single-turn (history before one gold call) and multi-turn tasks.
     Queries in `exclude_queries` (the training set's) are skipped."""
-    seen, singles, multis, k = set(exclude_queries), [], [], 0
+    seen = set(exclude_queries)
+    singles = []
+    multis = []
+    k = 0  # the next record's seed index
     with closing(_Executor()) as executor:
         while len(singles) < n_single or len(multis) < n_multi:
             rng = random.Random(f"{seed}:heldout:{k}")
@@ -261,8 +293,10 @@ def generate_heldout(n_single: int, n_multi: int, seed: int = 0, exclude_queries
             if query in seen:
                 continue
             seen.add(query)
-            tools, messages = record["tools"], record["messages"]
+            tools = record["tools"]
+            messages = record["messages"]
             if len(singles) < n_single:
+                # the gold is one of the record's calls, at random; the messages before it are the history
                 at = rng.choice([i for i, m in enumerate(messages) if "tool_call" in m])
                 singles.append(
                     {

@@ -23,15 +23,14 @@ from tasks.base import (
 )
 from tl.calls import render_prompt
 
-SINGLE, MULTI = "heldout_single.jsonl", "heldout_multi.jsonl"
+SINGLE = "heldout_single.jsonl"
+MULTI = "heldout_multi.jsonl"
 
 
 def _single(where, rec, item_id, name):
     gold = call_of(require(rec, "gold", dict, where), f"{where}: gold")
-    tools, messages = (
-        tools_of(require(rec, "tools", list, where), where),
-        require(rec, "messages", list, where),
-    )
+    tools = tools_of(require(rec, "tools", list, where), where)
+    messages = require(rec, "messages", list, where)
     try:  # rendered here, so that a malformed message is reported as this file's, not at generation
         render_prompt(tools, messages)
     except ValueError as e:
@@ -40,7 +39,8 @@ def _single(where, rec, item_id, name):
 
 
 def _multi(where, rec, task_id, name):
-    if not isinstance(reference := rec.get("reference", []), list):
+    reference = rec.get("reference", [])
+    if not isinstance(reference, list):
         raise BenchmarkError(
             f"{where}: key 'reference' should be a list of calls, found {type(reference).__name__}"
         )
@@ -55,11 +55,14 @@ def _multi(where, rec, task_id, name):
 
 
 def load_file(path) -> Loaded:
+    """One held-out file: multi-turn Tasks if it is named MULTI, else single-turn Items."""
     wheres, records = zip(*read_jsonl_lines(path))
-    name, make = ("synthetic/multi", _multi) if Path(path).name == MULTI else ("synthetic/single", _single)
-    return Loaded(
-        name, [make(w, r, i, name) for w, r, i in zip(wheres, records, record_ids(records, path, wheres))]
-    )
+    if Path(path).name == MULTI:
+        name, make = "synthetic/multi", _multi
+    else:
+        name, make = "synthetic/single", _single
+    ids = record_ids(records, path, wheres)
+    return Loaded(name, [make(w, r, i, name) for w, r, i in zip(wheres, records, ids)])
 
 
 def load(path) -> list[Loaded]:
@@ -68,7 +71,8 @@ def load(path) -> list[Loaded]:
     if path.is_file():
         return [load_file(path)]
     # exists(), not is_file(): a directory under one of these names is reported, not passed over
-    if not (units := [load_file(path / f) for f in (SINGLE, MULTI) if (path / f).exists()]):
+    units = [load_file(path / f) for f in (SINGLE, MULTI) if (path / f).exists()]
+    if not units:
         raise BenchmarkError(
             f"{path}: no synthetic held-out files found (expected {SINGLE} and/or {MULTI}; "
             f"write them with `python -m tasks.synth --out {path}/train.jsonl`)"

@@ -34,7 +34,9 @@ def _property(text: str) -> tuple[dict, bool]:
     """`"Required. string. Two-character code."` -> ({"type": "string", "description": ...}, True)."""
     rest = text.strip()
     required = rest.lower().startswith("required.")
-    rest = rest[len("required.") :].strip() if required else rest
+    if required:
+        rest = rest[len("required.") :].strip()
+    # a leading type word (`string.`, `Array[string].`); without one the whole text is the description
     m = re.match(r"([A-Za-z]+(?:\[[^\]]*\])?)\.\s*", rest)
     if m and (m.group(1).lower() in TYPE_WORDS or "[" in m.group(1)):
         return {"type": normalize_type(m.group(1)), "description": rest[m.end() :].strip()}, required
@@ -47,9 +49,11 @@ def function_tools(functions: dict) -> list[dict]:
     for name, text in functions.items():
         if name == "components":
             continue
-        if (m := _PARAMS.search(text) if isinstance(text, str) else None) is None:
+        m = _PARAMS.search(text) if isinstance(text, str) else None
+        if m is None:
             raise ValueError(
-                f"ToolAlpaca description of {name!r}: expected a 'Parameters: {{...}}' line; found {text!r:.200}"
+                f"ToolAlpaca description of {name!r}: expected a 'Parameters: {{...}}' line; "
+                f"found {text!r:.200}"
             )
         try:
             raw = json.loads(m.group(1))
@@ -57,18 +61,15 @@ def function_tools(functions: dict) -> list[dict]:
             raise ValueError(
                 f"ToolAlpaca description of {name!r}: the Parameters line is not JSON ({e})"
             ) from None
-        specs = {k: _property(v if isinstance(v, str) else json.dumps(v)) for k, v in raw.items()}
-        tools.append(
-            {
-                "name": name,
-                "description": text[: m.start()].strip(),
-                "parameters": {
-                    "type": "object",
-                    "properties": {k: p for k, (p, _) in specs.items()},
-                    "required": [k for k, (_, req) in specs.items() if req],
-                },
-            }
-        )
+        properties = {}
+        required = []
+        for key, spec in raw.items():
+            prop, is_required = _property(spec if isinstance(spec, str) else json.dumps(spec))
+            properties[key] = prop
+            if is_required:
+                required.append(key)
+        parameters = {"type": "object", "properties": properties, "required": required}
+        tools.append({"name": name, "description": text[: m.start()].strip(), "parameters": parameters})
     return tools
 
 
@@ -76,20 +77,20 @@ def load_file(path) -> Loaded:
     """One ToolAlpaca evaluation file -> Items (mode "rotbench", category = the API's Category)."""
     path = Path(path)
     name = f"toolalpaca/{path.stem}"
-    items, skipped = [], []
+    items = []
+    skipped = []
     for a, api in enumerate(read_json_list(path, "APIs")):
         where = f"{path}:{a}"
         api_name = require(api, "Name", str, where)
-        instructions, answers = (
-            require(api, "Instructions", list, where),
-            require(api, "Golden_Answers", list, where),
-        )
+        instructions = require(api, "Instructions", list, where)
+        answers = require(api, "Golden_Answers", list, where)
         if len(answers) != len(instructions):
             raise BenchmarkError(
                 f"{where} ({api_name}): {len(instructions)} Instructions but {len(answers)} Golden_Answers"
             )
         at = f"{where} ({api_name}): Function_Description"
-        tools = tools_of(checked(function_tools, require(api, "Function_Description", dict, where), at), at)
+        functions = require(api, "Function_Description", dict, where)
+        tools = tools_of(checked(function_tools, functions, at), at)
         for i, (instruction, steps) in enumerate(zip(instructions, answers)):
             item_where = f"{where} ({api_name}) instruction {i}"
             if not isinstance(instruction, str) or not isinstance(steps, list):
@@ -100,11 +101,11 @@ def load_file(path) -> Loaded:
             if not steps:
                 skipped.append(Skipped(item_where, "Golden_Answers is empty"))
                 continue
-            raw = (
-                {"name": steps[0].get("Action"), "arguments": steps[0].get("Action_Input")}
-                if isinstance(steps[0], dict)
-                else steps[0]
-            )
+            first = steps[0]  # the gold is the first step
+            if isinstance(first, dict):
+                raw = {"name": first.get("Action"), "arguments": first.get("Action_Input")}
+            else:
+                raw = first
             try:
                 gold = call_of(raw, "gold step 0 is not a readable call")
             except BenchmarkError as e:  # gold the benchmark ships broken (module docstring)
@@ -129,18 +130,18 @@ def find_files(path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         return [path]
-    for folder in (
-        path,
-        path / "data",
-    ):  # exists(), not is_file(): a directory there is reported, not passed over
-        if found := [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).exists()]:
+    for folder in (path, path / "data"):
+        # exists(), not is_file(): a directory there is reported, not passed over
+        found = [folder / f for f in ("eval_real.json", "eval_simulated.json") if (folder / f).exists()]
+        if found:
             return found
     return []
 
 
 def load(path) -> list[Loaded]:
     """Every ToolAlpaca evaluation file under `path`, one unit per file."""
-    if not (files := find_files(path)):
+    files = find_files(path)
+    if not files:
         raise BenchmarkError(
             f"{path}: no ToolAlpaca files found (expected eval_real.json or eval_simulated.json)"
         )

@@ -30,12 +30,12 @@ from tl.episode import Result, validate_call
 
 
 def _config_file(root: Path, tool_path: str):
+    """The task's `config_gpt4.json` under `root` (or its parent), else None."""
     parts = Path(tool_path).parts
     for base in (root, root.parent):
         for k in range(len(parts)):  # drop leading components ("ToolEyes/") until it resolves
-            if (
-                f := base.joinpath(*parts[k:], "config_gpt4.json")
-            ).exists():  # a directory there is reported, not passed over
+            f = base.joinpath(*parts[k:], "config_gpt4.json")
+            if f.exists():  # exists(), not is_file(): a directory there is reported, not passed over
                 return f
     return None
 
@@ -45,26 +45,33 @@ def load_file(path, root=None) -> Loaded:
     path = Path(path)
     root = Path(root) if root is not None else path.parent.parent
     name = f"tooleyes/{path.stem.replace('scenario_data_', '').replace('_processed', '')}"
-    records, tasks = read_json_list(path, "tasks"), []
+    records = read_json_list(path, "tasks")
+    tasks = []
     config_tools = cache(lambda f: read_json_list(f, "tools"))  # tasks share their group's file
     for i, (rec, task_id) in enumerate(zip(records, record_ids(records, path))):
         where = f"{path}:{i}"
         conv = require(rec, "conversations", list, where)
-        turns = {
-            t["from"]: t.get("value") for t in conv if isinstance(t, dict) and isinstance(t.get("from"), str)
-        }
+        turns = {}  # speaker -> text
+        for t in conv:
+            if isinstance(t, dict) and isinstance(t.get("from"), str):
+                turns[t["from"]] = t.get("value")
         if not isinstance(turns.get("user"), str):
             raise BenchmarkError(
                 f"{where}: expected a user turn with a string value; found speakers {list(turns)}"
             )
         tool_path = rec.get("path")
-        if (config := _config_file(root, tool_path) if isinstance(tool_path, str) else None) is not None:
-            raw_tools, source = config_tools(config), str(config)
+        config = _config_file(root, tool_path) if isinstance(tool_path, str) else None
+        # the tools come from the group's config file, else from the system prompt; `source` names it
+        if config is not None:
+            raw_tools = config_tools(config)
+            source = str(config)
         elif isinstance(turns.get("system"), str):
-            raw_tools, source = tool_list_from_prompt(turns["system"], where), where
+            raw_tools = tool_list_from_prompt(turns["system"], where)
+            source = where
         else:
             raise BenchmarkError(
-                f"{where}: no tools: {tool_path!r} has no config_gpt4.json under {root} and there is no system prompt"
+                f"{where}: no tools: {tool_path!r} has no config_gpt4.json under {root} "
+                "and there is no system prompt"
             )
         tasks.append(
             Task(
@@ -91,17 +98,18 @@ def find_files(path) -> list[Path]:
 
 def load(path) -> list[Loaded]:
     """Every ToolEyes task file under `path` (the folder holding Test_Data/ and Tool_Library/)."""
-    if not (files := find_files(path)):
+    files = find_files(path)
+    if not files:
         raise BenchmarkError(
             f"{path}: no ToolEyes files found (expected Test_Data/scenario_data_*_processed.json)"
         )
-    return [load_file(f, Path(path) if Path(path).is_dir() else None) for f in files]
+    root = Path(path) if Path(path).is_dir() else None  # None: next to the task file
+    return [load_file(f, root) for f in files]
 
 
 ASK_TO_USER = "ask_to_user"
-NO_USER_REPLY = (
-    "The user has no further information to add. Continue with what you have."  # nobody is there to ask
-)
+# ask_to_user's output: nobody is there to ask
+NO_USER_REPLY = "The user has no further information to add. Continue with what you have."
 
 
 class Simulator:
@@ -118,23 +126,20 @@ class Simulator:
 
     def run(self, call) -> Result:
         call = Call.from_dict(call)
-        if (failed := validate_call(call, self.tools)) is not None:
+        failed = validate_call(call, self.tools)
+        if failed is not None:
             return failed
         if call.name == ASK_TO_USER:
             return Result(True, NO_USER_REPLY)
-        digest = hashlib.sha256(
-            json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False).encode()
-        ).hexdigest()
-        what = self.tools[call.name].get("description", "").strip().split("\n")[0][:120] or call.name
-        return Result(
-            True,
-            json.dumps(
-                {
-                    "status": "success",
-                    "tool": call.name,
-                    "arguments": call.arguments,
-                    "result": f"[simulated {digest[:12]}] {what}",
-                },
-                ensure_ascii=False,
-            ),
-        )
+        call_json = json.dumps([call.name, call.arguments], sort_keys=True, ensure_ascii=False)
+        digest = hashlib.sha256(call_json.encode()).hexdigest()
+        # the first line of the tool's description (at most 120 characters), else its name
+        first_line = self.tools[call.name].get("description", "").strip().split("\n")[0]
+        what = first_line[:120] or call.name
+        output = {
+            "status": "success",
+            "tool": call.name,
+            "arguments": call.arguments,
+            "result": f"[simulated {digest[:12]}] {what}",
+        }
+        return Result(True, json.dumps(output, ensure_ascii=False))

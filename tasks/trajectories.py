@@ -10,11 +10,12 @@ import os
 
 from tl.calls import assistant_calls, normalize_tools, render_segments
 from tl.classify import ALL_RIGHT, feedback_categories
+from tl.errors import InputError
 
 ROLES = ("system", "user", "assistant", "tool", "function")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A bad training record; the message starts with `file:line`."""
 
 
@@ -25,7 +26,8 @@ def from_raw_conversations(raw: dict) -> dict:
     convs = raw.get("conversations")
     if not isinstance(convs, list) or not convs:
         raise ValueError(f"'conversations' must be a non-empty list; found {type(convs).__name__}")
-    tools, messages = [], []
+    tools = []
+    messages = []
     for i, m in enumerate(convs):
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             found = m.get("role") if isinstance(m, dict) else type(m).__name__
@@ -42,18 +44,19 @@ def from_raw_conversations(raw: dict) -> dict:
                 raise ValueError(f"conversations[0] (system): expected a JSON tool list; {e}") from None
         elif m["role"] == "assistant":
             name, _, rest = content.partition("\n")
+            name = name.strip()
             try:
                 arguments = json.loads(rest) if rest.strip() else None
             except json.JSONDecodeError:
                 arguments = None
-            if isinstance(arguments, dict) and name.strip() and " " not in name.strip():
-                messages.append(
-                    {"role": "assistant", "tool_call": {"name": name.strip(), "arguments": arguments}}
-                )
+            # a call is a one-word name over a JSON object; anything else is a final answer
+            if isinstance(arguments, dict) and name and " " not in name:
+                messages.append({"role": "assistant", "tool_call": {"name": name, "arguments": arguments}})
             else:
                 messages.append({"role": "assistant", "content": content})
         else:
-            messages.append({"role": "tool" if m["role"] == "function" else m["role"], "content": content})
+            role = "tool" if m["role"] == "function" else m["role"]
+            messages.append({"role": role, "content": content})
     return {"id": str(raw.get("id", "")), "tools": tools, "messages": messages}
 
 
@@ -84,7 +87,9 @@ def validate_record(record) -> dict:
     names = {t["name"] for t in tools}
     categories = feedback_categories(messages)
     for i, m in enumerate(messages):
-        for call in assistant_calls(m) if m["role"] == "assistant" else []:
+        if m["role"] != "assistant":
+            continue
+        for call in assistant_calls(m):
             if call.name not in names and categories[i] in (None, ALL_RIGHT):
                 after = "the feedback after it reports success" if categories[i] else "no feedback follows it"
                 raise ValueError(
@@ -138,20 +143,21 @@ def load_trajectories(path: str, on_error: str = "raise") -> tuple[list[dict], l
     `DataError("file:line: reason")` at the first bad record; "skip": drop it."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip'; found {on_error!r}")
-    records, skipped = [], []
+    records = []
+    skipped = []
     for n, obj in _read_json_records(path):
         try:
             if isinstance(obj, ValueError):
                 raise obj
             records.append(validate_record(obj))
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
-            message = f"{path}:{n}: {e if isinstance(e, ValueError) else f'{type(e).__name__}: {e}'}"
+            # a ValueError says what is wrong; anything else also needs its type to make sense
+            reason = e if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            message = f"{path}:{n}: {reason}"
             if on_error == "raise":
                 raise DataError(message + " (pass --skip_bad_records to drop bad records instead)") from None
             skipped.append(message)
     if not records:
-        raise DataError(
-            f"{path}:1: no valid trajectory in the file ({len(skipped)} skipped)"
-            + (f"; first: {skipped[0]}" if skipped else "")
-        )
+        first = f"; first: {skipped[0]}" if skipped else ""
+        raise DataError(f"{path}:1: no valid trajectory in the file ({len(skipped)} skipped){first}")
     return records, skipped

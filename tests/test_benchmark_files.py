@@ -57,12 +57,16 @@ def prompt(tools_json):
 
 
 def rot(rid="q", tools=TOOLS, gold=None, system=None, history=()):
-    gold = ['Thought:\nAction: get_weather\nAction Input: {"city": "Paris"}'] if gold is None else gold
+    """A RoTBench record; by default its system prompt lists `tools` and its gold calls get_weather."""
+    if gold is None:
+        gold = ['Thought:\nAction: get_weather\nAction Input: {"city": "Paris"}']
+    if system is None:
+        system = prompt(json.dumps(tools))
     return {
         "id": rid,
         "scenario": "RS",
         "conversations": [
-            {"from": "system", "value": prompt(json.dumps(tools)) if system is None else system},
+            {"from": "system", "value": system},
             {"from": "user", "value": "Weather in Paris?\nBegin!\n"},
             *history,
             {"from": "assistant", "value": gold},
@@ -117,7 +121,9 @@ def bq(rid="simple_0", **over):
 
 
 def ba(gt=None, rid="simple_0"):
-    return {"id": rid, "ground_truth": [{"area": {"base": [10]}}] if gt is None else gt}
+    if gt is None:
+        gt = [{"area": {"base": [10]}}]
+    return {"id": rid, "ground_truth": gt}
 
 
 def single(**over):
@@ -150,7 +156,8 @@ def lines(*records):
     return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
 
 
-# (--benchmark, --data, its main file); VALID: a small valid data set per benchmark, files relative to tmp_path.
+# (--benchmark, --data, its main file); VALID: a small valid data set per benchmark, files relative to
+# tmp_path.
 ROT = ("rotbench", "RoTBench", "RoTBench/First_Turn/clean.json")
 ALP = ("toolalpaca", "ToolAlpaca", "ToolAlpaca/eval_real.json")
 EYE = ("tooleyes", "ToolEyes", "ToolEyes/Test_Data/scenario_data_zero_processed.json")
@@ -177,7 +184,8 @@ def case(name, unit, files, where, record=None, predictions="gold"):
     CASES.append(pytest.param(unit[0], unit[1], files, where, record, predictions, id=name))
 
 
-# Text-level flaws, in every file each loader reads: (name, content of a JSON-list file, of a JSONL file, line named).
+# Text-level flaws, in every file each loader reads: (name, content of a JSON-list file, of a JSONL file,
+# line named in each).
 TEXT_FLAWS = [
     ("not-utf8", b'[{"id": "q",\n "x": "' + NOT_UTF8 + b'"}]', b'{"id": "' + NOT_UTF8 + b'"}\n', "2", "1"),
     ("deep-nesting", "[\n" + DEEP + "]", lines(DEEP), "2", "1"),
@@ -186,18 +194,19 @@ TEXT_FLAWS = [
     ("empty", "", "", None, None),
     ("directory", DIR, DIR, None, None),
 ]
+
+
+def _in_folder(target):
+    """The file's path under its data folder, for a case id."""
+    return Path(*Path(target).parts[1:])
+
+
 for flaw, as_json, as_jsonl, json_line, jsonl_line in TEXT_FLAWS:
     for unit, target in [(ROT, ROT[2]), (ALP, ALP[2]), (EYE, EYE[2]), (EYE, EYE_CFG)]:
-        case(f"{unit[0]}:{Path(*Path(target).parts[1:])}:{flaw}", unit, {target: as_json}, target, json_line)
+        case(f"{unit[0]}:{_in_folder(target)}:{flaw}", unit, {target: as_json}, target, json_line)
     for unit, target in [(BQ, BQ[2]), (BQ, BA), (SYN1, SYN1[2]), (SYN2, SYN2[2])]:
         if not (flaw == "empty" and target == BA):  # an empty answer file: the count check below
-            case(
-                f"{unit[0]}:{Path(*Path(target).parts[1:])}:{flaw}",
-                unit,
-                {target: as_jsonl},
-                target,
-                jsonl_line,
-            )
+            case(f"{unit[0]}:{_in_folder(target)}:{flaw}", unit, {target: as_jsonl}, target, jsonl_line)
     if flaw not in ("empty", "directory"):  # both below
         case(f"predictions:{flaw}", SYN1, {PRED: as_jsonl}, PRED, jsonl_line, predictions=PRED)
 
@@ -290,20 +299,11 @@ case(
     ALP[2],
     "0",
 )
+DEEP_PARAMETERS = 'F.\nParameters: {"a": ' + "[" * 5000 + "]" * 5000 + "}\nOutput: x"
 case(
     "toolalpaca:parameters-deep",
     ALP,
-    {
-        ALP[2]: json.dumps(
-            [
-                alpaca(
-                    Function_Description={
-                        "f": 'F.\nParameters: {"a": ' + "[" * 5000 + "]" * 5000 + "}\nOutput: x"
-                    }
-                )
-            ]
-        )
-    },
+    {ALP[2]: json.dumps([alpaca(Function_Description={"f": DEEP_PARAMETERS})])},
     ALP[2],
     "0",
 )
@@ -347,47 +347,28 @@ case(
     BQ[2],
     "1",
 )
+
+
+def bfcl_fn_with(base):
+    """BFCL_FN with `base` as the schema of its one parameter."""
+    return {**BFCL_FN, "parameters": {"type": "dict", "properties": {"base": base}}}
+
+
 case(
     "bfcl:parameter-type-unknown",
     BQ,
-    {
-        BQ[2]: lines(
-            bq(
-                function=[
-                    {**BFCL_FN, "parameters": {"type": "dict", "properties": {"base": {"type": "int32"}}}}
-                ]
-            )
-        )
-    },
+    {BQ[2]: lines(bq(function=[bfcl_fn_with({"type": "int32"})]))},
     BQ[2],
     "1",
 )
 case(
     "bfcl:parameter-type-list",
     BQ,
-    {
-        BQ[2]: lines(
-            bq(
-                function=[
-                    {**BFCL_FN, "parameters": {"type": "dict", "properties": {"base": {"type": ["integer"]}}}}
-                ]
-            )
-        )
-    },
+    {BQ[2]: lines(bq(function=[bfcl_fn_with({"type": ["integer"]})]))},
     BQ[2],
     "1",
 )
-case(
-    "bfcl:parameter-not-object",
-    BQ,
-    {
-        BQ[2]: lines(
-            bq(function=[{**BFCL_FN, "parameters": {"type": "dict", "properties": {"base": "integer"}}}])
-        )
-    },
-    BQ[2],
-    "1",
-)
+case("bfcl:parameter-not-object", BQ, {BQ[2]: lines(bq(function=[bfcl_fn_with("integer")]))}, BQ[2], "1")
 case("bfcl:question-string", BQ, {BQ[2]: lines(bq(question="Area?"))}, BQ[2], "1")
 case("bfcl:id-missing", BQ, {BQ[2]: lines({k: v for k, v in bq().items() if k != "id"})}, BQ[2], "1")
 case("bfcl:answer-count", BQ, {BA: lines(ba(), ba())}, BA)
@@ -536,13 +517,14 @@ case(
     "1",
 )
 case("bfcl:question-no-message", BQ, {BQ[2]: lines(bq(question=[[]]))}, BQ[2], "1")
+# line 3: the blank line counts
 case(
     "bfcl:second-line-bad",
     BQ,
     {BQ[2]: lines(bq(), "", bq("simple_1", function="area")), BA: lines(ba(), ba(rid="simple_1"))},
     BQ[2],
     "3",
-)  # line 3: the blank line counts
+)
 
 
 def write(root: Path, files: dict):
@@ -561,6 +543,7 @@ def write(root: Path, files: dict):
 
 
 def setup(tmp_path, benchmark, data, files, predictions):
+    """Write the benchmark's valid files with `files` replacing some; evaluate.py's arguments."""
     write(tmp_path, {**VALID[benchmark], **files})
     if predictions == PRED and PRED not in files:
         write(tmp_path, {PRED: lines(pred())})
@@ -582,22 +565,18 @@ def test_the_valid_files_evaluate(tmp_path):
     for benchmark, data in [(ROT[0], ROT[1]), (ALP[0], ALP[1]), (BQ[0], BQ[1]), (SYN1[0], SYN1[1])]:
         summary = evaluate.main(setup(tmp_path / benchmark, benchmark, data, {}, "gold"))
         assert [(m["n"], m["CF"]) for m in summary.values()] == [(1, 100.0)], (benchmark, summary)
-    assert (
-        evaluate.main(setup(tmp_path / "p", "synthetic", SYN1[1], {}, PRED))["synthetic/single"]["CF"]
-        == 100.0
-    )
-    setup(
-        tmp_path / "e", "tooleyes", EYE[1], {}, "gold"
-    )  # multi-turn: loaded here (evaluate.py runs it with a model)
+    summary = evaluate.main(setup(tmp_path / "p", "synthetic", SYN1[1], {}, PRED))
+    assert summary["synthetic/single"]["CF"] == 100.0
+    # multi-turn: loaded here (evaluate.py runs it with a model)
+    setup(tmp_path / "e", "tooleyes", EYE[1], {}, "gold")
     (task,) = load("tooleyes", tmp_path / "e" / EYE[1])[0].items
     assert [t["name"] for t in task.tools] == ["get_weather", "ask_to_user", "finish"]
     synthetic = load("synthetic", tmp_path / "p" / "data")
     assert [len(u.items) for u in synthetic] == [1, 1]
 
 
-@pytest.mark.parametrize(
-    "name, data, files, where, record, predictions", CASES
-)  # not "benchmark": pytest-benchmark's fixture
+# "name", not "benchmark": that is pytest-benchmark's fixture
+@pytest.mark.parametrize("name, data, files, where, record, predictions", CASES)
 def test_malformed_file_exits_with_one_line_naming_it(
     tmp_path, name, data, files, where, record, predictions
 ):
@@ -607,9 +586,12 @@ def test_malformed_file_exits_with_one_line_naming_it(
     message = e.value.code
     assert isinstance(message, str) and message.startswith("evaluate.py: ") and "\n" not in message, message
     # file:record, then the reason (or more about the place: "file:3 turn 2: ...")
-    place = (
-        "" if record is None else f":{record}" if record.isdigit() else f": {record}"
-    )  # a list index: tools[1]
+    if record is None:
+        place = ""
+    elif record.isdigit():
+        place = f":{record}"
+    else:
+        place = f": {record}"  # a list index: tools[1]
     named = re.escape(f"{tmp_path / where}{place}") + r"(:| \S)"
     assert re.search(named, message), message
 
@@ -620,7 +602,8 @@ def test_case_table_covers_every_loader():
 
 
 def test_openai_style_tool_list_in_a_rotbench_prompt_is_read(tmp_path):
-    # tl.schema reads OpenAI's {"type": "function", "function": {...}} spelling; the roles by position still work
+    # tl.schema reads OpenAI's {"type": "function", "function": {...}} spelling; the roles by position
+    # still work
     wrapped = [{"type": "function", "function": t} for t in TOOLS]
     write(tmp_path, {"clean.json": json.dumps([rot(tools=wrapped)])})
     (item,) = load("rotbench", tmp_path / "clean.json")[0].items
@@ -699,6 +682,5 @@ def test_command_line_prints_one_line_and_no_traceback(tmp_path, files, where):
         [sys.executable, "evaluate.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
-    assert run.stderr.splitlines() == [run.stderr.strip()] and run.stderr.startswith(
-        f"evaluate.py: {tmp_path / where}"
-    )
+    assert run.stderr.splitlines() == [run.stderr.strip()]  # one line
+    assert run.stderr.startswith(f"evaluate.py: {tmp_path / where}")

@@ -43,6 +43,7 @@ WEATHER = {
 
 
 def react(name, args):
+    """One ReAct step, as RoTBench writes answers."""
     return f"Thought:\nAction: {name}\nAction Input: {json.dumps(args)}"
 
 
@@ -112,7 +113,9 @@ def test_rotbench_loader(rotbench_dir):
 def test_rotbench_scores_gold_100_and_each_corruption_moves_one_metric(rotbench_dir):
     items = load("rotbench", rotbench_dir)[0].items
     gold = {it.id: gold_output(it) for it in items}
-    assert score(items, gold)[0] | {"by_category": 0, "errors": 0} == {
+    metrics = score(items, gold)[0]
+    # the overall rates (the breakdowns, checked below, blanked out)
+    assert metrics | {"by_category": 0, "errors": 0} == {
         "n": 3,
         "TS": 100.0,
         "PI": 100.0,
@@ -121,9 +124,8 @@ def test_rotbench_scores_gold_100_and_each_corruption_moves_one_metric(rotbench_
         "errors": 0,
     }
     # the benchmark's own ReAct answers read as predictions, too
-    assert (
-        score(items, {it.id: react(it.gold[0].name, it.gold[0].arguments) for it in items})[0]["CF"] == 100.0
-    )
+    react_answers = {it.id: react(it.gold[0].name, it.gold[0].arguments) for it in items}
+    assert score(items, react_answers)[0]["CF"] == 100.0
     cases = {  # output for item 0 -> (TS, PI, CF) of the three items in percent
         'get_wether(city="Paris", unit="x")': (200 / 3, 200 / 3, 200 / 3),  # wrong name: TS drops
         'get_weather(city="Paris", unit="c", days=2)': (100, 200 / 3, 200 / 3),  # extra key: PI drops
@@ -132,8 +134,8 @@ def test_rotbench_scores_gold_100_and_each_corruption_moves_one_metric(rotbench_
         'ask_to_user(question="Anything at all?")': (100, 100, 100),  # ask_to_user values unchecked
     }
     for output, expected in cases.items():
-        m = score(items, {**gold, items[0].id: output})[0]
-        assert (m["TS"], m["PI"], m["CF"]) == tuple(round(x, 2) for x in expected), output
+        metrics = score(items, {**gold, items[0].id: output})[0]
+        assert (metrics["TS"], metrics["PI"], metrics["CF"]) == tuple(round(x, 2) for x in expected), output
     assert score(items, gold)[0]["by_category"] == {
         "IR": {"n": 2, "TS": 100.0, "PI": 100.0, "CF": 100.0},
         "RS": {"n": 1, "TS": 100.0, "PI": 100.0, "CF": 100.0},
@@ -149,9 +151,8 @@ def test_rotbench_noisy_variant_roles_by_position(tmp_path):
         dict(FINISH, name="get_random_event"),
     ]
     f = tmp_path / "heavy.json"
-    f.write_text(
-        json.dumps([rot_record("Turn 1: q", [react("get_random_event", {"answer": "Sunny"})], tools=renamed)])
-    )
+    gold = [react("get_random_event", {"answer": "Sunny"})]
+    f.write_text(json.dumps([rot_record("Turn 1: q", gold, tools=renamed)]))
     item = load("rotbench", f)[0].items[0]
     # the roles by position, and the literal names (evaluate.py compares the gold's name with them)
     assert item.options == {
@@ -161,8 +162,8 @@ def test_rotbench_noisy_variant_roles_by_position(tmp_path):
     for output, cf in [
         ('finish(answer="I cannot handle the task")', 100.0),  # RoTBench: "finish" = the finish role
         ('get_random_event(answer="anything")', 100.0),  # its values are not checked
-        ('finish(city="Paris")', 0.0),
-    ]:  # but its keys are
+        ('finish(city="Paris")', 0.0),  # but its keys are
+    ]:
         assert score([item], {item.id: output})[0]["CF"] == cf, output
     # a gold call literally named finish (here the renamed weather API) is not value-checked either
     f.write_text(json.dumps([rot_record("Turn 1: q", [react("finish", {"city": "Paris"})], tools=renamed)]))
@@ -177,7 +178,8 @@ def test_rotbench_noisy_variant_roles_by_position(tmp_path):
         ('Thought: hm\nAction: get_weather\nAction Input: {"city": "Paris"}\n', (1, 1, 1)),
         ('Action: get_weather\nAction Input: {"city": "Paris"}\nObservation:', (0, 0, 0)),  # trailing text
         (
-            'Action: get_weather\nAction Input: {"city": "Paris"}\nAction: get_weather\nAction Input: {"city": "Paris"}',
+            'Action: get_weather\nAction Input: {"city": "Paris"}\n'
+            'Action: get_weather\nAction Input: {"city": "Paris"}',
             (0, 0, 0),
         ),
         ('Action:get_weather\nAction Input: {"city": "Paris"}', (0, 0, 0)),  # reads the name "et_weather"
@@ -220,9 +222,8 @@ def test_rotbench_empty_input_switch():
         reader="rotbench",
     )
     for output in ("Action: get_weather\nAction Input: {}", "get_weather()"):
-        assert (
-            score([item], {"q": output})[0]["CF"] == 0.0
-        )  # evaluate.py: `if not test_action_input: continue`
+        # evaluate.py: `if not test_action_input: continue`
+        assert score([item], {"q": output})[0]["CF"] == 0.0
         assert score([item], {"q": output}, rotbench_empty_input_ok=True)[0]["CF"] == 100.0
     assert gold_output(item) == "get_weather()"
 
@@ -237,9 +238,8 @@ def test_rotbench_cf_loop_deletes_none_keys_for_later_answers():
         Call("get_weather", {"city": "Lyon", "unit": "None"}),
     ]
     item = Item("q", "rotbench/x", [WEATHER, ASK, FINISH], [], golds, "rotbench", reader="rotbench")
-    assert [
-        score([item], {"q": f'get_weather(city="{c}", unit="c")'})[1][0]["CF"] for c in ("Paris", "Lyon")
-    ] == [True, False]
+    cf = [score([item], {"q": f'get_weather(city="{c}", unit="c")'})[1][0]["CF"] for c in ("Paris", "Lyon")]
+    assert cf == [True, False]
     assert score([item], {"q": 'get_weather(city="Lyon", unit="c")'})[1][0]["PI"]
 
 
@@ -344,13 +344,15 @@ def test_bfcl_loader_and_rules(bfcl_dir):
         ("parallel_0", "parallel", "bfcl"),
         ("irrelevance_0", "irrelevance", "bfcl"),
     ]
-    assert (
-        unit.items[0].tools[0]["parameters"]["type"] == "dict"
-    )  # BFCL's own schemas: its checker reads their types
+    # BFCL's own schemas: its checker reads their types
+    assert unit.items[0].tools[0]["parameters"]["type"] == "dict"
     gold = {it.id: gold_output(it) for it in unit.items}
     assert gold["simple_0"] == "[geometry.area(base=10, height=5)]"  # "" = the unit may be omitted
     assert score(unit.items, gold)[0]["CF"] == 100.0
-    cases = {
+    play_a = 'spotify.play(artist="A", duration=20)'
+    play_b = 'spotify.play(artist="B", duration=15)'
+    play_b_changed = 'spotify.play(artist="B", duration=16)'
+    cases = {  # (item, output) -> (TS, PI, CF)
         ("simple_0", 'geometry.area(base=10, height=5, unit="Units ")'): (
             1,
             1,
@@ -358,24 +360,12 @@ def test_bfcl_loader_and_rules(bfcl_dir):
         ),  # BFCL string normalisation
         ("simple_0", "geometry.area(base=10.0, height=5)"): (1, 1, 0),  # float for an integer
         ("simple_0", "geometry.volume(base=10, height=5)"): (0, 0, 0),
-        ("parallel_0", '[spotify.play(artist="B", duration=15), spotify.play(artist="A", duration=20)]'): (
-            1,
-            1,
-            1,
-        ),
-        ("parallel_0", 'spotify.play(artist="A", duration=20)'): (0, 0, 0),  # one call missing
-        ("parallel_0", '[spotify.play(artist="A", duration=20), spotify.play(artist="B", duration=16)]'): (
-            1,
-            1,
-            0,
-        ),
+        ("parallel_0", f"[{play_b}, {play_a}]"): (1, 1, 1),  # in any order
+        ("parallel_0", play_a): (0, 0, 0),  # one call missing
+        ("parallel_0", f"[{play_a}, {play_b_changed}]"): (1, 1, 0),
         ("irrelevance_0", "Paris is the capital of France."): (1, 1, 1),
         ("irrelevance_0", "geometry.area(base=1, height=2)"): (0, 0, 0),
-        ("irrelevance_0", "geometry.area(base=1, height="): (
-            1,
-            1,
-            1,
-        ),  # BFCL: output that does not decode = no call
+        ("irrelevance_0", "geometry.area(base=1, height="): (1, 1, 1),  # BFCL: does not decode = no call
     }
     for (item_id, output), expected in cases.items():
         item = next(it for it in unit.items if it.id == item_id)
@@ -395,15 +385,11 @@ def test_bfcl_simple_call_is_named_after_its_function(bfcl_dir):
 def test_bfcl_answers_pair_by_position(bfcl_dir):
     # as in BFCL: public live_multiple has question live_multiple_1052-79-0 answered under
     # live_multiple_1052-279-0; the counts must match
-    (bfcl_dir / "possible_answer" / "BFCL_v3_simple.json").write_text(
-        json.dumps({"id": "simple_9", "ground_truth": [{"geometry.area": {"base": [10], "height": [5]}}]})
-        + "\n"
-    )
+    answer = {"id": "simple_9", "ground_truth": [{"geometry.area": {"base": [10], "height": [5]}}]}
+    (bfcl_dir / "possible_answer" / "BFCL_v3_simple.json").write_text(json.dumps(answer) + "\n")
     item = load("bfcl", bfcl_dir)[0].items[0]
-    assert (
-        item.id == "simple_0"
-        and score([item], {item.id: "geometry.area(base=10, height=5)"})[0]["CF"] == 100.0
-    )
+    assert item.id == "simple_0"
+    assert score([item], {item.id: "geometry.area(base=10, height=5)"})[0]["CF"] == 100.0
     (bfcl_dir / "possible_answer" / "BFCL_v3_simple.json").write_text("")
     with pytest.raises(BenchmarkError, match=r"BFCL_v3_simple\.json: 0 answers for the 1 questions"):
         load("bfcl", bfcl_dir)
@@ -414,7 +400,9 @@ def test_toolalpaca_loader_gold_and_broken_gold(tmp_path):
         "Name": "Nager.Date",
         "Category": "Calendar",
         "Function_Description": {
-            "PublicHolidays": 'Get public holidays\nParameters: {"year": "Required. integer. ", "countryCode": "Required. string. Code."}\nOutput: Holidays.',
+            "PublicHolidays": "Get public holidays\n"
+            'Parameters: {"year": "Required. integer. ", "countryCode": "Required. string. Code."}\n'
+            "Output: Holidays.",
             "components": "",
         },
         "Instructions": ["Holidays in Australia in 2023?", "Broken one", "No gold"],
@@ -464,16 +452,19 @@ def test_synthetic_single_and_multi(tmp_path):
     }
     (tmp_path / "heldout_single.jsonl").write_text(json.dumps(single) + "\n")
     (tmp_path / "heldout_multi.jsonl").write_text(json.dumps(multi) + "\n")
-    s, m = load("synthetic", tmp_path)
-    assert (s.name, s.items[0].mode, s.items[0].category) == ("synthetic/single", "strict", "get_weather")
-    assert (m.name, m.items[0].query, m.items[0].category) == (
+    singles, multis = load("synthetic", tmp_path)
+    assert (singles.name, singles.items[0].mode, singles.items[0].category) == (
+        "synthetic/single",
+        "strict",
+        "get_weather",
+    )
+    assert (multis.name, multis.items[0].query, multis.items[0].category) == (
         "synthetic/multi",
         "Weather in Oslo?",
         "1 calls",
     )
-    assert (
-        score(s.items, {"single-00000": format_call(Call("get_weather", {"city": "Oslo"}))})[0]["CF"] == 100.0
-    )
+    prediction = format_call(Call("get_weather", {"city": "Oslo"}))
+    assert score(singles.items, {"single-00000": prediction})[0]["CF"] == 100.0
     assert [name for name, _ in discover(tmp_path)] == ["synthetic"]
 
 
@@ -526,10 +517,8 @@ def test_real_files_counts(shared_data):
     found = dict(discover(shared_data))
     if "toolalpaca" in found and (found["toolalpaca"] / "eval_real.json").is_file():
         unit = load("toolalpaca", found["toolalpaca"] / "eval_real.json")[0]
-        assert (len(unit.items), len(unit.skipped)) == (
-            110,
-            4,
-        )  # 114 instructions, 4 with unreadable gold JSON
+        # 114 instructions, 4 with unreadable gold JSON
+        assert (len(unit.items), len(unit.skipped)) == (110, 4)
     if "tooleyes" in found:
         for unit in load("tooleyes", found["tooleyes"]):
             assert len(unit.items) == 382 and all(t.tools[-1]["name"] == "finish" for t in unit.items)

@@ -43,8 +43,10 @@ def test_decode_reads_as_bfcl(text, calls):
     "text, kind",
     [
         ("f(a=1)\ng(b=2)", "error"),  # calls on several lines do not decode
-        ("[f(a=x + 1)]", "error"),  # BFCL eval()s expressions; nothing is evaluated here: arithmetic
-        ("[f(a=1 << 4)]", "error"),  # is computed on numbers (and + * on strings, lists) only
+        # BFCL eval()s expressions; nothing is evaluated here: arithmetic is computed on numbers (and + *
+        # on strings, lists) only
+        ("[f(a=x + 1)]", "error"),
+        ("[f(a=1 << 4)]", "error"),
         ('[f(a="ab" * 99999999)]', "error"),
         ("[f(a=1 / 0)]", "error"),
         ("[f(a=9 ** 99999999)]", "error"),
@@ -60,8 +62,10 @@ def test_decode_rejects_what_bfcl_rejects(text, kind):
 
 
 def test_the_shared_parser_stays_strict():
-    # the BFCL leniencies live in the BFCL path only: training, PPO and the other benchmarks keep these unreadable
-    assert parse("f(type=plus)").kind == "error" and parse("[f(a=1)").kind == "error"
+    # the BFCL leniencies live in the BFCL path only: training, PPO and the other benchmarks keep these
+    # unreadable
+    assert parse("f(type=plus)").kind == "error"
+    assert parse("[f(a=1)").kind == "error"
     assert parse("f(a=true)").calls == [Call("f", {"a": True})]
     assert bfcl.decode("f(a=true)", json_literals=True).calls == [Call("f", {"a": True})]
 
@@ -69,24 +73,15 @@ def test_the_shared_parser_stays_strict():
 @pytest.mark.parametrize(
     "value, acceptable, prop, ok",
     [
-        (
-            [133, 34],
-            [[133.0, 34.0]],
-            {"type": "array", "items": {"type": "float"}},
-            False,
-        ),  # nested types checked
+        ([133, 34], [[133.0, 34.0]], {"type": "array", "items": {"type": "float"}}, False),  # nested types
         (
             [133, 34],
             [[133, 34]],
             {"type": "array", "items": {"type": "float"}},
             True,
         ),  # the answer's own type
-        (
-            [133.0],
-            [[133.0], ""],
-            {"type": "array", "items": {"type": "integer"}},
-            True,
-        ),  # "" lets any array pass the type check...
+        # "" lets any array pass the type check...
+        ([133.0], [[133.0], ""], {"type": "array", "items": {"type": "integer"}}, True),
         ([], [[1], ""], {"type": "array", "items": {"type": "integer"}}, True),  # ... and [] matches ""
         (5, [5.0], {"type": "float"}, True),
         (5.0, [5], {"type": "integer"}, False),
@@ -106,6 +101,7 @@ def test_value_rules(value, acceptable, prop, ok):
 
 
 def jsonl(path, records):
+    """Write records as JSON Lines."""
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
@@ -127,11 +123,15 @@ FN = {
 @pytest.fixture
 def live_dir(tmp_path):
     (tmp_path / "possible_answer").mkdir()
-    q = lambda i, cat: {
-        "id": f"{cat}_{i}",
-        "question": [[{"role": "user", "content": "Alarm at 7, loudly."}]],
-        "function": [FN],
-    }
+
+    def q(i, cat):
+        """A question of category `cat`, id `<cat>_<i>`."""
+        return {
+            "id": f"{cat}_{i}",
+            "question": [[{"role": "user", "content": "Alarm at 7, loudly."}]],
+            "function": [FN],
+        }
+
     jsonl(tmp_path / "BFCL_v3_live_simple.json", [q(0, "live_simple")])
     jsonl(
         tmp_path / "possible_answer" / "BFCL_v3_live_simple.json",
@@ -150,9 +150,8 @@ def live_dir(tmp_path):
             }
         ],
     )
-    jsonl(
-        tmp_path / "BFCL_v4_live_multiple.json", [q("1052-79-0", "live_multiple")]
-    )  # the package's v4 names too
+    # the package's v4 names too; the answer's id differs, as in the public live_multiple
+    jsonl(tmp_path / "BFCL_v4_live_multiple.json", [q("1052-79-0", "live_multiple")])
     jsonl(
         tmp_path / "possible_answer" / "BFCL_v4_live_multiple.json",
         [
@@ -171,12 +170,10 @@ def test_live_categories_load_pair_by_position_and_score_by_bfcls_rules(live_dir
     (unit,) = load("bfcl", live_dir)
     items = {it.category: it for it in unit.items}
     assert sorted(items) == ["live_irrelevance", "live_multiple", "live_relevance", "live_simple"]
-    assert (
-        items["live_multiple"].id == "live_multiple_1052-79-0" and items["live_multiple"].gold
-    )  # paired by position
-    gold = {
-        it.id: gold_output(it) for it in unit.items
-    }  # a literal nested dict among the answers: no TypeError
+    # paired by position
+    assert items["live_multiple"].id == "live_multiple_1052-79-0" and items["live_multiple"].gold
+    # a literal nested dict among the answers: no TypeError
+    gold = {it.id: gold_output(it) for it in unit.items}
     assert gold["live_simple_0"] == "[set_alarm(time='7:00', loud=True, where={'room': {'name': 'bedroom'}})]"
     metrics, _ = score(unit.items, gold)
     assert {c: m["CF"] for c, m in metrics["by_category"].items()} == dict.fromkeys(items, 100.0)
@@ -191,29 +188,20 @@ def test_live_categories_load_pair_by_position_and_score_by_bfcls_rules(live_dir
     for (category, output), right in cases.items():
         assert score([items[category]], {items[category].id: output})[0]["CF"] == 100.0 * right, output
     # --bfcl_json_literals: the project's own format (JSON literals) reads as booleans
-    assert (
-        score(
-            [items["live_multiple"]],
-            {items["live_multiple"].id: "set_alarm(time='7:00', loud=false)"},
-            bfcl_json_literals=True,
-        )[0]["CF"]
-        == 100.0
-    )
+    item = items["live_multiple"]
+    outputs = {item.id: "set_alarm(time='7:00', loud=false)"}
+    assert score([item], outputs, bfcl_json_literals=True)[0]["CF"] == 100.0
 
 
 def test_evaluate_prints_bfcl_per_category_and_takes_the_switch(live_dir, tmp_path, capsys):
     preds = tmp_path / "preds.jsonl"
-    preds.write_text(
-        "".join(
-            json.dumps({"id": i, "output": o}) + "\n"
-            for i, o in [
-                ("live_simple_0", 'set_alarm(time="7:00", loud=true, where={"room": {"name": "bedroom"}})'),
-                ("live_multiple_1052-79-0", 'set_alarm(time="7:00")'),
-                ("live_irrelevance_0", "No."),
-                ("live_relevance_0", "set_alarm()"),
-            ]
-        )
-    )
+    outputs = [
+        ("live_simple_0", 'set_alarm(time="7:00", loud=true, where={"room": {"name": "bedroom"}})'),
+        ("live_multiple_1052-79-0", 'set_alarm(time="7:00")'),
+        ("live_irrelevance_0", "No."),
+        ("live_relevance_0", "set_alarm()"),
+    ]
+    jsonl(preds, [{"id": i, "output": o} for i, o in outputs])
     args = [
         "--benchmark",
         "bfcl",
@@ -226,8 +214,6 @@ def test_evaluate_prints_bfcl_per_category_and_takes_the_switch(live_dir, tmp_pa
     ]
     assert evaluate.main(args)["bfcl"]["CF"] == 75.0
     table = capsys.readouterr().out
-    assert (
-        "| bfcl / live_simple | 1 | 100.00 | 100.00 | 0.00 |" in table
-        and "| bfcl / live_relevance | 1 |" in table
-    )
+    assert "| bfcl / live_simple | 1 | 100.00 | 100.00 | 0.00 |" in table
+    assert "| bfcl / live_relevance | 1 |" in table
     assert evaluate.main(args + ["--bfcl_json_literals"])["bfcl"]["CF"] == 100.0

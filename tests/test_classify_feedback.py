@@ -52,7 +52,8 @@ from tl.classify import (
         ('{"status": "error", "message": "Language not supported"}', OTHERS),
         # ToolEyes' wrapper (paper Table 14): any reason after it is a failed call
         (
-            "The function cannot be executed successfully with the given parameters for the reason: 'related_searches'",
+            "The function cannot be executed successfully with the given parameters for the reason: "
+            "'related_searches'",
             TOOL_CALL_FAILURE,
         ),
         (
@@ -114,7 +115,8 @@ ROTBENCH_THIRD_TURN = [
         "conversations": [
             {
                 "from": "assistant",
-                "value": 'Thought:\nAction: get_translation_nllb\nAction Input: {"input_text": "See you later", "tgt_lang": "ja", "src_lang": "en"}',
+                "value": "Thought:\nAction: get_translation_nllb\n"
+                'Action Input: {"input_text": "See you later", "tgt_lang": "ja", "src_lang": "en"}',
             },
             {
                 "from": "function",
@@ -123,7 +125,9 @@ ROTBENCH_THIRD_TURN = [
             },
             {
                 "from": "assistant",
-                "value": 'Thought:\nAction: get_translation_nllb\nAction Input: {"input_text": "See you later", "tgt_lang": "ja", "src_lang": "en", "max_length": "100"}',
+                "value": "Thought:\nAction: get_translation_nllb\n"
+                'Action Input: {"input_text": "See you later", "tgt_lang": "ja", "src_lang": "en", '
+                '"max_length": "100"}',
             },
             {"from": "function", "value": "'ja'", "expect": ALL_RIGHT},
         ],
@@ -168,23 +172,21 @@ ROTBENCH_THIRD_TURN = [
 
 
 def test_rotbench_third_turn_style_records():
+    # the function turns only: they carry the feedback and what MAE should make of it
     turns = [t for r in ROTBENCH_THIRD_TURN for t in r["conversations"] if t["from"] == "function"]
     assert [classify_feedback(t["value"]) for t in turns] == [t["expect"] for t in turns]
 
 
 def test_sandbox_results_and_tool_messages():
-    assert (
-        classify_feedback({"ok": True, "category": "all_right", "message": "", "output": {"x": 1}})
-        == ALL_RIGHT
-    )
-    assert (
-        classify_feedback({"ok": False, "category": "param_missing", "message": "whatever"}) == PARAM_MISSING
-    )
+    succeeded = {"ok": True, "category": "all_right", "message": "", "output": {"x": 1}}
+    assert classify_feedback(succeeded) == ALL_RIGHT
+    # a valid category is trusted, whatever the message says
+    categorized = {"ok": False, "category": "param_missing", "message": "whatever"}
+    assert classify_feedback(categorized) == PARAM_MISSING
     assert classify_feedback({"ok": True, "output": "error everywhere"}) == ALL_RIGHT  # trust ok
-    assert (
-        classify_feedback({"ok": False, "message": "f() got an unexpected keyword argument 'z'"})
-        == PARAM_HALLUCINATION
-    )
+    # without a category, a failure is read from its message
+    unexpected = {"ok": False, "message": "f() got an unexpected keyword argument 'z'"}
+    assert classify_feedback(unexpected) == PARAM_HALLUCINATION
     assert classify_feedback({"ok": False, "message": "boom"}) == TOOL_CALL_FAILURE
     message = {"role": "tool", "content": "ignored", "result": {"ok": False, "category": "tool_instability"}}
     assert classify_feedback(message) == TOOL_INSTABILITY

@@ -53,7 +53,8 @@ CANARY_STATE = "untouched"  # attack strings try to change this global
         ('{"name": "f", "parameters": {"a": [true]}}', [Call("f", {"a": [True]})]),
         ("{'name': 'f', 'arguments': {'a': None}}", [Call("f", {"a": None})]),
         (
-            '[{"name": "f", "arguments": {}}, {"type": "function", "function": {"name": "g", "arguments": "{}"}}]',
+            '[{"name": "f", "arguments": {}}, '
+            '{"type": "function", "function": {"name": "g", "arguments": "{}"}}]',
             [Call("f", {}), Call("g", {})],
         ),
         # ReAct (RoTBench / ToolAlpaca): JSON, Python-dict-ish, JSON-string and empty inputs
@@ -168,6 +169,8 @@ ALPHABET = list("()[]{}\"'=,.:;\\\n _-+*/#@!abcxyzAZ0123456789") + [
 
 
 def _mutate(s: str, rng: random.Random) -> str:
+    """1-4 random edits: insert a piece of ALPHABET, delete a character, cut the rest, duplicate a
+    slice, or insert a run of one piece."""
     for _ in range(rng.randint(1, 4)):
         i = rng.randrange(len(s) + 1)
         op = rng.randrange(5)
@@ -212,11 +215,12 @@ def test_fuzz_never_raises_and_executes_nothing(tmp_path, monkeypatch, shared_da
     ]
     kinds = set()
     for s in strings:
-        p = parse(s)
-        kinds.add(p.kind)
-        assert p.kind in ("calls", "no_call", "error")
-        assert (p.kind == "calls") == bool(p.calls) and (p.kind == "error") == (p.error is not None)
-        for c in p.calls:
+        parsed = parse(s)
+        kinds.add(parsed.kind)
+        assert parsed.kind in ("calls", "no_call", "error")
+        assert (parsed.kind == "calls") == bool(parsed.calls)
+        assert (parsed.kind == "error") == (parsed.error is not None)
+        for c in parsed.calls:
             assert isinstance(c.name, str) and c.name and isinstance(c.arguments, dict)
             json.dumps(c.arguments)  # values are plain JSON
         classify_feedback(s)

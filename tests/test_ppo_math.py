@@ -9,6 +9,7 @@ from tl import ppo
 
 
 def _mask(lengths, width):
+    """A [len(lengths), width] bool mask, each row true over its first `length` positions."""
     return torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
 
 
@@ -17,7 +18,10 @@ def _mask(lengths, width):
 
 def test_shift_to_response_alignment_and_temperature():
     torch.manual_seed(0)
-    B, P, R, V = 2, 3, 4, 7
+    B = 2  # batch
+    P = 3  # prompt length
+    R = 4  # response length
+    V = 7  # vocabulary
     ids = torch.randint(V, (B, P + R))
     logits = torch.randn(B, P + R, V)
     T = 0.7
@@ -61,16 +65,18 @@ def test_exactly_one_score_per_row_at_last_valid_token():
 def test_token_rewards_sum_to_score_minus_beta_kl():
     torch.manual_seed(2)
     mask = _mask([4, 2], 6)
-    logp, logp_ref = torch.randn(2, 6), torch.randn(2, 6)
+    logp = torch.randn(2, 6)
+    logp_ref = torch.randn(2, 6)
     kl = ppo.kl_k1(logp, logp_ref)
     score = torch.tensor([1.0, -2.0])
     beta = 0.3
-    r = ppo.token_rewards(kl, mask, beta, ppo.place_scores(score, ppo.last_valid_index(mask), mask.shape))
+    dense_scores = ppo.place_scores(score, ppo.last_valid_index(mask), mask.shape)
+    rewards = ppo.token_rewards(kl, mask, beta, dense_scores)
     want = score - beta * (kl * mask).sum(1)
-    torch.testing.assert_close(r.sum(1), want)
-    assert (r[~mask] == 0).all()
+    torch.testing.assert_close(rewards.sum(1), want)
+    assert (rewards[~mask] == 0).all()
     # the score sits on the last valid token, not one past it
-    assert r[0, 3].item() == pytest.approx(1.0 - beta * kl[0, 3].item(), abs=1e-6)
+    assert rewards[0, 3].item() == pytest.approx(1.0 - beta * kl[0, 3].item(), abs=1e-6)
 
 
 def test_multi_turn_scores_at_each_call_end():
@@ -88,12 +94,13 @@ def _gae_brute_force(rewards, values, mask, gamma, lam):
     """A_t = sum_l (gamma lam)^l delta_{t+l} over the valid tokens only, O(T^2)."""
     adv = torch.zeros_like(rewards)
     for b in range(rewards.shape[0]):
-        idx = mask[b].nonzero().flatten().tolist()
-        r, v = rewards[b, idx], values[b, idx]
+        idx = mask[b].nonzero().flatten().tolist()  # the valid positions, holes skipped
+        r = rewards[b, idx]
+        v = values[b, idx]
         v_next = torch.cat([v[1:], torch.zeros(1)])
         delta = r + gamma * v_next - v
         for i, t in enumerate(idx):
-            adv[b, t] = sum((gamma * lam) ** l * delta[i + l] for l in range(len(idx) - i))
+            adv[b, t] = sum((gamma * lam) ** lag * delta[i + lag] for lag in range(len(idx) - i))
     return adv
 
 
@@ -101,25 +108,29 @@ def test_gae_equals_brute_force_with_holes_and_padding():
     torch.manual_seed(3)
     mask = _mask([7, 4, 9], 9)
     mask[0, 2:4] = False  # tool-output tokens inside an episode: GAE must skip them
-    rewards, values = torch.randn(3, 9), torch.randn(3, 9)
+    rewards = torch.randn(3, 9)
+    values = torch.randn(3, 9)
     adv, ret = ppo.gae(rewards, values, mask, gamma=0.9, lam=0.8)
     torch.testing.assert_close(adv, _gae_brute_force(rewards, values, mask, 0.9, 0.8), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ret, (adv + values) * mask)
     # garbage at masked positions changes nothing
-    rewards2, values2 = rewards.clone(), values.clone()
-    rewards2[~mask], values2[~mask] = 1e6, -1e6
+    rewards2 = rewards.clone()
+    values2 = values.clone()
+    rewards2[~mask] = 1e6
+    values2[~mask] = -1e6
     torch.testing.assert_close(ppo.gae(rewards2, values2, mask, 0.9, 0.8)[0], adv)
 
 
 def test_gae_special_cases():
     torch.manual_seed(4)
     mask = _mask([5, 3], 5)
-    rewards, values = torch.randn(2, 5) * mask, torch.randn(2, 5) * mask
+    rewards = torch.randn(2, 5) * mask
+    values = torch.randn(2, 5) * mask
     # lambda = 0: A_t = delta_t = r_t + V_{t+1} - V_t, with V = 0 after the last valid token
     adv0, _ = ppo.gae(rewards, values, mask, gamma=1.0, lam=0.0)
-    v_next = torch.cat([values[:, 1:], torch.zeros(2, 1)], 1) * torch.cat(
-        [mask[:, 1:], torch.zeros(2, 1, dtype=torch.bool)], 1
-    )
+    next_values = torch.cat([values[:, 1:], torch.zeros(2, 1)], 1)
+    next_valid = torch.cat([mask[:, 1:], torch.zeros(2, 1, dtype=torch.bool)], 1)
+    v_next = next_values * next_valid
     torch.testing.assert_close(adv0, (rewards + v_next - values) * mask)
     # lambda = 1, V = 0: A_t = reward-to-go
     adv1, ret1 = ppo.gae(rewards, torch.zeros(2, 5), mask, gamma=1.0, lam=1.0)
@@ -131,7 +142,8 @@ def test_gae_special_cases():
 def test_ratio_one_before_update():
     torch.manual_seed(6)
     mask = _mask([4, 2], 4)
-    logp, adv = torch.randn(2, 4), torch.randn(2, 4)
+    logp = torch.randn(2, 4)
+    adv = torch.randn(2, 4)
     loss, stats = ppo.policy_loss(logp, logp.clone(), adv, mask)
     assert stats["clipped"].item() == 0 and stats["approx_kl"].item() == 0
     assert stats["ratio"].item() == pytest.approx(mask.sum().item())
@@ -176,16 +188,18 @@ def test_masked_positions_do_not_affect_loss_or_grads(which):
     mask[2, 1] = False  # a hole, as for tool-output tokens
 
     def run(fill):
-        a = torch.randn(3, 6, generator=torch.Generator().manual_seed(0), requires_grad=False)
-        b = torch.randn(3, 6, generator=torch.Generator().manual_seed(1))
-        c = torch.randn(3, 6, generator=torch.Generator().manual_seed(2))
+        """The loss and its gradient, with `fill` (if any) at every masked position of the inputs."""
+        # the loss's inputs: new log-probs or values (differentiated), old ones, advantages or returns
+        new = torch.randn(3, 6, generator=torch.Generator().manual_seed(0), requires_grad=False)
+        old = torch.randn(3, 6, generator=torch.Generator().manual_seed(1))
+        target = torch.randn(3, 6, generator=torch.Generator().manual_seed(2))
         if fill is not None:
-            a, b, c = (torch.where(mask, x, fill) for x in (a, b, c))
-        a.requires_grad_(True)
+            new, old, target = (torch.where(mask, x, fill) for x in (new, old, target))
+        new.requires_grad_(True)
         fn = ppo.policy_loss if which == "policy" else ppo.value_loss
-        loss, _ = fn(a, b, c, mask)
+        loss, _ = fn(new, old, target, mask)
         loss.backward()
-        return loss.detach(), a.grad
+        return loss.detach(), new.grad
 
     ref_loss, ref_grad = run(None)
     for fill in (1e4, -1e4, float("nan"), float("inf")):
@@ -199,21 +213,21 @@ def test_global_token_normaliser_makes_split_invariant():
     """Summing micro-batch losses, each divided by the global token count, equals the full batch."""
     torch.manual_seed(8)
     mask = _mask([6, 1, 3, 5], 6)
-    logp, logp_old, adv = torch.randn(4, 6), torch.randn(4, 6) * 0.1, torch.randn(4, 6)
+    logp = torch.randn(4, 6)
+    logp_old = torch.randn(4, 6) * 0.1
+    adv = torch.randn(4, 6)
     full, _ = ppo.policy_loss(logp, logp_old, adv, mask)
     n = mask.sum()
-    parts = sum(
-        ppo.policy_loss(logp[i : i + 2], logp_old[i : i + 2], adv[i : i + 2], mask[i : i + 2], n)[0]
-        for i in (0, 2)
-    )
+
+    def half(i, *normaliser):
+        """The loss of rows i and i + 1 (a micro-batch)."""
+        rows = slice(i, i + 2)
+        return ppo.policy_loss(logp[rows], logp_old[rows], adv[rows], mask[rows], *normaliser)[0]
+
+    parts = sum(half(i, n) for i in (0, 2))
     torch.testing.assert_close(parts, full)
-    mean_of_means = (
-        sum(
-            ppo.policy_loss(logp[i : i + 2], logp_old[i : i + 2], adv[i : i + 2], mask[i : i + 2])[0]
-            for i in (0, 2)
-        )
-        / 2
-    )
+    # each micro-batch normalised by its own token count: not the full batch's loss
+    mean_of_means = sum(half(i) for i in (0, 2)) / 2
     assert not torch.allclose(mean_of_means, full)
 
 

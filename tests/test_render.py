@@ -114,14 +114,10 @@ def test_parallel_calls_render_as_one_list_with_every_name_span():
 
 
 def test_format_call_values_are_json_literals_and_round_trip():
-    assert (
-        format_call(Call("f", {"s": "x", "n": 3, "b": True, "z": None, "l": [1.5, "é"]}))
-        == 'f(s="x", n=3, b=true, z=null, l=[1.5, "é"])'
-    )
-    assert (
-        format_call([Call("f", {"a": 1}), {"name": "mod.g", "arguments": {"b": "x"}}])
-        == '[f(a=1), mod.g(b="x")]'
-    )
+    one = Call("f", {"s": "x", "n": 3, "b": True, "z": None, "l": [1.5, "é"]})
+    assert format_call(one) == 'f(s="x", n=3, b=true, z=null, l=[1.5, "é"])'
+    several = [Call("f", {"a": 1}), {"name": "mod.g", "arguments": {"b": "x"}}]
+    assert format_call(several) == '[f(a=1), mod.g(b="x")]'
     # Keys real schemas use that are not Python names, and the EOS marker inside a value.
     awkward = Call(
         "preferred-routes_get", {"from": "A", "code:": 1, "html": "<s>old</s>", "d": {"k": [None]}}
@@ -139,18 +135,16 @@ def test_system_message_eos_escaping_and_no_tools():
     ]
     text = render_prompt([], messages)
     assert text == 'System: Be brief.\nUser: Say \\u003c/s> please\nOutput: {"ok": 1}\nAssistant:'
-    assert render_tools(TOOLS[:1]).startswith(
-        "Function:\ndef get_weather(city: string, unit: string = None):"
-    )
+    header = "Function:\ndef get_weather(city: string, unit: string = None):"
+    assert render_tools(TOOLS[:1]).startswith(header)
 
 
 def test_malformed_messages_name_the_index():
     with pytest.raises(ValueError, match=r"messages\[1\]: expected a dict with role"):
         render_prompt(TOOLS, [{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}])
+    both = {"role": "assistant", "content": "hi", "tool_call": {"name": "f", "arguments": {}}}
     with pytest.raises(ValueError, match=r"messages\[0\]: .*not both"):
-        render_prompt(
-            TOOLS, [{"role": "assistant", "content": "hi", "tool_call": {"name": "f", "arguments": {}}}]
-        )
+        render_prompt(TOOLS, [both])
     with pytest.raises(ValueError, match=r"messages\[0\]: expected 'content'"):
         render_prompt(TOOLS, [{"role": "user"}])
 
@@ -182,19 +176,34 @@ def test_authors_prompt_format_byte_for_byte():
         {"role": "user", "content": "And ping?"},
     ]
     system = (
-        'System: Function:\ndef get_weather(city: string, unit: string = None):\n    """\n    Weather now.\n'
-        "From a live API.\n\n    Args:\n    city (string): City name,\ne.g. Paris.\n    unit (string): c or f\n"
-        '    """\n\nFunction:\ndef ping():\n    """\n    Ping.\n\n    Args:\n    """'
+        "System: Function:\n"
+        "def get_weather(city: string, unit: string = None):\n"
+        '    """\n'
+        "    Weather now.\n"
+        "From a live API.\n"
+        "\n"
+        "    Args:\n"
+        "    city (string): City name,\n"
+        "e.g. Paris.\n"
+        "    unit (string): c or f\n"
+        '    """\n'
+        "\n"
+        "Function:\n"
+        "def ping():\n"
+        '    """\n'
+        "    Ping.\n"
+        "\n"
+        "    Args:\n"
+        '    """'
     )
     history = (
         '\nUser: Weather in Paris?\nAssistant: get_weather(city="Paris")\nOutput: {"temp_c": 18}\n'
         "Assistant: It is 18 °C.\nUser: And ping?"
     )
     assert render_prompt(tools, messages, prompt_format="authors") == system + history + "\nAssistant:"
-    assert (
-        render_prompt(tools, messages[:4], add_generation_prompt=False, prompt_format="authors")
-        == system + history[: history.index("\nUser: And")] + "</s>"
-    )
+    # a training sample: </s> after its last message only
+    sample = render_prompt(tools, messages[:4], add_generation_prompt=False, prompt_format="authors")
+    assert sample == system + history[: history.index("\nUser: And")] + "</s>"
     project = render_prompt(tools, messages)
     assert project.count(EOS_MARK) == 2 and "    Weather now.\n    From a live API." in project
     with pytest.raises(ValueError, match="prompt_format"):

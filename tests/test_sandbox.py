@@ -178,6 +178,7 @@ def box():
 
 
 def run_code(box, code: str) -> Result:
+    """Run model-style code in the sandbox."""
     return box.run(Call("run_python", {"code": code}))
 
 
@@ -194,6 +195,7 @@ def assert_contained(box, result: Result, category: str | None = None):
 
 
 def need(box, *protections):
+    """Skip the test unless the sandbox applies every one of `protections` (Sandbox.isolation keys)."""
     missing = [p for p in protections if not box.isolation[p]]
     if missing:
         pytest.skip(f"this OS/user gives the sandbox no {missing}; the attack would not be contained")
@@ -278,12 +280,14 @@ def test_run_python_never_runs_outside_a_sandbox(box):
 
 
 def test_each_call_gets_a_fresh_process_and_an_empty_scratch_dir(box):
-    first = run_code(
-        box, "import os\nopen('note.txt', 'w').write('hi')\nprint(os.getpid(), sorted(os.listdir('.')))"
+    write_and_list = (
+        "import os\nopen('note.txt', 'w').write('hi')\nprint(os.getpid(), sorted(os.listdir('.')))"
     )
+    first = run_code(box, write_and_list)
     again = run_code(box, "import os\nprint(os.getpid(), sorted(os.listdir('.')))")
-    assert first.ok and again.ok and first.output.endswith("['note.txt']") and again.output.endswith("[]")
-    assert first.output.split()[0] != again.output.split()[0]
+    assert first.ok and first.output.endswith("['note.txt']")
+    assert again.ok and again.output.endswith("[]")  # the file is gone
+    assert first.output.split()[0] != again.output.split()[0]  # another pid
 
 
 # ----------------------------------------------------------------------------- attacks
@@ -321,12 +325,10 @@ def test_writing_outside_the_scratch_dir_fails(box, tmp_path):
 def test_killing_the_parent_fails(box):
     need(box, "separate_uid")  # without it the child runs as our user and really could kill us
     me = os.getpid()
-    assert_contained(
-        box, run_code(box, f"import os, signal\nos.kill({me}, signal.SIGKILL)"), TOOL_CALL_FAILURE
-    )
-    assert_contained(
-        box, run_code(box, "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), TOOL_CALL_FAILURE
-    )
+    kill_me = f"import os, signal\nos.kill({me}, signal.SIGKILL)"
+    assert_contained(box, run_code(box, kill_me), TOOL_CALL_FAILURE)
+    kill_worker = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+    assert_contained(box, run_code(box, kill_worker), TOOL_CALL_FAILURE)
     assert_contained(box, box.run(Call("evil_kill", {"pid": me})), TOOL_CALL_FAILURE)
 
 
@@ -334,7 +336,11 @@ def test_a_lost_worker_is_replaced(box):
     """What a child could do without root (kill its worker) and what a crash does: the call in
     flight gets an instability error, the worker is replaced, later calls work."""
     result = {}
-    t = threading.Thread(target=lambda: result.update(r=box.run(Call("evil_sleep", {"seconds": 0.8}))))
+
+    def in_flight():
+        result["r"] = box.run(Call("evil_sleep", {"seconds": 0.8}))
+
+    t = threading.Thread(target=in_flight)
     t.start()
     time.sleep(0.3)
     old = box.worker_pids()
@@ -347,9 +353,8 @@ def test_a_lost_worker_is_replaced(box):
 
 
 def test_the_parents_environment_is_out_of_reach(box):
-    assert_contained(
-        box, run_code(box, "import os\nprint(os.environ['TL_SANDBOX_TEST_SECRET'])"), TOOL_CALL_FAILURE
-    )
+    print_secret = "import os\nprint(os.environ['TL_SANDBOX_TEST_SECRET'])"
+    assert_contained(box, run_code(box, print_secret), TOOL_CALL_FAILURE)
     own = run_code(box, "print(open('/proc/self/environ', 'rb').read())")  # unreadable, or scrubbed
     assert SECRET not in own.feedback
     need(box, "separate_uid")  # as the same user, /proc/<pid>/environ of the caller is readable
@@ -359,9 +364,8 @@ def test_the_parents_environment_is_out_of_reach(box):
 def test_printing_100_megabytes_hits_the_output_cap(box):
     assert_contained(box, run_code(box, "print('x' * 100_000_000)"), TOOL_INSTABILITY)
     assert_contained(box, box.run(Call("evil_huge_output", {})), TOOL_INSTABILITY)
-    assert_contained(
-        box, box.run(Call("echo", {"text": "abc", "times": 2000})), TOOL_INSTABILITY
-    )  # 6000 > 4096
+    # 6000 characters > max_output=4096
+    assert_contained(box, box.run(Call("echo", {"text": "abc", "times": 2000})), TOOL_INSTABILITY)
 
 
 def test_deep_recursion_and_crashes(box):
@@ -371,11 +375,8 @@ def test_deep_recursion_and_crashes(box):
     assert_contained(box, crash, TOOL_INSTABILITY)
     assert "SIGSEGV" in crash.message
     # RecursionError suppressed: the C stack or the memory limit ends it, or the timeout does.
-    assert_contained(
-        box,
-        run_code(box, "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)"),
-        TOOL_INSTABILITY,
-    )
+    unbounded = "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)"
+    assert_contained(box, run_code(box, unbounded), TOOL_INSTABILITY)
 
 
 def test_model_code_cannot_forge_the_protocol(box):
@@ -396,15 +397,15 @@ def test_arguments_that_are_not_json_give_an_error_result(box):
     assert_contained(box, bad, TOOL_CALL_FAILURE)
     assert bad.message == "TypeError: Object of type set is not JSON serializable"
     odd = box.run(Call("run_python", {"code": {1, 2}}))  # caught earlier, by the type check
-    assert (
-        odd.category == OTHERS
-        and odd.message == "TypeError: run_python() argument 'code' must be str, not set"
-    )
+    assert odd.category == OTHERS
+    assert odd.message == "TypeError: run_python() argument 'code' must be str, not set"
 
 
 def assert_keeps_the_contract(result: Result, max_output: int = 4096):
     """What the caller guarantees for every Result, whatever the tool's code wrote."""
-    result.output.encode(), result.message.encode()  # valid UTF-8: no lone surrogates
+    # valid UTF-8: no lone surrogates (encode() would raise)
+    result.output.encode()
+    result.message.encode()
     if result.ok:
         assert result.category == ALL_RIGHT and result.message == "" and len(result.output) <= max_output
     else:
@@ -463,15 +464,17 @@ IPC_CHANNELS = {  # store SECRET in one call, read it back in a later one
         "assert libc.mq_receive(q, buf, 10000, None) > 0, ctypes.get_errno()\nprint(buf.value)",
     ),
 }
-_KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(
-    platform.machine(), (None, None)
-)  # add_key, keyctl
+# the syscall numbers of (add_key, keyctl)
+_KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(platform.machine(), (None, None))
+ADD_KEY, KEYCTL = _KEYCTL
 IPC_CHANNELS["user_keyring"] = (
-    SYSV_IPC
-    + f"k = libc.syscall({_KEYCTL[0]}, b'user', b'tl-test', b'%s', %d, -4)\nassert k > 0, ctypes.get_errno()",
-    SYSV_IPC
-    + f"k = libc.syscall({_KEYCTL[1]}, 10, -4, b'user', b'tl-test', 0)\nassert k > 0, ctypes.get_errno()\n"
-    f"buf = ctypes.create_string_buffer(128)\nlibc.syscall({_KEYCTL[1]}, 11, k, buf, 128)\nprint(buf.value)",
+    SYSV_IPC + f"k = libc.syscall({ADD_KEY}, b'user', b'tl-test', b'%s', %d, -4)\n"
+    "assert k > 0, ctypes.get_errno()",
+    SYSV_IPC + f"k = libc.syscall({KEYCTL}, 10, -4, b'user', b'tl-test', 0)\n"  # KEYCTL_SEARCH
+    "assert k > 0, ctypes.get_errno()\n"
+    "buf = ctypes.create_string_buffer(128)\n"
+    f"libc.syscall({KEYCTL}, 11, k, buf, 128)\n"  # KEYCTL_READ
+    "print(buf.value)",
 )
 
 
@@ -495,8 +498,12 @@ def test_no_network_reaches_the_host(box):
             server.bind(("127.0.0.1", 0))
             server.setblocking(False)
         tcp.listen()
-        port, udp_port = tcp.getsockname()[1], udp.getsockname()[1]
-        raw_tcp = f"import socket\ns = socket.socket(socket.AF_INET)\ns.connect(('127.0.0.1', {port}))\ns.sendall(b'hi')"
+        port = tcp.getsockname()[1]
+        udp_port = udp.getsockname()[1]
+        raw_tcp = (
+            f"import socket\ns = socket.socket(socket.AF_INET)\ns.connect(('127.0.0.1', {port}))\n"
+            "s.sendall(b'hi')"
+        )
         raw_udp = (
             f"import socket\nsocket.socket(type=socket.SOCK_DGRAM).sendto(b'hi', ('127.0.0.1', {udp_port}))"
         )
@@ -542,18 +549,15 @@ def test_no_unix_socket_or_vsock_reaches_the_host(box):
         {"ok": True, "output": "fine", "category": "all_right", "message": "and an error"},
         {"ok": False, "output": "", "category": "all_right", "message": "ValueError: x"},
         {"ok": False, "output": "", "category": "no such category", "message": "ValueError: x"},
-        {
-            "ok": False,
-            "output": "",
-            "category": "param_missing",
-            "message": "fine, really",
-        },  # MAE reads all_right
+        # MAE reads the message as all_right
+        {"ok": False, "output": "", "category": "param_missing", "message": "fine, really"},
         {"ok": False, "output": "", "category": "tool_call_failure", "message": "ValueError: " + "x" * 5000},
         {"ok": 1, "output": ["x"], "category": None, "message": {}},
     ],
 )
 def test_a_forged_result_is_caught_by_the_caller(box, forged):
-    """The tool's code writes its own reply to the result pipe, or patches what the child sends it with."""
+    """The tool's code writes its own reply to the result pipe, or patches what the child sends it
+    with."""
     via_fd = f"import json, os\nos.write(3, json.dumps({forged!r}).encode())\nos._exit(0)"
     via_dumps = f"import json\nforged = json.dumps({forged!r})\njson.dumps = lambda *a, **k: forged"
     via_write = (
@@ -567,10 +571,8 @@ def test_a_forged_result_is_caught_by_the_caller(box, forged):
         assert_contained(box, result, TOOL_INSTABILITY)
         assert_keeps_the_contract(result)
         if len(forged["output"]) > 4096:
-            assert (
-                result.message
-                == "500 Server Error: output limit exceeded (40000 characters, the limit is 4096)"
-            )
+            limit_message = "500 Server Error: output limit exceeded (40000 characters, the limit is 4096)"
+            assert result.message == limit_message
 
 
 def test_closing_the_result_pipe_does_not_outlast_the_timeout(box):
@@ -582,10 +584,11 @@ def test_closing_the_result_pipe_does_not_outlast_the_timeout(box):
 
 
 def test_memfd_cannot_hold_memory_past_the_limit(box):
+    # 320 MB > memory_mb=256
     code = (
         "import os\nblock = bytes(16 << 20)\nfds = [os.memfd_create('m') for _ in range(20)]\n"
         "for fd in fds:\n    os.write(fd, block)\nprint(len(fds) * 16, 'MB held')"
-    )  # 320 MB > memory_mb=256
+    )
     result = run_code(box, code)
     assert_contained(box, result)
     assert "timed out" not in result.message
@@ -670,25 +673,34 @@ def test_a_worker_whose_isolation_probe_dies_does_not_start(monkeypatch, tmp_pat
 
 
 def run_bpf(prog, arch: int, nr: int, arg0: int = 0) -> int:
-    """A classic-BPF interpreter for the few instructions the filter uses: what the kernel would return."""
-    data, pc, acc = {0: nr, 4: arch, 16: arg0}, 0, 0
+    """A classic-BPF interpreter for the few instructions the filter uses: what the kernel would
+    return."""
+    data = {0: nr, 4: arch, 16: arg0}  # struct seccomp_data: offset -> value
+    pc = 0
+    acc = 0
     while True:
         code, jt, jf, k = prog[pc]
-        if code == 0x06:
+        if code == 0x06:  # RET
             return k
-        if code == 0x20:
-            acc, pc = data[k], pc + 1
-        else:
-            pc += 1 + (jt if (acc == k if code == 0x15 else acc >= k) else jf)
+        if code == 0x20:  # LD
+            acc = data[k]
+            pc += 1
+        else:  # JEQ (0x15) or JGE (0x35)
+            taken = acc == k if code == 0x15 else acc >= k
+            pc += 1 + (jt if taken else jf)
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
 def test_the_seccomp_program_denies_its_list_and_nothing_else(machine):
-    """Checked here for both architectures, whichever this machine is; the attack tests check the real one."""
+    """Checked here for both architectures, whichever this machine is; the attack tests check the real
+    one."""
     from tl.sandbox import ARCHES, DENIED, SOCKET, seccomp_filter
 
     col, audit = ARCHES[machine]
-    denied, allow, eperm, kill = {nrs[col] for nrs in DENIED} - {None}, 0x7FFF0000, 0x50001, 0x80000000
+    denied = {nrs[col] for nrs in DENIED} - {None}
+    allow = 0x7FFF0000  # SECCOMP_RET_ALLOW
+    eperm = 0x50001  # SECCOMP_RET_ERRNO | EPERM
+    kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS
     for allow_inet in (True, False):
         fprog = seccomp_filter(allow_inet, machine)
         raw = ctypes.string_at(fprog[1], fprog[0] * 8)
@@ -710,7 +722,8 @@ def test_a_tree_of_any_depth_and_mode_is_removed(tmp_path):
     fd = os.open(tmp_path, os.O_RDONLY)
     for _ in range(1500):  # deeper than Python 3.11's recursive shutil.rmtree can go
         os.mkdir("d", dir_fd=fd)
-        fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        parent = fd
+        fd = os.open("d", os.O_RDONLY, dir_fd=parent)
         os.close(parent)
     os.close(os.open("f", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
     os.chmod(fd, 0)  # a locked directory at the bottom

@@ -19,7 +19,8 @@ def records():
 
 @pytest.fixture(scope="module")
 def heldout(records):
-    return generate_heldout(40, 20, seed=3, exclude_queries=[r["messages"][0]["content"] for r in records])
+    train_queries = [r["messages"][0]["content"] for r in records]
+    return generate_heldout(40, 20, seed=3, exclude_queries=train_queries)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,11 @@ def box():
 
 def calls_and_feedback(messages):
     """(call, following tool message) pairs of a conversation."""
-    return [
-        (Call.from_dict(m["tool_call"]), messages[i + 1]) for i, m in enumerate(messages) if "tool_call" in m
-    ]
+    pairs = []
+    for i, m in enumerate(messages):
+        if "tool_call" in m:
+            pairs.append((Call.from_dict(m["tool_call"]), messages[i + 1]))
+    return pairs
 
 
 def test_every_record_is_a_valid_trajectory(records):
@@ -43,25 +46,22 @@ def test_every_record_is_a_valid_trajectory(records):
         assert len(names) == len(set(names)) and 2 <= len(names) <= 5
         assert all(TOOLS[n].schema == t for n, t in zip(names, r["tools"]))
         msgs = r["messages"]
-        assert (
-            msgs[0]["role"] == "user"
-            and msgs[-1]["role"] == "assistant"
-            and isinstance(msgs[-1]["content"], str)
-        )
+        assert msgs[0]["role"] == "user"
+        assert msgs[-1]["role"] == "assistant" and isinstance(msgs[-1]["content"], str)  # the final answer
         roles = [m["role"] for m in msgs[1:-1]]
         assert roles == ["assistant", "tool"] * (len(roles) // 2)  # call, feedback, call, feedback, ...
         pairs = calls_and_feedback(msgs)
         assert 1 <= len(pairs) <= 5  # 1-4 task calls, plus at most one mistaken call
         for call, tool_msg in pairs:
             assert set(tool_msg) == {"role", "content", "result"}
-            assert (
-                classify_feedback(tool_msg["content"]) == tool_msg["result"]["category"]
-            )  # MAE reads the text
+            # MAE reads the text: it must say what the sandbox reported
+            assert classify_feedback(tool_msg["content"]) == tool_msg["result"]["category"]
             if tool_msg["result"]["ok"]:
                 assert call.name in names  # successful calls only use offered tools
         # A mistake is followed by the corrected call, and the task ends with a successful one.
         oks = [t["result"]["ok"] for _, t in pairs]
-        assert oks[-1] and all(oks[i + 1] for i, ok in enumerate(oks) if not ok)
+        assert oks[-1]
+        assert all(oks[i + 1] for i, ok in enumerate(oks) if not ok)  # a failure is followed by a success
         render_prompt(r["tools"], msgs, add_generation_prompt=False)  # renders without error
 
 
@@ -78,13 +78,15 @@ def test_the_requested_error_share_is_met():
 
 def test_mistakes_cover_the_kinds_the_paper_names(records):
     categories = {t["result"]["category"] for r in records for _, t in calls_and_feedback(r["messages"])}
-    # hallucinated parameter / wrong tool, missing parameter, hallucinated tool, bad value (exception, wrong type)
+    # hallucinated parameter / wrong tool, missing parameter, hallucinated tool, bad value (exception,
+    # wrong type)
     assert {"param_hallucination", "param_missing", "tool_hallucination", "tool_call_failure"} <= categories
 
 
 def test_recorded_outputs_equal_re_executing_in_a_sandbox(records, heldout, box):
     pairs = [p for r in records for p in calls_and_feedback(r["messages"])]
     singles, _ = heldout
+    # the training calls, then the held-out gold calls
     results = box.map([c for c, _ in pairs] + [s["gold"] for s in singles])
     for (call, tool_msg), result in zip(pairs, results):
         assert (result.feedback, result.to_dict()) == (tool_msg["content"], tool_msg["result"]), call
@@ -110,6 +112,7 @@ def test_heldout_splits(records, heldout):
 
 def test_cli_is_byte_deterministic_for_a_seed(tmp_path):
     def run(folder, seed):
+        """The three files' bytes, written into `folder`."""
         out = tmp_path / folder / "train.jsonl"
         main(
             [
@@ -130,7 +133,9 @@ def test_cli_is_byte_deterministic_for_a_seed(tmp_path):
             for name in ("train.jsonl", "heldout_single.jsonl", "heldout_multi.jsonl")
         }
 
-    a, b, c = run("a", 5), run("b", 5), run("c", 6)
+    a = run("a", 5)
+    b = run("b", 5)  # the same seed again
+    c = run("c", 6)
     assert a == b
     assert a["train.jsonl"] != c["train.jsonl"]
     lines = a["train.jsonl"].decode().splitlines()
@@ -149,7 +154,8 @@ def test_planted_kind_recognises_every_planted_mistake():
         Call("convert_currency", {"amount": 20, "from_currency": "USD", "to_currency": "EUR"}),
         Call("convert_timezone", {"time": "07:45", "from_city": "Oslo", "to_city": "Rome"}),
     ]
-    rng, seen = random.Random(0), set()
+    rng = random.Random(0)
+    seen = set()  # the kinds planted at least once
     for call in gold:
         assert planted_kind(call, call) is None
         for kind in FLAW_KINDS:

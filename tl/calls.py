@@ -28,10 +28,13 @@ def valid_unicode(x):
         return x if x.isascii() else _SURROGATE.sub("\ufffd", x)
     if isinstance(x, dict):
         return {valid_unicode(k): valid_unicode(v) for k, v in x.items()}
-    return [valid_unicode(v) for v in x] if isinstance(x, list) else x
+    if isinstance(x, list):
+        return [valid_unicode(v) for v in x]
+    return x
 
 
 def _json_text(text: str, what: str, **kw):
+    """json.loads, or ValueError(`what` formatted with the decoder's error `e` and `kw`)."""
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as e:
@@ -54,31 +57,30 @@ class Call:
 
     @classmethod
     def from_dict(cls, d) -> Call:
-        """A Call from `{"name", "arguments"}` (arguments may be JSON text; OpenAI's `function`, `parameters`)."""
+        """A Call from `{"name", "arguments"}`; the arguments may be JSON text, and OpenAI's `function`
+        wrapper and `parameters` key are read too."""
         if isinstance(d, Call):
             return d
         if not isinstance(d, dict):
             raise ValueError(
-                f"a tool call must be a dict with 'name' and 'arguments'; found {type(d).__name__}: {d!r:.200}"
+                "a tool call must be a dict with 'name' and 'arguments'; "
+                f"found {type(d).__name__}: {d!r:.200}"
             )
-        d = d["function"] if isinstance(d.get("function"), dict) else d
-        name, args = d.get("name"), d.get("arguments", d.get("parameters", {}))
+        if isinstance(d.get("function"), dict):
+            d = d["function"]
+        name = d.get("name")
+        args = d.get("arguments", d.get("parameters", {}))
         if not isinstance(name, str) or not name.strip():
             raise ValueError(
                 f"a tool call needs a non-empty string 'name'; found keys {sorted(d)} with name={name!r:.100}"
             )
         if isinstance(args, str):
-            args = (
-                _json_text(
-                    args,
-                    "call {name!r}: 'arguments' is a string that is not JSON ({e}): {args!r:.200}",
-                    name=name,
-                    args=args,
-                )
-                if args.strip()
-                else {}
-            )
-        if not isinstance(args or {}, dict):
+            if args.strip():
+                what = "call {name!r}: 'arguments' is a string that is not JSON ({e}): {args!r:.200}"
+                args = _json_text(args, what, name=name, args=args)
+            else:
+                args = {}
+        if not isinstance(args or {}, dict):  # a falsy value (None, [], 0) reads as no arguments
             raise ValueError(f"call {name!r}: 'arguments' must be an object; found {type(args).__name__}")
         return cls(name.strip(), dict(args or {}))
 
@@ -109,12 +111,16 @@ TYPE_WORDS = {
 
 
 def normalize_type(raw) -> str:
-    """A type word -> a JSON-schema word (`["string", "null"]` -> string, `Array[x]` -> array, else string)."""
+    """A type word -> a JSON-schema word (`["string", "null"]` -> string, `Array[x]` -> array, anything
+    else -> string)."""
     if isinstance(raw, (list, tuple)):
+        # a union: its first non-null type; null only if that is all it allows
         words = [normalize_type(t) for t in raw]
         return next((w for w in words if w != "null"), "null" if words else "string")
     word = raw.strip().lower() if isinstance(raw, str) else ""
-    return "array" if word.startswith(("array[", "list[")) else TYPE_WORDS.get(word, "string")
+    if word.startswith(("array[", "list[")):
+        return "array"
+    return TYPE_WORDS.get(word, "string")
 
 
 def _text(x) -> str:
@@ -122,25 +128,27 @@ def _text(x) -> str:
 
 
 def _required(required, props: dict) -> list:
-    # a key nobody can see cannot be required
-    return [k for k in required if isinstance(k, str) and k in props] if isinstance(required, list) else []
+    """The required keys that are declared: a key nobody can see cannot be required."""
+    if not isinstance(required, list):
+        return []
+    return [k for k in required if isinstance(k, str) and k in props]
+
+
+_OWN_KEYS = ("type", "description", "items", "properties", "required")  # _property normalizes these itself
 
 
 def _property(raw, nested: bool = False) -> dict:
+    """One parameter's schema in the normal form; `nested` for an array's items."""
     if not isinstance(raw, dict):  # some hand-written schemas give just a type word or a description
         is_type = isinstance(raw, str) and raw.strip().lower() in TYPE_WORDS
-        return {
-            "type": normalize_type(raw) if is_type else "string",
-            "description": "" if is_type else str(raw),
-        }
+        if is_type:
+            return {"type": normalize_type(raw), "description": ""}
+        return {"type": "string", "description": str(raw)}
     prop = {"type": normalize_type(raw.get("type"))}
-    if (
-        desc := raw.get("description", "")
-    ) or not nested:  # array items rarely carry a description; don't invent one
+    desc = raw.get("description", "")
+    if desc or not nested:  # array items rarely carry a description; don't invent one
         prop["description"] = _text(desc)
-    prop.update(
-        {k: v for k, v in raw.items() if k not in ("type", "description", "items", "properties", "required")}
-    )
+    prop.update({k: v for k, v in raw.items() if k not in _OWN_KEYS})
     if isinstance(raw.get("items"), dict):
         prop["items"] = _property(raw["items"], nested=True)
     if isinstance(raw.get("properties"), dict):
@@ -185,7 +193,10 @@ def normalize_tools(tools) -> list[dict]:
     """A tool list (or its JSON text, or one tool) in the normal form; a repeated name is dropped."""
     if isinstance(tools, str):
         tools = _json_text(tools, "tools given as text must be JSON (a list of tool schemas); {e}")
-    tools = [tools] if isinstance(tools, dict) else tools or []
+    if isinstance(tools, dict):
+        tools = [tools]
+    elif not tools:
+        tools = []
     if not isinstance(tools, (list, tuple)):
         raise ValueError(f"tools must be a list of tool schemas; found {type(tools).__name__}")
     out = {}
@@ -209,23 +220,24 @@ def _value(v) -> str:
 
 def format_calls_with_spans(calls) -> tuple[str, list[tuple[int, int]]]:
     """`format_call`'s text and the (start, end) span of each tool name in it."""
-    calls = [Call.from_dict(c) for c in (calls if isinstance(calls, (list, tuple)) else [calls])]
+    if not isinstance(calls, (list, tuple)):
+        calls = [calls]
+    calls = [Call.from_dict(c) for c in calls]
     if not calls:
         raise ValueError("format_call: expected at least one call; found an empty list")
-    # A key that is not a Python name ("content-type") goes in `**{...}`, which Python and tl.parse
-    # read, so every call round-trips; keywords (`from`) are written plainly (tl.parse reads them).
-    texts = [
-        f"{c.name}("
-        + ", ".join(
+    texts = []
+    for c in calls:
+        # A key that is not a Python name ("content-type") goes in `**{...}`, which Python and tl.parse
+        # read, so every call round-trips; keywords (`from`) are written plainly (tl.parse reads them).
+        args = [
             f"{k}={_value(v)}" if k.isidentifier() else f"**{{{_value(k)}: {_value(v)}}}"
             for k, v in c.arguments.items()
-        )
-        + ")"
-        for c in calls
-    ]
+        ]
+        texts.append(f"{c.name}({', '.join(args)})")
     if len(calls) == 1:
         return texts[0], [(0, len(calls[0].name))]
-    spans, pos = [], 1
+    spans = []
+    pos = 1  # after the list's "["
     for c, t in zip(calls, texts):
         spans.append((pos, pos + len(c.name)))
         pos += len(t) + 2  # ", "
@@ -240,8 +252,14 @@ def format_call(calls) -> str:
 def render_tool(tool: dict, raw: bool = False) -> str:
     """A tool as the paper's signature-with-docstring block (optional parameters last, `= None`);
     `raw` pastes descriptions unindented, as the authors' code does."""
-    indent = (lambda text: text) if raw else (lambda text: text.strip().replace("\n", "\n    "))
-    props, required = tool["parameters"]["properties"], tool["parameters"]["required"]
+
+    def indent(text):
+        if raw:
+            return text
+        return text.strip().replace("\n", "\n    ")
+
+    props = tool["parameters"]["properties"]
+    required = tool["parameters"]["required"]
     order = required + [k for k in props if k not in required]
     sig = [f"{k}: {props[k]['type']}" + ("" if k in required else " = None") for k in order]
     args = [f"    {k} ({props[k]['type']}): {indent(props[k].get('description', ''))}" for k in order]
@@ -267,7 +285,8 @@ def render_tools(tools, raw: bool = False) -> str:
 @dataclass(frozen=True)
 class Segment:
     """A piece of a rendered conversation. kind: "context" (never trained), "call" / "answer" (an
-    assistant turn, from the space after "Assistant:") or "eos"; name_spans: the calls' names in `text`."""
+    assistant turn, from the space after "Assistant:") or "eos"; name_spans: the calls' names in
+    `text`."""
 
     text: str
     kind: str
@@ -302,7 +321,8 @@ def render_segments(
 ) -> list[Segment]:
     """The conversation as segments, context cut only before a trained segment's leading space or
     after an EOS (the tokenizer contract, docs/ARCHITECTURE.md)."""
-    segments, context = [], []
+    segments = []
+    context = []  # context text not yet flushed into a segment
 
     def flush():
         if context:
@@ -317,21 +337,22 @@ def render_segments(
         if not isinstance(m, dict) or not isinstance(m.get("role"), str) or m["role"] not in ROLE_HEADERS:
             found = m.get("role") if isinstance(m, dict) else type(m).__name__
             raise ValueError(f"{where}: expected a dict with role in {sorted(ROLE_HEADERS)}; found {found!r}")
-        header = ("\n" if (segments or context) else "") + ROLE_HEADERS[m["role"]] + ":"
+        newline = "\n" if (segments or context) else ""  # no newline before the first header
+        header = newline + ROLE_HEADERS[m["role"]] + ":"
         if m["role"] != "assistant":
             context.append(f"{header} {escape_eos(_content(m, where))}")
             continue
         context.append(header)
         flush()
-        if calls := assistant_calls(m, where):
+        calls = assistant_calls(m, where)
+        if calls:
             if m.get("content"):
                 raise ValueError(
                     f"{where}: an assistant message holds a call or a final answer, not both; found both"
                 )
             text, spans = format_calls_with_spans(calls)
-            segments.append(
-                Segment(" " + text, "call", i, tuple(calls), tuple((s + 1, e + 1) for s, e in spans))
-            )
+            shifted = tuple((s + 1, e + 1) for s, e in spans)  # past the leading space
+            segments.append(Segment(" " + text, "call", i, tuple(calls), shifted))
         else:
             segments.append(Segment(" " + escape_eos(_content(m, where)), "answer", i))
         segments.append(Segment(EOS_MARK, "eos", i))
@@ -351,4 +372,6 @@ def render_prompt(tools, messages, add_generation_prompt: bool = True, prompt_fo
         tools, messages, add_generation_prompt=add_generation_prompt, raw_tools=authors
     )
     text = "".join(s.text for s in segments if not (authors and s.kind == "eos"))
-    return text + EOS_MARK if authors and not add_generation_prompt else text
+    if authors and not add_generation_prompt:
+        return text + EOS_MARK
+    return text

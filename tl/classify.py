@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from tl.calls import Call, normalize_tools
 from tl.parse import Parsed, parse, parse_literal
 
-CORRECT, UNPARSABLE, NO_CALL = "correct", "unparsable", "no_call"
-TOOL_HALLUCINATION, WRONG_TOOL = "tool_hallucination", "wrong_tool"
-PARAM_HALLUCINATION, PARAM_REDUNDANT, PARAM_MISSING = (
-    "param_hallucination",
-    "param_redundant",
-    "param_missing",
-)
+# Call categories (what a predicted call is, against gold)
+CORRECT = "correct"
+UNPARSABLE = "unparsable"
+NO_CALL = "no_call"
+TOOL_HALLUCINATION = "tool_hallucination"
+WRONG_TOOL = "wrong_tool"
+PARAM_HALLUCINATION = "param_hallucination"
+PARAM_REDUNDANT = "param_redundant"
+PARAM_MISSING = "param_missing"
 CONTENT_ERROR = "content_error"
 CALL_CATEGORIES = (
     CORRECT,
@@ -38,12 +40,11 @@ CALL_CATEGORIES = (
     PARAM_MISSING,
     CONTENT_ERROR,
 )
-ALL_RIGHT, TOOL_INSTABILITY, TOOL_CALL_FAILURE, OTHERS = (
-    "all_right",
-    "tool_instability",
-    "tool_call_failure",
-    "others",
-)
+# Feedback categories (what a tool's reply says); three call categories are feedback categories too
+ALL_RIGHT = "all_right"
+TOOL_INSTABILITY = "tool_instability"
+TOOL_CALL_FAILURE = "tool_call_failure"
+OTHERS = "others"
 FEEDBACK_CATEGORIES = (
     ALL_RIGHT,
     TOOL_INSTABILITY,
@@ -55,16 +56,19 @@ FEEDBACK_CATEGORIES = (
 )
 MODES = ("strict", "rotbench", "bfcl")
 PARAM_CATEGORIES = (PARAM_HALLUCINATION, PARAM_MISSING, PARAM_REDUNDANT)  # reporting precedence
-_SEVERITY = {
-    c: i
-    for i, c in enumerate(
-        (UNPARSABLE, NO_CALL, TOOL_HALLUCINATION, WRONG_TOOL, *PARAM_CATEGORIES, CONTENT_ERROR, CORRECT)
-    )
-}  # ties between equal rewards
-ROTBENCH_UNCHECKED_TOOLS = (
-    "finish",
-    "ask_to_user",
-)  # by name; rotbench.role_rules adds the roles by position
+# Breaks ties between categories of equal reward: the earlier, the worse.
+_SEVERITY_ORDER = (
+    UNPARSABLE,
+    NO_CALL,
+    TOOL_HALLUCINATION,
+    WRONG_TOOL,
+    *PARAM_CATEGORIES,
+    CONTENT_ERROR,
+    CORRECT,
+)
+_SEVERITY = {category: rank for rank, category in enumerate(_SEVERITY_ORDER)}
+# RoTBench tools whose argument values go unchecked, by name; rotbench.role_rules adds the roles by position.
+ROTBENCH_UNCHECKED_TOOLS = ("finish", "ask_to_user")
 # Python's built-in exception classes whose names end in neither Error nor Exception.
 _EXCEPTION_NAMES = sorted(
     n
@@ -130,11 +134,8 @@ def split_name(name: str) -> list[str]:
 
 def strict_equal(pred, gold) -> bool:
     """JSON equality where ints and floats compare by value; booleans are not numbers."""
-    if (
-        isinstance(pred, (int, float))
-        and isinstance(gold, (int, float))
-        and bool not in (type(pred), type(gold))
-    ):
+    both_numbers = isinstance(pred, (int, float)) and isinstance(gold, (int, float))
+    if both_numbers and bool not in (type(pred), type(gold)):
         return pred == gold
     if isinstance(pred, list) and isinstance(gold, list):
         return len(pred) == len(gold) and all(map(strict_equal, pred, gold))
@@ -177,6 +178,8 @@ def _classify_one(
     unchecked_tools=ROTBENCH_UNCHECKED_TOOLS,
     aliases=None,
 ) -> Classification:
+    """One predicted call against one gold call, stage by stage: the tool (TS), the keys (PI), the values
+    (CF); the first stage that fails decides the category."""
     d = _details(mode, pred.name, gold.name)
     if aliases and aliases.get(pred.name) == gold.name:
         pred = Call(gold.name, pred.arguments)  # e.g. RoTBench: "finish" names the finish-role tool
@@ -186,22 +189,27 @@ def _classify_one(
         return Classification(TOOL_HALLUCINATION, d)
     if pred.name != gold.name:
         # Table 1: "the first token is already wrong" vs "shares a (token) prefix with the right one"
-        common = len(os.path.commonprefix([list(tokenize(pred.name)), list(tokenize(gold.name))]))
+        pred_tokens = list(tokenize(pred.name))
+        gold_tokens = list(tokenize(gold.name))
+        common = len(os.path.commonprefix([pred_tokens, gold_tokens]))
         d.update(first_token_differs=common == 0, shares_prefix=common > 0, common_prefix_tokens=common)
         return Classification(WRONG_TOOL, d)
     d["ts"] = True
     params = ((tools or {}).get(gold.name) or {}).get("parameters", {})
-    props, args = params.get("properties", {}), pred.arguments
-    if (
-        mode == "bfcl"
-    ):  # BFCL's checker: a key outside the schema is unexpected, a required key never optional
+    props = params.get("properties", {})
+    args = pred.arguments
+    if mode == "bfcl":
+        # BFCL's checker: a key outside the schema is unexpected, a required key never optional
         bad = next((k for k, v in gold.arguments.items() if not isinstance(v, list)), None)
         if bad is not None:
             raise ValueError(
-                f"mode='bfcl': gold {gold.name}.{bad} must be a list of acceptable values; found {gold.arguments[bad]!r:.100}"
+                f"mode='bfcl': gold {gold.name}.{bad} must be a list of acceptable values; "
+                f"found {gold.arguments[bad]!r:.100}"
             )
         required = params.get("required", [])
-        wanted = [*required, *(k for k, v in gold.arguments.items() if "" not in v and k not in required)]
+        # an optional gold key is wanted unless "" (omitted) is among its acceptable values
+        not_omissible = [k for k, v in gold.arguments.items() if "" not in v and k not in required]
+        wanted = [*required, *not_omissible]
         d["hallucinated"] = [k for k in args if k not in props]
     else:
         wanted = list(gold.arguments)
@@ -214,10 +222,12 @@ def _classify_one(
     d["pi"] = True
 
     def value_ok(k):
-        p, g = args[k], gold.arguments[k]
+        predicted, expected = args[k], gold.arguments[k]
         if mode == "rotbench":
-            return g == "None" or p == g
-        return strict_equal(p, g) if mode == "strict" else bfcl_value_ok(p, g, props.get(k) or {})
+            return expected == "None" or predicted == expected  # a gold "None" is not checked
+        if mode == "strict":
+            return strict_equal(predicted, expected)
+        return bfcl_value_ok(predicted, expected, props.get(k) or {})
 
     if not (mode == "rotbench" and gold.name in unchecked_tools):
         d["wrong_values"] = [k for k in gold.arguments if k in args and not value_ok(k)]
@@ -229,9 +239,8 @@ def _classify_one(
 
 def _unexpected_call(pred: Call, tools: dict | None, mode: str) -> Classification:
     """A call where gold expects none: the right 'tool' was no tool at all."""
-    return Classification(
-        WRONG_TOOL if tools is None or pred.name in tools else TOOL_HALLUCINATION, _details(mode, pred.name)
-    )
+    known = tools is None or pred.name in tools
+    return Classification(WRONG_TOOL if known else TOOL_HALLUCINATION, _details(mode, pred.name))
 
 
 def _worst(results: list[Classification]) -> Classification:
@@ -242,12 +251,12 @@ def _prepare(pred, tools, mode, tokenize):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; found {mode!r}")
     parsed = pred if isinstance(pred, Parsed) else parse(pred)
-    # BFCL's checker reads its own schemas' type words (float, tuple), which normalisation merges.
-    by_name = (
-        None
-        if tools is None
-        else {t["name"]: t for t in (tools if mode == "bfcl" else normalize_tools(tools))}
-    )
+    if tools is None:
+        by_name = None
+    else:
+        # BFCL's checker reads its own schemas' type words (float, tuple), which normalisation merges.
+        schemas = tools if mode == "bfcl" else normalize_tools(tools)
+        by_name = {t["name"]: t for t in schemas}
     return parsed, by_name, tokenize or split_name
 
 
@@ -278,20 +287,17 @@ def classify(
     parsed, tools, tokenize = _prepare(pred, tools, mode, tokenize)
     if parsed.kind == "error":
         return Classification(UNPARSABLE, _details(mode, parse_error=parsed.error))
-    golds = (
-        None
-        if gold is None
-        else [Call.from_dict(g) for g in (gold if isinstance(gold, (list, tuple)) else [gold])]
-    )
+    golds = None
+    if gold is not None:
+        acceptable = gold if isinstance(gold, (list, tuple)) else [gold]
+        golds = [Call.from_dict(g) for g in acceptable]
     if golds == []:
         raise ValueError("gold must be a Call, a non-empty list of acceptable Calls, or None; found []")
     calls = parsed.calls
     if not calls:
-        return (
-            Classification(CORRECT, _details(mode, ts=True, pi=True, cf=True))
-            if gold is None
-            else Classification(NO_CALL, _details(mode, gold_name=golds[0].name))
-        )
+        if gold is None:
+            return Classification(CORRECT, _details(mode, ts=True, pi=True, cf=True))
+        return Classification(NO_CALL, _details(mode, gold_name=golds[0].name))
     if gold is None:
         c = _unexpected_call(calls[0], tools, mode)
     else:
@@ -300,13 +306,21 @@ def classify(
             for g in golds
         ]
         keep = range(len(results))
-        if mode == "rotbench":  # evaluate.py's CF loop also deletes a gold's "None" keys from the prediction:
-            # after the first gold with the prediction's tool and keys that holds one, no later such gold matches
+        if mode == "rotbench":
+            # RoTBench's evaluate.py CF loop also deletes a gold's "None" keys from the prediction: after the
+            # first gold with the prediction's tool and keys that holds one, no later such gold matches.
             same = [i for i in keep if results[i].details["pi"]]
             first = next((i for i in same if "None" in golds[i].arguments.values()), len(results))
             keep = [i for i in keep if i <= first or i not in same]
-        stages = (lambda d: (d["cf"], d["pi"], d["ts"])) if mode == "rotbench" else (lambda d: ())
-        best = max(keep, key=lambda i: (*stages(results[i].details), call_reward(results[i]), -i))
+
+        def rank(i):
+            """RoTBench: the furthest stage first (its "any answer" rule); then the best reward, then the
+            earliest gold."""
+            d = results[i].details
+            stages = (d["cf"], d["pi"], d["ts"]) if mode == "rotbench" else ()
+            return (*stages, call_reward(results[i]), -i)
+
+        best = max(keep, key=rank)
         c = results[best]
         c.details["gold_index"] = best
     if len(calls) > 1:  # extra calls: each an unexpected call, the output the worst
@@ -341,17 +355,19 @@ def classify_calls(
     }
     matched: dict[int, int] = {}
     for i in range(len(golds)):  # BFCL's rule first, then the rest by reward (for error analysis)
-        if right := [
-            j for j in range(len(preds)) if j not in matched.values() and pairs[i, j].category == CORRECT
-        ]:
+        free = [j for j in range(len(preds)) if j not in matched.values()]
+        right = [j for j in free if pairs[i, j].category == CORRECT]
+        if right:
             matched[i] = right[0]
     for i, j in sorted(pairs, key=lambda ij: (-call_reward(pairs[ij]), ij)):
         if i not in matched and j not in matched.values():
             matched[i] = j
-    per = [
-        pairs[i, matched[i]] if i in matched else Classification(NO_CALL, _details(mode, gold_name=g.name))
-        for i, g in enumerate(golds)
-    ]
+    per = []
+    for i, g in enumerate(golds):
+        if i in matched:
+            per.append(pairs[i, matched[i]])
+        else:
+            per.append(Classification(NO_CALL, _details(mode, gold_name=g.name)))
     extra = [j for j in range(len(preds)) if j not in matched.values()]
     everything = per + [_unexpected_call(preds[j], tools, mode) for j in extra]
     if not everything:  # no gold calls and no predicted calls
@@ -369,53 +385,51 @@ def classify_calls(
 # Ordered: the first pattern that matches the error text decides. Specific Python messages
 # come first, so "TypeError: f() got an unexpected keyword argument 'x'" is a parameter
 # hallucination, not a generic exception.
-_FEEDBACK_RULES = [
-    (cat, re.compile(rx, re.I))
-    for cat, rx in [
-        (
-            PARAM_MISSING,
-            r"missing \d+ required (?:positional |keyword-only )?arguments?"
-            r"|missing required (?:parameter|argument|field)|required (?:parameter|argument) \S+ (?:is )?missing",
-        ),
-        (
-            PARAM_HALLUCINATION,
-            r"got an unexpected keyword argument|unexpected (?:keyword )?(?:argument|parameter)"
-            r"|takes \d+ positional arguments? but \d+ (?:were|was) given|takes no (?:keyword )?arguments",
-        ),
-        (
-            TOOL_HALLUCINATION,
-            r"name '[^']*' is not defined|\b(?:unknown|invalid|nonexistent|non-existent) (?:tool|function|action)\b"
-            r"|no such (?:tool|function)|module '[^']*' has no attribute",
-        ),
-        (
-            OTHERS,
-            r"argument '[^']*' must be [\w. ]+, not \w+|must be (?:a |an )?\w+, not \w+",
-        ),  # a wrong argument type
-        (
-            TOOL_INSTABILITY,
-            r"connection ?error|connection (?:refused|reset|aborted)|timed out|\btimeout\b|max retries exceeded"
-            r"|\b[45]\d\d (?:client|server) error|\bhttp ?error:? ?[45]\d\d\b|internal server error"
-            r"|invalid api call|service unavailable|too many requests"
-            r"|rate limit|bad gateway|temporary failure in name resolution|name or service not known"
-            r"|\bhttperror\b|status code:? ?[45]\d\d\b|network is unreachable",
-        ),
-        (
-            TOOL_CALL_FAILURE,
-            r"response error|traceback \(most recent call last\)|is not json serializable"
-            r"|slice indices must be integers"
-            # A Python exception's last traceback line (`ValueError: x`, a bare `SystemExit`),
-            # at the start of the text only: "Error handling in Python ..." stays all right.
-            r"|\A\s*(?:[\w.]*(?:error|exception)|error|" + "|".join(_EXCEPTION_NAMES) + r")\s*(?:[:!\-]|\Z)"
-            r"|\A\s*(?:an? )?(?:unexpected |unknown |internal )?error (?:occurred|occured|happened|while)",
-        ),
-        (
-            OTHERS,
-            r"\bnot supported\b",
-        ),  # the authors' pattern list ("Sorry, this currency pair is not supported.")
-    ]
+_FEEDBACK_PATTERNS = [
+    (
+        PARAM_MISSING,
+        r"missing \d+ required (?:positional |keyword-only )?arguments?"
+        r"|missing required (?:parameter|argument|field)"
+        r"|required (?:parameter|argument) \S+ (?:is )?missing",
+    ),
+    (
+        PARAM_HALLUCINATION,
+        r"got an unexpected keyword argument|unexpected (?:keyword )?(?:argument|parameter)"
+        r"|takes \d+ positional arguments? but \d+ (?:were|was) given|takes no (?:keyword )?arguments",
+    ),
+    (
+        TOOL_HALLUCINATION,
+        r"name '[^']*' is not defined"
+        r"|\b(?:unknown|invalid|nonexistent|non-existent) (?:tool|function|action)\b"
+        r"|no such (?:tool|function)|module '[^']*' has no attribute",
+    ),
+    # a wrong argument type
+    (OTHERS, r"argument '[^']*' must be [\w. ]+, not \w+|must be (?:a |an )?\w+, not \w+"),
+    (
+        TOOL_INSTABILITY,
+        r"connection ?error|connection (?:refused|reset|aborted)|timed out|\btimeout\b"
+        r"|max retries exceeded"
+        r"|\b[45]\d\d (?:client|server) error|\bhttp ?error:? ?[45]\d\d\b|internal server error"
+        r"|invalid api call|service unavailable|too many requests"
+        r"|rate limit|bad gateway|temporary failure in name resolution|name or service not known"
+        r"|\bhttperror\b|status code:? ?[45]\d\d\b|network is unreachable",
+    ),
+    (
+        TOOL_CALL_FAILURE,
+        r"response error|traceback \(most recent call last\)|is not json serializable"
+        r"|slice indices must be integers"
+        # A Python exception's last traceback line (`ValueError: x`, a bare `SystemExit`),
+        # at the start of the text only: "Error handling in Python ..." stays all right.
+        r"|\A\s*(?:[\w.]*(?:error|exception)|error|" + "|".join(_EXCEPTION_NAMES) + r")\s*(?:[:!\-]|\Z)"
+        r"|\A\s*(?:an? )?(?:unexpected |unknown |internal )?error (?:occurred|occured|happened|while)",
+    ),
+    # the authors' pattern list ("Sorry, this currency pair is not supported.")
+    (OTHERS, r"\bnot supported\b"),
 ]
+_FEEDBACK_RULES = [(category, re.compile(pattern, re.I)) for category, pattern in _FEEDBACK_PATTERNS]
 
-# ToolEyes wraps every failed call in this sentence (paper Table 14); whatever reason follows, the call failed.
+# ToolEyes wraps every failed call in this sentence (paper Table 14); whatever reason follows, the call
+# failed.
 _TOOLEYES_FAILURE = re.compile(
     r"^\s*the function cannot be executed successfully with the given parameters"
     r"(?: for the reason)?:?\s*",
@@ -432,15 +446,18 @@ def _error_of_payload(obj, depth: int = 0):
     for k, v in obj.items():
         if isinstance(k, str) and re.sub(r"[^a-z]", "", k.lower()) in _ERROR_KEYS and v:
             return v
-    if (
-        str(obj.get("status", "")).lower() in ("error", "fail", "failed", "failure")
-        or obj.get("success") is False
-    ):
+    failed_status = str(obj.get("status", "")).lower() in ("error", "fail", "failed", "failure")
+    if failed_status or obj.get("success") is False:
         return obj.get("message") or obj.get("msg") or obj
     code = next((obj[k] for k in ("code", "status", "status_code", "statusCode") if k in obj), None)
-    if isinstance(code, (int, str)) and not isinstance(code, bool) and re.fullmatch(r"[45]\d\d", str(code)):
+    is_code = isinstance(code, (int, str)) and not isinstance(code, bool)
+    if is_code and re.fullmatch(r"[45]\d\d", str(code)):  # an HTTP client or server error
         return obj.get("message") or obj.get("msg") or f"{code} Server Error"
-    return next((e for v in obj.values() if (e := _error_of_payload(v, depth + 1)) is not None), None)
+    for value in obj.values():  # depth-first through nested objects
+        err = _error_of_payload(value, depth + 1)
+        if err is not None:
+            return err
+    return None
 
 
 def _match_rules(text: str) -> str | None:
@@ -459,11 +476,11 @@ def _classify_feedback_text(text: str) -> str:
         except ValueError:
             value = None
         if isinstance(value, dict):
-            if (err := _error_of_payload(value)) is None:
+            err = _error_of_payload(value)
+            if err is None:
                 return ALL_RIGHT  # a success payload, whatever words its values contain
-            return (
-                _match_rules(err if isinstance(err, str) else json.dumps(err, ensure_ascii=False)) or OTHERS
-            )
+            err_text = err if isinstance(err, str) else json.dumps(err, ensure_ascii=False)
+            return _match_rules(err_text) or OTHERS
         if isinstance(value, str):
             return _classify_feedback_text(value)
         if value is not None:
@@ -484,15 +501,17 @@ def classify_feedback(text_or_result) -> str:
         if x.get("category") in FEEDBACK_CATEGORIES:
             return x["category"]
         if isinstance(x.get("ok"), bool):
-            return ALL_RIGHT if x["ok"] else _match_rules(str(x.get("message") or "")) or TOOL_CALL_FAILURE
+            if x["ok"]:
+                return ALL_RIGHT
+            return _match_rules(str(x.get("message") or "")) or TOOL_CALL_FAILURE
         if isinstance(x.get("result"), dict):
             return classify_feedback(x["result"])
         if "content" in x and "role" in x:
             return classify_feedback(x["content"])
         x = json.dumps(x, ensure_ascii=False)
-    return _classify_feedback_text(
-        x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, default=str)
-    )
+    if not isinstance(x, str):
+        x = json.dumps(x, ensure_ascii=False, default=str)
+    return _classify_feedback_text(x)
 
 
 def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
@@ -503,7 +522,8 @@ def feedback_categories(messages: list[dict]) -> dict[int, str | None]:
     for i, m in enumerate(messages):
         if m.get("role") != "assistant" or not (m.get("tool_call") or m.get("tool_calls")):
             continue
-        category, j = None, i + 1
+        category = None
+        j = i + 1  # the tool messages that follow the call
         while j < len(messages) and messages[j].get("role") in ("tool", "function"):
             if category in (None, ALL_RIGHT):
                 category = classify_feedback(str(messages[j].get("content", "")))

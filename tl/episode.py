@@ -86,6 +86,8 @@ class Result:
         return {"ok": self.ok, "category": self.category, "message": self.message}
 
 
+# JSON schema type -> (the Python types it accepts, the name a TypeError uses). Exact types: a bool is no
+# int, as in JSON.
 _JSON_TYPES = {
     "string": ((str,), "str"),
     "integer": ((int,), "int"),
@@ -94,19 +96,22 @@ _JSON_TYPES = {
     "array": ((list,), "list"),
     "object": ((dict,), "dict"),
     "null": ((type(None),), "NoneType"),
-}  # exact types: a bool is no int, as in JSON
+}
 
 
 def validate_call(call, schemas) -> Result | None:
-    """None when the call may run against `schemas` ({name: schema} or a list; None for an optional parameter
-    means not given), else the failed Result worded like Python, in its order: `NameError: name 'x' is not defined`,
-    `TypeError: f() got an unexpected keyword argument 'x'`, `... missing 1 required positional argument: 'y'`,
-    `... argument 'n' must be int, not str`. Every executor checks a call with it first."""
+    """None when the call may run against `schemas` ({name: schema} or a list; None for an optional
+    parameter means not given), else the failed Result worded like Python, checked in Python's order:
+    `NameError: name 'x' is not defined`, `TypeError: f() got an unexpected keyword argument 'x'`,
+    `... missing 1 required positional argument: 'y'`, `... argument 'n' must be int, not str`.
+    Every executor checks a call with it first."""
     call = Call.from_dict(call)
-    schema = (schemas if isinstance(schemas, dict) else {s["name"]: s for s in schemas}).get(call.name)
+    by_name = schemas if isinstance(schemas, dict) else {s["name"]: s for s in schemas}
+    schema = by_name.get(call.name)
     if schema is None:
         return Result(False, "", TOOL_HALLUCINATION, f"NameError: name '{call.name}' is not defined")
-    props, required = schema["parameters"].get("properties", {}), schema["parameters"].get("required", [])
+    props = schema["parameters"].get("properties", {})
+    required = schema["parameters"].get("required", [])
     for key in call.arguments:
         if key not in props:
             return Result(
@@ -115,12 +120,13 @@ def validate_call(call, schemas) -> Result | None:
                 PARAM_HALLUCINATION,
                 f"TypeError: {call.name}() got an unexpected keyword argument '{key}'",
             )
-    if missing := [
-        f"'{k}'" for k in required if k not in call.arguments
-    ]:  # 'a' / 'a' and 'b' / 'a', 'b', and 'c'
-        listed = (
-            " and ".join(missing) if len(missing) <= 2 else ", ".join(missing[:-1]) + ", and " + missing[-1]
-        )
+    missing = [f"'{k}'" for k in required if k not in call.arguments]
+    if missing:
+        # listed as Python does: 'a' / 'a' and 'b' / 'a', 'b', and 'c'
+        if len(missing) <= 2:
+            listed = " and ".join(missing)
+        else:
+            listed = ", ".join(missing[:-1]) + ", and " + missing[-1]
         return Result(
             False,
             "",
@@ -130,7 +136,8 @@ def validate_call(call, schemas) -> Result | None:
         )
     for key, value in call.arguments.items():
         types, py_name = _JSON_TYPES.get(props[key].get("type"), (None, None))
-        if types and type(value) not in types and not (value is None and key not in required):
+        omitted = value is None and key not in required  # None for an optional parameter: not given
+        if types and type(value) not in types and not omitted:
             return Result(
                 False,
                 "",
@@ -141,7 +148,7 @@ def validate_call(call, schemas) -> Result | None:
 
 
 FINISH = "finish"
-_SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)
+_SAME = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)  # feedback and call category alike
 
 
 def call_category_from_feedback(result: Result) -> str:
@@ -178,18 +185,17 @@ class Episode:
     ):
         self.tools = normalize_tools(tools)
         self._schemas = {t["name"]: t for t in self.tools}
-        self.query, self.executor, self.max_turns, self.prompt_format = (
-            query,
-            executor,
-            max_turns,
-            prompt_format,
-        )
+        self.query = query
+        self.executor = executor
+        self.max_turns = max_turns
+        self.prompt_format = prompt_format
         self.messages: list[dict] = [{"role": "user", "content": query}]
         self.turns: list[Turn] = []
         self.answer: str | None = None
 
     @property
-    def done(self) -> bool:  # answered (the paper's VA, per task) or out of turns
+    def done(self) -> bool:
+        """Answered (the paper's VA, per task) or out of turns."""
         return self.answer is not None or len(self.turns) >= self.max_turns
 
     @property
@@ -206,7 +212,8 @@ class Episode:
         if self.done:
             raise RuntimeError("Episode.step: the episode is over (answered or out of turns)")
         output = valid_unicode(output)  # the output goes back into the next prompt
-        prompt, parsed = self.prompt(), parse(output)
+        prompt = self.prompt()
+        parsed = parse(output)
         text = output.split(EOS_MARK, 1)[0].strip() if isinstance(output, str) else ""
         if parsed.kind == "no_call" and text:
             turn = Turn(prompt, output, parsed, "answer")
@@ -215,15 +222,15 @@ class Episode:
         elif parsed.kind == "calls":
             turn = Turn(prompt, output, parsed, "calls")
             calls = parsed.calls
+            # a finish call ends the episode: the calls before it run, those after it do not
             finish_at = next((i for i, c in enumerate(calls) if c.name.lower() == FINISH), None)
             executed = calls if finish_at is None else calls[:finish_at]
             if executed:
-                key = (
-                    {"tool_call": executed[0].to_dict()}
-                    if len(executed) == 1
-                    else {"tool_calls": [c.to_dict() for c in executed]}
-                )
-                self.messages.append({"role": "assistant", **key})
+                if len(executed) == 1:
+                    message = {"role": "assistant", "tool_call": executed[0].to_dict()}
+                else:
+                    message = {"role": "assistant", "tool_calls": [c.to_dict() for c in executed]}
+                self.messages.append(message)
             for call in executed:
                 # Only the tools this episode offers exist: a toolbox tool the prompt did not list
                 # is a hallucination even if the executor could run it.
@@ -233,7 +240,9 @@ class Episode:
             if finish_at is not None:
                 turn.kind = "answer" if not executed else "calls"
                 finish = calls[finish_at]
-                answer = finish.arguments.get("answer", next(iter(finish.arguments.values()), ""))
+                # its `answer` argument, else its first argument, else nothing
+                first_value = next(iter(finish.arguments.values()), "")
+                answer = finish.arguments.get("answer", first_value)
                 self.answer = answer if isinstance(answer, str) else format_call(finish)
                 self.messages.append({"role": "assistant", "content": self.answer})
         else:
@@ -264,12 +273,13 @@ def run_episodes(
         Episode(t.tools, t.query, executor_for(t), max_turns=max_turns, prompt_format=prompt_format)
         for t in tasks
     ]
-    finished = 0
+    finished = 0  # as of the previous round
     while True:
         active = [e for e in episodes if not e.done]
-        if progress is not None and len(episodes) - len(active) > finished:
-            progress(len(episodes) - len(active) - finished)
-        finished = len(episodes) - len(active)
+        finished_now = len(episodes) - len(active)
+        if progress is not None and finished_now > finished:
+            progress(finished_now - finished)
+        finished = finished_now
         if not active:
             return episodes
         outputs = list(batch_policy([e.prompt() for e in active]))

@@ -27,11 +27,8 @@ from tl.classify import (
 )
 
 STAGES = ("TS", "PI", "CF")
-DOC_ERRORS = (
-    TOOL_HALLUCINATION,
-    PARAM_HALLUCINATION,
-    PARAM_MISSING,
-)  # DE: the call misread the documentation
+# DE: the call misread the documentation
+DOC_ERRORS = (TOOL_HALLUCINATION, PARAM_HALLUCINATION, PARAM_MISSING)
 
 
 def percent(k, n) -> float:
@@ -43,7 +40,8 @@ def item_stages(category: str, details: dict, *, per_call=None, no_call_expected
     """TS / PI / CF booleans of one item from its classification (parallel gold: pass
     `CallsClassification.per_call` and its details)."""
     if no_call_expected:
-        return dict.fromkeys(STAGES, category in (CORRECT, UNPARSABLE))  # BFCL: no decodable call = right
+        # BFCL irrelevance: no decodable call at all is right
+        return dict.fromkeys(STAGES, category in (CORRECT, UNPARSABLE))
     if per_call is not None:
         clean = not details.get("extra_calls")
         return {
@@ -61,28 +59,32 @@ def _share(k, n) -> dict:
 def stage_rates(records) -> dict:
     """{"n", "TS", "PI", "CF"} in percent over records that each hold TS/PI/CF booleans."""
     n = len(records)
-    return {"n": n, **{s: percent(sum(bool(r[s]) for r in records), n) for s in STAGES}}
+    rates = {s: percent(sum(bool(r[s]) for r in records), n) for s in STAGES}
+    return {"n": n, **rates}
 
 
 def error_analysis(calls) -> dict:
     """Paper Table 1 over `(category, details)` pairs: category shares, parameter flags (each once
     per call) and the wrong-tool token statistics."""
     calls = list(calls)
-    n, counts = len(calls), Counter(cat for cat, _ in calls)
-    flags = Counter(key for _, d in calls for key in ("hallucinated", "redundant", "missing") if d.get(key))
+    n = len(calls)
+    counts = Counter(cat for cat, _ in calls)
+    flags = Counter()  # calls with at least one key of each kind
+    for _, d in calls:
+        for key in ("hallucinated", "redundant", "missing"):
+            if d.get(key):
+                flags[key] += 1
+    # the wrong-tool calls whose name statistics were taken
     wrong = [d for cat, d in calls if cat == WRONG_TOOL and d.get("first_token_differs") is not None]
+    wrong_tool = {"n": len(wrong)}
+    for k in ("first_token_differs", "shares_prefix"):
+        wrong_tool[k] = percent(sum(bool(d[k]) for d in wrong), len(wrong))
     return {
         "n_calls": n,
         "categories": {cat: _share(counts[cat], n) for cat in CALL_CATEGORIES},
         "parameters": {k: _share(flags[k], n) for k in ("redundant", "missing", "hallucinated")},
         "content": _share(counts[CONTENT_ERROR], n),
-        "wrong_tool": {
-            "n": len(wrong),
-            **{
-                k: percent(sum(bool(d[k]) for d in wrong), len(wrong))
-                for k in ("first_token_differs", "shares_prefix")
-            },
-        },
+        "wrong_tool": wrong_tool,
     }
 
 

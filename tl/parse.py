@@ -54,13 +54,17 @@ def _error(msg: str, fmt: str | None = None) -> Parsed:
 
 
 def _strip_fences(text: str) -> str:
+    """The text, stripped; if it opens a Markdown code fence, only what is inside (the opening line
+    dropped, up to the last closing fence)."""
     if text.startswith("```"):
         text = text.partition("\n")[2]
-        text = text[: text.rfind("```")] if "```" in text else text
+        if "```" in text:
+            text = text[: text.rfind("```")]
     return text.strip()
 
 
 def _max_nesting(text: str) -> int:
+    """The deepest bracket nesting in the text, strings included (a cheap bound before any parser runs)."""
     depth = best = 0
     for ch in text:
         if ch in "([{":
@@ -134,52 +138,57 @@ def _rewrite_tokens(text: str) -> tuple[str, dict[str, str]]:
     or a keyword (`a-b(`) replaced by names `ast.parse` accepts, token-wise (strings untouched)."""
     if "__tl_" in text:  # could collide with a placeholder
         return text, {}
+    layout = (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
     try:
-        toks = [
-            t
-            for t in tokenize.generate_tokens(io.StringIO(text).readline)
-            if t.type
-            not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
-        ]
+        toks = [t for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type not in layout]
     except (tokenize.TokenError, SyntaxError, ValueError):
         return text, {}
-    starts = [0, *accumulate(map(len, text.splitlines(keepends=True)))]  # tokens give (row, col)
+    # tokens give (row, col); line_starts turns them into offsets in `text`
+    line_starts = [0, *accumulate(map(len, text.splitlines(keepends=True)))]
+
+    def offset(position):
+        row, col = position
+        return line_starts[row - 1] + col
 
     def is_op(j, *ops):
         return 0 <= j < len(toks) and toks[j].type == tokenize.OP and toks[j].string in ops
 
-    out, renames, done, j = [], {}, 0, 0
+    def glued(k):
+        """Tokens k, k + 1 and k + 2 read `NAME-NAME` or `NAME.NAME`, written without spaces."""
+        return (
+            is_op(k + 1, "-", ".")
+            and k + 2 < len(toks)
+            and toks[k + 2].type == tokenize.NAME
+            and toks[k + 1].start == toks[k].end
+            and toks[k + 2].start == toks[k + 1].end
+        )
+
+    out = []
+    renames = {}
+    done = 0  # text[:done] is already in `out`
+    j = 0
     while j < len(toks):
-        t, end = toks[j], None
-        if (
-            t.type == tokenize.NAME
-            and keyword.iskeyword(t.string)
-            and is_op(j + 1, "=")
-            and is_op(j - 1, "(", ",")
-        ):
+        t = toks[j]
+        end = None  # the last token to replace, if any
+        is_name = t.type == tokenize.NAME
+        at_call_start = j == 0 or is_op(j - 1, "[", ",", "(", ";") or toks[j - 1].type == tokenize.NEWLINE
+        if is_name and keyword.iskeyword(t.string) and is_op(j + 1, "=") and is_op(j - 1, "(", ","):
             end = j  # a keyword as an argument name
-        elif t.type == tokenize.NAME and (
-            j == 0 or is_op(j - 1, "[", ",", "(", ";") or toks[j - 1].type == tokenize.NEWLINE
-        ):
-            k = j  # at a call's start: NAME (("-" | ".") NAME)*, written without spaces
-            while (
-                is_op(k + 1, "-", ".")
-                and k + 2 < len(toks)
-                and toks[k + 2].type == tokenize.NAME
-                and toks[k + 1].start == toks[k].end
-                and toks[k + 2].start == toks[k + 1].end
-            ):
+        elif is_name and at_call_start:
+            k = j  # a call name: NAME (("-" | ".") NAME)*
+            while glued(k):
                 k += 2
-            if is_op(k + 1, "(") and any(
-                r.string == "-" or keyword.iskeyword(r.string) for r in toks[j : k + 1]
-            ):
+            name_tokens = toks[j : k + 1]
+            if is_op(k + 1, "(") and any(r.string == "-" or keyword.iskeyword(r.string) for r in name_tokens):
                 end = k
         if end is not None:
-            s, e = starts[t.start[0] - 1] + t.start[1], starts[toks[end].end[0] - 1] + toks[end].end[1]
+            start_offset = offset(t.start)
+            end_offset = offset(toks[end].end)
             name = f"__tl_{len(renames)}__"
-            renames[name] = text[s:e]
-            out += [text[done:s], name]
-            done, j = e, end
+            renames[name] = text[start_offset:end_offset]
+            out += [text[done:start_offset], name]
+            done = end_offset
+            j = end
         j += 1
     return "".join(out) + text[done:], renames
 
@@ -198,7 +207,9 @@ def _parse_python(text: str) -> list[Call]:
     calls = []
     for stmt in _ast(src, "exec").body:
         node = stmt.value if isinstance(stmt, ast.Expr) else None
-        for item in node.elts if isinstance(node, (ast.List, ast.Tuple)) else [node]:
+        # a BFCL list `[f(a=1), g(b=2)]` holds several calls
+        items = node.elts if isinstance(node, (ast.List, ast.Tuple)) else [node]
+        for item in items:
             if not isinstance(item, ast.Call):
                 raise _ParseError("expected tool calls `name(key=value)`; found other Python")
             name = _call_name(item.func, renames)
@@ -209,7 +220,11 @@ def _parse_python(text: str) -> list[Call]:
                 value = _literal(kw.value)
                 if kw.arg is None and not isinstance(value, dict):  # `**{"non-identifier key": value}`
                     raise _ParseError(f"{name}: ** must be followed by a dict literal")
-                for k, v in value.items() if kw.arg is None else [(renames.get(kw.arg, kw.arg), value)]:
+                if kw.arg is None:
+                    pairs = value.items()
+                else:
+                    pairs = [(renames.get(kw.arg, kw.arg), value)]
+                for k, v in pairs:
                     if k in args:
                         raise _ParseError(f"{name}: argument {k!r} given twice")
                     args[k] = v
@@ -219,6 +234,8 @@ def _parse_python(text: str) -> list[Call]:
 
 # ----------------------------------------------------------------------------- JSON and ReAct
 def _calls_from_obj(obj) -> Parsed:
+    """A parsed JSON (or Python literal) value as calls: a call object, `{"tool_calls": [...]}` or a list of
+    call objects; any other value is a plain answer."""
     if isinstance(obj, dict):
         obj = obj["tool_calls"] if isinstance(obj.get("tool_calls"), list) else [obj]
     if not isinstance(obj, list) or not any(isinstance(o, dict) for o in obj):
@@ -239,6 +256,7 @@ _NAME = r"[A-Za-z_][\w.\-]*"  # a tool name, dotted or hyphenated as real ones a
 
 
 def _action_input(text: str) -> dict:
+    """A ReAct `Action Input:` as the call's arguments; _ParseError unless it reads as an object."""
     text = _strip_fences(text.strip())
     if not text:
         return {}
@@ -264,14 +282,14 @@ def _parse_react(text: str) -> Parsed:
         name = m.group(1).strip().strip("`'\"").strip()
         if re.fullmatch(_NAME, name):
             inp = _ACTION_INPUT.search(text, m.end(), block_end)
-            stop = inp and _STOP.search(text, inp.end(), block_end)
             try:
-                calls.append(
-                    Call(
-                        name,
-                        _action_input(text[inp.end() : stop.start() if stop else block_end]) if inp else {},
-                    )
-                )
+                arguments = {}
+                if inp:
+                    # the input runs until the next Observation/Thought/Action line or the block's end
+                    stop = _STOP.search(text, inp.end(), block_end)
+                    input_end = stop.start() if stop else block_end
+                    arguments = _action_input(text[inp.end() : input_end])
+                calls.append(Call(name, arguments))
             except (_ParseError, json.JSONDecodeError) as e:
                 return _error(f"Action {n} ({name}): {e}", "react")
             continue
@@ -310,12 +328,12 @@ def _parse(text) -> Parsed:
     try:
         calls = _parse_python(text)
     except (SyntaxError, ValueError) as e:
-        return (
-            _error(f"not a valid call: {e}", "python")
-            if re.match(rf"\s*\[?\s*{_NAME}\(", text)
-            else Parsed("no_call")
-        )
-    return Parsed("calls", calls, None, "python") if calls else Parsed("no_call")
+        if re.match(rf"\s*\[?\s*{_NAME}\(", text):  # it starts like a call: a failed attempt
+            return _error(f"not a valid call: {e}", "python")
+        return Parsed("no_call")
+    if not calls:
+        return Parsed("no_call")
+    return Parsed("calls", calls, None, "python")
 
 
 def parse(text) -> Parsed:

@@ -1,21 +1,27 @@
-"""Isolated tool execution: `with Sandbox(TOOLS) as box: r = box.run(Call("get_weekday", {"date": "2025-01-15"}))`
+"""Isolated tool execution.
+
+    with Sandbox(TOOLS) as box:
+        r = box.run(Call("get_weekday", {"date": "2025-01-15"}))
+
 gives a `tl.episode.Result` (`r.feedback` is what follows `Output:`). `run` never raises for a Call (only once
-closed); every reply keeps the Result contract (`_checked`) whatever the tool's code does; failures read like Python.
+the sandbox is closed); every reply keeps the Result contract (`_checked`) whatever the tool's code does;
+failures read like Python.
 
-Covered: a warm worker (scrubbed environment, tools imported) forks a child per call in a fresh empty scratch dir,
-fds 0-2 on /dev/null and no other, under RLIMIT_AS (memory_mb), CPU, FSIZE, NOFILE, CORE = NPROC = 0, killed at
-the call's deadline. `Sandbox.isolation` reports the other layers; as root: network and mount namespaces (no
-network; read-only but scratch), a tmpfs per call (disk_quota), an unused uid per worker, an IPC namespace per call;
-seccomp (x86_64, aarch64, any user): EPERM for DENIED and for sockets but AF_INET/6 (those too without a network
-namespace). Not bubblewrap/nsjail: an interpreter per call would run under 100 calls/s on 2 cores.
+Covered: a warm worker (scrubbed environment, tools imported) forks a child per call in a fresh empty scratch
+dir, with fds 0-2 on /dev/null and no other, under RLIMIT_AS (memory_mb), CPU, FSIZE, NOFILE,
+CORE = NPROC = 0, killed at the call's deadline. `Sandbox.isolation` reports the other layers. As root:
+network and mount namespaces (no network; read-only but scratch), a tmpfs per call (disk_quota), an unused uid
+per worker, an IPC namespace per call. Seccomp (x86_64, aarch64, any user): EPERM for DENIED and for sockets
+but AF_INET/6 (those too without a network namespace). Not bubblewrap/nsjail: an interpreter per call would
+run under 100 calls/s on 2 cores.
 
-NOT covered: kernel exploits through the allowed syscalls, side channels (no VM); no PID namespace (other processes'
-/proc/<pid>/cmdline) and world-readable files stay readable; no cgroup (RLIMIT_AS bounds a call's memory, not kernel
-memory such as pipe buffers); a tool's module is trusted (the worker imports it before any layer applies). Without
-root the child is the caller's user: it reads and writes that user's files (/tmp, /dev/shm carry data to later
-calls), disk is bounded per file only, the network is cut by seccomp only. Without seccomp (another architecture)
-it can also signal the caller and reach host Unix sockets, VSOCK, memfd, keyrings. Root without CAP_SETUID keeps
-the child root. `run_in_process` has no isolation at all.
+NOT covered: kernel exploits through the allowed syscalls, side channels (no VM); no PID namespace (other
+processes' /proc/<pid>/cmdline) and world-readable files stay readable; no cgroup (RLIMIT_AS bounds a call's
+memory, not kernel memory such as pipe buffers); a tool's module is trusted (the worker imports it before any
+layer applies). Without root the child is the caller's user: it reads and writes that user's files (/tmp,
+/dev/shm carry data to later calls), disk is bounded per file only, the network is cut by seccomp only.
+Without seccomp (another architecture) it can also signal the caller and reach host Unix sockets, VSOCK,
+memfd, keyrings. Root without CAP_SETUID keeps the child root. `run_in_process` has no isolation at all.
 """
 
 import builtins  # noqa: E401
@@ -44,7 +50,8 @@ from tl.calls import Call, valid_unicode  # untrusted text may hold lone surroga
 from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, TOOL_INSTABILITY, classify_feedback
 from tl.episode import Result, validate_call  # the executor contract; every executor validates first
 
-# Imported before isolation: the uid-dropped child may not read the install; attacks must meet seccomp, not ImportError
+# Imported before isolation: the uid-dropped child may not be able to read the install, and an attack must
+# meet seccomp, not an ImportError.
 PRELOAD = (
     "math",
     "cmath",
@@ -87,23 +94,22 @@ def _output_limit(size: int, limit: int) -> Result:
 
 
 def _exception_result(e: BaseException) -> Result:
-    """`Name: message`, prefixed `Error: ` unless the name ends in Error/Exception or is a built-in exception."""
-    name, text, builtin = type(e).__name__[:100], "", getattr(builtins, type(e).__name__, None)
+    """`Name: message`, prefixed `Error: ` unless the name ends in Error/Exception or is a built-in
+    exception (a built-in warning gets the prefix too)."""
+    name = type(e).__name__[:100]
+    builtin = getattr(builtins, type(e).__name__, None)
+    text = ""
     with contextlib.suppress(Exception):  # a custom __str__ may fail
         text = str(e)
-    if not (
-        name.isidentifier()
-        and (
-            name.endswith(("Error", "Exception"))
-            or isinstance(builtin, type)
-            and issubclass(builtin, BaseException)
-            and not name.endswith("Warning")
-        )
-    ):
-        name = f"Error: {name}"  # `Boom: x` would read as an ordinary output
-    message = valid_unicode(
-        name + (": " + (text if len(text) <= 500 else text[:500] + "...") if text else "")
+    is_builtin_exception = (
+        isinstance(builtin, type) and issubclass(builtin, BaseException) and not name.endswith("Warning")
     )
+    reads_as_error = name.endswith(("Error", "Exception")) or is_builtin_exception
+    if not (name.isidentifier() and reads_as_error):
+        name = f"Error: {name}"  # `Boom: x` would read as an ordinary output
+    if len(text) > 500:
+        text = text[:500] + "..."
+    message = valid_unicode(f"{name}: {text}" if text else name)
     return _fail(message, classify_feedback(message))
 
 
@@ -116,7 +122,8 @@ class CappedStringIO(io.StringIO):
 
     def __init__(self, limit: int):
         super().__init__()
-        self.limit, self.size = limit, 0
+        self.limit = limit
+        self.size = 0
 
     def write(self, s):
         self.size += len(s)
@@ -125,15 +132,14 @@ class CappedStringIO(io.StringIO):
         return super().write(s)
 
 
-def _given_arguments(call: Call, schema: dict) -> dict:  # None for an optional parameter: its default
-    return {
-        k: v
-        for k, v in call.arguments.items()
-        if v is not None or k in schema["parameters"].get("required", [])
-    }
+def _given_arguments(call: Call, schema: dict) -> dict:
+    """The call's arguments without the optional ones given as None, so that the tool uses its default."""
+    required = schema["parameters"].get("required", [])
+    return {k: v for k, v in call.arguments.items() if v is not None or k in required}
 
 
-def _invoke(fn, arguments: dict, max_output: int) -> Result:  # in a sandbox child and in run_in_process alike
+def _invoke(fn, arguments: dict, max_output: int) -> Result:
+    """Call the tool and word its outcome; used in a sandbox child and in run_in_process alike."""
     try:
         value = fn(**arguments)
         output = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -145,120 +151,144 @@ def _invoke(fn, arguments: dict, max_output: int) -> Result:  # in a sandbox chi
         if isinstance(e, KeyboardInterrupt) and not IN_CHILD:
             raise  # Ctrl-C in the caller's own process is the user's, not the tool's
         return _exception_result(e)
-    return (
-        _output_limit(len(output), max_output)
-        if len(output) > max_output
-        else Result(True, valid_unicode(output))
-    )
+    if len(output) > max_output:
+        return _output_limit(len(output), max_output)
+    return Result(True, valid_unicode(output))
 
 
 def run_in_process(tools: dict, call, *, max_output: int = 8192) -> Result:
-    """A call validated, run and worded as in a Sandbox, in *this* process without any isolation: for trusted
-    tools only; it refuses `run_python`, which must run in a Sandbox."""
+    """A call validated, run and worded as in a Sandbox, in *this* process without any isolation: for
+    trusted tools only; it refuses `run_python`, which must run in a Sandbox."""
     call = Call.from_dict(call)
     failed = validate_call(call, {n: t.schema for n, t in tools.items()})
-    if failed is None and call.name == "run_python":
+    if failed is not None:
+        return failed
+    if call.name == "run_python":
         raise ValueError("run_in_process: run_python executes model-written code; run it in a Sandbox")
-    return failed or _invoke(tools[call.name].fn, _given_arguments(call, tools[call.name].schema), max_output)
+    tool = tools[call.name]
+    return _invoke(tool.fn, _given_arguments(call, tool.schema), max_output)
 
 
-# (x86_64, aarch64) numbers of the syscalls a child gets EPERM for. No tool needs them; they carry data to later calls
-# (SysV IPC, mqueues, keyrings), hold memory outside RLIMIT_AS (memfd), start, signal or reach into processes, etc.
+# The syscalls a child gets EPERM for, as (x86_64 number, aarch64 number); None where that architecture
+# lacks the call. No tool needs them: they carry data to later calls (SysV IPC, mqueues, keyrings), hold
+# memory outside RLIMIT_AS (memfd), start, signal or reach into processes, etc.
 DENIED = [
-    (29, 194),
-    (30, 196),
-    (31, 195),
-    (64, 190),
-    (65, 193),
-    (66, 191),
-    (220, 192),  # shm*, sem*
-    (68, 186),
-    (69, 189),
-    (70, 188),
-    (71, 187),  # msgget, msgsnd, msgrcv, msgctl
-    (240, 180),
-    (241, 181),
-    (242, 182),
-    (243, 183),
-    (244, 184),
-    (245, 185),  # mq_*
-    (248, 217),
-    (249, 218),
-    (250, 219),
-    (319, 279),
-    (447, 447),  # add_key, request_key, keyctl, memfd_*
-    (56, 220),
-    (435, 435),
-    (57, None),
-    (58, None),
-    (59, 221),
-    (322, 281),  # clone(3), (v)fork, execve(at)
-    (62, 129),
-    (200, 130),
-    (234, 131),
-    (129, 138),
-    (297, 240),
-    (424, 424),  # kill ... pidfd_send_signal
-    (101, 117),
-    (310, 270),
-    (311, 271),
-    (438, 438),  # ptrace, process_vm_readv/writev, pidfd_getfd
-    (323, 282),
-    (321, 280),
-    (298, 241),
-    (425, 425),
-    (426, 426),
-    (427, 427),  # userfaultfd, bpf, perf, io_uring
-    (272, 97),
-    (308, 268),
-    (165, 40),
-    (166, 39),
-    (155, 41),  # unshare, setns, mount, umount2, pivot_root
-    (428, 428),
-    (429, 429),
-    (430, 430),
-    (432, 432),
-    (442, 442),  # the new mount API
-    (303, 264),
-    (304, 265),
-    (246, 104),
-    (175, 105),
-    (313, 273),
-    (176, 106),
-]  # file handles, kexec, modules
-SOCKET = (41, 198)
-ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}  # column of DENIED, AUDIT_ARCH_*
+    # SysV shared memory and semaphores
+    (29, 194),  # shmget
+    (30, 196),  # shmat
+    (31, 195),  # shmctl
+    (64, 190),  # semget
+    (65, 193),  # semop
+    (66, 191),  # semctl
+    (220, 192),  # semtimedop
+    # SysV message queues
+    (68, 186),  # msgget
+    (69, 189),  # msgsnd
+    (70, 188),  # msgrcv
+    (71, 187),  # msgctl
+    # POSIX message queues
+    (240, 180),  # mq_open
+    (241, 181),  # mq_unlink
+    (242, 182),  # mq_timedsend
+    (243, 183),  # mq_timedreceive
+    (244, 184),  # mq_notify
+    (245, 185),  # mq_getsetattr
+    # keyrings and memfd
+    (248, 217),  # add_key
+    (249, 218),  # request_key
+    (250, 219),  # keyctl
+    (319, 279),  # memfd_create
+    (447, 447),  # memfd_secret
+    # new processes and programs
+    (56, 220),  # clone
+    (435, 435),  # clone3
+    (57, None),  # fork
+    (58, None),  # vfork
+    (59, 221),  # execve
+    (322, 281),  # execveat
+    # signals to other processes
+    (62, 129),  # kill
+    (200, 130),  # tkill
+    (234, 131),  # tgkill
+    (129, 138),  # rt_sigqueueinfo
+    (297, 240),  # rt_tgsigqueueinfo
+    (424, 424),  # pidfd_send_signal
+    # reaching into other processes
+    (101, 117),  # ptrace
+    (310, 270),  # process_vm_readv
+    (311, 271),  # process_vm_writev
+    (438, 438),  # pidfd_getfd
+    # userfaultfd, bpf, perf, io_uring
+    (323, 282),  # userfaultfd
+    (321, 280),  # bpf
+    (298, 241),  # perf_event_open
+    (425, 425),  # io_uring_setup
+    (426, 426),  # io_uring_enter
+    (427, 427),  # io_uring_register
+    # namespaces and mounts
+    (272, 97),  # unshare
+    (308, 268),  # setns
+    (165, 40),  # mount
+    (166, 39),  # umount2
+    (155, 41),  # pivot_root
+    # the new mount API
+    (428, 428),  # open_tree
+    (429, 429),  # move_mount
+    (430, 430),  # fsopen
+    (432, 432),  # fsmount
+    (442, 442),  # mount_setattr
+    # file handles, kexec, modules
+    (303, 264),  # name_to_handle_at
+    (304, 265),  # open_by_handle_at
+    (246, 104),  # kexec_load
+    (175, 105),  # init_module
+    (313, 273),  # finit_module
+    (176, 106),  # delete_module
+]
+SOCKET = (41, 198)  # socket() on x86_64, aarch64
+ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}  # (column of DENIED, AUDIT_ARCH_*)
 _libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG, _PR_SET_SECCOMP, _PR_SET_NO_NEW_PRIVS = 1, 22, 38
-_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x40000000
-_MS_NOSUID_NODEV_NOEXEC, _MS_BIND, _MS_REC_PRIVATE, _MNT_DETACH = 2 | 4 | 8, 4096, 16384 | 1 << 18, 2
+_PR_SET_PDEATHSIG = 1
+_PR_SET_SECCOMP = 22
+_PR_SET_NO_NEW_PRIVS = 38
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
+_CLONE_NEWNET = 0x40000000
+_MS_NOSUID_NODEV_NOEXEC = 2 | 4 | 8
+_MS_BIND = 4096
+_MS_REC_PRIVATE = 16384 | 1 << 18  # MS_REC | MS_PRIVATE
+_MNT_DETACH = 2
 _SECCOMP = None  # the worker's compiled filter, installed by each child
 
 
 def seccomp_filter(allow_inet: bool, machine: str | None = None):
-    """The BPF program (a struct sock_fprog) for `machine` (default: this one), None for an unknown one: EPERM for
-    DENIED and socket() of any family but AF_INET/6 (those only with `allow_inet`); another ABI's syscall kills."""
+    """The BPF program (a struct sock_fprog) for `machine` (default: this one), None for an unknown one:
+    EPERM for DENIED and for socket() of any family but AF_INET/6 (those only with `allow_inet`); a syscall
+    of another ABI kills the process."""
     col, audit = ARCHES.get(machine or os.uname().machine, (None, None))
     if col is None:
         return None
-    deny, families = [nrs[col] for nrs in DENIED if nrs[col] is not None], (2, 10) if allow_inet else ()
-    # (code, jt, jf, k); a jump skips jt/jf instructions. Layout: arch check, nr checks, socket family
-    # checks, then RET EPERM and RET ALLOW, the targets whose distances the offsets below count.
+    deny = [nrs[col] for nrs in DENIED if nrs[col] is not None]
+    families = (2, 10) if allow_inet else ()  # AF_INET, AF_INET6
+    # Instructions are (code, jt, jf, k); a jump skips jt (if true) or jf (if false) instructions. Layout:
+    # arch check, nr checks, socket family checks, then RET EPERM and RET ALLOW, the two targets whose
+    # distances the offsets below count.
     prog = [
-        (0x20, 0, 0, 4),
-        (0x15, 1, 0, audit),
-        (0x06, 0, 0, 0x80000000),  # LD arch; JEQ; RET KILL_PROCESS
-        (0x20, 0, 0, 0),
-    ]  # LD nr
+        (0x20, 0, 0, 4),  # LD arch
+        (0x15, 1, 0, audit),  # JEQ this ABI: skip the kill
+        (0x06, 0, 0, 0x80000000),  # RET KILL_PROCESS
+        (0x20, 0, 0, 0),  # LD nr
+    ]
     if col == 0:  # x32 numbers (bit 30 set) alias x86_64's
         prog.append((0x35, len(deny) + len(families) + 2, 0, 0x40000000))  # JGE -> EPERM
-    prog += [(0x15, len(deny) - i + len(families) + 1, 0, nr) for i, nr in enumerate(deny)]  # JEQ -> EPERM
-    prog += [
-        (0x15, 0, len(families) + 2, SOCKET[col]),
-        (0x20, 0, 0, 16),
-    ]  # JEQ socket, else ALLOW; LD args[0]
-    prog += [(0x15, len(families) - i, 0, family) for i, family in enumerate(families)]  # JEQ -> ALLOW
-    prog += [(0x06, 0, 0, 0x00050001), (0x06, 0, 0, 0x7FFF0000)]  # RET ERRNO(EPERM); RET ALLOW
+    for i, nr in enumerate(deny):
+        prog.append((0x15, len(deny) - i + len(families) + 1, 0, nr))  # JEQ -> EPERM
+    prog.append((0x15, 0, len(families) + 2, SOCKET[col]))  # JEQ socket, else -> ALLOW
+    prog.append((0x20, 0, 0, 16))  # LD args[0], the address family
+    for i, family in enumerate(families):
+        prog.append((0x15, len(families) - i, 0, family))  # JEQ -> ALLOW
+    prog.append((0x06, 0, 0, 0x00050001))  # RET ERRNO(EPERM)
+    prog.append((0x06, 0, 0, 0x7FFF0000))  # RET ALLOW
     code = b"".join(
         op.to_bytes(2, "little") + bytes([jt, jf]) + k.to_bytes(4, "little") for op, jt, jf, k in prog
     )
@@ -269,8 +299,9 @@ def seccomp_filter(allow_inet: bool, machine: str | None = None):
 
 
 def _confine(uid: int | None, layers: int) -> int:
-    """Apply the per-process layers in the order they need (the uid if given, the IPC namespace if `layers` & 2,
-    seccomp if `layers` & 4); the bits of those that took: 1 uid, 2 IPC namespace, 4 seccomp (refuses memfd)."""
+    """Apply the per-process layers in the order they need: the uid if given, the IPC namespace if
+    `layers` & 2, seccomp if `layers` & 4. Returns the bits of those that took: 1 uid, 2 IPC namespace,
+    4 seccomp (it refuses memfd)."""
     ipc = layers & 2 and _libc.unshare(_CLONE_NEWIPC) == 0  # before the uid drop: it needs the capability
     with contextlib.suppress(OSError):  # root inside a container may lack CAP_SETUID
         if uid is not None:
@@ -279,24 +310,24 @@ def _confine(uid: int | None, layers: int) -> int:
             os.setuid(uid)
     _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # also what lets a non-root process install seccomp
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
-    seccomp = (
-        layers & 4 and _SECCOMP is not None and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) == 0
-    )  # last
-    with contextlib.suppress(OSError):
+    # Seccomp last: it needs NO_NEW_PRIVS (set above) and denies unshare, which the IPC namespace used.
+    seccomp = layers & 4 and _SECCOMP is not None and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) == 0
+    with contextlib.suppress(OSError):  # the filter took only if memfd_create now fails
         seccomp = seccomp and os.memfd_create("probe") < 0
-    return (os.getuid() == uid) | bool(ipc) << 1 | bool(seccomp) << 2
+    took_uid = os.getuid() == uid
+    return took_uid | bool(ipc) << 1 | bool(seccomp) << 2
 
 
 def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, layers: int) -> dict:
-    """Fork a child for one call under `layers` (`_confine`) and wait until the call's deadline for the JSON result
-    it writes to fd 3, a memfd of the worker's, bounded whatever the tool's code does; fields go out unchecked."""
+    """Fork a child for one call under `layers` (`_confine`) and wait until the call's deadline for the JSON
+    result it writes to fd 3, a memfd of the worker's; the reply is bounded whatever the tool's code does.
+    The fields go out unchecked (the caller's `_checked` checks them)."""
     global IN_CHILD
-    result_fd, pidfd, cap = (
-        os.memfd_create("result"),
-        None,
-        12 * limits["max_output"] + 4096,
-    )  # <= 12 B a char
-    if (pid := os.fork()) == 0:
+    result_fd = os.memfd_create("result")
+    pidfd = None
+    cap = 12 * limits["max_output"] + 4096  # JSON escapes take <= 12 bytes a character
+    pid = os.fork()
+    if pid == 0:
         try:
             os.chdir(scratch)
             os.environ.update(HOME=scratch, TMPDIR=scratch)
@@ -326,13 +357,21 @@ def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None,
     deadline = time.monotonic() + limits["timeout"]
     with contextlib.suppress(OSError, AttributeError):  # pidfd_open needs Linux 5.3; without it, poll
         pidfd = os.pidfd_open(pid)
-    while not (exited := os.waitpid(pid, os.WNOHANG))[0] and (left := deadline - time.monotonic()) > 0:
+    while True:
+        done_pid, status = os.waitpid(pid, os.WNOHANG)
+        if done_pid:
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        # Sleep until the child exits (its pidfd turns readable) or the deadline; poll without a pidfd.
         if pidfd is None or not select.select([pidfd], [], [], left)[0]:
             time.sleep(min(left, 1e-3))
-    data, size = os.pread(result_fd, cap + 1, 0), os.fstat(result_fd).st_size
+    data = os.pread(result_fd, cap + 1, 0)
+    size = os.fstat(result_fd).st_size
     for fd in {result_fd, pidfd} - {None}:
         os.close(fd)
-    if not exited[0]:
+    if not done_pid:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         return asdict(_fail(f"TimeoutError: the tool call timed out after {limits['timeout']:g} s"))
@@ -341,56 +380,59 @@ def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None,
     with contextlib.suppress(Exception):  # garbage from the tool's code falls through to the exit status
         reply = json.loads(data)
         return {k: reply[k] for k in _FIELDS}
-    code = os.waitstatus_to_exitcode(exited[1])
+    code = os.waitstatus_to_exitcode(status)
+    if code == -signal.SIGXCPU:
+        return asdict(_fail("TimeoutError: the tool call timed out (CPU time limit)"))
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-    return asdict(
-        _fail(
-            "TimeoutError: the tool call timed out (CPU time limit)"
-            if code == -signal.SIGXCPU
-            else f"500 Server Error: the tool process crashed ({how})"
-        )
-    )
+    return asdict(_fail(f"500 Server Error: the tool process crashed ({how})"))
 
 
 def _mount_setattr(path: bytes, flags: int, set_: int = 0, clear: int = 0) -> bool:
     attr = (ctypes.c_uint64 * 4)(set_, clear, 0, 0)  # struct mount_attr
-    return (
-        _libc.syscall(442, -100, path, flags, attr, ctypes.sizeof(attr)) == 0
-    )  # mount_setattr(AT_FDCWD, ...)
+    # syscall 442 is mount_setattr on x86_64 and aarch64 alike; -100 is AT_FDCWD
+    return _libc.syscall(442, -100, path, flags, attr, ctypes.sizeof(attr)) == 0
 
 
 def worker_main(hello: dict, conn):
-    """The worker process (started by _Worker.BOOT): import the tools, enter the namespaces the OS allows (root),
-    try the per-call layers in a throw-away child, report (`Sandbox.isolation`), serve calls until `conn` closes."""
+    """The worker process (started by _Worker.BOOT): import the tools, enter the namespaces the OS allows
+    (root), try the per-call layers in a throw-away child, report them (`Sandbox.isolation`), then serve
+    calls until `conn` closes."""
     global _SECCOMP
     try:
-        fns = {
-            n: functools.reduce(getattr, q.split("."), importlib.import_module(m))
-            for n, (m, q) in hello["tools"].items()
-        }
-        for m in PRELOAD:
-            importlib.import_module(m)
+        fns = {}
+        for name, (module, qualname) in hello["tools"].items():
+            fns[name] = functools.reduce(getattr, qualname.split("."), importlib.import_module(module))
+        for module in PRELOAD:
+            importlib.import_module(module)
         netns = readonly = quota = False
-        if os.geteuid() == 0 and (netns := _libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0):  # no interface
+        if os.geteuid() == 0:
+            # a new network namespace has no interface at all
+            netns = _libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0
+        if netns:
             root = hello["scratch_root"].encode()
-            readonly = (
-                _libc.mount(b"none", b"/", None, _MS_REC_PRIVATE, None) == 0  # nothing leaks back out
-                and _mount_setattr(b"/", 0x8000, set_=1)
-            )  # AT_RECURSIVE, MOUNT_ATTR_RDONLY
+            # Private first, so that nothing mounted here leaks back out; then all of / read-only
+            # (0x8000: AT_RECURSIVE; set_=1: MOUNT_ATTR_RDONLY).
+            private = _libc.mount(b"none", b"/", None, _MS_REC_PRIVATE, None) == 0
+            readonly = private and _mount_setattr(b"/", 0x8000, set_=1)
+            # A small tmpfs holds the scratch dirs (cheap mkdirs); each call mounts its own on top.
+            tmpfs_opts = b"size=1m,mode=0755"
             quota = (
-                readonly
-                and _libc.mount(b"tmpfs", root, b"tmpfs", _MS_NOSUID_NODEV_NOEXEC, b"size=1m,mode=0755") == 0
-            )  # cheap mkdirs; each call mounts its own
-            if readonly and not quota:  # else a writable bind mount of the scratch root
-                readonly = _libc.mount(root, root, None, _MS_BIND, None) == 0 and _mount_setattr(
-                    root, 0, clear=1
-                )
+                readonly and _libc.mount(b"tmpfs", root, b"tmpfs", _MS_NOSUID_NODEV_NOEXEC, tmpfs_opts) == 0
+            )
+            if readonly and not quota:
+                # Without the tmpfs, the scratch root becomes a bind mount with MOUNT_ATTR_RDONLY cleared:
+                # the one writable place.
+                bound = _libc.mount(root, root, None, _MS_BIND, None) == 0
+                readonly = bound and _mount_setattr(root, 0, clear=1)
         _SECCOMP = seccomp_filter(allow_inet=netns)  # AF_INET/6 are harmless only where no network exists
-        if (pid := os.fork()) == 0:
-            os._exit(_confine(hello["uid"], 2 * (os.geteuid() == 0) | 4))
-        if (
-            layers := os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        ) < 0:  # a signal is no report: fail closed
+        # The probe: a child tries the per-call layers (the IPC namespace only as root) and exits with
+        # the bits of those that took.
+        wanted = 2 * (os.geteuid() == 0) | 4
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_confine(hello["uid"], wanted))
+        layers = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if layers < 0:  # a signal is no report: fail closed
             raise RuntimeError(f"the isolation probe was killed by signal {-layers}")
         iso = {
             "network": netns or bool(layers & 4),
@@ -407,9 +449,8 @@ def worker_main(hello: dict, conn):
     opts = f"size={4 * _MAX_FILE_MB}m,nr_inodes=16384,mode=0700".encode()
     with contextlib.suppress(EOFError):  # the caller closed the channel
         while req := json.loads(conn.recv_bytes()):
-            scratch = tempfile.mkdtemp(
-                dir=hello["scratch_root"]
-            )  # fresh per call: no mode, xattr or file survives
+            # a fresh dir per call: no mode, xattr or file survives from an earlier call
+            scratch = tempfile.mkdtemp(dir=hello["scratch_root"])
             own_fs = (
                 quota
                 and _libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", _MS_NOSUID_NODEV_NOEXEC, opts) == 0
@@ -419,22 +460,20 @@ def worker_main(hello: dict, conn):
             reply = _run_child(fns[req["name"]], req["arguments"], hello["limits"], scratch, uid, layers)
             conn.send_bytes(json.dumps(reply).encode())
             if own_fs:
-                _libc.umount2(
-                    scratch.encode(), _MNT_DETACH
-                )  # the call's files go at once, however deep the tree
+                # the call's files go at once, however deep the tree
+                _libc.umount2(scratch.encode(), _MNT_DETACH)
             _remove_tree(scratch)  # after the reply, so the caller does not wait for it
 
 
 def _remove_tree(path: str):
-    """Delete a tree of any depth and modes, never raising: coreutils when rmtree fails (3.11's recurses)."""
+    """Delete a tree of any depth and modes, never raising: coreutils when rmtree fails (3.11's rmtree
+    recurses, so a deep tree overflows it)."""
     with contextlib.suppress(OSError):
         return os.rmdir(path)  # the common case: nothing left
     with contextlib.suppress(Exception):
         return shutil.rmtree(path)
-    for argv in (
-        ["chmod", "-R", "u+rwx", path],
-        ["rm", "-rf", path],
-    ):  # a child as our own user may lock dirs
+    # a child running as our own user may have locked its dirs (chmod), so unlock before removing
+    for argv in (["chmod", "-R", "u+rwx", path], ["rm", "-rf", path]):
         with contextlib.suppress(Exception):
             subprocess.run(
                 argv,
@@ -490,7 +529,8 @@ class _Worker:
             raise EOFError(str(e) or "the worker process exited") from None
 
     def ready(self) -> dict:
-        """Its isolation report once started; else RuntimeError, the worker killed (a late handshake is no reply)."""
+        """Its isolation report once started; else RuntimeError, with the worker killed (a late handshake
+        is no reply)."""
         try:
             reply = self.ask(None, 60.0)
         except EOFError as e:
@@ -508,16 +548,17 @@ class _Worker:
 
 
 def _checked(reply: dict, max_output: int) -> Result:
-    """A worker's reply as a Result that keeps the contract whatever the tool's code wrote (else a `500 Server Error`):
-    ok=True: all_right, no message, <= `max_output` characters; ok=False: no output, another of FEEDBACK_CATEGORIES,
-    a 1-1,024 character message `classify_feedback` reads as it; valid UTF-8. Timeouts, crashes: tool_instability."""
+    """A worker's reply as a Result that keeps the contract whatever the tool's code wrote (else a
+    `500 Server Error`):
+    ok=True: all_right, no message, <= `max_output` characters;
+    ok=False: no output, another of FEEDBACK_CATEGORIES, a 1-1,024 character message that
+    `classify_feedback` reads as that category;
+    valid UTF-8 either way. Timeouts and crashes are tool_instability."""
     ok, output, category, message = (reply.get(k) for k in _FIELDS)
     if ok is True and category == ALL_RIGHT and message == "" and isinstance(output, str):
-        return (
-            Result(True, valid_unicode(output))
-            if len(output) <= max_output
-            else _output_limit(len(output), max_output)
-        )
+        if len(output) > max_output:
+            return _output_limit(len(output), max_output)
+        return Result(True, valid_unicode(output))
     if (
         ok is False
         and category in FEEDBACK_CATEGORIES
@@ -538,10 +579,12 @@ def _shutdown(workers: list, root: str):
 
 
 class Sandbox(contextlib.AbstractContextManager):
-    """Runs tool calls in warm, isolated worker processes (see the module docstring). Thread-safe; close it (or use
-    `with`). tools: {name: Tool}, each `fn` a module-level function of an importable module (workers import it by
-    name); timeout: wall-clock seconds per call; memory_mb: the child's address-space limit; max_output: the longest
-    output (characters); workers: warm processes (`map` runs calls on them in parallel)."""
+    """Runs tool calls in warm, isolated worker processes (see the module docstring). Thread-safe; close it
+    (or use `with`).
+
+    tools: {name: Tool}, each `fn` a module-level function of an importable module (workers import it by
+    name); timeout: wall-clock seconds per call; memory_mb: the child's address-space limit; max_output: the
+    longest output (characters); workers: warm processes (`map` runs calls on them in parallel)."""
 
     def __init__(
         self,
@@ -552,11 +595,9 @@ class Sandbox(contextlib.AbstractContextManager):
         max_output: int = 8192,
         workers: int = 2,
     ):
-        self.schemas, self.timeout, self.max_output = (
-            {n: t.schema for n, t in tools.items()},
-            timeout,
-            max_output,
-        )
+        self.schemas = {n: t.schema for n, t in tools.items()}
+        self.timeout = timeout
+        self.max_output = max_output
         where = {
             n: (getattr(t.fn, "__module__", None), getattr(t.fn, "__qualname__", ""))
             for n, t in tools.items()
@@ -575,19 +616,17 @@ class Sandbox(contextlib.AbstractContextManager):
             "tools": where,
             "limits": {"timeout": timeout, "memory_mb": memory_mb, "max_output": max_output},
         }
-        self._workers, self._idle, self._closed = (
-            [],
-            queue.Queue(),
-            False,
-        )  # workers by slot; _idle: free slots
+        self._workers = []  # by slot
+        self._idle = queue.Queue()  # the free slots
+        self._closed = False
         self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._root)
         for slot in range(workers):  # all start at once, then handshake
             self._workers.append(_Worker(self._hello, self._root, slot))
             self._idle.put(slot)
-        self.isolation = [w.ready() for w in self._workers][0]
-        self._pool = ThreadPoolExecutor(
-            workers, thread_name_prefix="tl-sandbox"
-        )  # its threads start on first use
+        reports = [w.ready() for w in self._workers]  # every worker must start
+        self.isolation = reports[0]
+        # for `map`; its threads start on first use
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tl-sandbox")
 
     def _restart(self, slot: int):
         self._workers[slot].kill()
@@ -595,26 +634,26 @@ class Sandbox(contextlib.AbstractContextManager):
         self._workers[slot].ready()
 
     def run(self, call) -> Result:
-        """Validate and execute one call; never raises for what the call holds or the tool does (only if closed)."""
+        """Validate and execute one call; never raises for what the call holds or the tool does (only if
+        the sandbox is closed)."""
         if self._closed:
             raise RuntimeError("Sandbox.run: the sandbox is closed")
         try:
             call = Call.from_dict(call)
-            if (failed := validate_call(call, self.schemas)) is not None:
+            failed = validate_call(call, self.schemas)
+            if failed is not None:
                 return failed
-            req = json.dumps(
-                {"name": call.name, "arguments": _given_arguments(call, self.schemas[call.name])}
-            )
+            arguments = _given_arguments(call, self.schemas[call.name])
+            req = json.dumps({"name": call.name, "arguments": arguments})
         except Exception as e:  # a Call built in Python with, say, a set in it or a list for a name
             return _exception_result(e)
         slot = self._idle.get()
         try:
-            if (
-                self._workers[slot].proc.poll() is not None
-            ):  # killed from outside while idle: replace it before use
-                self._restart(slot)
+            if self._workers[slot].proc.poll() is not None:
+                self._restart(slot)  # killed from outside while idle: replace it before use
             try:
-                return _checked(self._workers[slot].ask(req, self.timeout + 10.0), self.max_output)
+                reply = self._workers[slot].ask(req, self.timeout + 10.0)
+                return _checked(reply, self.max_output)
             except EOFError as e:  # the worker itself died or hung
                 self._restart(slot)
                 return _fail(f"500 Server Error: the sandbox worker was lost ({e})")
@@ -633,7 +672,8 @@ class Sandbox(contextlib.AbstractContextManager):
     def close(self):
         """Stop the workers and remove every file the sandbox made; never raises."""
         self._closed = True
-        self._pool.shutdown()  # waits for map's calls in flight; raises only in its own threads, which never close
+        # waits for map's calls in flight; raises only in its own threads, which never close
+        self._pool.shutdown()
         self._finalizer()
 
     def __exit__(self, *exc):

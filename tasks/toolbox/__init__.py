@@ -6,8 +6,9 @@
     schemas(["get_weekday", "calculate"])           # schemas to put in a prompt
 
 A schema is read off the function's signature (its `Annotated` type hints) and docstring, so the
-schema a model sees and the signature the sandbox calls cannot drift apart. Tools handed to `tl.sandbox.Sandbox`
-must be module-level functions of an importable module: its workers import them by name.
+schema a model sees and the signature the sandbox calls cannot drift apart. Tools handed to
+`tl.sandbox.Sandbox` must be module-level functions of an importable module: its workers import them
+by name.
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ def tool_from_function(fn: Callable) -> dict:
     required) and type hints (str, int, float, bool, list[T], dict); the description is the
     docstring's text before `Args:`, each parameter's text its `Annotated[T, "text"]` hint, or
     else its `name: text` line after `Args:`."""
-    hints, doc = typing.get_type_hints(fn, include_extras=True), inspect.getdoc(fn) or ""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    doc = inspect.getdoc(fn) or ""
     summary, _, args = doc.partition("Args:")
+    # `name: text` lines after `Args:`
     texts = dict(line.strip().split(": ", 1) for line in args.splitlines() if ": " in line)
-    props, required = {}, []
+    props = {}
+    required = []
     for name, p in inspect.signature(fn).parameters.items():
         hint = hints.get(name, str)
         if typing.get_origin(hint) is typing.Annotated:
+            # Annotated[T, "text"]: the type, and the text (it wins over the docstring's)
             hint, texts[name] = typing.get_args(hint)[:2]
         prop = {
             "type": _JSON.get(typing.get_origin(hint) or hint, "string"),

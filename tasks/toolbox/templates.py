@@ -15,7 +15,9 @@ from datetime import date, timedelta
 from tasks.toolbox.tools import CITIES, COUNTRIES, REFERENCE_DATE, USD_RATES
 from tl.calls import Call
 
-CITY_NAMES, COUNTRY_NAMES, CURRENCIES = sorted(CITIES), sorted(COUNTRIES), sorted(USD_RATES)
+CITY_NAMES = sorted(CITIES)
+COUNTRY_NAMES = sorted(COUNTRIES)
+CURRENCIES = sorted(USD_RATES)
 AMOUNTS = (5, 10, 20, 25, 40, 50, 75, 100, 120, 150, 200, 250, 300, 500, 750, 1000, 1500, 2500)
 UNIT_PAIRS = [
     ("km", "mi", "kilometres", "miles"),
@@ -78,35 +80,44 @@ class Task:
 
     def play(self, rng, run) -> tuple[str, list, str]:
         """(query, [(call, result)], answer); `run(call)` executes a call and returns its Result."""
-        v = self.draw(rng)
-        query = _of_kind(self.queries, v)
-        query = (query if isinstance(query, str) else rng.choice(query)).format(**v)
+        values = self.draw(rng)
+        phrasings = _of_kind(self.queries, values)
+        phrasing = phrasings if isinstance(phrasings, str) else rng.choice(phrasings)
+        query = phrasing.format(**values)
         steps = []
         for out, name, args in self.calls:
-            args = args(v) if callable(args) else {k: _argument(a, v) for k, a in args.items()}
-            call = Call(name.format(**v), args)
+            if callable(args):
+                args = args(values)
+            else:
+                args = {k: _argument(a, values) for k, a in args.items()}
+            call = Call(name.format(**values), args)
             result = run(call)
             if not result.ok:
                 raise RuntimeError(
                     f"tasks.synth: task {self.name} made a failing call {call}: {result.message}"
                 )
             steps.append((call, result))
-            v[out] = _parsed(result.output)
-        v.update(self.extra(v) if self.extra else {})
-        return query, steps, _of_kind(self.answer, v).format(**v)
+            values[out] = _parsed(result.output)  # later calls and the answer read it by name
+        if self.extra:
+            values.update(self.extra(values))
+        return query, steps, _of_kind(self.answer, values).format(**values)
 
 
-def _of_kind(spec, v):
-    return spec[v["kind"]] if isinstance(spec, dict) else spec
+def _of_kind(spec, values):
+    """`spec` itself, or its entry for the drawn `kind` if it is a dict."""
+    return spec[values["kind"]] if isinstance(spec, dict) else spec
 
 
-def _argument(spec, v):
+def _argument(spec, values):
+    """An argument: "{x}" or "{x[key]}" is that value as is (numbers stay numbers), anything else a
+    constant."""
     if isinstance(spec, str) and spec.startswith("{") and spec.endswith("}"):
-        return _FIELDS.get_field(spec[1:-1], (), v)[0]  # str.format's own reading of "x[key]"
+        return _FIELDS.get_field(spec[1:-1], (), values)[0]  # str.format's own reading of "x[key]"
     return spec
 
 
 def _parsed(output: str):
+    """A tool's output as JSON if it is JSON, else the text."""
     try:
         return json.loads(output)
     except json.JSONDecodeError:
@@ -120,6 +131,7 @@ def _pick(rng, templates, **values) -> str:
 
 
 def _day(rng, first="2020-01-01", span=4000) -> str:
+    """A day among the `span` days from `first`, YYYY-MM-DD."""
     return (date.fromisoformat(first) + timedelta(days=rng.randrange(span))).isoformat()
 
 
@@ -143,14 +155,23 @@ def _average(rng) -> dict:
 
 
 def _date_add(rng) -> dict:
-    day, n = _day(rng), rng.choice((3, 7, 10, 14, 30, 45, 90, 100, -7, -30))
+    day = _day(rng)
+    n = rng.choice((3, 7, 10, 14, 30, 45, 90, 100, -7, -30))
     when = f"{n} days after" if n > 0 else f"{-n} days before"
     return {"d": day, "n": n, "w": when}
 
 
+def _date_pair(rng) -> dict:
+    """Two of four drawn days, in order (a == b is possible when the draws repeat a day)."""
+    days = [_day(rng) for _ in range(4)]
+    return dict(zip("ab", sorted(rng.sample(days, 2))))
+
+
 def _text(rng) -> dict:
-    phrase, kind = rng.choice(PHRASES), rng.choice(["reverse", "uppercase", "word_count", "count_char"])
-    return {"p": phrase, "kind": kind, "ch": rng.choice(sorted(set(phrase.replace(" ", ""))))}
+    phrase = rng.choice(PHRASES)
+    kind = rng.choice(["reverse", "uppercase", "word_count", "count_char"])
+    letter = rng.choice(sorted(set(phrase.replace(" ", ""))))  # one that occurs in the phrase
+    return {"p": phrase, "kind": kind, "ch": letter}
 
 
 def _snippet(rng) -> dict:
@@ -178,15 +199,17 @@ def _snippet(rng) -> dict:
     return {"q": q, "code": code}
 
 
-def _warmer(v) -> dict:
-    ta, tb = v["wa"]["temperature"], v["wb"]["temperature"]
-    return {
-        "verdict": f"{v['a']} is warmer"
-        if ta > tb
-        else f"{v['b']} is warmer"
-        if tb > ta
-        else "both are equally warm"
-    }
+def _warmer(values) -> dict:
+    """The verdict of the warmer_city task, from the two recorded temperatures."""
+    temp_a = values["wa"]["temperature"]
+    temp_b = values["wb"]["temperature"]
+    if temp_a > temp_b:
+        verdict = f"{values['a']} is warmer"
+    elif temp_b > temp_a:
+        verdict = f"{values['b']} is warmer"
+    else:
+        verdict = "both are equally warm"
+    return {"verdict": verdict}
 
 
 # ----------------------------------------------------------------------------- the table
@@ -313,7 +336,7 @@ TASKS = [  # rng.choice(TASKS) picks a row: the order is part of the data
     ),
     Task(
         "date_diff",
-        lambda r: dict(zip("ab", sorted(r.sample([_day(r) for _ in range(4)], 2)))),
+        _date_pair,
         ["How many days are there from {a} to {b}?", "Count the days between {a} and {b}."],
         [("r", "date_diff_days", {"start_date": "{a}", "end_date": "{b}"})],
         "There are {r[days]} days from {a} to {b}.",
@@ -377,7 +400,8 @@ TASKS = [  # rng.choice(TASKS) picks a row: the order is part of the data
                 {"amount": "{n}", "from_currency": "USD", "to_currency": "{cur[currency]}"},
             ),
         ],
-        "{c} is in {where[country]}, which uses the {cur[currency]}: {n} USD is {r[result]} {r[to_currency]}.",
+        "{c} is in {where[country]}, which uses the {cur[currency]}: "
+        "{n} USD is {r[result]} {r[to_currency]}.",
     ),
     Task(
         "trip_forecast",
@@ -434,7 +458,8 @@ TASKS = [  # rng.choice(TASKS) picks a row: the order is part of the data
         "capital_report",
         lambda r: {"c": r.choice(CITY_NAMES)},
         [
-            "What's the temperature in Fahrenheit in the capital of the country {c} is in, and how far is it from {c}?",
+            "What's the temperature in Fahrenheit in the capital of the country {c} is in, "
+            "and how far is it from {c}?",
             "Find the capital of {c}'s country, its temperature in Fahrenheit, and its distance from {c}.",
         ],
         [

@@ -1,5 +1,6 @@
 """The toolbox's functions and the fixed facts they read: deterministic, offline, each parameter
-described in its `Annotated` hint so that their schemas are read off them (`tasks.toolbox.tool_from_function`).
+described in its `Annotated` hint so that their schemas are read off them
+(`tasks.toolbox.tool_from_function`).
 
 Every function is a pure function of its arguments and the tables below; bad values raise
 ValueError with a short message, which the sandbox turns into tool-call-failure feedback. The
@@ -273,14 +274,17 @@ def date_diff_days(
     end_date: Annotated[str, "Second date, YYYY-MM-DD."],
 ) -> dict:
     """Number of days from one date to another."""
-    a, b = _parse_date(start_date, "start_date"), _parse_date(end_date, "end_date")
-    return {"start_date": a.isoformat(), "end_date": b.isoformat(), "days": (b - a).days}
+    start = _parse_date(start_date, "start_date")
+    end = _parse_date(end_date, "end_date")
+    return {"start_date": start.isoformat(), "end_date": end.isoformat(), "days": (end - start).days}
 
 
 # ----------------------------------------------------------------------------- countries and cities
 def _country_fact(country, key: str) -> dict:
+    """{"country", key}: one of COUNTRIES' columns, named "capital", "population" or "currency"."""
     country = _country(country)
-    return {"country": country, key: COUNTRIES[country][("capital", "population", "currency").index(key)]}
+    column = ("capital", "population", "currency").index(key)
+    return {"country": country, key: COUNTRIES[country][column]}
 
 
 def get_country_capital(country: Annotated[str, 'Country name, e.g. "Japan".']) -> dict:
@@ -306,15 +310,21 @@ def get_city_country(city: Annotated[str, 'City name, e.g. "Osaka".']) -> dict:
 
 def get_city_distance(city_a: Annotated[str, "First city."], city_b: Annotated[str, "Second city."]) -> dict:
     """Great-circle distance between two cities in kilometres."""
-    a, b = _city(city_a), _city(city_b)
-    (_, lat1, lon1, _), (_, lat2, lon2, _) = CITIES[a], CITIES[b]
-    p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
-    hav = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    a = _city(city_a)
+    b = _city(city_b)
+    _, lat1, lon1, _ = CITIES[a]
+    _, lat2, lon2, _ = CITIES[b]
+    # the haversine formula on a sphere of the Earth's mean radius, 6371 km
+    phi1 = math.radians(lat1)
+    phi2 = math.radians(lat2)
+    delta_lon = math.radians(lon2 - lon1)
+    hav = math.sin((phi2 - phi1) / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(delta_lon / 2) ** 2
     return {"city_a": a, "city_b": b, "distance_km": round(2 * 6371.0 * math.asin(math.sqrt(hav)))}
 
 
 # ----------------------------------------------------------------------------- conversions
 def _rate(from_currency: str, to_currency: str) -> tuple[str, str, float]:
+    """(source code, target code, target units per source unit), the codes normalised."""
     codes = []
     for code in (from_currency, to_currency):
         if not isinstance(code, str) or code.strip().upper() not in USD_RATES:
@@ -350,15 +360,16 @@ def convert_units(
     to_unit: Annotated[str, "Target unit, of the same kind."],
 ) -> dict:
     """Convert a length, mass, volume or temperature between units."""
-    src, dst = str(from_unit).strip().lower(), str(to_unit).strip().lower()
+    src = str(from_unit).strip().lower()
+    dst = str(to_unit).strip().lower()
     for u in (src, dst):
         if u not in UNITS and u not in TEMPERATURE_UNITS:
             raise ValueError(f"unknown unit {u!r}")
-    if (src in TEMPERATURE_UNITS) != (dst in TEMPERATURE_UNITS) or (
-        src in UNITS and dst in UNITS and UNITS[src][0] != UNITS[dst][0]
-    ):
+    one_is_temperature = (src in TEMPERATURE_UNITS) != (dst in TEMPERATURE_UNITS)
+    other_dimension = src in UNITS and dst in UNITS and UNITS[src][0] != UNITS[dst][0]
+    if one_is_temperature or other_dimension:
         raise ValueError(f"cannot convert {src} to {dst}")
-    if src in TEMPERATURE_UNITS:
+    if src in TEMPERATURE_UNITS:  # by way of kelvin
         kelvin = {"c": value + 273.15, "f": (value - 32) * 5 / 9 + 273.15, "k": value}[src]
         result = round({"c": kelvin - 273.15, "f": (kelvin - 273.15) * 9 / 5 + 32, "k": kelvin}[dst], 2)
     else:
@@ -375,13 +386,15 @@ def convert_timezone(
     m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(time).strip())
     if m is None:
         raise ValueError(f"time must be HH:MM (24-hour), got {time!r}")
-    a, b = _city(from_city), _city(to_city)
-    minutes = int(m.group(1)) * 60 + int(m.group(2)) + round((CITIES[b][3] - CITIES[a][3]) * 60)
-    day_offset, minutes = divmod(minutes, 24 * 60)
+    src = _city(from_city)
+    dst = _city(to_city)
+    shift = round((CITIES[dst][3] - CITIES[src][3]) * 60)  # the UTC offsets' difference, in minutes
+    minutes = int(m.group(1)) * 60 + int(m.group(2)) + shift
+    day_offset, minutes = divmod(minutes, 24 * 60)  # the day before (-1), the same (0) or the next (1)
     return {
         "time": f"{int(m.group(1)):02d}:{m.group(2)}",
-        "from_city": a,
-        "to_city": b,
+        "from_city": src,
+        "to_city": dst,
         "converted_time": f"{minutes // 60:02d}:{minutes % 60:02d}",
         "day_offset": day_offset,
     }
@@ -476,7 +489,9 @@ def run_python(code: Annotated[str, "Python source code."]) -> str:
     if not sandbox.IN_CHILD:
         raise RuntimeError("run_python only runs inside tl.sandbox.Sandbox")
     tree = ast.parse(code, "<run_python>", "exec")
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    last = None  # a last bare expression, evaluated apart so that its value can be printed
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = tree.body.pop()
     scope = {"__name__": "__main__"}
     out = sandbox.CappedStringIO(MAX_PRINTED_CHARS)
     with redirect_stdout(out):
