@@ -36,7 +36,9 @@ from tasks.base import read_jsonl_lines
 from tasks.run import complete, episode_record, predict, score, task_executors
 from tl.calls import PROMPT_FORMATS
 from tl.episode import run_episodes
+from tl.errors import InputError
 from tl.metrics import multi_turn_metrics
+from tl.tokenizer import load_tokenizer
 
 DEMO_MODELS = ("out/ppo/model", "out/sft/model")
 DEMO_DATA = "out/data"
@@ -46,7 +48,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--model",
-        help="HF LLaMA directory with tokenizer.model (default for the demo: out/ppo/model, else out/sft/model)",
+        help="HF LLaMA directory with tokenizer.model or tokenizer.json "
+        "(default for the demo: out/ppo/model, else out/sft/model)",
     )
     p.add_argument("--benchmark", choices=[*LOADERS, "all"], help="default: synthetic")
     p.add_argument(
@@ -106,7 +109,8 @@ def load_units(args) -> list:
         found = discover(args.data)
         if not found:
             raise BenchmarkError(
-                f"{args.data}: no benchmark files found (expected RoTBench/, BFCL_v3/, ToolAlpaca/, ToolEyes/ or held-out files)"
+                f"{args.data}: no benchmark files found (expected RoTBench/, BFCL_v3/, ToolAlpaca/, "
+                "ToolEyes/ or held-out files)"
             )
         units = [u for name, folder in found for u in load(name, folder)]
     else:
@@ -150,13 +154,12 @@ def read_predictions(path, units) -> dict:
 def load_model(args):
     import torch
 
-    from tl.model import Transformer
-    from tl.tokenizer import Tokenizer
+    from tl.hf import load_hf
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
-    tok = Tokenizer(os.path.join(args.model, "tokenizer.model"))
-    return Transformer.from_pretrained(args.model, dtype=dtype, device=device, tokenizer=tok), tok
+    tok = load_tokenizer(args.model)
+    return load_hf(args.model, dtype=dtype, device=device, tokenizer=tok), tok
 
 
 def evaluate_tasks(unit, model, tok, args):
@@ -221,12 +224,12 @@ def markdown(name: str, metrics: dict) -> str:
 
 
 def main(argv=None):
-    """The command line. A bad input file (a BenchmarkError from any loader, the predictions or
-    scoring) ends the run with one line `evaluate.py: <file>:<record>: <reason>`, exit status 1."""
+    """The command line. A bad input file (a benchmark file, the predictions, the model or its
+    tokenizer) ends the run with one line `evaluate.py: <file>...: <reason>`, exit status 1."""
     args = parse_args(argv)
     try:
         return run(args)
-    except BenchmarkError as e:
+    except (BenchmarkError, InputError, FileNotFoundError) as e:
         sys.exit(f"evaluate.py: {e}")
 
 
@@ -245,9 +248,7 @@ def run(args) -> dict:
     if args.model is not None and (predictions is None or any(is_multi.values())):
         model, tok = load_model(args)
     if args.model is not None and tok is None:  # scoring only: the tokenizer still serves Table 1
-        from tl.tokenizer import Tokenizer
-
-        tok = Tokenizer(os.path.join(args.model, "tokenizer.model"))
+        tok = load_tokenizer(args.model)
     tokenize = (
         (lambda name: tok.encode(name)) if tok is not None else None
     )  # wrong-tool name tokens (Table 1)

@@ -7,7 +7,8 @@
 Actor and reference start from the SFT export; the critic is the SFT trunk plus a zero value head.
 Each step: generate one call per prompt, score it with R(t) (tl/classify.py), one PPO update
 (tl/ppo.py); with --multi_turn, whole episodes in the sandbox, one R(t) per output with calls.
-Explicit flags override the preset.
+Explicit flags override the preset's values; `--help` shows every flag's default and each preset's
+value for it, and OUT/args.json the settings a run used.
 """
 
 from __future__ import annotations
@@ -21,21 +22,22 @@ import torch
 from tqdm import tqdm
 
 from tasks.toolbox import TOOLS
-from tasks.trajectories import DataError, load_trajectories
-from tl import checkpoint as C
-from tl import dist as D
-from tl import ppo
+from tasks.trajectories import load_trajectories
+from tl import checkpoint, dist, hf, ppo, rundir
 from tl.classify import CALL_CATEGORIES
+from tl.errors import InputError
 from tl.sandbox import Sandbox
-from tl.sft import LR_SCHEDULES, epoch_batches, lr_at, micro_batches, param_groups
-from tl.tokenizer import Tokenizer
+from tl.tokenizer import load_tokenizer
+from tl.training import LR_SCHEDULES, epoch_batches, load_model, lr_at, micro_batches, param_groups
 
 PRESETS = {
-    # A few minutes on 2 CPU cores, from the SFT demo's export. Not the paper's settings: a small model
-    # needs larger learning rates, and a zero value head facing scores near -2 must be fitted first
-    # (critic warm-up, a fast critic lr, no value clip) or every advantage is negative. Several passes
-    # over a fixed set of prompts, as the paper makes 3 over its 1,194 (docs/MEASUREMENTS.md).
+    # A few minutes on 2 CPU cores, from the SFT demo's export. Not the paper's settings: a small
+    # model needs larger learning rates, and a zero value head facing scores near -2 must be fitted
+    # first (critic warm-up, a fast critic lr, no value clip) or every advantage is negative.
+    # Several passes over a fixed set of prompts, as the paper makes 3 over its 1,194
+    # (docs/MEASUREMENTS.md). On the CPU whatever GPUs are visible, to reproduce the CPU figures.
     "demo": dict(
+        device="cpu",
         actor_lr=1e-4,
         critic_lr=2e-3,
         critic_warmup_steps=3,
@@ -51,19 +53,10 @@ PRESETS = {
         max_prompt_len=1024,
         kl_coef=0.1,
     ),
-    # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers up
-    # to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch, a cosine
+    # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers
+    # up to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch, a cosine
     # schedule with 100 warm-up steps for actor and critic; the paper states no schedule).
     "paper7b": dict(
-        actor_lr=2e-6,
-        critic_lr=1e-6,
-        batch_size=8,
-        micro_batch=1,
-        epochs=3,
-        temperature=0.0,
-        max_new_tokens=512,
-        max_prompt_len=8192,
-        kl_coef=0.4,
         bf16=True,
         activation_checkpointing=True,
         export_dtype="bfloat16",
@@ -71,30 +64,8 @@ PRESETS = {
         warmup_steps=100,
     ),
 }
-DEFAULTS = dict(
-    sft="out/sft/model",
-    data="out/data/train.jsonl",
-    actor_lr=2e-6,
-    critic_lr=1e-6,
-    batch_size=8,
-    micro_batch=1,
-    epochs=3,
-    ppo_epochs=1,
-    max_steps=0,
-    temperature=0.0,
-    max_new_tokens=512,
-    max_prompt_len=8192,
-    kl_coef=0.4,
-    lam=0.95,
-    value_clip_eps=0.2,
-    critic_warmup_steps=0,
-    bf16=None,
-    activation_checkpointing=False,
-    export_dtype=None,
-    max_prompts=0,
-    lr_schedule="constant",
-    warmup_steps=0,
-)
+
+# Settings that define what a run computes: --resume refuses to continue a run if one changed.
 RUN_DEFINING = (
     "sft",
     "data",
@@ -122,46 +93,62 @@ RUN_DEFINING = (
 
 
 def parse_args(argv=None):
+    """The flags' defaults are the paper's settings (Sec. 4.4) and its code's (PPO.md)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), help="default: demo when --sft is not given")
-    p.add_argument("--sft", help="HF directory of the SFT model (actor, reference and critic trunk)")
-    p.add_argument("--data", help="trajectories (JSONL); every call with all-right feedback is a prompt")
-    p.add_argument("--out", default="out/ppo", help="run directory: metrics.jsonl, checkpoints/, model/")
     p.add_argument(
-        "--max_prompts", type=int, help="train on a seeded random subset of this many prompts (0: all)"
+        "--preset",
+        choices=sorted(PRESETS),
+        help="settings of a named run (default: demo when --sft is not given)",
+    )
+    p.add_argument(
+        "--sft",
+        default="out/sft/model",
+        help="HF directory of the SFT model (actor, reference and critic trunk)",
+    )
+    p.add_argument(
+        "--data",
+        default="out/data/train.jsonl",
+        help="trajectories (JSONL); every call with all-right feedback is a prompt",
+    )
+    p.add_argument(
+        "--out", default="out/ppo", help="run directory: args.json, metrics.jsonl, checkpoints/, model/"
+    )
+    p.add_argument(
+        "--max_prompts",
+        type=int,
+        default=0,
+        help="train on a seeded random subset of this many prompts (0: all)",
     )
     p.add_argument(
         "--multi_turn", action="store_true", help="episodes in the sandbox from each trajectory's first query"
     )
     p.add_argument("--max_turns", type=int, default=4, help="--multi_turn: outputs per episode (ToolEyes: 9)")
     p.add_argument("--max_seq_len", type=int, default=2048, help="--multi_turn: longest episode sequence")
-    p.add_argument("--actor_lr", type=float)
-    p.add_argument("--critic_lr", type=float)
+    p.add_argument("--actor_lr", type=float, default=2e-6, help="the actor's learning rate")
+    p.add_argument("--critic_lr", type=float, default=1e-6, help="the critic's learning rate")
+    p.add_argument("--lr_schedule", choices=LR_SCHEDULES, default="constant", help="both models' schedule")
+    p.add_argument("--warmup_steps", type=int, default=0, help="linear lr warm-up steps")
+    p.add_argument("--batch_size", type=int, default=8, help="prompts per PPO step, over all ranks")
+    p.add_argument("--micro_batch", type=int, default=1, help="prompts per forward pass per rank")
+    p.add_argument("--epochs", type=int, default=3, help="passes over the prompts")
+    p.add_argument("--ppo_epochs", type=int, default=1, help="updates per rollout batch")
+    p.add_argument("--critic_warmup_steps", type=int, default=0, help="first steps train only the critic")
+    p.add_argument("--max_steps", type=int, default=0, help="stop after this many PPO steps (0: all epochs)")
     p.add_argument(
-        "--lr_schedule", choices=LR_SCHEDULES, help="both models (default constant; paper7b: cosine to 0)"
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="0: greedy (the paper's script); >0: sampling, scored at the same T",
     )
-    p.add_argument(
-        "--warmup_steps", type=int, help="linear lr warm-up steps (paper7b: 100, the authors' code)"
+    p.add_argument("--max_new_tokens", type=int, default=512, help="longest response")
+    p.add_argument("--max_prompt_len", type=int, default=8192, help="longer prompts are dropped (counted)")
+    p.add_argument("--kl_coef", type=float, default=0.4, help="beta of the per-token KL penalty")
+    p.add_argument("--lam", type=float, default=0.95, help="GAE lambda")
+    p.add_argument("--value_clip_eps", type=float, default=0.2, help="value clip; 0: none")
+    rundir.add_run_args(p)  # --seed, --device, --bf16, checkpoints, --resume, --grad_clip, ...
+    return rundir.parse_with_presets(
+        p, PRESETS, argv, lambda args: "demo" if args.sft == "out/sft/model" else None
     )
-    p.add_argument("--batch_size", type=int, help="prompts per PPO step, over all ranks")
-    p.add_argument("--micro_batch", type=int, help="prompts per forward pass per rank")
-    p.add_argument("--epochs", type=int, help="passes over the prompts")
-    p.add_argument("--ppo_epochs", type=int, help="updates per rollout batch (paper's code: 1)")
-    p.add_argument(
-        "--critic_warmup_steps", type=int, help="first steps train only the critic (paper's code: 0)"
-    )
-    p.add_argument("--max_steps", type=int, help="stop after this many PPO steps (0: all epochs)")
-    p.add_argument(
-        "--temperature", type=float, help="0: greedy (the paper's script); >0: sampling, scored at the same T"
-    )
-    p.add_argument("--max_new_tokens", type=int)
-    p.add_argument("--max_prompt_len", type=int, help="longer prompts are dropped (counted)")
-    p.add_argument("--kl_coef", type=float, help="beta of the per-token KL penalty")
-    p.add_argument("--lam", type=float, help="GAE lambda (paper's code: 0.95)")
-    p.add_argument("--value_clip_eps", type=float, help="value clip (paper's code: 0.2); 0: none")
-    D.add_run_args(p)  # --seed, --device, --bf16, checkpoints, --resume, --grad_clip, ...
-    args = p.parse_args(argv)
-    return D.apply_preset(args, PRESETS, DEFAULTS, args.preset or ("demo" if args.sft is None else None))
 
 
 def load_prompts(args, tok, log):
@@ -193,9 +180,9 @@ def load_prompts(args, tok, log):
 def build_models(args, info, tok, bf16):
     """Actor, frozen reference and critic from the SFT export, and one AdamW per trained model."""
     common = dict(bf16=bf16, activation_checkpointing=args.activation_checkpointing, tokenizer=tok)
-    actor = D.load_model(args.sft, info, **common)
-    reference = D.load_model(args.sft, info, **common).requires_grad_(False).eval()
-    critic = D.load_model(args.sft, info, wrap=ppo.Critic, **common)
+    actor = load_model(args.sft, info, **common)
+    reference = load_model(args.sft, info, **common).requires_grad_(False).eval()
+    critic = load_model(args.sft, info, wrap=ppo.Critic, **common)
     opt_actor = torch.optim.AdamW(param_groups(actor, 0.0), lr=args.actor_lr, betas=(0.9, 0.95))
     opt_critic = torch.optim.AdamW(param_groups(critic, 0.0), lr=args.critic_lr, betas=(0.9, 0.95))
     return actor, reference, critic, opt_actor, opt_critic
@@ -206,7 +193,7 @@ def collect(models, tok, prompts, mine, step, args, info, bf16, executor=None):
     ratio is exactly 1 before the first update). Returns them, the generation time and the sums
     (sequence KL, sequences, entropy)."""
     actor, reference, critic = models
-    with D.compute_context(info, bf16):
+    with dist.compute_context(info, bf16):
         t0 = time.perf_counter()
         rollouts = []
         for k, mb in enumerate(mine):
@@ -241,7 +228,7 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
     """`ppo_epochs` optimizer steps per model over this rank's rollouts, losses normalised by the
     global count of response tokens (train_actor=False: only the critic learns). Returns the
     all-reduced, token-averaged stats and the grad norms."""
-    n_tokens = D.all_reduce_sum(sum(b.response_mask.sum() for b in batches).float(), info)
+    n_tokens = dist.all_reduce_sum(sum(b.response_mask.sum() for b in batches).float(), info)
     sums, norms = (
         torch.zeros(5),
         [],
@@ -257,12 +244,12 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
                 b.attention_mask.to(info.device),
                 b.response_mask.to(info.device),
             )
-            with D.compute_context(info, bf16), torch.set_grad_enabled(train_actor):
+            with dist.compute_context(info, bf16), torch.set_grad_enabled(train_actor):
                 logp, _ = ppo.response_logprobs(actor, ids, attn, b.response_len, args.score_temperature)
                 policy_loss, pstats = ppo.policy_loss(logp, b.logp_old, b.advantages, mask, n_tokens)
                 if train_actor:  # FSDP2 averages gradients over ranks; this loss is a share of a global sum
                     (policy_loss * info.world_size).backward()
-            with D.compute_context(info, bf16):
+            with dist.compute_context(info, bf16):
                 values = ppo.response_values(critic, ids, attn, b.response_len)
                 value_loss, vstats = ppo.value_loss(
                     values, b.values, b.returns, mask, n_tokens, args.value_clip_eps or float("inf")
@@ -282,7 +269,7 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
             norms.append((norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item())
             opt.step()
             opt.zero_grad(set_to_none=True)
-    sums = D.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
+    sums = dist.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
     return {
         **dict(zip(("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac"), sums.tolist())),
         "actor_grad_norm": norms[-2] if train_actor else 0.0,
@@ -293,16 +280,17 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
 def main(argv=None):
     args = parse_args(argv)
     args.score_temperature = args.temperature or 1.0  # greedy tokens are scored under the plain softmax
-    info = D.init_distributed(args.device)
+    info = dist.init_distributed(args.device)
     log = print if info.is_main else (lambda *a, **k: None)
     bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(args.seed)
+    rundir.save_args(args, info)
     if not os.path.isfile(os.path.join(args.sft, "config.json")):
         raise SystemExit(
             f"{args.sft}: no SFT model (config.json) found; run `torchrun --standalone "
             f"--nproc_per_node=2 train_sft.py` first, or pass --sft"
         )
-    tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
+    tok = load_tokenizer(args.sft)
     prompts, lengths = load_prompts(args, tok, log)
     if args.batch_size % (info.world_size * args.micro_batch):
         raise SystemExit(
@@ -314,14 +302,17 @@ def main(argv=None):
     total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
     if total_steps < 1:
         raise SystemExit(f"{len(prompts)} prompts give no full batch of {args.batch_size}")
-    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": C.file_sha256(args.data)}
+    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": checkpoint.file_sha256(args.data)}
     models, optimizers = {"actor": actor, "critic": critic}, {"actor": opt_actor, "critic": opt_critic}
-    start, _ = D.resume(args, info, models, optimizers, run, log)
+    start, _ = rundir.resume(args, info, models, optimizers, run, log)
+    n_params = sum(p.numel() for p in actor.parameters())
+    sharding = " with FSDP2" if info.distributed else ""
+    unit = "tasks" if args.multi_turn else "prompts"
+    sampling = f"T={args.temperature}" if args.temperature else "greedy"
     log(
-        f"models: actor / reference / critic of {sum(p.numel() for p in actor.parameters()) / 1e6:.2f}M parameters, "
-        f"{info.world_size} rank(s) on {info.device}{' with FSDP2' if info.distributed else ''}; {total_steps} steps of "
-        f"{args.batch_size} {'tasks' if args.multi_turn else 'prompts'}, "
-        f"{f'T={args.temperature}' if args.temperature else 'greedy'} rollouts, beta={args.kl_coef}"
+        f"models: actor / reference / critic of {n_params / 1e6:.2f}M parameters, {info.world_size} rank(s) on "
+        f"{info.device}{sharding}; {total_steps} steps of {args.batch_size} {unit}, {sampling} rollouts, "
+        f"beta={args.kl_coef}"
     )
     executor = (
         Sandbox(TOOLS) if args.multi_turn else None
@@ -356,7 +347,7 @@ def main(argv=None):
         )
         t2 = time.perf_counter()
         # over all ranks: category counts, score sum, response tokens, sequence KL, sequences, entropy
-        *counts, score, n_tok, kl, n_seq, entropy = D.all_reduce_sum(
+        *counts, score, n_tok, kl, n_seq, entropy = dist.all_reduce_sum(
             torch.tensor(
                 [
                     *(sum(c == cat for b in rollouts for c in b.categories) for cat in CALL_CATEGORIES),
@@ -386,14 +377,14 @@ def main(argv=None):
             "gen_share": gen_time / (t2 - t0),
             "gen_tokens_per_s": n_tok / gen_time,
         }
-        D.log_metrics(args, info, record)
+        rundir.log_metrics(args, info, record)
         if info.is_main:
             bar.set_postfix(
                 score=f"{record['score']:.2f}", kl=f"{record['kl']:.3f}", gen=f"{record['gen_share']:.0%}"
             )
             bar.update()
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
-            C.save_checkpoint(
+            checkpoint.save_checkpoint(
                 os.path.join(args.out, "checkpoints"),
                 step + 1,
                 info,
@@ -405,11 +396,11 @@ def main(argv=None):
     bar.close()
     if executor is not None:
         executor.close()
-    C.save_checkpoint(
+    checkpoint.save_checkpoint(
         os.path.join(args.out, "checkpoints"), total_steps, info, models, optimizers, {"run": run}, args.keep
     )
     export = os.path.join(args.out, "model")
-    C.export_hf(
+    hf.export_hf(
         actor,
         export,
         info,
@@ -417,7 +408,7 @@ def main(argv=None):
         dtype=getattr(torch, args.export_dtype) if args.export_dtype else None,
     )
     if info.is_main:
-        rows = D.read_metrics(args)
+        rows = rundir.read_metrics(args)
         scores, w = [r["score"] for r in rows], max(1, len(rows) // 4)
         by_epoch = {
             e: [r["score"] for r in rows if r["epoch"] == e] for e in dict.fromkeys(r["epoch"] for r in rows)
@@ -440,6 +431,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, FileNotFoundError) as e:  # bad input: one line naming the file, no traceback
+    except (InputError, FileNotFoundError) as e:  # bad input: one line naming the file, no traceback
         raise SystemExit(f"train_ppo.py: {e}") from None
-    D.close_distributed()
+    dist.close_distributed()

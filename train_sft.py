@@ -4,7 +4,8 @@
     torchrun --nproc_per_node=8 train_sft.py --preset paper7b --model CodeLlama-7b-hf --data train.jsonl
     python train_sft.py ...                                         # one process, no FSDP
 
-Explicit flags override the preset's values; `--help` lists every flag and PRESETS below every preset value.
+Explicit flags override the preset's values; `--help` shows every flag's default and each preset's
+value for it, and OUT/args.json the settings a run used.
 """
 
 from __future__ import annotations
@@ -18,57 +19,52 @@ import time
 import torch
 from tqdm import tqdm
 
-from tasks.trajectories import DataError, load_trajectories
-from tl import checkpoint as C
-from tl import dist as D
+from tasks.trajectories import load_trajectories
+from tl import checkpoint, dist, hf, rundir
 from tl.calls import EOS_MARK, render_prompt
 from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES
+from tl.errors import InputError
 from tl.model import ModelArgs
 from tl.sft import (
-    LR_SCHEDULES,
     MAE_RULES,
     SAMPLE_UNITS,
+    backward_share,
     build_samples,
     collate,
-    epoch_batches,
-    lr_at,
-    micro_batches,
-    param_groups,
     short_first_batch,
     short_first_pool,
+    step_normaliser,
     weighted_token_loss,
 )
-from tl.tokenizer import Tokenizer, train_tokenizer
+from tl.tokenizer import SENTENCEPIECE_FILE, load_tokenizer, train_tokenizer
+from tl.training import LR_SCHEDULES, epoch_batches, load_model, lr_at, micro_batches, param_groups
+
+DEMO_DATA = "out/data/train.jsonl"
+# More than the paper's 1,217: the generator is free, and varied values make copying pay off.
+DEMO_TRAJECTORIES = 8000
 
 PRESETS = {
     # A few minutes on 2 CPU cores: synthetic data, a tokenizer trained on it, a small LLaMA. The
-    # first 30% of steps on the shortest samples: copying values is learnt sooner (tl.sft.short_first_batch).
+    # first 30% of steps on the shortest samples: copying values is learnt sooner
+    # (tl.sft.short_first_batch). On the CPU whatever GPUs are visible, to reproduce the CPU figures.
     "demo": dict(
-        data="out/data/train.jsonl",
+        device="cpu",
         lr=3e-3,
-        min_lr_ratio=0.1,
         warmup_ratio=0.1,
-        epochs=1,
         global_batch=8,
         micro_batch=4,
         max_seq_len=768,
-        vocab_size=1024,
-        hidden_size=192,
-        num_layers=4,
-        num_heads=4,
         short_first=0.3,
         bf16=False,
-        activation_checkpointing=False,
         save_every=100,
     ),
-    # The paper's 7B run (Sec. 4.4 + the authors' script): CodeLLaMA-2-7B, full fine-tune, lr 1e-6, batch 4,
-    # 1 epoch, 8192 tokens. Where the paper and the authors' code differ, the paper's formula: whole
-    # trajectories and a cosine schedule (to 0, as HF's). The authors' run: add --sample_unit turn
-    # --mae_rule authors --lr_schedule constant.
+    # The paper's 7B run (Sec. 4.4 + the authors' script): CodeLLaMA-2-7B, full fine-tune, lr 1e-6,
+    # batch 4, 1 epoch, 8192 tokens. Where the paper and the authors' code differ, the paper's
+    # formula: whole trajectories and a cosine schedule (to 0, as HF's). The authors' run: add
+    # --sample_unit turn --mae_rule authors --lr_schedule constant.
     "paper7b": dict(
         lr=1e-6,
         min_lr_ratio=0.0,
-        epochs=1,
         global_batch=4,
         micro_batch=1,
         max_seq_len=8192,
@@ -78,29 +74,11 @@ PRESETS = {
         export_dtype="bfloat16",
     ),
 }
-# The demo trained 4x longer (~17 min on 2 cores): reaches the demo's tool-use targets (docs/MEASUREMENTS.md).
+# The demo trained 4x longer (~17 min on 2 cores): reaches the demo's tool-use targets
+# (docs/MEASUREMENTS.md).
 PRESETS["demo_long"] = dict(PRESETS["demo"], epochs=4, save_every=500)
-DEFAULTS = dict(
-    data="out/data/train.jsonl",
-    lr=1e-5,
-    min_lr_ratio=0.1,
-    warmup_ratio=0.01,
-    short_first=0.0,
-    epochs=1,
-    global_batch=16,
-    micro_batch=1,
-    max_seq_len=2048,
-    vocab_size=1024,
-    hidden_size=192,
-    num_layers=4,
-    num_heads=4,
-    bf16=None,
-    activation_checkpointing=False,
-    save_every=0,
-    export_dtype=None,
-)
-# More than the paper's 1,217: the generator is free, and varied values make copying pay off.
-DEMO_TRAJECTORIES = 8000
+
+# Settings that define what a run computes: --resume refuses to continue a run if one changed.
 RUN_DEFINING = (
     "data",
     "seed",
@@ -126,11 +104,25 @@ RUN_DEFINING = (
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), help="default: demo when --model is not given")
-    p.add_argument("--data", help="trajectories (JSONL, project or authors' raw format)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="settings of a named run (default: demo when --model is not given)",
+    )
+    p.add_argument(
+        "--data",
+        default=DEMO_DATA,
+        help="trajectories (JSONL, project or authors' raw format); the default is generated when missing",
+    )
     p.add_argument("--model", help="HF LLaMA directory to fine-tune (default: a small random LLaMA)")
-    p.add_argument("--tokenizer", help="tokenizer.model (default: beside --model; demo: trained on the data)")
-    p.add_argument("--out", default="out/sft", help="run directory: metrics.jsonl, checkpoints/, model/")
+    p.add_argument(
+        "--tokenizer",
+        help="tokenizer.model, tokenizer.json or a directory with one (default: beside --model; "
+        "without --model, one trained on the data)",
+    )
+    p.add_argument(
+        "--out", default="out/sft", help="run directory: args.json, metrics.jsonl, checkpoints/, model/"
+    )
     p.add_argument("--mae", action=argparse.BooleanOptionalAction, default=True, help="mask erroneous calls")
     p.add_argument(
         "--mae_rule",
@@ -140,11 +132,14 @@ def parse_args(argv=None):
     )
     p.add_argument("--pkt", action=argparse.BooleanOptionalAction, default=True, help="weight key tokens")
     p.add_argument("--w_max", type=float, default=9.0, help="PKT weight clip")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--min_lr_ratio", type=float, help="cosine floor as a fraction of --lr")
-    p.add_argument("--warmup_ratio", type=float)
+    p.add_argument("--lr", type=float, default=1e-5, help="peak learning rate")
+    p.add_argument("--min_lr_ratio", type=float, default=0.1, help="cosine floor as a fraction of --lr")
+    p.add_argument("--warmup_ratio", type=float, default=0.01, help="fraction of steps of linear warm-up")
     p.add_argument(
-        "--short_first", type=float, help="fraction of steps (from the start) on the shortest samples"
+        "--short_first",
+        type=float,
+        default=0.0,
+        help="fraction of steps (from the start) on the shortest samples",
     )
     p.add_argument(
         "--lr_schedule",
@@ -160,19 +155,26 @@ def parse_args(argv=None):
         "assistant turn, each normalised by its own weight sum, averaged (the authors' code)",
     )
     p.add_argument("--weight_decay", type=float, default=0.01)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--max_steps", type=int, help="stop after this many optimizer steps (default: all epochs)")
-    p.add_argument("--global_batch", type=int, help="samples per optimizer step, over all ranks")
-    p.add_argument("--micro_batch", type=int, help="samples per forward pass per rank")
-    p.add_argument("--max_seq_len", type=int)
-    p.add_argument("--overlong", choices=("drop", "truncate"), default="drop")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the samples")
+    p.add_argument(
+        "--max_steps", type=int, default=None, help="stop after this many optimizer steps (None: all epochs)"
+    )
+    p.add_argument("--global_batch", type=int, default=16, help="samples per optimizer step, over all ranks")
+    p.add_argument("--micro_batch", type=int, default=1, help="samples per forward pass per rank")
+    p.add_argument("--max_seq_len", type=int, default=2048, help="longest sample in tokens")
+    p.add_argument(
+        "--overlong", choices=("drop", "truncate"), default="drop", help="what to do with longer samples"
+    )
     p.add_argument("--skip_bad_records", action="store_true", help="skip invalid records (default: stop)")
-    D.add_run_args(p)  # --seed, --device, --bf16, checkpoints, --resume, --grad_clip, ...
-    for name in ("vocab_size", "hidden_size", "num_layers", "num_heads"):
-        p.add_argument(f"--{name}", type=int, help="random model / demo tokenizer shape")
+    rundir.add_run_args(p)  # --seed, --device, --bf16, checkpoints, --resume, --grad_clip, ...
+    p.add_argument(
+        "--vocab_size", type=int, default=1024, help="without --model: the trained tokenizer's size"
+    )
+    p.add_argument("--hidden_size", type=int, default=192, help="without --model: the random LLaMA's width")
+    p.add_argument("--num_layers", type=int, default=4, help="without --model: the random LLaMA's depth")
+    p.add_argument("--num_heads", type=int, default=4, help="without --model: the random LLaMA's heads")
     p.add_argument("--kill_at_step", type=int, help=argparse.SUPPRESS)  # fault injection for the resume test
-    args = p.parse_args(argv)
-    return D.apply_preset(args, PRESETS, DEFAULTS, args.preset or ("demo" if args.model is None else None))
+    return rundir.parse_with_presets(p, PRESETS, argv, lambda args: "demo" if args.model is None else None)
 
 
 def mae_table(stats: dict) -> str:
@@ -190,7 +192,7 @@ def mae_table(stats: dict) -> str:
 
 def prepare_data(args, info):
     """Generate the synthetic demo data when the default path is missing (rank 0 only)."""
-    if not os.path.exists(args.data) and args.data == DEFAULTS["data"] and info.is_main:
+    if not os.path.exists(args.data) and args.data == DEMO_DATA and info.is_main:
         from tasks.synth import write_splits
 
         print(
@@ -198,28 +200,42 @@ def prepare_data(args, info):
         )
         paths = write_splits(args.data, n=DEMO_TRAJECTORIES, seed=0)
         print("  wrote " + ", ".join(paths.values()))
-    D.barrier(info)
+    dist.barrier(info)
 
 
 def prepare_tokenizer(args, info, records):
     """--tokenizer, else the one beside --model, else (demo) one trained on the training data."""
-    path = args.tokenizer or (
-        os.path.join(args.model, "tokenizer.model")
-        if args.model
-        else os.path.join(args.out, "tokenizer.model")
-    )
-    if not args.model and not args.tokenizer and info.is_main and not os.path.exists(path):
-        texts = [
-            piece
-            for r in records
-            for piece in render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)
-        ]
+    if args.tokenizer:
+        return load_tokenizer(args.tokenizer)
+    if args.model:
+        return load_tokenizer(args.model)
+    path = os.path.join(args.out, SENTENCEPIECE_FILE)
+    if info.is_main and not os.path.exists(path):
+        texts = []
+        for record in records:
+            text = render_prompt(record["tools"], record["messages"], add_generation_prompt=False)
+            texts += text.split(EOS_MARK)
         train_tokenizer(texts, path, vocab_size=args.vocab_size)
         print(
-            f"trained a {Tokenizer(path).vocab_size}-piece tokenizer on {len(records)} trajectories: {path}"
+            f"trained a {load_tokenizer(path).vocab_size}-piece tokenizer on {len(records)} trajectories: {path}"
         )
-    D.barrier(info)
-    return Tokenizer(path)
+    dist.barrier(info)
+    return load_tokenizer(path)
+
+
+def random_model_args(args, tok) -> ModelArgs:
+    """The small random LLaMA trained when no --model is given (the demo)."""
+    return ModelArgs(
+        vocab_size=tok.vocab_size,
+        hidden_size=args.hidden_size,
+        intermediate_size=4 * args.hidden_size * 2 // 3 // 16 * 16,  # LLaMA's 8/3 ratio, a multiple of 16
+        num_hidden_layers=args.num_layers,
+        num_attention_heads=args.num_heads,
+        max_position_embeddings=args.max_seq_len,
+        bos_token_id=tok.bos_id,
+        eos_token_id=tok.eos_id,
+        pad_token_id=tok.pad_id,
+    )
 
 
 def main(argv=None):
@@ -228,7 +244,7 @@ def main(argv=None):
         raise SystemExit(
             "--preset paper7b fine-tunes a given model: pass --model (an HF CodeLLaMA-2-7B directory)"
         )
-    info = D.init_distributed(args.device)
+    info = dist.init_distributed(args.device)
     if args.global_batch % (args.micro_batch * info.world_size):
         raise SystemExit(
             f"--global_batch {args.global_batch} must be a multiple of --micro_batch "
@@ -237,7 +253,9 @@ def main(argv=None):
     log = print if info.is_main else (lambda *a, **k: None)
     bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
     torch.manual_seed(args.seed)
+    rundir.save_args(args, info)
 
+    # Data: records -> weighted samples (MAE masks, PKT weights).
     prepare_data(args, info)
     records, skipped = load_trajectories(args.data, on_error="skip" if args.skip_bad_records else "raise")
     tok = prepare_tokenizer(args, info, records)
@@ -254,24 +272,15 @@ def main(argv=None):
     )
     log(
         f"data: {args.data}: {len(records)} trajectories, {len(skipped)} bad records skipped, "
-        f"{stats['overlong']} longer than {args.max_seq_len} tokens ({args.overlong}), {stats['untrained']} with "
-        f"no trained token dropped, {len(samples)} samples, "
+        f"{stats['overlong']} longer than {args.max_seq_len} tokens ({args.overlong}), "
+        f"{stats['untrained']} with no trained token dropped, {len(samples)} samples, "
         f"{stats['trained_tokens']} trained tokens, {stats['key_tokens']} PKT key tokens"
     )
     log(mae_table(stats) if args.mae else "MAE off: erroneous calls are trained like the others")
 
-    source = args.model or ModelArgs(
-        vocab_size=tok.vocab_size,
-        hidden_size=args.hidden_size,
-        intermediate_size=4 * args.hidden_size * 2 // 3 // 16 * 16,
-        num_hidden_layers=args.num_layers,
-        num_attention_heads=args.num_heads,
-        max_position_embeddings=args.max_seq_len,
-        bos_token_id=tok.bos_id,
-        eos_token_id=tok.eos_id,
-        pad_token_id=tok.pad_id,
-    )
-    model = D.load_model(
+    # Model and optimizer.
+    source = args.model or random_model_args(args, tok)
+    model = load_model(
         source,
         info,
         seed=args.seed,
@@ -286,20 +295,24 @@ def main(argv=None):
     total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
     if total_steps < 1:
         raise SystemExit(f"{len(samples)} samples give no full global batch of {args.global_batch}")
+    warmup_steps = math.ceil(args.warmup_ratio * total_steps)
     lengths = [len(s.input_ids) for s in samples]
-    # the data file's content, not just its path, defines the run
-    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": C.file_sha256(args.data)}
+    # The data file's content, not just its path, defines the run.
+    run = {k: getattr(args, k) for k in RUN_DEFINING}
+    run["data_sha256"] = checkpoint.file_sha256(args.data)
     ckpt_dir = os.path.join(args.out, "checkpoints")
-    start, _ = D.resume(args, info, {"model": model}, {"model": optimizer}, run, log)
+    start, _ = rundir.resume(args, info, {"model": model}, {"model": optimizer}, run, log)
+    accumulation = args.global_batch // (args.micro_batch * info.world_size)
     log(
         f"model: {n_params / 1e6:.2f}M parameters, {info.world_size} rank(s) on {info.device}"
         f"{' with FSDP2' if info.distributed else ''}, bf16={bf16}; {total_steps} steps of "
-        f"{args.global_batch} samples ({args.micro_batch} per micro-batch, "
-        f"{args.global_batch // (args.micro_batch * info.world_size)} accumulation steps)"
+        f"{args.global_batch} samples ({args.micro_batch} per micro-batch, {accumulation} accumulation steps)"
     )
 
+    # The loop: one optimizer step per global batch.
     model.train()
-    epoch_cache, short_steps = {}, int(args.short_first * total_steps)
+    epoch_cache = {}
+    short_steps = int(args.short_first * total_steps)
     short_pool = short_first_pool(lengths, args.global_batch) if short_steps else []
     bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="sft", dynamic_ncols=True)
     for step in range(start, total_steps):
@@ -307,45 +320,33 @@ def main(argv=None):
         epoch, index = divmod(step, steps_per_epoch)
         if epoch not in epoch_cache:
             epoch_cache = {epoch: epoch_batches(lengths, args.global_batch, args.seed, epoch)}
-        batch = (
-            short_first_batch(short_pool, args.global_batch, args.seed, step)
-            if step < short_steps
-            else epoch_cache[epoch][index]
-        )
+        if step < short_steps:
+            batch = short_first_batch(short_pool, args.global_batch, args.seed, step)
+        else:
+            batch = epoch_cache[epoch][index]
         mine = [
             collate([samples[i] for i in mb], tok.pad_id, info.device)
             for mb in micro_batches(batch, info.rank, info.world_size, args.micro_batch)
         ]
-        if args.sample_unit == "turn":  # each sample its own weighted mean, then the mean over samples
-            for mb in mine:
-                mb["weights"] = mb["weights"] / mb["weights"].sum(1, keepdim=True)
-        # One normaliser for the whole step: the global sum of weights (see tl/sft.py).
-        normaliser = D.all_reduce_sum(sum(mb["weights"].sum() for mb in mine), info)
+        normaliser = step_normaliser(mine, args.sample_unit, info)
         step_loss = torch.zeros((), device=info.device)
         for k, mb in enumerate(mine):
             if info.distributed:  # reduce-scatter gradients only after the last micro-batch
                 model.set_requires_gradient_sync(k == len(mine) - 1)
-            with D.compute_context(info, bf16):
-                logits = model(mb["input_ids"], attention_mask=mb["attention_mask"])
+            with dist.compute_context(info, bf16):
+                logits = model(mb["input_ids"], attention_mask=mb["attention_mask"])  # [B, T, V]
             loss = weighted_token_loss(logits, mb["targets"], mb["weights"], normaliser)
-            # FSDP2 averages gradients over ranks; this rank's loss is its share of a global sum.
-            (loss * info.world_size).backward()
+            backward_share(loss, info)
             step_loss += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-        lr = lr_at(
-            step,
-            total_steps,
-            args.lr,
-            math.ceil(args.warmup_ratio * total_steps),
-            args.min_lr_ratio,
-            args.lr_schedule,
-        )
+        lr = lr_at(step, total_steps, args.lr, warmup_steps, args.min_lr_ratio, args.lr_schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        step_loss = D.all_reduce_sum(step_loss, info).item()
+
+        step_loss = dist.all_reduce_sum(step_loss, info).item()
         dt = time.perf_counter() - t0
         tokens = sum(lengths[i] for i in batch)
         record = {
@@ -360,43 +361,39 @@ def main(argv=None):
             "masked_calls": sum(sum(samples[i].masked.values()) for i in batch),
             "key_tokens": sum(samples[i].n_key_tokens for i in batch),
         }
-        D.log_metrics(args, info, record)
+        rundir.log_metrics(args, info, record)
         if info.is_main:
             bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens / dt:.0f}")
             bar.update()
         if step + 1 == args.kill_at_step:
             os.kill(os.getpid(), signal.SIGKILL)
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
-            C.save_checkpoint(
+            checkpoint.save_checkpoint(
                 ckpt_dir, step + 1, info, {"model": model}, {"model": optimizer}, {"run": run}, keep=args.keep
             )
     bar.close()
-    C.save_checkpoint(
+
+    checkpoint.save_checkpoint(
         ckpt_dir, total_steps, info, {"model": model}, {"model": optimizer}, {"run": run}, keep=args.keep
     )
     export = os.path.join(args.out, "model")
-    C.export_hf(
-        model,
-        export,
-        info,
-        tokenizer=tok,
-        dtype=getattr(torch, args.export_dtype) if args.export_dtype else None,
-    )
+    export_dtype = getattr(torch, args.export_dtype) if args.export_dtype else None
+    hf.export_hf(model, export, info, tokenizer=tok, dtype=export_dtype)
     if info.is_main:
-        losses = [r["loss"] for r in D.read_metrics(args)]
+        losses = [r["loss"] for r in rundir.read_metrics(args)]
+        next_ppo = "" if export == "out/sft/model" else f" --sft {export}"
         print(
             f"\ndone: {total_steps} steps, loss {losses[0]:.3f} (step 1) -> {losses[-1]:.3f} (step {total_steps})"
-            f"\n  run directory: {args.out} (metrics.jsonl, checkpoints/)"
-            f"\n  HF model:      {export} (Transformer.from_pretrained / LlamaForCausalLM.from_pretrained)"
-            f"\n  next:          torchrun --standalone --nproc_per_node=2 train_ppo.py"
-            + ("" if export == "out/sft/model" else f" --sft {export}")
-            + f"\n                 python evaluate.py --model {export}"
+            f"\n  run directory: {args.out} (args.json, metrics.jsonl, checkpoints/)"
+            f"\n  HF model:      {export} (tl.hf.load_hf / LlamaForCausalLM.from_pretrained)"
+            f"\n  next:          torchrun --standalone --nproc_per_node=2 train_ppo.py{next_ppo}"
+            f"\n                 python evaluate.py --model {export}"
         )
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, FileNotFoundError) as e:  # bad input: one line naming the file, no traceback
+    except (InputError, FileNotFoundError) as e:  # bad input: one line naming the file, no traceback
         raise SystemExit(f"train_sft.py: {e}") from None
-    D.close_distributed()  # not in main(): a test runs main() several times in one process group
+    dist.close_distributed()  # not in main(): a test runs main() several times in one process group

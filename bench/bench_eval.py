@@ -3,8 +3,10 @@ greedy generation with the KV cache -> parse -> classify -> metrics) on a CPU de
 next to references measured in the same process: one item at a time (batch 1), and scoring alone
 (no model: what `--predictions` costs).
 
-    python bench/bench_eval.py [--model out/sft/model] [--items 32] [--batch_size 8] [--max_new_tokens 48]
-    python bench/bench_eval.py --benchmark rotbench --data ../shared/data/RoTBench/First_Turn/clean.json --items 105
+    python bench/bench_eval.py [--model out/sft/model] [--items 32] [--batch_size 8] \\
+        [--max_new_tokens 48]
+    python bench/bench_eval.py --benchmark rotbench \\
+        --data ../shared/data/RoTBench/First_Turn/clean.json --items 105
 
 Without --model it uses the SFT demo's export when it exists, else a random model of the demo's
 shape (train_sft.py preset "demo": vocab 1024, hidden 192, 4 layers, 4 heads) with a tokenizer
@@ -28,8 +30,9 @@ from tasks import load  # noqa: E402
 from tasks.run import predict, score  # noqa: E402
 from tasks.synth import generate_heldout, write_jsonl  # noqa: E402
 from tl.calls import render_prompt  # noqa: E402
+from tl.hf import load_hf  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
-from tl.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
+from tl.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
 
 DEMO_MODEL = "out/sft/model"
 
@@ -37,7 +40,7 @@ DEMO_MODEL = "out/sft/model"
 def demo_shaped(items, folder):
     """A random model of the demo's shape and a 1024-piece tokenizer trained on the prompts."""
     texts = [render_prompt(it.tools, it.messages).replace("</s>", "\n") for it in items]
-    tok = Tokenizer(train_tokenizer(texts * 4, os.path.join(folder, "tokenizer.model"), vocab_size=1024))
+    tok = load_tokenizer(train_tokenizer(texts * 4, os.path.join(folder, "tokenizer.model"), vocab_size=1024))
     args = ModelArgs(
         vocab_size=tok.vocab_size,
         hidden_size=192,
@@ -53,6 +56,7 @@ def demo_shaped(items, folder):
 
 
 def timed(fn):
+    """(fn(), its wall time in seconds)."""
     t = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t
@@ -80,16 +84,20 @@ def main():
             singles, _ = generate_heldout(args.items, 0, seed=123)
             write_jsonl(os.path.join(tmp, "heldout_single.jsonl"), singles)
             items = load("synthetic", tmp)[0].items
-        path = args.model or (DEMO_MODEL if os.path.isfile(os.path.join(DEMO_MODEL, "config.json")) else None)
+        path = args.model
+        if not path and os.path.isfile(os.path.join(DEMO_MODEL, "config.json")):
+            path = DEMO_MODEL  # the SFT demo's export
         if path:
-            tok = Tokenizer(os.path.join(path, "tokenizer.model"))
-            model, what = Transformer.from_pretrained(path, tokenizer=tok).eval(), f"{path}"
+            tok = load_tokenizer(path)
+            model = load_hf(path, tokenizer=tok).eval()
+            what = f"{path}"
         else:
             model, tok = demo_shaped(items, tmp)
             what = "random demo-shaped model (no SFT demo export found)"
 
     n_params = sum(p.numel() for p in model.parameters())
-    prompt_len = sum(len(tok.encode_chat(render_prompt(it.tools, it.messages))) for it in items) / len(items)
+    prompt_tokens = [len(tok.encode_chat(render_prompt(it.tools, it.messages))) for it in items]
+    prompt_len = sum(prompt_tokens) / len(items)
     predict(model, tok, items[: args.batch_size], batch_size=args.batch_size, max_new_tokens=4)  # warm-up
     batched, t_batched = timed(
         lambda: predict(model, tok, items, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
@@ -98,10 +106,12 @@ def main():
     metrics, t_score = timed(lambda: score(items, batched)[0])
 
     print(
-        f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads (shared machine: timings are noisy)"
+        f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads "
+        "(shared machine: timings are noisy)"
     )
     print(
-        f"model: {what}; {n_params / 1e6:.2f}M parameters, {model.args.num_hidden_layers} layers, hidden {model.args.hidden_size}"
+        f"model: {what}; {n_params / 1e6:.2f}M parameters, {model.args.num_hidden_layers} layers, "
+        f"hidden {model.args.hidden_size}"
     )
     print(
         f"items: {len(items)} of {items[0].benchmark}, mean prompt {prompt_len:.0f} tokens, "
@@ -112,10 +122,10 @@ def main():
         ("generate + score, batch 1", len(items) / (t_single + t_score)),
         ("score only (--predictions)", len(items) / t_score),
     ]
-    ref = rows[1][1]
+    ref = rows[1][1]  # batch 1
     print(f"{'mode':<32}{'items/s':>10}{'x batch 1':>12}")
-    for name, r in rows:
-        print(f"{name:<32}{r:>10.2f}{r / ref:>12.1f}")
+    for name, items_per_s in rows:
+        print(f"{name:<32}{items_per_s:>10.2f}{items_per_s / ref:>12.1f}")
     note = " (a random model: not meaningful)" if not path else ""
     print(f"metrics of this run{note}: TS {metrics['TS']} PI {metrics['PI']} CF {metrics['CF']}")
 

@@ -1,4 +1,4 @@
-"""Peak RSS of `Transformer.from_pretrained` on a CodeLlama-7b-shaped random bf16 checkpoint.
+"""Peak RSS of `tl.hf.load_hf` on a CodeLlama-7b-shaped random bf16 checkpoint.
 
     python bench/bench_load_7b.py [--dir /tmp/tl-7b] [--keep]
 
@@ -109,11 +109,11 @@ def memory() -> dict:
 
 
 def child(path: str) -> None:
-    from tl.model import Transformer
+    from tl.hf import load_hf
 
     report = {"baseline": memory()}
     start = time.perf_counter()
-    model = Transformer.from_pretrained(path)
+    model = load_hf(path)
     report["load_s"] = round(time.perf_counter() - start, 1)
     report["after_load"] = memory()
     report["dtype"] = str(model.model.embed_tokens.weight.dtype)

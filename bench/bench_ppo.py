@@ -22,13 +22,18 @@ import torch  # noqa: E402
 
 import train_ppo  # noqa: E402
 from tl import dist as D  # noqa: E402
-from tl.sft import epoch_batches, micro_batches  # noqa: E402
-from tl.tokenizer import Tokenizer  # noqa: E402
+from tl.tokenizer import load_tokenizer  # noqa: E402
+from tl.training import epoch_batches, micro_batches  # noqa: E402
 
 
 def main():
     argv = sys.argv[1:]
-    ours, rest = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    # this script's flags, then after "--" train_ppo.py's
+    if "--" in argv:
+        split = argv.index("--")
+        ours, rest = argv[:split], argv[split + 1 :]
+    else:
+        ours, rest = argv, []
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=4)
     bench = p.parse_args(ours)
@@ -36,7 +41,7 @@ def main():
     args.score_temperature = args.temperature or 1.0
     info = D.init_distributed(args.device)
     torch.manual_seed(args.seed)
-    tok = Tokenizer(os.path.join(args.sft, "tokenizer.model"))
+    tok = load_tokenizer(args.sft)
     prompts, lengths = train_ppo.load_prompts(args, tok, lambda *a: None)
     actor, reference, critic, opt_actor, opt_critic = train_ppo.build_models(args, info, tok, bf16=False)
     batches = epoch_batches(lengths, args.batch_size, args.seed, 0, bucket_batches=1)  # as train_ppo batches
@@ -52,21 +57,22 @@ def main():
         t2 = time.perf_counter()
         if step:
             tokens = sum(b.response_mask.sum().item() for b in rollouts)
-            phases += torch.tensor([gen_time, t1 - t0 - gen_time, t2 - t1, tokens], dtype=torch.float64)
+            score_time = t1 - t0 - gen_time  # collect's time other than generation
+            phases += torch.tensor([gen_time, score_time, t2 - t1, tokens], dtype=torch.float64)
     tokens = D.all_reduce_sum(phases[3:], info).item()  # over ranks; times are rank 0's
     gen, score, train = phases[:3].tolist()
     total = gen + score + train
     if info.is_main:
         n_params = sum(p.numel() for p in actor.parameters())
+        sampling = "greedy" if not args.temperature else f"T={args.temperature}"
         print(
             f"PPO bench: {n_params / 1e6:.2f}M-parameter model from {args.sft}, {info.world_size} rank(s) on "
-            f"{info.device}, {bench.steps} steps of {args.batch_size} prompts (micro-batch {args.micro_batch}), "
-            f"{'greedy' if not args.temperature else f'T={args.temperature}'}, <= {args.max_new_tokens} new tokens, "
+            f"{info.device}, {bench.steps} steps of {args.batch_size} prompts "
+            f"(micro-batch {args.micro_batch}), {sampling}, <= {args.max_new_tokens} new tokens, "
             f"torch threads per rank {torch.get_num_threads()}"
         )
-        print(
-            f"  response tokens        {tokens:.0f} ({tokens / (bench.steps * args.batch_size):.1f} per prompt)"
-        )
+        per_prompt = tokens / (bench.steps * args.batch_size)
+        print(f"  response tokens        {tokens:.0f} ({per_prompt:.1f} per prompt)")
         print(f"  rollout tokens/s       {tokens / gen:.1f}  (generation only, all ranks)")
         print(f"  PPO tokens/s           {tokens / total:.1f}  (whole step)")
         print(f"  generation             {gen:7.2f} s  {gen / total:6.1%}")

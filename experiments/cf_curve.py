@@ -26,17 +26,9 @@ from tasks.run import predict, score  # noqa: E402
 from tasks.synthetic import load_file  # noqa: E402
 from tl.calls import EOS_MARK, render_prompt  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
-from tl.sft import (
-    build_samples,
-    collate,
-    epoch_batches,
-    lr_at,
-    param_groups,
-    short_first_batch,
-    short_first_pool,
-    weighted_token_loss,
-)  # noqa: E402
-from tl.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
+from tl.sft import build_samples, collate, short_first_batch, short_first_pool, weighted_token_loss  # noqa: E402
+from tl.tokenizer import SentencePieceTokenizer, train_tokenizer  # noqa: E402
+from tl.training import epoch_batches, lr_at, param_groups  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--name", required=True)
@@ -78,7 +70,7 @@ train_tokenizer(
     vocab_size=1024,
     **({"user_defined_symbols": ["▁▁▁▁", "▁"]} if a.space_pieces else {}),
 )
-tok = Tokenizer(str(out / "tok.model"))
+tok = SentencePieceTokenizer(out / "tok.model")
 samples, _ = build_samples(tok, records, max_seq_len=1024)
 lengths = [len(s.input_ids) for s in samples]
 model = Transformer(

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tl.hf import save_hf
 from tl.model import ModelArgs, Transformer
-from tl.tokenizer import Tokenizer, train_tokenizer
+from tl.tokenizer import SentencePieceTokenizer, load_tokenizer, train_bpe_tokenizer, train_tokenizer
 
 # The read-only benchmark copies live next to the repository (../shared/data); tests that use
 # them skip when they are absent, so the suite runs anywhere.
@@ -55,8 +56,15 @@ def tiny_tokenizer_path(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer(tiny_tokenizer_path) -> Tokenizer:
-    return Tokenizer(tiny_tokenizer_path)
+def tiny_tokenizer(tiny_tokenizer_path) -> SentencePieceTokenizer:
+    return load_tokenizer(tiny_tokenizer_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe_dir(tmp_path_factory) -> str:
+    """A directory with a ~400-token byte-level BPE tokenizer.json trained on `sample_texts()`,
+    in SmolLM2's layout (tl.tokenizer.train_bpe_tokenizer)."""
+    return train_bpe_tokenizer(sample_texts(), tmp_path_factory.mktemp("bpe"), vocab_size=400)
 
 
 @pytest.fixture
@@ -83,6 +91,11 @@ def make_tiny_model(tiny_model_args):
         return Transformer.from_config(args, seed=seed).eval()
 
     return make
+
+
+def save_model(model: Transformer, path, **kwargs) -> None:
+    """An HF checkpoint directory of `model` (tl.hf.save_hf of its state dict)."""
+    save_hf(model.state_dict(), model.args, path, **kwargs)
 
 
 def hf_llama_like(model: Transformer):

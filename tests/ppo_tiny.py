@@ -4,6 +4,7 @@ LLaMA saved in HF format with tokenizer.model beside it, exactly as train_sft.py
 import os
 
 import sft_tiny
+from conftest import save_model
 
 from tl.model import ModelArgs, Transformer
 
@@ -25,5 +26,5 @@ def write_setup(root, n_records: int = 16, hidden: int = 32, layers: int = 2) ->
         initializer_range=0.1,
     )
     model_dir = os.path.join(root, "model")
-    Transformer.from_config(args, seed=0).save_pretrained(model_dir, tokenizer=tokenizer)
+    save_model(Transformer.from_config(args, seed=0), model_dir, tokenizer=tokenizer)
     return {"data": data, "model": model_dir, "tokenizer": tokenizer}

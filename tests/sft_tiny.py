@@ -5,7 +5,7 @@ import json
 import os
 
 from tl.calls import EOS_MARK, render_prompt
-from tl.tokenizer import Tokenizer, train_tokenizer
+from tl.tokenizer import SentencePieceTokenizer, load_tokenizer, train_tokenizer
 
 
 def tool(name, description, **params):
@@ -71,7 +71,7 @@ def write_jsonl(path, recs) -> str:
     return str(path)
 
 
-def tokenizer(directory, recs=None, vocab_size: int = 400) -> Tokenizer:
+def tokenizer(directory, recs=None, vocab_size: int = 400) -> SentencePieceTokenizer:
     """A BPE tokenizer trained on the rendered trajectories (cached in `directory`)."""
     path = os.path.join(directory, "tokenizer.model")
     if not os.path.exists(path):
@@ -81,7 +81,7 @@ def tokenizer(directory, recs=None, vocab_size: int = 400) -> Tokenizer:
             for p in render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)
         ]
         train_tokenizer(texts * 4, path, vocab_size=vocab_size)
-    return Tokenizer(path)
+    return load_tokenizer(path)
 
 
 if __name__ == "__main__":
@@ -92,4 +92,4 @@ if __name__ == "__main__":
 
     for argv in json.loads(sys.argv[1]):
         train_sft.main(argv)
-    train_sft.D.close_distributed()
+    train_sft.dist.close_distributed()

@@ -11,7 +11,9 @@ import torch
 
 from tl import checkpoint as C
 from tl import dist as D
+from tl import hf as H
 from tl.model import ModelArgs
+from tl.training import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -26,7 +28,7 @@ def info():
 
 
 def _trained(info, steps=2, seed=0):
-    model = D.load_model(ARGS, info, seed=seed)
+    model = load_model(ARGS, info, seed=seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     ids = torch.arange(40).reshape(2, 20) % ARGS.vocab_size
     for _ in range(steps):
@@ -79,11 +81,11 @@ def test_export_hf_round_trip(tmp_path, info):
     tok = sft_tiny.tokenizer(tmp_path)
     model, _, ids = _trained(info)
     out = str(tmp_path / "model")
-    C.export_hf(model, out, info, tokenizer=tok)
-    C.export_hf(model, out, info, tokenizer=tok, dtype=torch.bfloat16)  # replaces the first export
+    H.export_hf(model, out, info, tokenizer=tok)
+    H.export_hf(model, out, info, tokenizer=tok, dtype=torch.bfloat16)  # replaces the first export
     assert sorted(os.listdir(tmp_path)) == ["model", "tokenizer.model"]  # no .tmp / .old left
     assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer.model"]
-    loaded = D.load_model(out, info, tokenizer=tok)  # loads as float32 training weights
+    loaded = load_model(out, info, tokenizer=tok)  # loads as float32 training weights
     assert loaded.model.embed_tokens.weight.dtype == torch.float32
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v.to(torch.bfloat16).float())

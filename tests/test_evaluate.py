@@ -4,10 +4,12 @@
 import json
 
 import pytest
+from conftest import save_model
 
 import evaluate
 from tasks import bfcl, gold_output, load
 from tasks.run import score
+from tl.hf import load_hf
 
 
 def write_synthetic(folder, n=3):
@@ -122,7 +124,7 @@ def test_no_arguments_without_a_trained_model_says_what_to_run(tmp_path, monkeyp
 @pytest.fixture
 def tiny_model_dir(tmp_path, make_tiny_model, tiny_tokenizer):
     model = make_tiny_model(max_position_embeddings=4096)
-    model.save_pretrained(tmp_path / "model", tokenizer=tiny_tokenizer)
+    save_model(model, tmp_path / "model", tokenizer=tiny_tokenizer)
     return tmp_path / "model"
 
 
@@ -165,11 +167,10 @@ def test_generation_then_rescoring_gives_the_same_metrics(tmp_path, tiny_model_d
 
 def test_batched_generation_matches_one_at_a_time(tmp_path, tiny_model_dir):
     from tasks.run import predict
-    from tl.model import Transformer
-    from tl.tokenizer import Tokenizer
+    from tl.tokenizer import load_tokenizer
 
-    tok = Tokenizer(tiny_model_dir / "tokenizer.model")
-    model = Transformer.from_pretrained(tiny_model_dir, tokenizer=tok)
+    tok = load_tokenizer(tiny_model_dir / "tokenizer.model")
+    model = load_hf(tiny_model_dir, tokenizer=tok)
     items = load("synthetic", write_synthetic(tmp_path / "d"))[0].items
     assert predict(model, tok, items, batch_size=3, max_new_tokens=5) == predict(
         model, tok, items, batch_size=1, max_new_tokens=5

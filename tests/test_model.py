@@ -4,8 +4,9 @@ import json
 
 import pytest
 import torch
-from conftest import hf_llama_like, left_pad
+from conftest import hf_llama_like, left_pad, save_model
 
+from tl.hf import load_hf
 from tl.model import ModelArgs, Transformer
 
 transformers = pytest.importorskip("transformers")
@@ -22,6 +23,7 @@ CASES = {
         dict(num_key_value_heads=2, rope_theta=1e6, intermediate_size=97),
         "v5",
     ),
+    "gqa-tied-theta1e5-v5": (dict(num_key_value_heads=2, rope_theta=1e5, tie_word_embeddings=True), "v5"),
     "mqa-theta1e4-head-dim-24-v4": (
         dict(num_key_value_heads=1, rope_theta=1e4, head_dim=24, intermediate_size=131),
         "v4",
@@ -87,7 +89,7 @@ def test_logits_equal_hf_for_hf_checkpoint(case, tmp_path):
     hf.save_pretrained(tmp_path)
     if style == "v4":
         to_v4_style(tmp_path / "config.json")
-    ours = Transformer.from_pretrained(tmp_path).eval()
+    ours = load_hf(tmp_path).eval()
     assert ours.args.rope_theta == overrides["rope_theta"]
     ids, mask = sample_batch()
     with torch.no_grad():
@@ -106,13 +108,13 @@ def test_bf16_checkpoint_single_and_sharded(sharded, tmp_path):
     hf.save_pretrained(tmp_path, max_shard_size="40KB" if sharded else "5GB")
     assert (tmp_path / "model.safetensors.index.json").exists() == sharded
     # Stored dtype kept: bit-identical bf16 weights, no upcast copy.
-    ours_bf16 = Transformer.from_pretrained(tmp_path)
+    ours_bf16 = load_hf(tmp_path)
     assert ours_bf16.args.dtype == "bfloat16"
     hf_state = hf.state_dict()
     for key, value in ours_bf16.state_dict().items():
         assert value.dtype == torch.bfloat16 and torch.equal(value, hf_state[key]), key
     # The meaningful logit comparison: both load the same bf16 weights upcast to fp32.
-    ours = Transformer.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    ours = load_hf(tmp_path, dtype=torch.float32).eval()
     theirs = transformers.LlamaForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
     ids, mask = sample_batch(1)
     with torch.no_grad():
@@ -125,7 +127,7 @@ def test_bf16_checkpoint_single_and_sharded(sharded, tmp_path):
 @pytest.mark.parametrize("shard_size", [5 * 10**9, 30_000], ids=["single-file", "sharded"])
 def test_save_pretrained_round_trip_through_hf(shard_size, make_tiny_model, tmp_path):
     ours = make_tiny_model(seed=3, initializer_range=0.1, rope_theta=1e6)
-    ours.save_pretrained(tmp_path, max_shard_size=shard_size)
+    save_model(ours, tmp_path, max_shard_size=shard_size)
     theirs = transformers.LlamaForCausalLM.from_pretrained(tmp_path).eval()
     assert theirs.config.rope_parameters["rope_theta"] == 1e6
     assert theirs.lm_head.weight.data_ptr() != theirs.model.embed_tokens.weight.data_ptr()
@@ -133,9 +135,41 @@ def test_save_pretrained_round_trip_through_hf(shard_size, make_tiny_model, tmp_
     ids = ids % ours.args.vocab_size
     with torch.no_grad():
         assert_real_close(ours(ids, attention_mask=mask), hf_logits(theirs, ids, mask), mask)
-    again = Transformer.from_pretrained(tmp_path)
+    again = load_hf(tmp_path)
     for key, value in ours.state_dict().items():
         assert torch.equal(again.state_dict()[key], value), key
+
+
+def test_tied_embeddings_round_trip_through_hf(make_tiny_model, tmp_path):
+    """A tied model has one output matrix, the embedding: its state dict and checkpoint hold it
+    once, transformers loads it tied, and the logits agree."""
+    ours = make_tiny_model(seed=4, initializer_range=0.1, tie_word_embeddings=True)
+    assert "lm_head.weight" not in ours.state_dict()
+    assert ours.output_weight() is ours.model.embed_tokens.weight
+    save_model(ours, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["tie_word_embeddings"] is True
+    theirs = transformers.LlamaForCausalLM.from_pretrained(tmp_path).eval()
+    assert theirs.lm_head.weight.data_ptr() == theirs.model.embed_tokens.weight.data_ptr()
+    ids, mask = sample_batch(4)
+    ids = ids % ours.args.vocab_size
+    with torch.no_grad():
+        assert_real_close(ours(ids, attention_mask=mask), hf_logits(theirs, ids, mask), mask)
+    # A tied checkpoint that stores lm_head.weight anyway (some do) loads, ignoring it, as HF does.
+    theirs.save_pretrained(tmp_path / "with_head")
+    again = load_hf(tmp_path / "with_head")
+    assert torch.equal(again.output_weight(), ours.output_weight())
+
+
+def test_tied_embeddings_train_as_one_matrix(make_tiny_model):
+    """The embedding gets the gradient of both its uses, and an optimizer step moves the output
+    layer with it."""
+    model = make_tiny_model(tie_word_embeddings=True).train()
+    ids = torch.randint(3, model.args.vocab_size, (2, 7))
+    torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+    assert len(list(model.parameters())) == len(model.state_dict())  # no shared entry counted twice
+    grad = model.model.embed_tokens.weight.grad
+    unused = sorted(set(range(model.args.vocab_size)) - set(ids.flatten().tolist()))
+    assert grad[unused].abs().sum() > 0  # rows never looked up still learn through the output layer
 
 
 def test_state_dict_keys_are_hf_names(make_tiny_model):
@@ -190,7 +224,7 @@ def test_config_v4_and_v5_forms_give_the_same_args():
         ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}}, "rope type 'llama3'"),
         ({"hidden_act": "gelu"}, "expected hidden_act 'silu'"),
         ({"attention_bias": True}, "attention_bias=true is not supported"),
-        ({"tie_word_embeddings": True}, "tie_word_embeddings=true is not supported"),
+        ({"mlp_bias": True}, "mlp_bias=true is not supported"),
     ],
 )
 def test_config_rejects_what_is_not_implemented(change, message):
@@ -240,6 +274,8 @@ def test_hidden_states_and_logits_to_keep(make_tiny_model):
         assert hidden.shape == (2, 7, model.args.hidden_size)
         torch.testing.assert_close(model.lm_head(hidden), logits)
         torch.testing.assert_close(model(ids, logits_to_keep=2), logits[:, -2:])
+        keep = torch.tensor([[0, 1, 1, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+        torch.testing.assert_close(model(ids, logits_at=keep), logits[keep])  # [4, V], row-major order
     with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 5\)"):
         model(ids, attention_mask=torch.ones(2, 5))
 

@@ -13,7 +13,7 @@ from tl import ppo
 from tl.calls import render_prompt
 from tl.episode import Task
 from tl.generate import Generation
-from tl.model import Transformer
+from tl.hf import load_hf
 from tl.ppo import (
     Critic,
     compute_advantages,
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     setup = ppo_tiny.write_setup(tmp_path_factory.mktemp("ppo_tiny"))
-    setup["actor"] = Transformer.from_pretrained(setup["model"])
+    setup["actor"] = load_hf(setup["model"])
     return setup
 
 
@@ -48,9 +48,8 @@ def test_prompts_keep_only_calls_with_all_right_feedback():
     p2 = next(p for p in prompts if p.id == "t2@3")
     # the erroneous call and its feedback stay in the history of the corrected call
     assert [m["role"] for m in p2.messages] == ["user", "assistant", "tool"]
-    assert [(g.name, g.arguments) for g in p2.gold] == [
-        ("get_weather", {"city": "Oslo"})
-    ] and p2.mode == "strict"
+    assert [(g.name, g.arguments) for g in p2.gold] == [("get_weather", {"city": "Oslo"})]
+    assert p2.mode == "strict"
 
 
 def test_pack_left_pads_prompts_and_right_pads_responses():
@@ -130,12 +129,15 @@ ANSWER = " It is 18 C."
 
 
 class FixedWeather:
+    """An executor whose every call succeeds with the same weather."""
+
     def run(self, call):
         return Result(True, '{"temp_c": 18}')
 
 
 def scripted_generate(monkeypatch, tok, outputs):
-    """Replace generation with a script: the k-th call returns outputs[k] for every prompt; records the inputs."""
+    """Replace generation with a script: the k-th call returns outputs[k] for every prompt; returns the
+    list it records the prompts of each call in."""
     seen = []
 
     def fake_generate(model, prompts, **kw):
@@ -148,18 +150,16 @@ def scripted_generate(monkeypatch, tok, outputs):
 
 
 def test_category_reward_is_the_paper_table():
-    assert [
-        ppo.category_reward(c)
-        for c in (
-            "correct",
-            "param_hallucination",
-            "param_missing",
-            "param_redundant",
-            "tool_hallucination",
-            "unparsable",
-            "content_error",
-        )
-    ] == [1.0, -0.8, -0.5, -0.5, -2.0, -2.0, -0.25]
+    table = {
+        "correct": 1.0,
+        "param_hallucination": -0.8,
+        "param_missing": -0.5,
+        "param_redundant": -0.5,
+        "tool_hallucination": -2.0,
+        "unparsable": -2.0,
+        "content_error": -0.25,
+    }
+    assert [ppo.category_reward(c) for c in table] == list(table.values())
 
 
 def test_tasks_from_trajectories_take_the_first_query():
@@ -184,14 +184,19 @@ def test_episode_sequence_masks_feedback_and_scores_each_call(tiny, monkeypatch)
         {"role": "tool", "content": '{"temp_c": 18}'},
     ]
     assert seen[1][0] == tok.encode_chat(render_prompt(sft_tiny.TOOLS, messages))
-    response, mask = batch.input_ids[0, -batch.response_len :].tolist(), batch.response_mask[0].tolist()
-    n_call, n_answer = (len(tok.encode_continuation(t)) + 1 for t in (CALL, ANSWER))
+    response = batch.input_ids[0, -batch.response_len :].tolist()
+    mask = batch.response_mask[0].tolist()
+    # the response: the call and its EOS, the feedback (observation), the answer and its EOS
+    n_call = len(tok.encode_continuation(CALL)) + 1
+    n_answer = len(tok.encode_continuation(ANSWER)) + 1
     n_obs = len(response) - n_call - n_answer
-    assert n_obs > 0 and response[:n_call] == seen[1][0][-n_call - n_obs :][:n_call]
+    assert n_obs > 0
+    assert response[:n_call] == seen[1][0][-n_call - n_obs :][:n_call]  # the call, as the second turn saw it
     assert mask == [1] * n_call + [0] * n_obs + [1] * n_answer
     assert "Output:" in tok.decode(response[n_call : n_call + n_obs], continuation=True)
     # one score, +1 (correct), at the call's EOS; the answer earns none
-    assert batch.score_positions[0].tolist() == [n_call - 1] and batch.scores[0].tolist() == [1.0]
+    assert batch.score_positions[0].tolist() == [n_call - 1]
+    assert batch.scores[0].tolist() == [1.0]
     assert batch.categories == ["correct"] and batch.texts == ["It is 18 C."]
 
     # scoring on a real model: no KL, advantage or return at feedback tokens; the advantage flows
@@ -201,11 +206,9 @@ def test_episode_sequence_masks_feedback_and_scores_each_call(tiny, monkeypatch)
     batch.logp_ref = batch.logp_old + 0.1  # pretend the actor drifted: KL -0.1 on every token
     kl = ppo.compute_advantages(batch, kl_coef=0.5, gamma=1.0, lam=1.0)
     obs = torch.tensor(mask) == 0
-    assert (
-        (kl[0, obs] == 0).all()
-        and (batch.advantages[0, obs] == 0).all()
-        and (batch.returns[0, obs] == 0).all()
-    )
+    assert (kl[0, obs] == 0).all()
+    assert (batch.advantages[0, obs] == 0).all()
+    assert (batch.returns[0, obs] == 0).all()
     # V = 0, gamma = lambda = 1: A_t = reward-to-go over the model's own tokens only
     rewards = torch.where(~obs, torch.full_like(kl[0], 0.05), 0.0)
     rewards[n_call - 1] += 1.0
@@ -231,8 +234,9 @@ def test_one_score_per_output(tiny, monkeypatch, output, score):
         max_new_tokens=48,
         max_len=4096,
     )
-    n = len(tok.encode_continuation(output)) + 1
-    assert batch.score_positions[0].tolist() == [n - 1] and batch.scores[0].tolist() == [score]
+    n = len(tok.encode_continuation(output)) + 1  # the output and its EOS
+    assert batch.score_positions[0].tolist() == [n - 1]
+    assert batch.scores[0].tolist() == [score]
 
 
 def test_multi_turn_training_runs_in_the_sandbox(tiny, tmp_path):

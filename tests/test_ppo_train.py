@@ -12,8 +12,8 @@ import torch
 
 import train_ppo
 from tl import dist as D
-from tl.model import Transformer
-from tl.tokenizer import Tokenizer
+from tl.hf import load_hf
+from tl.tokenizer import load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("score", "kl", "policy_loss", "value_loss", "response_len", "entropy", "share_no_call")
@@ -64,10 +64,10 @@ def test_update_moves_actor_and_critic_never_reference_and_warmup_only_critic(se
     args = train_ppo.parse_args(_argv(setup, tmp_path, "--temperature", "1.0"))
     args.score_temperature = 1.0
     info = D.init_distributed("cpu")
-    tok = Tokenizer(os.path.join(setup["model"], "tokenizer.model"))
+    tok = load_tokenizer(os.path.join(setup["model"], "tokenizer.model"))
     prompts, _ = train_ppo.load_prompts(args, tok, lambda *a: None)
     actor, reference, critic, opt_actor, opt_critic = train_ppo.build_models(args, info, tok, bf16=False)
-    sft = Transformer.from_pretrained(setup["model"]).state_dict()
+    sft = load_hf(setup["model"]).state_dict()
     actor_before = {k: v.clone() for k, v in actor.state_dict().items()}
     head_before = critic.value_head.weight.detach().clone()
 
@@ -104,7 +104,7 @@ def test_bf16_in_one_process_gives_ratio_one_before_the_first_update(setup, tmp_
     args = train_ppo.parse_args(_argv(setup, tmp_path, "--temperature", "1.0", "--bf16"))
     args.score_temperature = 1.0
     info = D.init_distributed("cpu")
-    tok = Tokenizer(os.path.join(setup["model"], "tokenizer.model"))
+    tok = load_tokenizer(os.path.join(setup["model"], "tokenizer.model"))
     prompts, _ = train_ppo.load_prompts(args, tok, lambda *a: None)
     actor, reference, critic, opt_actor, opt_critic = train_ppo.build_models(args, info, tok, bf16=True)
     rollouts, _, _ = train_ppo.collect(
@@ -136,9 +136,9 @@ def test_end_to_end_and_resume_equals_uninterrupted(setup, tmp_path):
     } <= set(full[0])
     assert full[0]["kl"] == 0 and full[1]["kl"] != 0  # the actor left the reference after the first update
     _assert_same_losses(full, cut, rtol=1e-5)
-    a = Transformer.from_pretrained(tmp_path / "full" / "model").state_dict()
-    b = Transformer.from_pretrained(tmp_path / "cut" / "model").state_dict()
-    sft = Transformer.from_pretrained(setup["model"]).state_dict()
+    a = load_hf(tmp_path / "full" / "model").state_dict()
+    b = load_hf(tmp_path / "cut" / "model").state_dict()
+    sft = load_hf(setup["model"]).state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert any(not torch.equal(a[k], sft[k]) for k in a)
 
@@ -166,7 +166,7 @@ def test_one_vs_two_ranks_and_accumulation_give_the_same_losses(setup, tmp_path)
 
 
 def test_max_prompts_is_a_seeded_subset_of_the_kept_prompts(setup, tmp_path):
-    tok = Tokenizer(os.path.join(setup["model"], "tokenizer.model"))
+    tok = load_tokenizer(os.path.join(setup["model"], "tokenizer.model"))
     quiet = lambda *a, **k: None  # noqa: E731
     everything, _ = train_ppo.load_prompts(train_ppo.parse_args(_argv(setup, tmp_path)), tok, quiet)
     subsets = [
@@ -182,7 +182,7 @@ def test_max_prompts_is_a_seeded_subset_of_the_kept_prompts(setup, tmp_path):
 
 
 def test_lr_schedules(setup, tmp_path):
-    from tl.sft import lr_at
+    from tl.training import lr_at
 
     train_ppo.main(
         _argv(setup, tmp_path / "cos", "--max_steps", "3", "--lr_schedule", "cosine", "--warmup_steps", "1")

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 import sft_tiny
 import torch
+from conftest import save_model
 
 import train_sft
-from tl.model import Transformer
-from tl.sft import Sample, collate, epoch_batches, lr_at, micro_batches, weighted_token_loss
+from tl.hf import load_hf
+from tl.sft import Sample, collate, weighted_token_loss
+from tl.tokenizer import load_tokenizer
+from tl.training import epoch_batches, lr_at, micro_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,7 +114,7 @@ def _metrics(run):
 
 
 def _weights(run):
-    return Transformer.from_pretrained(os.path.join(run, "model")).state_dict()
+    return load_hf(os.path.join(run, "model")).state_dict()
 
 
 def _assert_same_run(a, b, rtol=1e-5, atol=2e-5):
@@ -142,7 +145,7 @@ def test_demo_run_learns_and_exports(reference):
     assert sum(r["masked_calls"] for r in m) > 0 and all(r["key_tokens"] > 0 for r in m)
     transformers = pytest.importorskip("transformers")
     hf = transformers.LlamaForCausalLM.from_pretrained(os.path.join(reference, "model"))
-    ours = Transformer.from_pretrained(os.path.join(reference, "model"))
+    ours = load_hf(os.path.join(reference, "model"))
     ids = torch.arange(1, 21)[None]
     assert torch.allclose(hf(ids).logits, ours(ids), atol=1e-5)
 
@@ -173,7 +176,7 @@ def test_torchrun_two_ranks_match_one_process(setup, reference):
     root, base = setup
     hf = str(root / "init")  # an HF checkpoint to fine-tune: the reference run's export
     tokenizer = base[base.index("--tokenizer") + 1]
-    Transformer.from_pretrained(os.path.join(reference, "model")).save_pretrained(hf, tokenizer=tokenizer)
+    save_model(load_hf(os.path.join(reference, "model")), hf, tokenizer=load_tokenizer(tokenizer))
     from_hf = base + ["--model", hf, "--max_steps", "2"]
     _train(from_hf + ["--micro_batch", "4", "--out", str(root / "ref_hf")])
     configs = [
@@ -226,7 +229,7 @@ def test_turn_unit_loss_is_the_mean_of_per_sample_means(setup):
     initial one, so the loss can be recomputed from the export."""
     from tasks.trajectories import load_trajectories
     from tl.sft import build_samples
-    from tl.tokenizer import Tokenizer
+    from tl.tokenizer import load_tokenizer
 
     root, base = setup
     run = str(root / "turns")
@@ -249,12 +252,12 @@ def test_turn_unit_loss_is_the_mean_of_per_sample_means(setup):
             "constant",
         ]
     )
-    tok = Tokenizer(base[base.index("--tokenizer") + 1])
+    tok = load_tokenizer(base[base.index("--tokenizer") + 1])
     records, _ = load_trajectories(base[base.index("--data") + 1])
     samples, _ = build_samples(tok, records, unit="turn", mae_rule="authors", max_seq_len=2048)
     assert len(samples) > len(records)  # one per trained turn
     batch = epoch_batches([len(s.input_ids) for s in samples], 4, seed=0, epoch=0)[0]
-    model = Transformer.from_pretrained(os.path.join(run, "model"))
+    model = load_hf(os.path.join(run, "model"))
     means = []
     for i in batch:
         b = collate([samples[i]], tok.pad_id)
@@ -301,7 +304,7 @@ def test_presets_and_overrides():
 
 def test_demo_data_is_generated_when_missing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    train_sft.prepare_data(train_sft.parse_args([]), train_sft.D.init_distributed("cpu"))
+    train_sft.prepare_data(train_sft.parse_args([]), train_sft.dist.init_distributed("cpu"))
     assert sorted(os.listdir(tmp_path / "out" / "data")) == [
         "heldout_multi.jsonl",
         "heldout_single.jsonl",

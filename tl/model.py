@@ -1,8 +1,11 @@
 """LLaMA in one file: the architecture and a KV cache.
 
 Module names equal transformers' `LlamaForCausalLM` (`model.layers.{i}.self_attn.q_proj`, ...,
-`lm_head`), so `state_dict()` *is* an HF checkpoint (file I/O: tl/checkpoint.py), and RoPE is HF's
+`lm_head`), so `state_dict()` *is* an HF checkpoint (file I/O: tl/hf.py), and RoPE is HF's
 rotate-half convention, so HF weights load with no Q/K permutation.
+
+Shapes in the comments: B batch, T new positions, S = past + T positions attended to,
+D hidden size, H query heads, K key/value heads, d head dim, V vocabulary, N selected positions.
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -29,6 +32,7 @@ class ModelArgs:
     rope_theta: float = 10000.0
     max_position_embeddings: int = 2048
     initializer_range: float = 0.02
+    tie_word_embeddings: bool = False  # True: the output layer is the embedding matrix (SmolLM, LLaMA-3.2)
     bos_token_id: int | None = 1
     eos_token_id: int | list[int] | None = 2
     pad_token_id: int | None = None
@@ -49,32 +53,22 @@ class ModelArgs:
     def from_hf_config(cls, config: dict, source: str = "config.json") -> "ModelArgs":
         """An HF LLaMA `config.json` dict, transformers v4 (`rope_theta`, `torch_dtype`) or v5
         (`rope_parameters`, `dtype`); what this model does not implement is an error."""
-        rope, act = dict(config.get("rope_parameters") or {}), config.get("hidden_act", "silu")
-        rope_types = [
-            spec.get("rope_type", spec.get("type", "default"))
-            for spec in (rope, config.get("rope_scaling") or {})
-        ]
-        refusals = [
-            (
-                config.get("model_type") != "llama",
-                f"expected model_type 'llama', found {config.get('model_type')!r}",
-            ),
-            (act != "silu", f"expected hidden_act 'silu', found {act!r}"),
-            *(
-                (
-                    config.get(key),
-                    f"{key}=true is not supported (LLaMA and CodeLLaMA have neither biases nor "
-                    "tied embeddings)",
+        if config.get("model_type") != "llama":
+            raise ValueError(f"{source}: expected model_type 'llama', found {config.get('model_type')!r}")
+        activation = config.get("hidden_act", "silu")
+        if activation != "silu":
+            raise ValueError(f"{source}: expected hidden_act 'silu', found {activation!r}")
+        for key in ("attention_bias", "mlp_bias"):
+            if config.get(key):
+                raise ValueError(f"{source}: {key}=true is not supported (LLaMA has no biases)")
+        rope = dict(config.get("rope_parameters") or {})
+        for spec in (rope, config.get("rope_scaling") or {}):
+            rope_type = spec.get("rope_type", spec.get("type", "default"))
+            if rope_type != "default":
+                raise ValueError(
+                    f"{source}: rope type {rope_type!r} is not implemented (only plain RoPE; found {spec})"
                 )
-                for key in ("attention_bias", "mlp_bias", "tie_word_embeddings")
-            ),
-            *(
-                (t != "default", f"rope type {t!r} is not implemented (only plain RoPE; found {spec})")
-                for t, spec in zip(rope_types, (rope, config.get("rope_scaling") or {}))
-            ),
-        ]
-        if problem := next((message for refused, message in refusals if refused), None):
-            raise ValueError(f"{source}: {problem}")
+
         theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
         dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
         known = {f.name for f in fields(cls)} - {"rope_theta", "dtype"}
@@ -91,7 +85,6 @@ class ModelArgs:
             "attention_bias": False,
             "mlp_bias": False,
             "attention_dropout": 0.0,
-            "tie_word_embeddings": False,
             "rope_parameters": {"rope_type": "default", "rope_theta": self.rope_theta},
             "torch_dtype": self.dtype,
         }
@@ -100,7 +93,8 @@ class ModelArgs:
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
         super().__init__()
-        self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
         # As HF: normalise in fp32, cast back, then scale (F.rms_norm is one fused kernel on CPU).
@@ -108,38 +102,41 @@ class RMSNorm(nn.Module):
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
-    """RoPE angles of `positions` [B, T] -> cos, sin [B, 1, T, head_dim/2], as HF (fp32 inv_freq)."""
-    inv_freq = 1.0 / (
-        theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
-    )
-    angles = positions[:, None, :, None].float() * inv_freq
+    """RoPE angles of `positions` [B, T] -> cos, sin [B, 1, T, d/2], as HF (fp32 inv_freq)."""
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim
+    inv_freq = 1.0 / (theta**exponents)  # [d/2]
+    angles = positions[:, None, :, None].float() * inv_freq  # [B, 1, T, d/2]
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate-half RoPE: the two halves of each head are the (re, im) pairs (HF's convention)."""
-    x1, x2 = x.chunk(2, dim=-1)
+    """Rotate-half RoPE on x [B, heads, T, d]: the two halves of each head are the (re, im)
+    pairs (HF's convention)."""
+    x1, x2 = x.chunk(2, dim=-1)  # [B, heads, T, d/2] each
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
 class KVCache:
-    """Static per-layer key/value buffers [B, n_kv_heads, max_len, head_dim] (gpt-fast style). Not
-    a module, so never in `state_dict()` nor sharded; buffers take the dtype/device of the first
-    keys written (the compute dtype). `length`: positions filled (`Transformer.forward` advances it)."""
+    """Static per-layer key/value buffers [B, K, max_len, d] (gpt-fast style). Not a module, so
+    never in `state_dict()` nor sharded; buffers take the dtype/device of the first keys written
+    (the compute dtype). `length`: positions filled (`Transformer.forward` advances it)."""
 
     def __init__(self, num_layers: int, max_len: int):
-        self.max_len, self.length = max_len, 0
+        self.max_len = max_len
+        self.length = 0
         self.keys: list[torch.Tensor | None] = [None] * num_layers
         self.values: list[torch.Tensor | None] = [None] * num_layers
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
-        """Writes this step's k/v [B, H, T, D]; returns all keys/values so far."""
-        start, end = self.length, self.length + k.shape[2]
+        """Writes this step's k, v [B, K, T, d]; returns all keys and values so far [B, K, S, d]."""
+        start = self.length
+        end = start + k.shape[2]
         if end > self.max_len:
             raise ValueError(f"KV cache overflow: {end} positions needed, cache holds {self.max_len}")
         if self.keys[layer] is None:
             shape = (k.shape[0], k.shape[1], self.max_len, k.shape[3])
-            self.keys[layer], self.values[layer] = k.new_zeros(shape), v.new_zeros(shape)
+            self.keys[layer] = k.new_zeros(shape)
+            self.values[layer] = v.new_zeros(shape)
         self.keys[layer][:, :, start:end] = k
         self.values[layer][:, :, start:end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
@@ -148,29 +145,23 @@ class KVCache:
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
-        self.n_heads, self.n_kv_heads, self.head_dim = (
-            args.num_attention_heads,
-            args.num_key_value_heads,
-            args.head_dim,
-        )
+        self.n_heads = args.num_attention_heads
+        self.n_kv_heads = args.num_key_value_heads
+        self.head_dim = args.head_dim
         self.q_proj = nn.Linear(args.hidden_size, self.n_heads * self.head_dim, bias=False)
         self.k_proj = nn.Linear(args.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(args.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, args.hidden_size, bias=False)
 
     def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int):
-        B, T, _ = x.shape
-        q, k, v = (
-            proj(x).view(B, T, n, self.head_dim).transpose(1, 2)
-            for proj, n in (
-                (self.q_proj, self.n_heads),
-                (self.k_proj, self.n_kv_heads),
-                (self.v_proj, self.n_kv_heads),
-            )
-        )
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        B, T, _ = x.shape  # x [B, T, D]
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, T, d]
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, K, T, d]
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, K, T, d]
+        q = apply_rope(q, cos, sin)
+        k = apply_rope(k, cos, sin)
         if cache is not None:
-            k, v = cache.update(layer, k, v)
+            k, v = cache.update(layer, k, v)  # [B, K, S, d]
         # mask is None only where plain causal attention is exact (see Transformer._attention_mask)
         y = F.scaled_dot_product_attention(
             q,
@@ -178,9 +169,9 @@ class Attention(nn.Module):
             v,
             attn_mask=mask,
             is_causal=mask is None and T > 1 and k.shape[2] == T,
-            enable_gqa=self.n_kv_heads != self.n_heads,
-        )
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+            enable_gqa=self.n_kv_heads != self.n_heads,  # each K/V head serves H / K query heads
+        )  # [B, H, T, d]
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))  # [B, T, D]
 
 
 class MLP(nn.Module):
@@ -192,7 +183,7 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(args.hidden_size, args.intermediate_size, bias=False)
         self.down_proj = nn.Linear(args.intermediate_size, args.hidden_size, bias=False)
 
-    def forward(self, x):
+    def forward(self, x):  # [B, T, D] -> [B, T, intermediate] -> [B, T, D]
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -206,13 +197,15 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         self.mlp = MLP(args)
 
-    def forward(self, x, cos, sin, mask, cache, layer):
+    def forward(self, x, cos, sin, mask, cache, layer):  # [B, T, D] -> [B, T, D]
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
 class Transformer(nn.Module):
-    """A LLaMA causal LM with HF's module names (so its keys are HF's)."""
+    """A LLaMA causal LM with HF's module names (so its keys are HF's). With tied embeddings
+    there is no `lm_head` module: the output layer reads `model.embed_tokens.weight`, so the
+    state dict holds the matrix once, as HF's tied checkpoints do."""
 
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -225,11 +218,18 @@ class Transformer(nn.Module):
                 norm=RMSNorm(args.hidden_size, args.rms_norm_eps),
             )
         )
-        self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
+        if not args.tie_word_embeddings:
+            self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
 
     @property
     def layers(self) -> nn.ModuleList:  # the decoder blocks, for `fully_shard(block)` on each
         return self.model.layers
+
+    def output_weight(self) -> torch.Tensor:
+        """The output layer's [V, D] matrix: `lm_head`'s, or the embedding when tied."""
+        if self.args.tie_word_embeddings:
+            return self.model.embed_tokens.weight
+        return self.lm_head.weight
 
     def new_cache(self, max_len: int) -> KVCache:
         return KVCache(self.args.num_hidden_layers, max_len)
@@ -241,11 +241,19 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         return_hidden: bool = False,
         logits_to_keep: int | None = None,
+        logits_at: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits [B, T, vocab] in the compute dtype (or, `return_hidden`, the final-norm hidden
-        states), of the last `logits_to_keep` positions only if given. attention_mask [B, past + T]:
-        1 = real token (HF semantics); positions are its cumsum - 1, so a left-padded row is
-        computed exactly as if alone. `cache` gets these T positions appended."""
+        """Logits [B, T, V] in the compute dtype (or, `return_hidden`, the final-norm hidden
+        states [B, T, D]) of input_ids [B, T].
+
+        Only some positions, when the caller needs no more (the output layer is the largest
+        matmul of a small model with a large vocabulary): `logits_to_keep` n -> the last n
+        positions [B, n, V]; `logits_at` (bool [B, T]) -> the selected positions, flattened in
+        row-major order [N, V].
+
+        attention_mask [B, past + T]: 1 = real token (HF semantics); positions are its cumsum - 1,
+        so a left-padded row is computed exactly as if alone. `cache` gets these T positions appended.
+        """
         B, T = input_ids.shape
         past = cache.length if cache is not None else 0
         if attention_mask is not None:
@@ -254,20 +262,26 @@ class Transformer(nn.Module):
                     f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
                     f"[batch, past + new] = {(B, past + T)}"
                 )
-            positions = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, past:]
+            positions = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, past:]  # [B, T]
         else:
             positions = torch.arange(past, past + T, device=input_ids.device).expand(B, T)
-        x = self.model.embed_tokens(input_ids)
+
+        x = self.model.embed_tokens(input_ids)  # [B, T, D]
         cos, sin = rope_cos_sin(positions, self.args.head_dim, self.args.rope_theta, x.dtype)
-        mask = self._attention_mask(attention_mask, past, T, input_ids.device)
+        mask = self._attention_mask(attention_mask, past, T, input_ids.device)  # [B|1, 1, T, S] or None
         for i, block in enumerate(self.model.layers):
             x = block(x, cos, sin, mask, cache, i)
-        x = self.model.norm(x)
+        x = self.model.norm(x)  # [B, T, D]
         if cache is not None:
             cache.length += T
+
         if logits_to_keep:
-            x = x[:, -logits_to_keep:]
-        return x if return_hidden else self.lm_head(x)
+            x = x[:, -logits_to_keep:]  # [B, n, D]
+        if logits_at is not None:
+            x = x[logits_at]  # [N, D]
+        if return_hidden:
+            return x
+        return F.linear(x, self.output_weight())  # [..., V]
 
     @staticmethod
     def _attention_mask(attention_mask, past: int, T: int, device):
@@ -275,14 +289,15 @@ class Transformer(nn.Module):
         past) or no mask (one new token) is exact."""
         if attention_mask is None and (past == 0 or T == 1):
             return None
-        keys, queries = torch.arange(past + T, device=device), torch.arange(past, past + T, device=device)
-        allowed = (keys[None, :] <= queries[:, None])[None, None]
+        keys = torch.arange(past + T, device=device)  # [S]
+        queries = torch.arange(past, past + T, device=device)  # [T]
+        allowed = (keys[None, :] <= queries[:, None])[None, None]  # causal: [1, 1, T, S]
         if attention_mask is not None:
             # A padding query sees no real key; letting it see itself keeps the softmax finite.
             # Its output is never used, and no real query attends to a padding key.
-            allowed = (allowed & attention_mask[:, None, None, :].bool()) | (
-                keys[None, :] == queries[:, None]
-            )
+            not_padding = attention_mask[:, None, None, :].bool()  # [B, 1, 1, S]
+            itself = keys[None, :] == queries[:, None]  # [T, S]
+            allowed = (allowed & not_padding) | itself  # [B, 1, T, S]
         return allowed
 
     @classmethod
@@ -300,16 +315,3 @@ class Transformer(nn.Module):
                 elif isinstance(module, RMSNorm):
                     module.weight.fill_(1.0)
         return model.to(dtype or DTYPES[args.dtype])
-
-    @classmethod
-    def from_pretrained(
-        cls, path, dtype: torch.dtype | None = None, device="cpu", tokenizer=None
-    ) -> "Transformer":
-        from tl.checkpoint import load_hf  # an HF LLaMA checkpoint directory
-
-        return load_hf(path, dtype=dtype, device=device, tokenizer=tokenizer)
-
-    def save_pretrained(self, path, max_shard_size: int = 5 * 10**9, tokenizer=None):
-        from tl.checkpoint import save_hf  # a directory `LlamaForCausalLM.from_pretrained` loads
-
-        save_hf(self.state_dict(), self.args, path, max_shard_size=max_shard_size, tokenizer=tokenizer)

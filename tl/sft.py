@@ -1,6 +1,6 @@
 """Supervised fine-tuning with MAE and PKT (paper Sec. 3.1-3.2): per-token loss weights (the
-weights themselves: docs/ARCHITECTURE.md, "SFT samples"), the weighted loss, the data order,
-batches and the learning-rate schedule.
+weights themselves: docs/ARCHITECTURE.md, "SFT samples"), samples, the weighted loss and its
+normalisation, the warm-up data order and micro-batch collation.
 
 Loss normaliser: the paper's L_MAE / L_PKT are sums over tokens; the authors' code divides each
 sample's weighted sum by its sum of weights (batch 1). Here a step's weighted sum is divided by the
@@ -11,7 +11,6 @@ learning rate serves every ablation. `--sample_unit turn` is the authors' unit (
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from collections import Counter
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from tl.calls import render_prompt, render_segments
 from tl.classify import ALL_RIGHT, OTHERS, authors_feedback_is_error, classify_feedback, feedback_categories
+from tl.dist import DistInfo, all_reduce_sum
 
 # ----------------------------------------------------------------------------- MAE
 MAE_RULES = ("taxonomy", "authors")
@@ -239,36 +239,36 @@ def build_samples(
 def weighted_token_loss(
     logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, normaliser: float | torch.Tensor
 ) -> torch.Tensor:
-    """L_MAE / L_PKT (paper Sec. 3.1-3.2): sum_t w_t * -log p(target_t) / normaliser. logits [B, T, V]
-    (upcast to float32), targets and weights [B, T]; `normaliser`: the step's global sum of weights."""
-    nll = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
-    return (nll * weights.flatten().to(nll.dtype)).sum() / normaliser
+    """L_MAE / L_PKT (paper Sec. 3.1-3.2): sum_t w_t * -log p(target_t) / normaliser. logits
+    [..., V] (upcast to float32), targets and weights [...] (e.g. [B, T], or [N] for selected
+    positions); `normaliser`: the step's global sum of weights."""
+    vocab = logits.shape[-1]
+    nll = F.cross_entropy(logits.float().reshape(-1, vocab), targets.reshape(-1), reduction="none")  # [B*T]
+    return (nll * weights.reshape(-1).to(nll.dtype)).sum() / normaliser
+
+
+def step_normaliser(micro_batches: list[dict], sample_unit: str, info: DistInfo) -> torch.Tensor:
+    """The loss normaliser of one optimizer step, given this rank's collated micro-batches: the
+    global sum of weights over every micro-batch on every rank (see the module docstring).
+    Sample unit "turn" first rescales each sample's weights to sum to 1 (in place), so each is
+    its own weighted mean and the step their mean over samples (the authors' normalisation)."""
+    if sample_unit not in SAMPLE_UNITS:
+        raise ValueError(f"sample_unit must be one of {SAMPLE_UNITS}; found {sample_unit!r}")
+    if sample_unit == "turn":
+        for batch in micro_batches:
+            batch["weights"] = batch["weights"] / batch["weights"].sum(1, keepdim=True)  # [B, T]
+    local = sum(batch["weights"].sum() for batch in micro_batches)
+    return all_reduce_sum(local, info)
+
+
+def backward_share(loss: torch.Tensor, info: DistInfo) -> None:
+    """Backward of this rank's part of the step loss. FSDP2 averages gradients over ranks, but
+    each rank's `loss` is already its share of a global sum (the normaliser counts every rank),
+    so it is scaled by the world size to make the average a sum."""
+    (loss * info.world_size).backward()
 
 
 # ----------------------------------------------------------------------------- data order
-def epoch_batches(
-    lengths: list[int], global_batch: int, seed: int, epoch: int, bucket_batches: int = 16
-) -> list[list[int]]:
-    """The global batches (lists of sample indices) of one epoch, deterministic for (seed, epoch)
-    whatever the world size: shuffled, the last partial batch dropped, sorted by length within
-    chunks of `bucket_batches` batches (micro-batches pad little), the batches shuffled again."""
-    if global_batch < 1 or global_batch > len(lengths):
-        raise ValueError(
-            f"global batch {global_batch} must be between 1 and the number of samples ({len(lengths)})"
-        )
-    rng = random.Random(seed * 1_000_003 + epoch)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    order = order[: len(order) // global_batch * global_batch]
-    batches = []
-    chunk = global_batch * bucket_batches
-    for start in range(0, len(order), chunk):
-        by_length = sorted(order[start : start + chunk], key=lambda i: (lengths[i], i))
-        batches += [by_length[j : j + global_batch] for j in range(0, len(by_length), global_batch)]
-    rng.shuffle(batches)
-    return batches
-
-
 def short_first_pool(lengths: list[int], global_batch: int) -> list[int]:
     """The samples warm-up steps draw from: the shortest third (at least 20 batches' worth)."""
     # Why: a small model learns to copy a value from the question far sooner when the context
@@ -280,19 +280,6 @@ def short_first_pool(lengths: list[int], global_batch: int) -> list[int]:
 def short_first_batch(pool: list[int], global_batch: int, seed: int, step: int) -> list[int]:
     """A warm-up step's global batch: `global_batch` distinct samples of `pool`, seeded by (seed, step)."""
     return random.Random(seed * 1_000_003 + step).sample(pool, global_batch)
-
-
-def micro_batches(batch: list[int], rank: int, world_size: int, micro_batch: int) -> list[list[int]]:
-    """This rank's micro-batches of one (length-sorted) global batch: slot k of `micro_batch` samples
-    goes to micro-step k // world_size on rank k % world_size, so ranks hold neighbouring lengths."""
-    per_step = world_size * micro_batch
-    if len(batch) % per_step:
-        raise ValueError(
-            f"global batch {len(batch)} is not a multiple of world_size ({world_size}) "
-            f"x micro_batch ({micro_batch})"
-        )
-    slots = [batch[k : k + micro_batch] for k in range(0, len(batch), micro_batch)]
-    return slots[rank::world_size]
 
 
 def collate(samples, pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
@@ -315,36 +302,3 @@ def collate(samples, pad_id: int, device="cpu") -> dict[str, torch.Tensor]:
         "weights": weights[:, 1:].to(device),
         "attention_mask": mask[:, :-1].to(device) if padded else None,
     }
-
-
-# ----------------------------------------------------------------------------- optimisation
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: weight decay on matrices (attention, MLP, embedding, lm_head), none on the
-    1-D RMSNorm gains (decaying them pulls the norms towards 0, which is never the intent)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-LR_SCHEDULES = ("cosine", "constant")
-
-
-def lr_at(
-    step: int,
-    total_steps: int,
-    lr: float,
-    warmup_steps: int = 0,
-    min_lr_ratio: float = 0.1,
-    schedule: str = "cosine",
-) -> float:
-    """Learning rate of optimizer step `step` (0-based): a linear warm-up over `warmup_steps` to `lr`,
-    then a cosine down to `min_lr_ratio * lr` at the last step ("cosine", the paper) or `lr`
-    ("constant": the authors' SFT run, whose DeepSpeed WarmupLR overrode HF's cosine)."""
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"schedule must be one of {LR_SCHEDULES}; found {schedule!r}")
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    if schedule == "constant":
-        return lr
-    progress = (step - warmup_steps) / max(1, total_steps - 1 - warmup_steps)
-    return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
