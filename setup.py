@@ -9,7 +9,11 @@ setup(
     python_requires=">=3.10",
     # torch is pinned by the install command (`pip install torch==2.13.0`, a CPU wheel on
     # this machine); a bare requirement here is satisfied by it and pulls nothing else.
-    install_requires=["torch>=2.6", "sentencepiece", "safetensors", "numpy", "tqdm"],
+    install_requires=["torch>=2.6", "sentencepiece", "tokenizers", "safetensors", "numpy", "tqdm"],
     # transformers is a test-only reference (logit parity, checkpoint round trips); tl/ never imports it.
-    extras_require={"test": ["pytest", "transformers"], "plot": ["matplotlib"]},  # plot: table5.png
+    extras_require={
+        "gguf": ["gguf"],  # python -m tl.gguf: import llama.cpp GGUF files
+        "test": ["pytest", "transformers", "gguf", "ruff"],
+        "plot": ["matplotlib"],  # experiments' charts
+    },
 )

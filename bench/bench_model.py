@@ -1,10 +1,13 @@
-"""Ours vs transformers' LlamaForCausalLM on one ~20M-parameter config, in one run.
+"""Ours vs transformers' LlamaForCausalLM on one config, in one run.
 
-    python bench/bench_model.py [--steps 3] [--new_tokens 64] [--threads N]
+    python bench/bench_model.py [--config 20m|smollm2] [--steps 3] [--new_tokens 64] [--threads N]
 
-Config: hidden 512, 8 layers, 8 heads, intermediate 1376, vocab 32016 (untied), fp32; both
-models hold the same weights. Printed, each as ours / transformers:
-- training step tokens/s: forward + the same cross-entropy + backward + AdamW, batch 4 x 512;
+Configs (fp32, both models hold the same random weights):
+- 20m: hidden 512, 8 layers, 8 heads, intermediate 1376, vocab 32016 (untied); batch 4 x 512;
+- smollm2: SmolLM2-135M's shape: hidden 576, 30 layers, 9 heads / 3 KV heads, intermediate 1536,
+  vocab 49152, tied embeddings, RoPE theta 1e5; batch 4 x 340 (a synthetic trajectory's length).
+Printed, each as ours / transformers:
+- training step tokens/s: forward + the same cross-entropy + backward + AdamW on every position;
 - generation tokens/s at batch 1 and 8 (greedy, 32-token prompt, KV cache, prefill included);
 - the train step's achieved FLOP/s as a fraction of a plain fp32 matmul's FLOP/s here;
 - peak memory: the rise of peak RSS during 2 train steps / one batch-8 generation, each
@@ -31,16 +34,39 @@ import torch.nn.functional as F  # noqa: E402
 from tl.generate import generate  # noqa: E402
 from tl.model import ModelArgs, Transformer  # noqa: E402
 
-ARGS = ModelArgs(
-    vocab_size=32016,
-    hidden_size=512,
-    intermediate_size=1376,
-    num_hidden_layers=8,
-    num_attention_heads=8,
-    max_position_embeddings=4096,
-    rope_theta=1e6,
-)
-BATCH, SEQ = 4, 512
+CONFIGS = {
+    "20m": (
+        ModelArgs(
+            vocab_size=32016,
+            hidden_size=512,
+            intermediate_size=1376,
+            num_hidden_layers=8,
+            num_attention_heads=8,
+            max_position_embeddings=4096,
+            rope_theta=1e6,
+        ),
+        4,
+        512,
+    ),
+    "smollm2": (
+        ModelArgs(
+            vocab_size=49152,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            rms_norm_eps=1e-5,
+            max_position_embeddings=8192,
+            rope_theta=1e5,
+            tie_word_embeddings=True,
+        ),
+        4,
+        340,
+    ),
+}
+CONFIG = "20m"  # main() selects --config
+ARGS, BATCH, SEQ = CONFIGS[CONFIG]
 
 
 def build(which: str):
@@ -50,7 +76,8 @@ def build(which: str):
     import transformers
 
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**ARGS.to_hf_config()))
-    hf.load_state_dict(ours.state_dict())
+    # a tied model's lm_head.weight is its embedding: HF lists it, our state dict does not
+    hf.load_state_dict(ours.state_dict(), strict=not ARGS.tie_word_embeddings)
     return hf
 
 
@@ -127,7 +154,7 @@ def train_flops_per_step() -> float:
         a.hidden_size * a.head_dim * (a.num_attention_heads * 2 + a.num_key_value_heads * 2)
         + 3 * a.hidden_size * a.intermediate_size
     )
-    matmul_params = a.num_hidden_layers * per_layer + a.vocab_size * a.hidden_size
+    matmul_params = a.num_hidden_layers * per_layer + a.vocab_size * a.hidden_size  # the output layer
     attention = 3 * 2 * BATCH * SEQ * SEQ * a.num_attention_heads * a.head_dim * a.num_hidden_layers
     return 6 * matmul_params * BATCH * SEQ + attention
 
@@ -157,7 +184,17 @@ def child_peak_memory(which: str, task: str, new_tokens: int) -> None:
 
 def peak_memory(which: str, task: str, new_tokens: int) -> float:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", which, task, "--new_tokens", str(new_tokens)],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            which,
+            task,
+            "--new_tokens",
+            str(new_tokens),
+            "--config",
+            CONFIG,
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -167,11 +204,15 @@ def peak_memory(which: str, task: str, new_tokens: int) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="20m", help="the model shape (see above)")
     ap.add_argument("--steps", type=int, default=3, help="measured repeats per model (after a warm-up)")
     ap.add_argument("--new_tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global ARGS, BATCH, SEQ, CONFIG
+    ARGS, BATCH, SEQ = CONFIGS[args.config]
+    CONFIG = args.config
     torch.set_num_threads(args.threads)
     if args.child:
         return child_peak_memory(*args.child, args.new_tokens)
@@ -181,15 +222,14 @@ def main():
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; config {ARGS.hidden_size}h x "
-        f"{ARGS.num_hidden_layers}L, vocab {ARGS.vocab_size}, fp32",
+        f"{ARGS.num_hidden_layers}L, vocab {ARGS.vocab_size}{' tied' if ARGS.tie_word_embeddings else ''}, "
+        f"batch {BATCH} x {SEQ}, fp32",
         flush=True,
     )
     models = {"ours": build("ours"), "hf": build("transformers")}
     n_params = sum(p.numel() for p in models["ours"].parameters())
-    print(
-        f"parameters: {n_params / 1e6:.1f}M (embedding and head {2 * ARGS.vocab_size * ARGS.hidden_size / 1e6:.1f}M)",
-        flush=True,
-    )
+    output_layer = ARGS.vocab_size * ARGS.hidden_size
+    print(f"parameters: {n_params / 1e6:.1f}M (output layer {output_layer / 1e6:.1f}M)", flush=True)
 
     ours, theirs = models["ours"], models["hf"]
     train = alternate(train_step_fn(ours), train_step_fn(theirs), args.steps)

@@ -169,21 +169,55 @@ def _run(cmd, **kw):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw)
 
 
+def tied_bpe_model(root, records) -> str:
+    """An HF directory of a tiny random tied-embedding LLaMA with a byte-level BPE tokenizer
+    trained on the records (SmolLM2's kind of checkpoint, built here)."""
+    from tl.calls import EOS_MARK, render_prompt
+    from tl.model import ModelArgs, Transformer
+    from tl.tokenizer import train_bpe_tokenizer
+
+    directory = root / "tied_bpe"
+    texts = [
+        piece
+        for r in records
+        for piece in render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)
+    ]
+    tok = load_tokenizer(train_bpe_tokenizer(texts * 4, directory, vocab_size=400))
+    args = ModelArgs(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_id,
+        eos_token_id=tok.eos_id,
+    )
+    save_model(Transformer.from_config(args, seed=1), directory, tokenizer=tok)
+    return str(directory)
+
+
 def test_torchrun_two_ranks_match_one_process(setup, reference):
     """FSDP2 on 2 gloo ranks: 2 x 2 accumulation and 2 x 1 give the single-process losses,
     gradient norms and final weights, also with activation checkpointing; so does fine-tuning an
-    HF directory (read on rank 0 and broadcast into the shards). One torchrun launch runs all."""
+    HF directory (read on rank 0 and broadcast into the shards), and a tied-embedding model with a
+    tokenizer.json (its one output matrix sharded and trained once). One torchrun launch runs all."""
     root, base = setup
     hf = str(root / "init")  # an HF checkpoint to fine-tune: the reference run's export
     tokenizer = base[base.index("--tokenizer") + 1]
     save_model(load_hf(os.path.join(reference, "model")), hf, tokenizer=load_tokenizer(tokenizer))
     from_hf = base + ["--model", hf, "--max_steps", "2"]
     _train(from_hf + ["--micro_batch", "4", "--out", str(root / "ref_hf")])
+    tied = tied_bpe_model(root, sft_tiny.records(24))
+    without_tokenizer = base[: base.index("--tokenizer")] + base[base.index("--tokenizer") + 2 :]
+    from_tied = without_tokenizer + ["--model", tied, "--max_steps", "2"]
+    _train(from_tied + ["--micro_batch", "4", "--out", str(root / "ref_tied")])
     configs = [
         base + ["--micro_batch", "1", "--out", str(root / "fsdp_2x2")],
         base + ["--micro_batch", "2", "--out", str(root / "fsdp_2x1")],
         base + ["--micro_batch", "2", "--activation_checkpointing", "--out", str(root / "fsdp_ac")],
         from_hf + ["--micro_batch", "1", "--out", str(root / "fsdp_hf")],
+        from_tied + ["--micro_batch", "1", "--out", str(root / "fsdp_tied")],
     ]
     done = _run(
         [
@@ -201,6 +235,14 @@ def test_torchrun_two_ranks_match_one_process(setup, reference):
     for name in ("fsdp_2x2", "fsdp_2x1", "fsdp_ac"):
         _assert_same_run(reference, str(root / name))
     _assert_same_run(str(root / "ref_hf"), str(root / "fsdp_hf"))
+    _assert_same_run(str(root / "ref_tied"), str(root / "fsdp_tied"))
+    # The export stays tied, with the tokenizer.json beside it, and has learnt.
+    exported = root / "fsdp_tied" / "model"
+    assert json.loads((exported / "config.json").read_text())["tie_word_embeddings"] is True
+    assert (exported / "tokenizer.json").is_file() and not (exported / "tokenizer.model").exists()
+    before, after = load_hf(tied).state_dict(), _weights(str(root / "fsdp_tied"))
+    assert set(after) == set(before) and "lm_head.weight" not in after
+    assert not torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
 
 
 def test_resume_after_sigkill_is_exact(setup, accumulated, capsys):
