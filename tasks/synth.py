@@ -1,14 +1,17 @@
 """Synthetic tool-use trajectories with real tool feedback: the demo's training data.
 
     python -m tasks.synth --n 1217 --seed 0 --out out/data/train.jsonl \\
-        [--error_share 0.17] [--heldout_single 300] [--heldout_multi 100]
+        [--error_share 0.17] [--heldout_single 300] [--heldout_multi 100] \\
+        [--no_tool_share 0] [--parallel_share 0]
 
 writes `--out` (`{"id", "tools", "messages"}`, tool messages carrying the feedback text and the
 sandbox's `result`) and, next to it, the held-out splits `heldout_single.jsonl` and
 `heldout_multi.jsonl` (formats: tasks.synthetic). Tasks come from `tasks.toolbox.templates` and
 every call is really executed (toolbox functions in-process, `run_python` in a Sandbox). Exactly
 round(n * error_share) training records hold one realistic mistake (FLAW_KINDS) before one of
-their calls, then its real error feedback and the corrected call. Held-out queries never occur in
+their calls, then its real error feedback and the corrected call. Optionally (the pretrained
+recipe's data) a share of queries that no offered tool answers, answered in words, and a share of
+parallel turns (two calls at once). Held-out queries never occur in
 the training file. Every record draws from its own `random.Random` seeded by a string, so the same
 arguments give the same bytes.
 """
@@ -265,15 +268,92 @@ def _trajectory(rng, executor, flawed: bool) -> tuple[dict, str, list[Call], str
     return record, query, reference, answer
 
 
-def generate(n: int, seed: int = 0, error_share: float = 0.17) -> list[dict]:
-    """`n` training records; exactly round(n * error_share) of them hold one mistake."""
-    if not 0.0 <= error_share <= 1.0:
-        raise ValueError(f"error_share must be in [0, 1]; found {error_share}")
+def _no_tool_trajectory(rng, executor) -> dict:
+    """A query that none of the offered tools can answer, answered in words without a call: what
+    BFCL's irrelevance category tests. The offered tools share no name prefix with the ones the
+    query needs, and never include run_python (which could answer almost anything)."""
+    query, steps, _ = rng.choice(TASKS).play(rng, executor.run)
+    needed = {call.name for call, _ in steps}
+    unrelated = sorted(
+        n
+        for n in TOOLS
+        if n != "run_python" and all(_prefix(n, m) < 4 and n.split("_")[0] != m.split("_")[0] for m in needed)
+    )
+    names = rng.sample(unrelated, rng.randint(1, MAX_TOOLS))
+    answer = rng.choice(NO_TOOL_ANSWERS).format(tools=", ".join(names))
+    messages = [{"role": "user", "content": query}, {"role": "assistant", "content": answer}]
+    return {"tools": [TOOLS[n].schema for n in names], "messages": messages}
+
+
+def _parallel_trajectory(rng, executor) -> dict:
+    """Two independent one-call questions in one query, answered by one turn of two calls (the
+    list `[f(...), g(...)]`), then both feedbacks: BFCL's parallel (same tool) and
+    parallel-multiple (two tools) categories."""
+    single_call = [t for t in TASKS if len(t.calls) == 1 and t.name != "python_snippet"]
+    first = rng.choice(single_call)
+    second = first if rng.random() < 0.5 else rng.choice(single_call)
+    query_a, steps_a, answer_a = first.play(rng, executor.run)
+    query_b, steps_b, answer_b = second.play(rng, executor.run)
+    if steps_a[0][0] == steps_b[0][0]:
+        return _parallel_trajectory(rng, executor)  # the same call twice: draw again
+    steps = steps_a + steps_b
+    messages = [
+        {"role": "user", "content": f"{query_a} {rng.choice(PARALLEL_JOINS)} {query_b}"},
+        {"role": "assistant", "tool_calls": [call.to_dict() for call, _ in steps]},
+    ]
+    for _, result in steps:
+        messages.append({"role": "tool", "content": result.feedback, "result": result.to_dict()})
+    messages.append({"role": "assistant", "content": f"{answer_a} {answer_b}"})
+    needed = list(dict.fromkeys(call.name for call, _ in steps))
+    return {"tools": _offered_tools(needed, rng), "messages": messages}
+
+
+# The wording of a no-tool answer, and how two questions are joined in one parallel query.
+NO_TOOL_ANSWERS = (
+    "None of the available tools ({tools}) can answer this, so I cannot look it up.",
+    "I can't help with that using the tools I have ({tools}).",
+    "The tools available here ({tools}) don't cover this question.",
+    "Sorry, no available tool can answer that; I only have {tools}.",
+)
+PARALLEL_JOINS = ("Also,", "And", "Plus:", "Second question:")
+
+
+def generate(
+    n: int, seed: int = 0, error_share: float = 0.17, no_tool_share: float = 0.0, parallel_share: float = 0.0
+) -> list[dict]:
+    """`n` training records; exactly round(n * error_share) of them hold one mistake, and of the
+    others round(n * no_tool_share) need no tool and round(n * parallel_share) make one parallel
+    turn (both 0 in the demo's data)."""
+    for name, share in (
+        ("error_share", error_share),
+        ("no_tool_share", no_tool_share),
+        ("parallel_share", parallel_share),
+    ):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1]; found {share}")
     flawed = set(random.Random(f"{seed}:flawed").sample(range(n), round(n * error_share)))
+    clean = [i for i in range(n) if i not in flawed]
+    n_no_tool, n_parallel = round(n * no_tool_share), round(n * parallel_share)
+    if n_no_tool + n_parallel > len(clean):
+        raise ValueError(
+            f"error, no-tool and parallel shares add up to more than 1: {n_no_tool + n_parallel + len(flawed)} of {n}"
+        )
+    special = (
+        random.Random(f"{seed}:special").sample(clean, n_no_tool + n_parallel)
+        if n_no_tool + n_parallel
+        else []
+    )
+    no_tool, parallel = set(special[:n_no_tool]), set(special[n_no_tool:])
     records = []
     with closing(_Executor()) as executor:
         for i in range(n):
-            record = _trajectory(random.Random(f"{seed}:train:{i}"), executor, i in flawed)[0]
+            rng = random.Random(f"{seed}:train:{i}")
+            if i in no_tool:
+                record = _no_tool_trajectory(rng, executor)
+            elif i in parallel:
+                record = _parallel_trajectory(rng, executor)
+            else:
+                record = _trajectory(rng, executor, i in flawed)[0]
             records.append({"id": f"synth-{i:05d}", **record})
     return records
 
@@ -333,9 +413,11 @@ def write_splits(
     error_share: float = 0.17,
     heldout_single: int = 300,
     heldout_multi: int = 100,
+    no_tool_share: float = 0.0,
+    parallel_share: float = 0.0,
 ) -> dict:
     """Write the training file to `out` and the held-out splits next to it; return their paths."""
-    train = generate(n, seed, error_share)
+    train = generate(n, seed, error_share, no_tool_share, parallel_share)
     paths = {"train": out}
     write_jsonl(out, train)
     if heldout_single or heldout_multi:
@@ -365,9 +447,28 @@ def main(argv=None):
         "--heldout_single", type=int, default=300, help="single-turn items -> heldout_single.jsonl"
     )
     ap.add_argument("--heldout_multi", type=int, default=100, help="multi-turn tasks -> heldout_multi.jsonl")
+    ap.add_argument(
+        "--no_tool_share",
+        type=float,
+        default=0.0,
+        help="share of queries no offered tool answers (answered in words)",
+    )
+    ap.add_argument(
+        "--parallel_share",
+        type=float,
+        default=0.0,
+        help="share of trajectories with one parallel turn of two calls",
+    )
     args = ap.parse_args(argv)
     paths = write_splits(
-        args.out, args.n, args.seed, args.error_share, args.heldout_single, args.heldout_multi
+        args.out,
+        args.n,
+        args.seed,
+        args.error_share,
+        args.heldout_single,
+        args.heldout_multi,
+        args.no_tool_share,
+        args.parallel_share,
     )
     for name, path in paths.items():
         with open(path, encoding="utf-8") as f:

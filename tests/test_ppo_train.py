@@ -44,6 +44,7 @@ def _argv(setup, out, *extra):
         "3e-3",
         "--critic_lr",
         "3e-3",
+        "--no-bf16",  # fp32, whatever the CPU: the comparisons below are to float32 rounding
         *extra,
     ]
 

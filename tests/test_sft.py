@@ -206,11 +206,11 @@ def test_torchrun_two_ranks_match_one_process(setup, reference):
     hf = str(root / "init")  # an HF checkpoint to fine-tune: the reference run's export
     tokenizer = base[base.index("--tokenizer") + 1]
     save_model(load_hf(os.path.join(reference, "model")), hf, tokenizer=load_tokenizer(tokenizer))
-    from_hf = base + ["--model", hf, "--max_steps", "2"]
+    from_hf = base + ["--model", hf, "--max_steps", "2", "--no-bf16"]
     _train(from_hf + ["--micro_batch", "4", "--out", str(root / "ref_hf")])
     tied = tied_bpe_model(root, sft_tiny.records(24))
     without_tokenizer = base[: base.index("--tokenizer")] + base[base.index("--tokenizer") + 2 :]
-    from_tied = without_tokenizer + ["--model", tied, "--max_steps", "2"]
+    from_tied = without_tokenizer + ["--model", tied, "--max_steps", "2", "--no-bf16"]
     _train(from_tied + ["--micro_batch", "4", "--out", str(root / "ref_tied")])
     configs = [
         base + ["--micro_batch", "1", "--out", str(root / "fsdp_2x2")],

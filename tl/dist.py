@@ -102,6 +102,25 @@ def shard_model(
     return model
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512_BF16 or AMX: Intel Sapphire Rapids
+    and later, AMD Zen 4 and later). Without it, bf16 matmuls are emulated and slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(flag: bool | None, device: torch.device) -> bool:
+    """bf16 compute (fp32 master weights) as asked, or when `flag` is None: on CUDA, and on a CPU
+    that has native bf16 (`cpu_has_bf16`)."""
+    if flag is not None:
+        return flag
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+
+
 def compute_context(info: DistInfo, bf16: bool):
     """bf16 autocast in a single process (under torchrun FSDP's policy casts). Forwards whose
     numbers are compared (PPO's old log-probs and update) must run under the same context."""

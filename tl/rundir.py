@@ -27,7 +27,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "--bf16",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="bf16 compute, fp32 master weights (None: on CUDA only)",
+        help="bf16 compute, fp32 master weights (None: on CUDA, and on CPUs with native bf16)",
     )
     p.add_argument(
         "--activation_checkpointing",
