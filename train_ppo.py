@@ -28,7 +28,19 @@ from tl.classify import CALL_CATEGORIES
 from tl.errors import InputError
 from tl.sandbox import Sandbox
 from tl.tokenizer import load_tokenizer
-from tl.training import LR_SCHEDULES, epoch_batches, load_model, lr_at, micro_batches, param_groups
+from tl.training import (
+    LR_SCHEDULES,
+    backward_share,
+    epoch_batches,
+    load_model,
+    lr_at,
+    micro_batches,
+    param_groups,
+)
+
+# The pretrained recipe's actor learning rate and steps, chosen from measured runs (docs/MEASUREMENTS.md).
+SMOL_ACTOR_LR = 3e-6
+SMOL_STEPS = 60
 
 PRESETS = {
     # A few minutes on 2 CPU cores, from the SFT demo's export. Not the paper's settings: a small
@@ -52,6 +64,28 @@ PRESETS = {
         max_new_tokens=48,
         max_prompt_len=1024,
         kl_coef=0.1,
+    ),
+    # From the pretrained recipe's SFT export (train_sft.py --preset smol): the demo's choices, and
+    # for the same reasons, at a learning rate and step count measured for this model
+    # (docs/MEASUREMENTS.md, "Pretrained"); bf16 where the CPU has it.
+    "smol": dict(
+        sft="out/smol/sft/model",
+        data="out/smol/data/train.jsonl",
+        out="out/smol/ppo",
+        actor_lr=SMOL_ACTOR_LR,
+        critic_lr=10 * SMOL_ACTOR_LR,
+        critic_warmup_steps=3,
+        value_clip_eps=0.0,
+        batch_size=16,
+        micro_batch=8,
+        ppo_epochs=2,
+        epochs=1,
+        max_steps=SMOL_STEPS,
+        temperature=0.7,
+        max_new_tokens=64,
+        max_prompt_len=1024,
+        kl_coef=0.1,
+        save_every=10,
     ),
     # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers
     # up to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch, a cosine
@@ -160,18 +194,19 @@ def load_prompts(args, tok, log):
         what = f"{len(prompts)} tasks from {len(records)} trajectories (first query, tools)"
     else:
         prompts, counts = ppo.prompts_from_trajectories(records)
-        dropped = ", ".join(
+        dropped = [
             f"{k.removeprefix('dropped_')} {v}" for k, v in sorted(counts.items()) if k.startswith("dropped_")
+        ]
+        what = (
+            f"{counts['kept']} of {counts['calls']} calls kept "
+            f"(all-right feedback; dropped: {', '.join(dropped) or 'none'})"
         )
-        what = f"{counts['kept']} of {counts['calls']} calls kept (all-right feedback; dropped: {dropped or 'none'})"
     lengths = [len(ppo.encode_prompt(tok, p)) for p in prompts]
     keep = [i for i, n in enumerate(lengths) if n <= args.max_prompt_len]
-    log(
-        f"prompts: {args.data}: {what}; {len(prompts) - len(keep)} longer than {args.max_prompt_len} tokens dropped"
-    )
-    if (
-        args.max_prompts and args.max_prompts < len(keep) and not args.multi_turn
-    ):  # tasks: all, each seen once
+    too_long = len(prompts) - len(keep)
+    log(f"prompts: {args.data}: {what}; {too_long} longer than {args.max_prompt_len} tokens dropped")
+    # --max_prompts subsets single-turn prompts; multi-turn tasks are all used, each seen once
+    if args.max_prompts and args.max_prompts < len(keep) and not args.multi_turn:
         keep = sorted(random.Random(args.seed).sample(keep, args.max_prompts))
         log(f"prompts: a random subset of {len(keep)} (--max_prompts)")
     return [prompts[i] for i in keep], [lengths[i] for i in keep]
@@ -196,29 +231,29 @@ def collect(models, tok, prompts, mine, step, args, info, bf16, executor=None):
     with dist.compute_context(info, bf16):
         t0 = time.perf_counter()
         rollouts = []
-        for k, mb in enumerate(mine):
-            kw = dict(
-                max_new_tokens=args.max_new_tokens,
-                temperature=args.temperature,
-                seed=(args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k,
-            )
-            rollouts.append(
-                ppo.episode_rollout(
+        for k, micro_batch in enumerate(mine):
+            batch = [prompts[i] for i in micro_batch]
+            # a seed per (run, step, rank, micro-batch): sampling is reproducible at any world size
+            seed = (args.seed * 1_000_003 + step) * 1009 + info.rank * 31 + k
+            sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=seed)
+            if args.multi_turn:
+                rollout = ppo.episode_rollout(
                     actor,
                     tok,
-                    [prompts[i] for i in mb],
+                    batch,
                     executor,
                     max_turns=args.max_turns,
                     max_len=args.max_seq_len,
-                    **kw,
+                    **sampling,
                 )
-                if args.multi_turn
-                else ppo.rollout(actor, tok, [prompts[i] for i in mb], **kw)
-            )
-        gen_time, sums = time.perf_counter() - t0, torch.zeros(3, dtype=torch.float64)
+            else:
+                rollout = ppo.rollout(actor, tok, batch, **sampling)
+            rollouts.append(rollout)
+        gen_time = time.perf_counter() - t0
+        sums = torch.zeros(3, dtype=torch.float64)  # sequence KL, sequences, entropy
         for b in rollouts:
             ppo.score(b, actor, reference, critic, args.score_temperature)
-            kl = ppo.compute_advantages(b, args.kl_coef, 1.0, args.lam)
+            kl = ppo.compute_advantages(b, args.kl_coef, 1.0, args.lam)  # [B, R]
             entropy = torch.where(b.response_mask.bool(), b.entropy.cpu(), 0.0).sum()
             sums += torch.tensor([kl.sum().item(), len(b.texts), entropy.item()], dtype=torch.float64)
     return rollouts, gen_time, sums
@@ -229,52 +264,105 @@ def ppo_step(batches, actor, critic, opt_actor, opt_critic, args, info, bf16, tr
     global count of response tokens (train_actor=False: only the critic learns). Returns the
     all-reduced, token-averaged stats and the grad norms."""
     n_tokens = dist.all_reduce_sum(sum(b.response_mask.sum() for b in batches).float(), info)
-    sums, norms = (
-        torch.zeros(5),
-        [],
-    )  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
+    sums = torch.zeros(5)  # policy loss, value loss, clipped tokens, approx-KL, value-clipped tokens
+    norms = []
+    value_clip = args.value_clip_eps or float("inf")  # 0: no value clip
     for _ in range(args.ppo_epochs):
         for k, b in enumerate(batches):
-            for model in (
-                (actor, critic) if info.distributed else ()
-            ):  # reduce-scatter after the last micro-batch
-                model.set_requires_gradient_sync(k == len(batches) - 1)
-            ids, attn, mask = (
-                b.input_ids.to(info.device),
-                b.attention_mask.to(info.device),
-                b.response_mask.to(info.device),
-            )
+            if info.distributed:  # reduce-scatter gradients only after the last micro-batch
+                for model in (actor, critic):
+                    model.set_requires_gradient_sync(k == len(batches) - 1)
+            ids = b.input_ids.to(info.device)  # [B, P + R]
+            attention = b.attention_mask.to(info.device)  # [B, P + R]
+            mask = b.response_mask.to(info.device)  # [B, R]
             with dist.compute_context(info, bf16), torch.set_grad_enabled(train_actor):
-                logp, _ = ppo.response_logprobs(actor, ids, attn, b.response_len, args.score_temperature)
+                logp, _ = ppo.response_logprobs(actor, ids, attention, b.response_len, args.score_temperature)
                 policy_loss, pstats = ppo.policy_loss(logp, b.logp_old, b.advantages, mask, n_tokens)
-                if train_actor:  # FSDP2 averages gradients over ranks; this loss is a share of a global sum
-                    (policy_loss * info.world_size).backward()
+                if train_actor:
+                    backward_share(policy_loss, info)
             with dist.compute_context(info, bf16):
-                values = ppo.response_values(critic, ids, attn, b.response_len)
-                value_loss, vstats = ppo.value_loss(
-                    values, b.values, b.returns, mask, n_tokens, args.value_clip_eps or float("inf")
-                )
-                (value_loss * info.world_size).backward()
-            sums += torch.stack(
-                [
-                    policy_loss.detach() * n_tokens,
-                    value_loss.detach() * n_tokens,
-                    pstats["clipped"],
-                    pstats["approx_kl"],
-                    vstats["clipped"],
-                ]
-            ).cpu()
-        for model, opt in ((actor, opt_actor), (critic, opt_critic))[0 if train_actor else 1 :]:
+                values = ppo.response_values(critic, ids, attention, b.response_len)  # [B, R]
+                value_loss, vstats = ppo.value_loss(values, b.values, b.returns, mask, n_tokens, value_clip)
+                backward_share(value_loss, info)
+            step_sums = [
+                policy_loss.detach() * n_tokens,
+                value_loss.detach() * n_tokens,
+                pstats["clipped"],
+                pstats["approx_kl"],
+                vstats["clipped"],
+            ]
+            sums += torch.stack(step_sums).cpu()
+        trained = [(actor, opt_actor), (critic, opt_critic)] if train_actor else [(critic, opt_critic)]
+        for model, opt in trained:
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             norms.append((norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item())
             opt.step()
             opt.zero_grad(set_to_none=True)
     sums = dist.all_reduce_sum(sums, info) / (n_tokens.cpu() * args.ppo_epochs)
+    names = ("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac")
     return {
-        **dict(zip(("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac"), sums.tolist())),
+        **dict(zip(names, sums.tolist())),
         "actor_grad_norm": norms[-2] if train_actor else 0.0,
         "critic_grad_norm": norms[-1],
     }
+
+
+def step_record(step, epoch, rollouts, kl_sums, stats, times, args, info, opt_actor, opt_critic) -> dict:
+    """One metrics.jsonl line: the step's scores, category shares, KL, losses and times, over all ranks."""
+    gen_time, score_time, train_time = times
+    per_category = [
+        sum(c == category for b in rollouts for c in b.categories) for category in CALL_CATEGORIES
+    ]
+    local = [
+        *per_category,
+        sum(b.scores.sum().item() for b in rollouts),
+        sum(b.response_mask.sum().item() for b in rollouts),
+        *kl_sums.tolist(),
+    ]
+    totals = dist.all_reduce_sum(torch.tensor(local, dtype=torch.float64), info).tolist()
+    *counts, score, n_tok, kl, n_seq, entropy = totals
+    return {
+        "step": step + 1,
+        "epoch": epoch,
+        "score": score / n_seq,
+        **{f"share_{c}": n / max(sum(counts), 1) for c, n in zip(CALL_CATEGORIES, counts)},
+        "kl": kl / n_seq,
+        "kl_coef": args.kl_coef,
+        "actor_lr": opt_actor.param_groups[0]["lr"],
+        "critic_lr": opt_critic.param_groups[0]["lr"],
+        **stats,
+        "entropy": entropy / n_tok,
+        "response_len": n_tok / n_seq,
+        "gen_time_s": gen_time,
+        "score_time_s": score_time,
+        "train_time_s": train_time,
+        "gen_share": gen_time / (gen_time + score_time + train_time),
+        "gen_tokens_per_s": n_tok / gen_time,
+    }
+
+
+def summary(args, total_steps: int, export: str) -> str:
+    """The closing lines: the mean score early and late, per pass over the prompts, and the outputs."""
+    rows = rundir.read_metrics(args)
+    scores = [r["score"] for r in rows]
+    w = max(1, len(rows) // 4)
+    text = (
+        f"\ndone: {total_steps} steps, mean score {sum(scores[:w]) / w:+.3f} (first {w} steps) -> "
+        f"{sum(scores[-w:]) / w:+.3f} (last {w} steps)"
+    )
+    epochs = sorted({r["epoch"] for r in rows})
+    if len(epochs) > 1:  # each pass sees the same prompts: comparable means
+        for e in epochs:
+            per_pass = [r["score"] for r in rows if r["epoch"] == e]
+            text += (
+                f"\n  pass {e + 1}: mean score {sum(per_pass) / len(per_pass):+.3f} ({len(per_pass)} steps)"
+            )
+    text += (
+        f"\n  run directory: {args.out} (args.json, metrics.jsonl, checkpoints/)"
+        f"\n  HF model:      {export}"
+        f"\n  next:          python evaluate.py --model {export}"
+    )
+    return text
 
 
 def main(argv=None):
@@ -297,13 +385,17 @@ def main(argv=None):
             f"--batch_size {args.batch_size} must be a multiple of {info.world_size} rank(s) x "
             f"--micro_batch {args.micro_batch}"
         )
+
     actor, reference, critic, opt_actor, opt_critic = build_models(args, info, tok, bf16)
     steps_per_epoch = len(prompts) // args.batch_size
     total_steps = min(args.max_steps or 10**12, args.epochs * steps_per_epoch)
     if total_steps < 1:
         raise SystemExit(f"{len(prompts)} prompts give no full batch of {args.batch_size}")
-    run = {**{k: getattr(args, k) for k in RUN_DEFINING}, "data_sha256": checkpoint.file_sha256(args.data)}
-    models, optimizers = {"actor": actor, "critic": critic}, {"actor": opt_actor, "critic": opt_critic}
+    run = {k: getattr(args, k) for k in RUN_DEFINING}
+    run["data_sha256"] = checkpoint.file_sha256(args.data)  # the data's content, not just its path
+    models = {"actor": actor, "critic": critic}
+    optimizers = {"actor": opt_actor, "critic": opt_critic}
+    ckpt_dir = os.path.join(args.out, "checkpoints")
     start, _ = rundir.resume(args, info, models, optimizers, run, log)
     n_params = sum(p.numel() for p in actor.parameters())
     sharding = " with FSDP2" if info.distributed else ""
@@ -314,9 +406,9 @@ def main(argv=None):
         f"{info.device}{sharding}; {total_steps} steps of {args.batch_size} {unit}, {sampling} rollouts, "
         f"beta={args.kl_coef}"
     )
-    executor = (
-        Sandbox(TOOLS) if args.multi_turn else None
-    )  # --multi_turn: the real sandbox over the offline toolbox
+
+    # The loop: rollouts, their scores and advantages, then one PPO update per step.
+    executor = Sandbox(TOOLS) if args.multi_turn else None  # --multi_turn: the real sandbox over the toolbox
     bar = tqdm(total=total_steps, initial=start, disable=not info.is_main, desc="ppo", dynamic_ncols=True)
     batches = {}
     for step in range(start, total_steps):
@@ -334,98 +426,29 @@ def main(argv=None):
             (actor, reference, critic), tok, prompts, mine, step, args, info, bf16, executor
         )
         t1 = time.perf_counter()
-        stats = ppo_step(
-            rollouts,
-            actor,
-            critic,
-            opt_actor,
-            opt_critic,
-            args,
-            info,
-            bf16,
-            train_actor=step >= args.critic_warmup_steps,
-        )
+        train_actor = step >= args.critic_warmup_steps
+        stats = ppo_step(rollouts, actor, critic, opt_actor, opt_critic, args, info, bf16, train_actor)
         t2 = time.perf_counter()
-        # over all ranks: category counts, score sum, response tokens, sequence KL, sequences, entropy
-        *counts, score, n_tok, kl, n_seq, entropy = dist.all_reduce_sum(
-            torch.tensor(
-                [
-                    *(sum(c == cat for b in rollouts for c in b.categories) for cat in CALL_CATEGORIES),
-                    sum(b.scores.sum().item() for b in rollouts),
-                    sum(b.response_mask.sum().item() for b in rollouts),
-                    *kl_sums.tolist(),
-                ],
-                dtype=torch.float64,
-            ),
-            info,
-        ).tolist()
-        record = {
-            "step": step + 1,
-            "epoch": epoch,
-            "score": score / n_seq,
-            **{f"share_{c}": n / max(sum(counts), 1) for c, n in zip(CALL_CATEGORIES, counts)},
-            "kl": kl / n_seq,
-            "kl_coef": args.kl_coef,
-            "actor_lr": opt_actor.param_groups[0]["lr"],
-            "critic_lr": opt_critic.param_groups[0]["lr"],
-            **stats,
-            "entropy": entropy / n_tok,
-            "response_len": n_tok / n_seq,
-            "gen_time_s": gen_time,
-            "score_time_s": t1 - t0 - gen_time,
-            "train_time_s": t2 - t1,
-            "gen_share": gen_time / (t2 - t0),
-            "gen_tokens_per_s": n_tok / gen_time,
-        }
+
+        times = (gen_time, t1 - t0 - gen_time, t2 - t1)
+        record = step_record(step, epoch, rollouts, kl_sums, stats, times, args, info, opt_actor, opt_critic)
         rundir.log_metrics(args, info, record)
         if info.is_main:
-            bar.set_postfix(
-                score=f"{record['score']:.2f}", kl=f"{record['kl']:.3f}", gen=f"{record['gen_share']:.0%}"
-            )
+            score, kl, share = record["score"], record["kl"], record["gen_share"]
+            bar.set_postfix(score=f"{score:.2f}", kl=f"{kl:.3f}", gen=f"{share:.0%}")
             bar.update()
         if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < total_steps:
-            checkpoint.save_checkpoint(
-                os.path.join(args.out, "checkpoints"),
-                step + 1,
-                info,
-                models,
-                optimizers,
-                {"run": run},
-                args.keep,
-            )
+            checkpoint.save_checkpoint(ckpt_dir, step + 1, info, models, optimizers, {"run": run}, args.keep)
     bar.close()
     if executor is not None:
         executor.close()
-    checkpoint.save_checkpoint(
-        os.path.join(args.out, "checkpoints"), total_steps, info, models, optimizers, {"run": run}, args.keep
-    )
+
+    checkpoint.save_checkpoint(ckpt_dir, total_steps, info, models, optimizers, {"run": run}, args.keep)
     export = os.path.join(args.out, "model")
-    hf.export_hf(
-        actor,
-        export,
-        info,
-        tokenizer=tok,
-        dtype=getattr(torch, args.export_dtype) if args.export_dtype else None,
-    )
+    export_dtype = getattr(torch, args.export_dtype) if args.export_dtype else None
+    hf.export_hf(actor, export, info, tokenizer=tok, dtype=export_dtype)
     if info.is_main:
-        rows = rundir.read_metrics(args)
-        scores, w = [r["score"] for r in rows], max(1, len(rows) // 4)
-        by_epoch = {
-            e: [r["score"] for r in rows if r["epoch"] == e] for e in dict.fromkeys(r["epoch"] for r in rows)
-        }
-        passes = (
-            "".join(
-                f"\n  pass {e + 1}: mean score {sum(v) / len(v):+.3f} ({len(v)} steps)"  # same prompts each pass
-                for e, v in sorted(by_epoch.items())
-            )
-            if len(by_epoch) > 1
-            else ""
-        )
-        print(
-            f"\ndone: {total_steps} steps, mean score {sum(scores[:w]) / w:+.3f} (first {w} steps) -> "
-            f"{sum(scores[-w:]) / w:+.3f} (last {w} steps){passes}\n  run directory: {args.out} (metrics.jsonl, "
-            f"checkpoints/)\n  HF model:      {export}\n  next:          python evaluate.py --model {export}"
-        )
+        print(summary(args, total_steps, export))
 
 
 if __name__ == "__main__":

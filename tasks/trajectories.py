@@ -61,9 +61,11 @@ def from_raw_conversations(raw: dict) -> dict:
 
 
 def validate_record(record) -> dict:
-    """One record in the project format (tools normalised), or ValueError with the reason: no
-    messages, a bad role, no assistant turn, anything the renderer rejects, or a call to an unlisted
-    tool whose feedback reports success (with error feedback it is a flaw that MAE masks)."""
+    """One record in the project format, ready for SFT and PPO: tools normalised, plus `segments`
+    (its rendering, `tl.calls.render_segments`) and `feedback` (its feedback category per call,
+    `tl.classify.feedback_categories`), each computed once here. Or ValueError with the reason:
+    no messages, a bad role, no assistant turn, anything the renderer rejects, or a call to an
+    unlisted tool whose feedback reports success (with error feedback it is a flaw MAE masks)."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object; found {type(record).__name__}")
     if "messages" not in record and "conversations" in record:
@@ -80,7 +82,6 @@ def validate_record(record) -> dict:
         if m["role"] not in ROLES:
             raise ValueError(f"messages[{i}]: unknown role {m['role']!r}; expected one of {list(ROLES)}")
     tools = normalize_tools(record.get("tools") or [])
-    record = {**record, "tools": tools}
     segments = render_segments(tools, messages, add_generation_prompt=False)  # raises on malformed messages
     if not any(s.kind in ("call", "answer") for s in segments):
         raise ValueError("no assistant turn: nothing to train on")
@@ -96,7 +97,7 @@ def validate_record(record) -> dict:
                     f"messages[{i}]: call to unknown tool {call.name!r} (tools: {sorted(names)}), "
                     f"and {after}; such a call would be trained as correct"
                 )
-    return record
+    return {**record, "tools": tools, "segments": segments, "feedback": categories}
 
 
 def _json(text: str):

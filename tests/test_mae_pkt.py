@@ -18,6 +18,7 @@ from tl.sft import (
     tokenize_record,
     weighted_token_loss,
 )
+from tl.tokenizer import load_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -160,9 +161,10 @@ MESSAGES = [
 
 def test_erroneous_calls_reads_the_feedback():
     assert feedback_categories(MESSAGES) == {1: "param_missing", 3: "all_right"}
-    assert erroneous_calls(MESSAGES) == {1: "param_missing"}
+    assert erroneous_calls(MESSAGES, feedback_categories(MESSAGES)) == {1: "param_missing"}
     tail = MESSAGES[:4]  # a call with no feedback after it is not erroneous
-    assert erroneous_calls(tail) == {1: "param_missing"} and feedback_categories(tail)[3] is None
+    assert erroneous_calls(tail, feedback_categories(tail)) == {1: "param_missing"}
+    assert feedback_categories(tail)[3] is None
 
 
 def test_authors_mae_rule_reads_only_the_next_message():
@@ -174,10 +176,11 @@ def test_authors_mae_rule_reads_only_the_next_message():
         {"role": "tool", "content": "timed out"},  # an error to the taxonomy, not in their list
         {"role": "assistant", "content": "done"},
     ]
-    assert erroneous_calls(messages) == {3: "tool_instability"}
-    assert erroneous_calls(messages, rule="authors") == {1: "others"}
+    feedback = feedback_categories(messages)
+    assert erroneous_calls(messages, feedback) == {3: "tool_instability"}
+    assert erroneous_calls(messages, feedback, rule="authors") == {1: "others"}
     with pytest.raises(ValueError, match="rule"):
-        erroneous_calls(messages, rule="regex")
+        erroneous_calls(messages, feedback, rule="regex")
 
 
 def test_turn_unit_one_sample_per_trained_turn(tok):
@@ -226,11 +229,16 @@ def test_weights_line_up_with_tokens(tok):
     ]
 
 
-def test_consistency_with_inference_encoding(tok):
+def test_consistency_with_inference_encoding(tok, tiny_bpe_dir):
+    """Training ids (segment by segment) equal inference ids (the whole text), for both tokenizer
+    kinds: sentencepiece with BOS, byte-level BPE without (SmolLM2's layout)."""
+    bpe = load_tokenizer(tiny_bpe_dir)
+    assert tok.add_bos and not bpe.add_bos
     for record in sft_tiny.records(24):
         record = validate_record(record)
         text = render_prompt(record["tools"], record["messages"], add_generation_prompt=False)
-        assert tokenize_record(tok, record).input_ids == tok.encode_chat(text), record["id"]
+        for tokenizer in (tok, bpe):
+            assert tokenize_record(tokenizer, record).input_ids == tokenizer.encode_chat(text), record["id"]
 
 
 def test_mae_gradient_is_exactly_zero_on_the_masked_call(tok):

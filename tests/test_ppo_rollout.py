@@ -3,12 +3,14 @@
 (its worst call's), GAE across turns, and a training step in the real sandbox."""
 
 import copy
+import json
 
 import ppo_tiny
 import pytest
 import sft_tiny
 import torch
 
+from tasks.trajectories import validate_record
 from tl import ppo
 from tl.calls import render_prompt
 from tl.episode import Task
@@ -36,8 +38,12 @@ def tiny(tmp_path_factory):
     return setup
 
 
+def validated(records):
+    return [validate_record(r) for r in records]
+
+
 def test_prompts_keep_only_calls_with_all_right_feedback():
-    prompts, counts = prompts_from_trajectories(sft_tiny.records(9))
+    prompts, counts = prompts_from_trajectories(validated(sft_tiny.records(9)))
     # 9 good calls + 3 erroneous ones (records 2, 5, 8), one per feedback category of sft_tiny.ERRORS
     assert counts["calls"] == 12 and counts["kept"] == 9
     assert (
@@ -78,7 +84,7 @@ def test_policy_equal_to_reference_gives_zero_kl_and_ratio_one(tiny):
     actor = tiny["actor"]
     reference = copy.deepcopy(actor).requires_grad_(False)
     critic = Critic(copy.deepcopy(actor))
-    prompts, _ = prompts_from_trajectories(sft_tiny.records(4))
+    prompts, _ = prompts_from_trajectories(validated(sft_tiny.records(4)))
     batch = rollout(actor, tiny["tokenizer"], prompts, max_new_tokens=6, temperature=1.0, seed=0)
     score(batch, actor, reference, critic, temperature=1.0)
     kl = compute_advantages(batch, kl_coef=0.3)
@@ -98,7 +104,7 @@ def test_policy_equal_to_reference_gives_zero_kl_and_ratio_one(tiny):
 
 def test_rollout_cuts_after_eos_and_pads_with_non_eos(tiny):
     tok = tiny["tokenizer"]
-    prompts, _ = prompts_from_trajectories(sft_tiny.records(4))
+    prompts, _ = prompts_from_trajectories(validated(sft_tiny.records(4)))
     batch = rollout(tiny["actor"], tok, prompts, max_new_tokens=12, temperature=1.0, seed=3)
     R = batch.response_len
     responses = batch.input_ids[:, -R:]
@@ -239,9 +245,32 @@ def test_one_score_per_output(tiny, monkeypatch, output, score):
     assert batch.scores[0].tolist() == [score]
 
 
-def test_multi_turn_training_runs_in_the_sandbox(tiny, tmp_path):
+def test_multi_turn_training_runs_in_the_sandbox(tiny, tmp_path, monkeypatch):
+    """--multi_turn plays episodes whose calls run in the real Sandbox, and its feedback reaches
+    the trained sequence: the actor's outputs are scripted (a random model writes no call), the
+    Sandbox is the real one, recorded."""
     import train_ppo
+    from tl.sandbox import Sandbox
 
+    executed = []
+
+    class RecordedSandbox(Sandbox):
+        def run(self, call):
+            result = super().run(call)
+            executed.append((call, result))
+            return result
+
+    monkeypatch.setattr(train_ppo, "Sandbox", RecordedSandbox)
+    rollouts = []
+    real_score = ppo.score
+
+    def recorded_score(batch, *args, **kwargs):
+        rollouts.append(batch)
+        return real_score(batch, *args, **kwargs)
+
+    monkeypatch.setattr(ppo, "score", recorded_score)
+    tok = tiny["tokenizer"]
+    scripted_generate(monkeypatch, tok, [CALL, ANSWER] * 4)
     train_ppo.main(
         [
             "--sft",
@@ -260,10 +289,16 @@ def test_multi_turn_training_runs_in_the_sandbox(tiny, tmp_path):
             "--max_steps",
             "1",
             "--max_new_tokens",
-            "6",
+            "12",
             "--temperature",
             "1.0",
+            "--no-bf16",
         ]
     )
-    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 1 and (tmp_path / "model" / "config.json").exists()
+    # each episode's call ran in the sandbox's toolbox (the real get_weather_current of tasks.toolbox)
+    assert len(executed) == 2 and all(call.name == "get_weather_current" for call, _ in executed)
+    assert all(result.ok and '"city": "Paris"' in result.output for _, result in executed)
+    [batch] = rollouts
+    trained_text = tok.decode(batch.input_ids[0].tolist())
+    assert executed[0][1].feedback in trained_text  # the sandbox's own words are in the sequence
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])["step"] == 1

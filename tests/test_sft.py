@@ -12,11 +12,13 @@ import sft_tiny
 import torch
 from conftest import save_model
 
+import train_ppo
 import train_sft
+from tl.dist import DistInfo
 from tl.hf import load_hf
-from tl.sft import Sample, collate, weighted_token_loss
+from tl.sft import Sample, collate, step_normaliser, weighted_token_loss
 from tl.tokenizer import load_tokenizer
-from tl.training import epoch_batches, lr_at, micro_batches
+from tl.training import backward_share, epoch_batches, lr_at, micro_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +32,69 @@ def test_weighted_token_loss_hand_computed():
     logits = torch.tensor([[[20.0, 0, 0, 0], [0, 0, 0, 0]]])
     loss = weighted_token_loss(logits, torch.tensor([[0, 3]]), torch.tensor([[9.0, 1.0]]), 10.0)
     assert loss.item() == pytest.approx(math.log(4) / 10, rel=1e-6)
+
+
+def test_step_normaliser_for_both_sample_units():
+    """Trajectory unit: the step's global weight sum. Turn unit: each sample rescaled to sum to 1
+    first, so the step loss is the mean over samples of each one's weighted mean."""
+    info = DistInfo(0, 1, 0, torch.device("cpu"), False)
+    weights = [torch.tensor([[0.0, 1.0, 9.0], [1.0, 1.0, 0.0]]), torch.tensor([[2.0, 0.0, 0.0]])]
+    batches = [{"weights": w.clone()} for w in weights]
+    assert step_normaliser(batches, "trajectory", info).item() == 14.0
+    assert torch.equal(batches[0]["weights"], weights[0])  # untouched
+    assert step_normaliser(batches, "turn", info).item() == 3.0  # three samples
+    assert torch.allclose(batches[0]["weights"], torch.tensor([[0.0, 0.1, 0.9], [0.5, 0.5, 0.0]]))
+    assert torch.equal(batches[1]["weights"], torch.tensor([[1.0, 0.0, 0.0]]))
+    # hand-computed turn-unit loss: uniform logits over 4 classes make every NLL log 4
+    logits = torch.zeros(3, 3, 4)
+    flat = torch.cat([b["weights"] for b in batches])
+    loss = weighted_token_loss(logits, torch.zeros(3, 3, dtype=torch.long), flat, 3.0)
+    assert loss.item() == pytest.approx(math.log(4))  # the mean of three means of log 4
+    with pytest.raises(ValueError, match="sample_unit"):
+        step_normaliser(batches, "token", info)
+
+
+def test_backward_share_makes_fsdp_averaging_a_global_sum():
+    """Each rank's loss is its part of a sum over all ranks divided by the global normaliser;
+    FSDP2 averages gradients over ranks, so backward_share scales by the world size and the
+    average of the ranks' gradients equals the gradient of the global loss."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 4, bias=False)
+    inputs, targets = torch.randn(6, 4), torch.randint(0, 4, (6,))
+    weights = torch.tensor([1.0, 2.0, 0.0, 1.0, 3.0, 1.0])
+    normaliser = weights.sum()
+    whole = weighted_token_loss(layer(inputs), targets, weights, normaliser)
+    expected = torch.autograd.grad(whole, layer.weight)[0]
+    two_ranks = DistInfo(0, 2, 0, torch.device("cpu"), False)
+    per_rank = []
+    for part in (slice(0, 2), slice(2, 6)):  # the ranks hold unequal shares of the weight
+        layer.zero_grad()
+        share = weighted_token_loss(layer(inputs[part]), targets[part], weights[part], normaliser)
+        backward_share(share, two_ranks)
+        per_rank.append(layer.weight.grad.clone())
+    assert torch.allclose((per_rank[0] + per_rank[1]) / 2, expected, atol=1e-6)  # what FSDP2's average gives
+
+
+def test_logits_at_weighted_positions_give_the_full_loss_and_gradients(make_tiny_model):
+    """Computing logits only where the weight is not 0 changes nothing but the cost."""
+    model = make_tiny_model(seed=2).train()
+    batch = collate(
+        [Sample("a", [1, 5, 6, 7, 2], [0, 0, 1, 2, 1]), Sample("b", [1, 8, 9], [0, 1, 0])], pad_id=0
+    )
+    grads = []
+    for at in (False, True):
+        model.zero_grad()
+        if at:
+            keep = batch["weights"] > 0
+            logits = model(batch["input_ids"], attention_mask=batch["attention_mask"], logits_at=keep)
+            loss = weighted_token_loss(logits, batch["targets"][keep], batch["weights"][keep], 5.0)
+        else:
+            logits = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+            loss = weighted_token_loss(logits, batch["targets"], batch["weights"], 5.0)
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(grads[0][1], grads[1][1]))
 
 
 def test_epoch_batches_and_micro_batches():
@@ -136,9 +201,9 @@ def reference(setup):
     return str(root / "ref")
 
 
-def test_demo_run_learns_and_exports(reference):
+def test_the_export_loads_in_transformers_and_metrics_are_logged(reference):
     m = _metrics(reference)
-    assert len(m) == 3 and m[-1]["loss"] < m[0]["loss"]
+    assert [r["step"] for r in m] == [1, 2, 3]
     assert {"loss", "lr", "grad_norm", "tokens_per_s", "masked_calls", "key_tokens", "step_time_s"} <= set(
         m[0]
     )
@@ -148,6 +213,34 @@ def test_demo_run_learns_and_exports(reference):
     ours = load_hf(os.path.join(reference, "model"))
     ids = torch.arange(1, 21)[None]
     assert torch.allclose(hf(ids).logits, ours(ids), atol=1e-5)
+
+
+def test_sft_learns_the_trained_call(tmp_path):
+    """The whole SFT path learns: a small random model trained on one trajectory writes, greedily,
+    exactly the call it was trained on, and a masked erroneous call is not what it learnt."""
+    from tasks.trajectories import validate_record
+    from tl.calls import format_call, render_prompt
+    from tl.generate import generate
+
+    record = sft_tiny.records(9)[8]  # first a masked call to `get_wether` (NameError), then the right one
+    data = sft_tiny.write_jsonl(tmp_path / "one.jsonl", [record] * 8)
+    tok = sft_tiny.tokenizer(tmp_path, [record])
+    argv = ["--data", data, "--tokenizer", tok.model_path, "--out", str(tmp_path / "run"), "--epochs", "40"]
+    argv += ["--global_batch", "8", "--micro_batch", "8", "--hidden_size", "64", "--num_layers", "2"]
+    _train(argv + ["--lr", "3e-3", "--warmup_ratio", "0.1", "--short_first", "0", "--save_every", "0"])
+    model = load_hf(tmp_path / "run" / "model").eval()
+    validated = validate_record(record)
+    first_call = next(i for i, m in enumerate(validated["messages"]) if "tool_call" in m)
+    right = next(i for i in validated["feedback"] if validated["feedback"][i] == "all_right")
+    assert validated["feedback"][first_call] == "tool_hallucination"
+    prompts = [
+        tok.encode_chat(render_prompt(validated["tools"], validated["messages"][:at]))
+        for at in (right, first_call)
+    ]
+    out = generate(model, prompts, max_new_tokens=40, eos_id=tok.eos_id, pad_id=tok.pad_id, tokenizer=tok)
+    assert out.texts[0] == " " + format_call(validated["messages"][right]["tool_call"])  # the trained call
+    masked = " " + format_call(validated["messages"][first_call]["tool_call"])
+    assert out.texts[1] != masked  # the masked `get_wether(...)` was never a target
 
 
 @pytest.fixture(scope="module")
@@ -323,25 +416,44 @@ def test_resume_guard_reads_the_data_content(setup, tmp_path):
         _train(argv + ["--resume"])
 
 
-def test_presets_and_overrides():
-    demo = train_sft.parse_args([])
-    assert (demo.data, demo.global_batch, demo.lr, demo.mae, demo.pkt, demo.w_max) == (
-        "out/data/train.jsonl",
-        8,
-        3e-3,
-        True,
-        True,
-        9.0,
-    )
-    paper = train_sft.parse_args(["--preset", "paper7b", "--model", "m", "--global_batch", "8", "--no-mae"])
-    assert (paper.lr, paper.epochs, paper.max_seq_len, paper.bf16, paper.activation_checkpointing) == (
-        1e-6,
-        1,
-        8192,
-        True,
-        True,
-    )
-    assert paper.global_batch == 8 and paper.mae is False  # explicit flags win over the preset
+def _help_text(parse_args, capsys) -> str:
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines: compare on words
+
+
+@pytest.mark.parametrize("script", ["train_sft", "train_ppo"])
+def test_help_shows_every_default_and_every_preset_value(script, capsys):
+    """One config source: each flag's help shows its default and the value of every preset that
+    sets it, so --help tells what a run will use."""
+    module = __import__(script)
+    text = _help_text(module.parse_args, capsys)
+    parser_defaults = vars(module.parse_args([]))
+    for name, preset in module.PRESETS.items():
+        for key, value in preset.items():
+            assert f"{name}: {value}" in text, (name, key)
+            assert key in parser_defaults, f"preset {name} sets {key}, which is no flag"
+
+
+def test_presets_fill_defaults_and_explicit_flags_win():
+    for name, preset in train_sft.PRESETS.items():
+        args = train_sft.parse_args(["--preset", name, "--model", "m"])
+        assert args.preset == name and all(getattr(args, k) == v for k, v in preset.items() if k != "model")
+    explicit = train_sft.parse_args(["--preset", "paper7b", "--model", "m", "--lr", "0.5", "--no-mae"])
+    assert explicit.lr == 0.5 and explicit.mae is False  # explicit flags win over the preset
+    assert train_sft.parse_args([]).preset == "demo"  # no model given: the demo
+    assert train_sft.parse_args(["--model", "m"]).preset is None  # a model given: the plain defaults
+    # the demo reproduces CPU figures: it asks for the CPU whatever GPUs are visible
+    assert {train_sft.parse_args([]).device, train_ppo.parse_args([]).device} == {"cpu"}
+
+
+def test_the_run_directory_records_the_resolved_settings(setup, reference):
+    """OUT/args.json holds every setting the run used, as the command line resolved them."""
+    _, base = setup
+    saved = json.loads((Path(reference) / "args.json").read_text())
+    resolved = vars(train_sft.parse_args(base + ["--micro_batch", "4", "--out", reference]))
+    assert saved == json.loads(json.dumps(resolved, default=str))
+    assert saved["preset"] == "demo" and saved["lr"] == 3e-3  # base passes --lr 3e-3
 
 
 def test_demo_data_is_generated_when_missing(tmp_path, monkeypatch):
@@ -352,9 +464,8 @@ def test_demo_data_is_generated_when_missing(tmp_path, monkeypatch):
         "heldout_single.jsonl",
         "train.jsonl",
     ]
-    assert (
-        sum(1 for _ in open(tmp_path / "out" / "data" / "train.jsonl")) == train_sft.DEMO_TRAJECTORIES == 8000
-    )
+    n = train_sft.GENERATED_DATA[train_sft.DEMO_DATA]["n"]
+    assert sum(1 for _ in open(tmp_path / "out" / "data" / "train.jsonl")) == n == 8000
 
 
 def test_short_first_batches_are_seeded_distinct_and_short():

@@ -20,7 +20,8 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, generator: torch
     """One token per row of `logits` [B, V]: greedy at temperature 0, else drawn from softmax(logits / T)."""
     if temperature == 0.0:
         return logits.argmax(-1)
-    return torch.multinomial(torch.log_softmax(logits / temperature, -1).exp(), 1, generator=generator)[:, 0]
+    probabilities = torch.log_softmax(logits / temperature, -1).exp()  # [B, V]
+    return torch.multinomial(probabilities, 1, generator=generator)[:, 0]
 
 
 @torch.no_grad()
@@ -41,37 +42,42 @@ def generate(
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token (e.g. BOS)")
     device = next(model.parameters()).device
-    batch, prompt_len = len(prompts), max(len(p) for p in prompts)
-    input_ids = torch.full((batch, prompt_len), pad_id, dtype=torch.long)
-    mask = torch.ones(batch, prompt_len + max_new_tokens, dtype=torch.long)
+    batch = len(prompts)
+    prompt_len = max(len(p) for p in prompts)  # P: every prompt ends at position P - 1
+    total = prompt_len + max_new_tokens
+    input_ids = torch.full((batch, prompt_len), pad_id, dtype=torch.long)  # [B, P], left-padded
+    mask = torch.ones(batch, total, dtype=torch.long)  # [B, P + new]: 0 on each row's left padding
     for row, prompt in enumerate(prompts):
-        input_ids[row, prompt_len - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-        mask[row, : prompt_len - len(prompt)] = 0
-    input_ids, mask = input_ids.to(device), mask.to(device)
+        pad = prompt_len - len(prompt)
+        input_ids[row, pad:] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, :pad] = 0
+    input_ids = input_ids.to(device)
+    mask = mask.to(device)
     padded = any(len(p) != prompt_len for p in prompts)  # no padding: no mask needed at all
     generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
-    new_tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
-    running = torch.ones(batch, dtype=torch.bool, device=device)
-    steps, was_training = 0, model.training
+    new_tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)  # [B, new]
+    running = torch.ones(batch, dtype=torch.bool, device=device)  # [B]: not yet at EOS
+    steps = 0
+    was_training = model.training
     model.eval()
     try:
-        cache = model.new_cache(prompt_len + max_new_tokens)
-        logits = model(
-            input_ids, attention_mask=mask[:, :prompt_len] if padded else None, cache=cache, logits_to_keep=1
-        )
+        cache = model.new_cache(total)
+        prefill_mask = mask[:, :prompt_len] if padded else None
+        logits = model(input_ids, attention_mask=prefill_mask, cache=cache, logits_to_keep=1)  # [B, 1, V]
         for step in range(max_new_tokens):
-            tokens = torch.where(running, sample_next(logits[:, -1].float(), temperature, generator), pad_id)
+            sampled = sample_next(logits[:, -1].float(), temperature, generator)  # [B]
+            tokens = torch.where(running, sampled, pad_id)  # a finished row only pads
             new_tokens[:, step] = tokens
             steps = step + 1
             running &= tokens != eos_id
             if steps == max_new_tokens or not any_rank(running.any(), device):
                 break
-            logits = model(
-                tokens[:, None], cache=cache, attention_mask=mask[:, : prompt_len + steps] if padded else None
-            )
+            step_mask = mask[:, : prompt_len + steps] if padded else None
+            logits = model(tokens[:, None], cache=cache, attention_mask=step_mask)  # [B, 1, V]
     finally:
         model.train(was_training)
-    rows = [ids[: ids.index(eos_id) + 1] if eos_id in ids else ids for ids in new_tokens[:, :steps].tolist()]
-    return Generation(
-        rows, None if tokenizer is None else [tokenizer.decode(ids, continuation=True) for ids in rows]
-    )
+    rows = []
+    for ids in new_tokens[:, :steps].tolist():
+        rows.append(ids[: ids.index(eos_id) + 1] if eos_id in ids else ids)  # cut after EOS, EOS kept
+    texts = None if tokenizer is None else [tokenizer.decode(ids, continuation=True) for ids in rows]
+    return Generation(rows, texts)

@@ -25,7 +25,6 @@ from tl.classify import (
     Classification,
     call_reward,
     classify,
-    feedback_categories,
 )
 from tl.dist import any_rank
 from tl.episode import Episode, Item, Task
@@ -39,45 +38,51 @@ def shift_to_response(x: torch.Tensor, prompt_len: int) -> torch.Tensor:
         raise ValueError(
             f"prompt_len must be in 1..{x.shape[1] - 1} for an output of shape {tuple(x.shape)}, got {prompt_len}"
         )
-    return x[:, prompt_len - 1 : -1]
+    return x[:, prompt_len - 1 : -1]  # [B, R, ...]
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log pi(token) under softmax(logits / T) in fp32 (T = the sampling temperature, or ratio and
-    KL are of another distribution), `logits` aligned with `tokens`."""
+    """log pi(token) [B, R] under softmax(logits / T) in fp32 (T = the sampling temperature, or
+    ratio and KL are of another distribution); `logits` [B, R, V] aligned with `tokens` [B, R]."""
     logits = logits.float() / temperature
-    return logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    chosen = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # [B, R]
+    return chosen - torch.logsumexp(logits, dim=-1)
 
 
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Entropy of softmax(logits / T) per position, fp32."""
+    """Entropy of softmax(logits / T) per position: [B, R, V] -> [B, R], fp32."""
     z = logits.float() / temperature
     return torch.logsumexp(z, dim=-1) - (torch.softmax(z, dim=-1) * z).sum(-1)
 
 
 def kl_k1(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
-    """Per-token KL estimate k1 = log pi - log pi_ref (the paper's code; unbiased, may be negative)."""
+    """Per-token KL estimate k1 = log pi - log pi_ref [B, R] (the paper's code; unbiased, may be
+    negative)."""
     return logp - logp_ref
 
 
 def last_valid_index(mask: torch.Tensor) -> torch.Tensor:
-    """Each row's last valid response position (its EOS, or the last token if cut); 0 if empty."""
-    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    """Each row's last valid response position [B] (its EOS, or the last token if cut); 0 if empty."""
+    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)  # [B, R]
     return torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(dim=1)
 
 
 def place_scores(scores: torch.Tensor, positions: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Dense `[B, R]`: `scores[b, k]` at `positions[b, k]` (-1: none; `[B]` scores: one per row), 0 elsewhere."""
+    """Dense `[B, R]`: `scores[b, k]` at `positions[b, k]` (-1: none), 0 elsewhere. Scores and
+    positions are [B, K], or [B] for one score per row."""
     if scores.dim() == 1:
-        scores, positions = scores[:, None], positions[:, None]
-    dense = torch.zeros(shape, dtype=torch.float32, device=scores.device)
-    return dense.scatter_add_(1, positions.clamp(min=0), torch.where(positions >= 0, scores.float(), 0.0))
+        scores = scores[:, None]  # [B, 1]
+        positions = positions[:, None]
+    dense = torch.zeros(shape, dtype=torch.float32, device=scores.device)  # [B, R]
+    placed = torch.where(positions >= 0, scores.float(), 0.0)  # a "none" adds 0 at position 0
+    return dense.scatter_add_(1, positions.clamp(min=0), placed)
 
 
 def token_rewards(
     kl: torch.Tensor, mask: torch.Tensor, kl_coef: float, score_per_token: torch.Tensor
 ) -> torch.Tensor:
-    """r_t = -beta kl_t + score_t on valid tokens, so a row's rewards sum to score - beta sum kl."""
+    """r_t = -beta kl_t + score_t on valid tokens [B, R], so a row's rewards sum to
+    score - beta sum kl."""
     return torch.where(mask.bool(), -kl_coef * kl + score_per_token, 0.0)
 
 
@@ -85,18 +90,23 @@ def token_rewards(
 def gae(
     rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE: A_t = r_t + gamma V_{t+1} - V_t + gamma lam A_{t+1} (V after the end = 0), returns = A + V.
-    Masked positions are skipped (t+1 = the next valid token) and 0 in the outputs."""
+    """GAE over [B, R]: A_t = r_t + gamma V_{t+1} - V_t + gamma lam A_{t+1} (V after the end = 0),
+    returns = A + V. Masked positions are skipped (t+1 = the next valid token) and 0 in the outputs."""
     mask = mask.bool()
-    advantages = torch.zeros_like(values, dtype=torch.float32)
-    next_value = torch.zeros(values.shape[0], dtype=torch.float32, device=values.device)
-    next_adv = torch.zeros_like(next_value)
+    advantages = torch.zeros_like(values, dtype=torch.float32)  # [B, R]
+    next_value = torch.zeros(values.shape[0], dtype=torch.float32, device=values.device)  # [B]: V_{t+1}
+    next_advantage = torch.zeros_like(next_value)  # [B]: A_{t+1}
     for t in reversed(range(values.shape[1])):
-        m, v = mask[:, t], values[:, t].float()
-        adv = rewards[:, t].float() + gamma * next_value - v + gamma * lam * next_adv
-        advantages[:, t] = torch.where(m, adv, 0.0)
-        next_value, next_adv = torch.where(m, v, next_value), torch.where(m, adv, next_adv)
-    return advantages, torch.where(mask, advantages + values.float(), 0.0)
+        valid = mask[:, t]  # [B]
+        value = values[:, t].float()  # [B]
+        delta = rewards[:, t].float() + gamma * next_value - value
+        advantage = delta + gamma * lam * next_advantage
+        advantages[:, t] = torch.where(valid, advantage, 0.0)
+        # a masked position (feedback inside a multi-turn sequence) passes the next values through
+        next_value = torch.where(valid, value, next_value)
+        next_advantage = torch.where(valid, advantage, next_advantage)
+    returns = torch.where(mask, advantages + values.float(), 0.0)
+    return advantages, returns
 
 
 def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -104,16 +114,17 @@ def _masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float = 0.2):
-    """PPO-clip: sum_t max(-A_t r_t, -A_t clip(r_t, 1 -+ eps)) / n_tokens, r_t = pi / pi_old. Stats
-    are token sums: `clipped`, `approx_kl` (k3 = (r - 1) - log r) and `ratio`."""
+    """PPO-clip over [B, R]: sum_t max(-A_t r_t, -A_t clip(r_t, 1 -+ eps)) / n_tokens, r_t = pi / pi_old.
+    Stats are token sums: `clipped`, `approx_kl` (k3 = (r - 1) - log r) and `ratio`."""
     mask = mask.bool()
     n = mask.sum().clamp(min=1) if n_tokens is None else n_tokens
     # `where`, not `* mask`: garbage at masked positions (inf, nan) must not reach exp or the sum
-    log_ratio = torch.where(mask, logp - logp_old, 0.0)
+    log_ratio = torch.where(mask, logp - logp_old, 0.0)  # [B, R]
     advantages = torch.where(mask, advantages, 0.0)
     ratio = torch.exp(log_ratio)
-    unclipped, clipped = -advantages * ratio, -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    loss = _masked_sum(torch.maximum(unclipped, clipped), mask) / n
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    loss = _masked_sum(torch.maximum(unclipped, clipped), mask) / n  # pessimistic: the larger loss
     with torch.no_grad():
         stats = {
             "clipped": _masked_sum((clipped > unclipped).float(), mask),
@@ -124,24 +135,30 @@ def policy_loss(logp, logp_old, advantages, mask, n_tokens=None, clip_eps: float
 
 
 def value_loss(values, values_old, returns, mask, n_tokens=None, clip_eps: float = 0.2):
-    """0.5 sum_t max((V - R)^2, (clip(V, V_old -+ eps) - R)^2) / n_tokens; stat `clipped` (a token sum)."""
+    """0.5 sum_t max((V - R)^2, (clip(V, V_old -+ eps) - R)^2) / n_tokens over [B, R]; stat
+    `clipped` (a token sum)."""
     mask = mask.bool()
     n = mask.sum().clamp(min=1) if n_tokens is None else n_tokens
-    values, values_old, returns = (torch.where(mask, x, 0.0) for x in (values, values_old, returns))
-    err = (values - returns) ** 2
-    err_clipped = (values_old + torch.clamp(values - values_old, -clip_eps, clip_eps) - returns) ** 2
+    values = torch.where(mask, values, 0.0)
+    values_old = torch.where(mask, values_old, 0.0)
+    returns = torch.where(mask, returns, 0.0)
+    err = (values - returns) ** 2  # [B, R]
+    clipped_values = values_old + torch.clamp(values - values_old, -clip_eps, clip_eps)
+    err_clipped = (clipped_values - returns) ** 2
     loss = 0.5 * _masked_sum(torch.maximum(err, err_clipped), mask) / n
     return loss, {"clipped": _masked_sum((err_clipped > err).float().detach(), mask)}
 
 
 class Critic(nn.Module):
     """V(s_t): the SFT trunk's final hidden state -> a zero-initialised `Linear(hidden, 1)` (the
-    paper's code), so the first values are 0. The trunk's lm_head is deleted; `forward` calls the
-    trunk itself, so FSDP2's hooks on it fire."""
+    paper's code), so the first values are 0. The trunk's output layer goes (a tied trunk keeps
+    its embedding, which it still reads its input with); `forward` calls the trunk itself, so
+    FSDP2's hooks on it fire."""
 
     def __init__(self, trunk: nn.Module):
         super().__init__()
-        del trunk.lm_head
+        if hasattr(trunk, "lm_head"):
+            del trunk.lm_head
         self.trunk = trunk
         norm = trunk.model.norm.weight
         self.value_head = nn.Linear(trunk.args.hidden_size, 1, dtype=norm.dtype, device=norm.device)
@@ -154,7 +171,9 @@ class Critic(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, logits_to_keep: int | None = None) -> torch.Tensor:
         """Values `[B, T]` (fp32) at each position (the last `logits_to_keep` only, if given)."""
-        hidden = self.trunk(input_ids, attention_mask, return_hidden=True, logits_to_keep=logits_to_keep)
+        hidden = self.trunk(
+            input_ids, attention_mask, return_hidden=True, logits_to_keep=logits_to_keep
+        )  # [B, T, D]
         return self.value_head(hidden).squeeze(-1).float().clone()  # clone: FSDP2 warns on a view output
 
 
@@ -162,32 +181,23 @@ def prompts_from_trajectories(records: list[dict]) -> tuple[list[Item], Counter]
     """One prompt (an Item: tools, the history, the gold call) per assistant call whose feedback is
     `all_right` (the paper's filter). Counts: `calls`, `kept`, `dropped_<reason>` (the feedback
     category, `no_feedback`, or `parallel`: several calls in one turn)."""
-    prompts, counts = [], Counter()
+    prompts = []
+    counts = Counter()
     for record in records:
-        for i, category in sorted(feedback_categories(record["messages"]).items()):
+        for i, category in sorted(record["feedback"].items()):
             calls = assistant_calls(record["messages"][i])
             counts["calls"] += 1
-            reason = (
-                "parallel"
-                if len(calls) != 1
-                else "no_feedback"
-                if category is None
-                else category
-                if category != ALL_RIGHT
-                else None
-            )
-            counts[f"dropped_{reason}" if reason else "kept"] += 1
-            if reason is None:
-                prompts.append(
-                    Item(
-                        f"{record.get('id', '?')}@{i}",
-                        "train",
-                        record["tools"],
-                        record["messages"][:i],
-                        calls,
-                        "strict",
-                    )
-                )
+            if len(calls) != 1:
+                counts["dropped_parallel"] += 1
+            elif category is None:
+                counts["dropped_no_feedback"] += 1
+            elif category != ALL_RIGHT:
+                counts[f"dropped_{category}"] += 1
+            else:
+                counts["kept"] += 1
+                item_id = f"{record.get('id', '?')}@{i}"
+                history = record["messages"][:i]
+                prompts.append(Item(item_id, "train", record["tools"], history, calls, "strict"))
     return prompts, counts
 
 
@@ -230,13 +240,17 @@ class Rollout:
 
 
 def pack(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
-    """(input_ids, attention_mask, response_mask): prompts left-padded, responses right-padded."""
-    P, R, B = max(len(p) for p in prompts), max(max(len(r) for r in responses), 1), len(prompts)
+    """(input_ids [B, P + R], attention_mask [B, P + R], response_mask [B, R]): each prompt
+    left-padded to P (the longest), each response right-padded to R (at least 1)."""
+    B = len(prompts)
+    P = max(len(p) for p in prompts)
+    R = max(max(len(r) for r in responses), 1)
     input_ids = torch.full((B, P + R), pad_id, dtype=torch.long)
     attention_mask = torch.zeros(B, P + R, dtype=torch.long)
-    for b, (p, r) in enumerate(zip(prompts, responses)):
-        input_ids[b, P - len(p) : P + len(r)] = torch.tensor(p + r, dtype=torch.long)
-        attention_mask[b, P - len(p) : P + len(r)] = 1
+    for b, (prompt, response) in enumerate(zip(prompts, responses)):
+        start, end = P - len(prompt), P + len(response)  # prompt ends at P, the response starts there
+        input_ids[b, start:end] = torch.tensor(prompt + response, dtype=torch.long)
+        attention_mask[b, start:end] = 1
     return input_ids, attention_mask, attention_mask[:, P:].clone()
 
 
@@ -244,7 +258,8 @@ def response_logprobs(
     model, input_ids, attention_mask, response_len: int, temperature: float = 1.0, with_entropy: bool = False
 ):
     """log pi(response token) `[B, R]` (and the entropy), projecting only the last R + 1 positions."""
-    logits = shift_to_response(model(input_ids, attention_mask, logits_to_keep=response_len + 1), 1)
+    last = model(input_ids, attention_mask, logits_to_keep=response_len + 1)  # [B, R + 1, V]
+    logits = shift_to_response(last, 1)  # [B, R, V]: each predicts the next response token
     logp = token_logprobs(logits, input_ids[:, -response_len:], temperature)
     return logp, token_entropy(logits, temperature) if with_entropy else None
 
@@ -275,10 +290,11 @@ def rollout(
         seed=seed,
         tokenizer=tokenizer,
     )
-    scores, categories = zip(*(score_response(t, p) for t, p in zip(gen.texts, prompts)))
-    return Rollout(
-        *pack(ids, gen.tokens, tokenizer.pad_id), list(gen.texts), torch.tensor(scores), list(categories)
-    )
+    scored = [score_response(text, prompt) for text, prompt in zip(gen.texts, prompts)]
+    input_ids, attention_mask, response_mask = pack(ids, gen.tokens, tokenizer.pad_id)
+    scores = torch.tensor([reward for reward, _ in scored])  # [B]
+    categories = [category for _, category in scored]
+    return Rollout(input_ids, attention_mask, response_mask, list(gen.texts), scores, categories)
 
 
 def category_reward(category: str) -> float:
@@ -320,20 +336,21 @@ def episode_rollout(
     the episode's feedback categories. An episode also ends when its sequence would pass `max_len`."""
     episodes = [Episode(t.tools, t.query, executor, max_turns=max_turns) for t in tasks]
     prompts = [tokenizer.encode_chat(ep.prompt()) for ep in episodes]
-    tokens, trained, calls = [[] for _ in tasks], [[] for _ in tasks], [[] for _ in tasks]
+    tokens = [[] for _ in tasks]  # per episode: out_0 + obs_0 + out_1 + ...
+    trained = [[] for _ in tasks]  # per token of `tokens`: 1 for the model's own, 0 for feedback
+    calls = [[] for _ in tasks]  # per episode: (position in `tokens`, worst call category) per output
+    device = next(actor.parameters()).device
     for turn in range(max_turns):
         active = [
             i
             for i, ep in enumerate(episodes)
             if not ep.done and len(prompts[i]) + len(tokens[i]) + max_new_tokens <= max_len
         ]
-        if not any_rank(
-            bool(active), next(actor.parameters()).device
-        ):  # every rank generates equally often under FSDP
+        if not any_rank(bool(active), device):  # every rank generates equally often under FSDP
             break
-        inputs = [prompts[i] + tokens[i] for i in active] or [
-            [tokenizer.bos_id]
-        ]  # a stand-in keeps ranks in step
+        inputs = [prompts[i] + tokens[i] for i in active]
+        if not inputs:
+            inputs = [[tokenizer.bos_id]]  # this rank is done: a stand-in keeps the ranks in step
         gen = generate(
             actor,
             inputs,
@@ -349,30 +366,25 @@ def episode_rollout(
             tokens[i] += ids
             trained[i] += [1] * len(ids)
             if step.calls:  # the worst call's score, as for single-turn extra calls: no +1 per repeated call
-                calls[i].append(
-                    (len(tokens[i]) - 1, min((c.category for c in step.calls), key=category_reward))
-                )
+                worst = min((c.category for c in step.calls), key=category_reward)
+                calls[i].append((len(tokens[i]) - 1, worst))
             if not episodes[i].done:
                 prompt = episodes[i].prompt()  # what follows the last EOS: the feedback and the next header
                 obs = tokenizer.encode_continuation(prompt[prompt.rindex(EOS_MARK) + len(EOS_MARK) :])
                 tokens[i] += obs
                 trained[i] += [0] * len(obs)
-    input_ids, attention_mask, response_mask = pack(prompts, tokens, tokenizer.pad_id)
-    positions = torch.full((len(tasks), max(1, *map(len, calls))), -1, dtype=torch.long)
-    scores = torch.zeros(positions.shape)
+    input_ids, attention_mask, response_mask = pack(prompts, tokens, tokenizer.pad_id)  # [B, P + R], [B, R]
+    most_calls = max(1, *map(len, calls))
+    positions = torch.full((len(tasks), most_calls), -1, dtype=torch.long)  # [B, K]; -1: no score
+    scores = torch.zeros(positions.shape)  # [B, K]
     for b in range(len(tasks)):
-        response_mask[b, : len(trained[b])] = torch.tensor(trained[b], dtype=torch.long)
-        for k, (pos, category) in enumerate(calls[b]):
-            positions[b, k], scores[b, k] = pos, category_reward(category)
-    return Rollout(
-        input_ids,
-        attention_mask,
-        response_mask,
-        [ep.answer or "" for ep in episodes],
-        scores,
-        [c for per in calls for _, c in per],
-        positions,
-    )
+        response_mask[b, : len(trained[b])] = torch.tensor(trained[b], dtype=torch.long)  # feedback out
+        for k, (position, category) in enumerate(calls[b]):
+            positions[b, k] = position
+            scores[b, k] = category_reward(category)
+    answers = [ep.answer or "" for ep in episodes]
+    categories = [category for per_episode in calls for _, category in per_episode]
+    return Rollout(input_ids, attention_mask, response_mask, answers, scores, categories, positions)
 
 
 @torch.no_grad()
@@ -381,7 +393,9 @@ def score(batch: Rollout, actor, reference, critic: Critic, temperature: float =
     log-probs: KV-cached steps differ in the last bits, and the first ratio must be exactly 1).
     `temperature`: the sampling one (1 for greedy)."""
     device = next(actor.parameters()).device
-    ids, mask, R = batch.input_ids.to(device), batch.attention_mask.to(device), batch.response_len
+    ids = batch.input_ids.to(device)  # [B, P + R]
+    mask = batch.attention_mask.to(device)
+    R = batch.response_len
     models = (actor, reference, critic)
     modes = [m.training for m in models]
     try:
@@ -399,13 +413,13 @@ def score(batch: Rollout, actor, reference, critic: Critic, temperature: float =
 def compute_advantages(batch: Rollout, kl_coef: float, gamma: float = 1.0, lam: float = 0.95) -> torch.Tensor:
     """Token rewards (-beta k1 + each score at its token), GAE into `advantages` / `returns`;
     returns the per-token KL `[B, R]` for logging."""
-    mask = batch.response_mask.to(batch.values.device).bool()
-    kl = kl_k1(batch.logp_old, batch.logp_ref)
-    positions = (
-        last_valid_index(mask) if batch.score_positions is None else batch.score_positions.to(mask.device)
-    )
-    rewards = token_rewards(
-        kl, mask, kl_coef, place_scores(batch.scores.to(mask.device), positions, mask.shape)
-    )
+    mask = batch.response_mask.to(batch.values.device).bool()  # [B, R]
+    kl = kl_k1(batch.logp_old, batch.logp_ref)  # [B, R]
+    if batch.score_positions is None:
+        positions = last_valid_index(mask)  # [B]: one score per row, at its last valid token
+    else:
+        positions = batch.score_positions.to(mask.device)  # [B, K]
+    scores = place_scores(batch.scores.to(mask.device), positions, mask.shape)  # [B, R]
+    rewards = token_rewards(kl, mask, kl_coef, scores)
     batch.advantages, batch.returns = gae(rewards, batch.values, mask, gamma, lam)
     return torch.where(mask, kl, 0.0)

@@ -19,25 +19,28 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from tl.calls import render_prompt, render_segments
-from tl.classify import ALL_RIGHT, OTHERS, authors_feedback_is_error, classify_feedback, feedback_categories
+from tl.classify import ALL_RIGHT, OTHERS, authors_feedback_is_error, classify_feedback
 from tl.dist import DistInfo, all_reduce_sum
 
 # ----------------------------------------------------------------------------- MAE
 MAE_RULES = ("taxonomy", "authors")
 
 
-def erroneous_calls(messages: list[dict], rule: str = "taxonomy") -> dict[int, str]:
+def erroneous_calls(
+    messages: list[dict], feedback: dict[int, str | None], rule: str = "taxonomy"
+) -> dict[int, str]:
     """T_e of L_MAE (paper Sec. 3.1, Eq. 1): {assistant message index: feedback category} of every
     call whose feedback is not `all_right` (a call with no feedback after it is not in T_e).
-    rule "authors" (their `mae.py`): the message right after the call is feedback that
-    `authors_feedback_is_error` flags; reported with its taxonomy category, else `others`."""
+    `feedback`: the record's feedback categories per call (`tl.classify.feedback_categories`,
+    read once when the record is validated). rule "authors" (their `mae.py`): the message right
+    after the call is feedback that `authors_feedback_is_error` flags; reported with its taxonomy
+    category, else `others`."""
     if rule == "taxonomy":
-        return {i: c for i, c in feedback_categories(messages).items() if c not in (None, ALL_RIGHT)}
+        return {i: c for i, c in feedback.items() if c not in (None, ALL_RIGHT)}
     if rule != "authors":
         raise ValueError(f"rule must be one of {MAE_RULES}; found {rule!r}")
     out = {}
-    for i in feedback_categories(messages):
+    for i in feedback:
         after = messages[i + 1] if i + 1 < len(messages) else {}
         if after.get("role") in ("tool", "function") and authors_feedback_is_error(after.get("content", "")):
             category = classify_feedback(str(after.get("content", "")))
@@ -73,7 +76,8 @@ def key_token_weight(n_key: int, n_nonkey: int, w_max: float) -> float:
 def call_token_weights(n_tokens: int, key: list[int], w_max: float) -> list[float]:
     """Per-token weights of one supervised call under PKT: `key_token_weight` on K_i, 1 on NK_i (the
     other tokens of the call text; the turn's EOS is not counted, as in the authors' code)."""
-    w, key = key_token_weight(len(key), n_tokens - len(key), w_max), set(key)
+    w = key_token_weight(len(key), n_tokens - len(key), w_max)
+    key = set(key)
     return [w if i in key else 1.0 for i in range(n_tokens)]
 
 
@@ -114,12 +118,16 @@ def segment_key_positions(tok, segment, tool_names: list[str]) -> list[int]:
 def tokenize_record(
     tok, record: dict, *, mae: bool = True, pkt: bool = True, w_max: float = 9.0, mae_rule: str = "taxonomy"
 ) -> Sample:
-    """A validated record -> `Sample` (ids equal `tok.encode_chat(render_prompt(...))`). mae: calls in
-    `erroneous_calls(messages, mae_rule)` get weight 0, their EOS too; pkt: `call_token_weights`."""
-    segments = render_segments(record["tools"], record["messages"], add_generation_prompt=False)
-    masked_calls = erroneous_calls(record["messages"], mae_rule) if mae else {}
+    """A validated record (`tasks.trajectories.validate_record`: its `segments` rendered and its
+    `feedback` read once) -> `Sample`, whose ids equal `tok.encode_chat(render_prompt(...))`.
+    mae: calls in `erroneous_calls` get weight 0, their EOS too; pkt: `call_token_weights`."""
+    if "segments" not in record or "feedback" not in record:
+        raise ValueError("tokenize_record needs a validated record (tasks.trajectories.validate_record)")
+    segments = record["segments"]
+    masked_calls = erroneous_calls(record["messages"], record["feedback"], mae_rule) if mae else {}
     names = [t["name"] for t in record["tools"]]
-    sample = Sample(str(record.get("id", "")), [tok.bos_id], [0.0])
+    bos = [tok.bos_id] * tok.add_bos  # as encode_chat: SmolLM2's tokenizer adds none
+    sample = Sample(str(record.get("id", "")), bos, [0.0] * len(bos))
     turn_weight = 0.0  # the EOS after a turn gets 1 when the turn is trained, else 0
     turn_start = turn_keys = 0
     for n, seg in enumerate(segments):
@@ -172,13 +180,13 @@ SAMPLE_UNITS = ("trajectory", "turn")
 
 def _surely_longer(tok, record: dict, max_seq_len: int, unit: str) -> bool:
     """Whether the record (for unit "turn": already its first assistant turn) must have more than
-    `max_seq_len` tokens, judged from its character count without tokenising it."""
-    messages = record["messages"]
-    if unit == "turn":
-        first = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), len(messages))
-        messages = messages[: first + 1]
-    text = render_prompt(record["tools"], messages, add_generation_prompt=False)
-    return len(text) > max_seq_len * tok.max_piece_chars
+    `max_seq_len` tokens, judged from its rendered character count without tokenising it."""
+    chars = 0
+    for segment in record["segments"]:
+        chars += len(segment.text)
+        if unit == "turn" and segment.kind == "eos":
+            break  # the end of the first assistant turn
+    return chars > max_seq_len * tok.max_piece_chars
 
 
 def build_samples(
@@ -201,18 +209,16 @@ def build_samples(
         raise ValueError(f"overlong must be 'drop' or 'truncate'; found {overlong!r}")
     if unit not in SAMPLE_UNITS:
         raise ValueError(f"unit must be one of {SAMPLE_UNITS}; found {unit!r}")
-    samples, stats = (
-        [],
-        {
-            "records": len(records),
-            "overlong": 0,
-            "untrained": 0,
-            "calls": 0,
-            "masked": Counter(),
-            "key_tokens": 0,
-            "trained_tokens": 0,
-        },
-    )
+    samples = []
+    stats = {
+        "records": len(records),
+        "overlong": 0,
+        "untrained": 0,
+        "calls": 0,
+        "masked": Counter(),
+        "key_tokens": 0,
+        "trained_tokens": 0,
+    }
     for record in records:
         if overlong == "drop" and _surely_longer(tok, record, max_seq_len, unit):
             stats["overlong"] += 1  # not tokenised: a 50 MB record would take minutes only to be dropped
@@ -259,13 +265,6 @@ def step_normaliser(micro_batches: list[dict], sample_unit: str, info: DistInfo)
             batch["weights"] = batch["weights"] / batch["weights"].sum(1, keepdim=True)  # [B, T]
     local = sum(batch["weights"].sum() for batch in micro_batches)
     return all_reduce_sum(local, info)
-
-
-def backward_share(loss: torch.Tensor, info: DistInfo) -> None:
-    """Backward of this rank's part of the step loss. FSDP2 averages gradients over ranks, but
-    each rank's `loss` is already its share of a global sum (the normaliser counts every rank),
-    so it is scaled by the world size to make the average a sum."""
-    (loss * info.world_size).backward()
 
 
 # ----------------------------------------------------------------------------- data order

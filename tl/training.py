@@ -1,6 +1,6 @@
 """What both trainers share: the training model (built, sharded, loaded on rank 0 and broadcast),
-AdamW's parameter groups, the learning-rate schedule, and the data order (an epoch's global
-batches, a rank's micro-batches of one)."""
+the backward of a rank's share of a global loss, AdamW's parameter groups, the learning-rate
+schedule, and the data order (an epoch's global batches, a rank's micro-batches of one)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,13 @@ def micro_batches(batch: list[int], rank: int, world_size: int, micro_batch: int
         )
     slots = [batch[k : k + micro_batch] for k in range(0, len(batch), micro_batch)]
     return slots[rank::world_size]
+
+
+def backward_share(loss: torch.Tensor, info: DistInfo) -> None:
+    """Backward of this rank's part of the step loss. FSDP2 averages gradients over ranks, but
+    each rank's `loss` is already its share of a global sum (the normaliser counts every rank),
+    so it is scaled by the world size to make the average a sum."""
+    (loss * info.world_size).backward()
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
