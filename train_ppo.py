@@ -21,6 +21,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from tasks.synth import SMOL_PPO_DATA, write_preset_data
 from tasks.toolbox import TOOLS
 from tasks.trajectories import load_trajectories
 from tl import checkpoint, dist, hf, ppo, rundir
@@ -70,7 +71,7 @@ PRESETS = {
     # (docs/MEASUREMENTS.md, "Pretrained"); bf16 where the CPU has it.
     "smol": dict(
         sft="out/smol/sft/model",
-        data="out/smol/data/train.jsonl",
+        data=SMOL_PPO_DATA,
         out="out/smol/ppo",
         actor_lr=SMOL_ACTOR_LR,
         critic_lr=10 * SMOL_ACTOR_LR,
@@ -379,6 +380,9 @@ def main(argv=None):
             f"--nproc_per_node=2 train_sft.py` first, or pass --sft"
         )
     tok = load_tokenizer(args.sft)
+    if info.is_main:
+        write_preset_data(args.data, log)  # a preset's prompts are generated when missing
+    dist.barrier(info)
     prompts, lengths = load_prompts(args, tok, log)
     if args.batch_size % (info.world_size * args.micro_batch):
         raise SystemExit(

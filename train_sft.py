@@ -19,6 +19,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from tasks.synth import DEMO_DATA, SMOL_DATA, write_preset_data
 from tasks.trajectories import load_trajectories
 from tl import checkpoint, dist, hf, rundir
 from tl.calls import EOS_MARK, render_prompt
@@ -46,20 +47,8 @@ from tl.training import (
     param_groups,
 )
 
-# The pretrained recipe's data size and learning rate, chosen from measured curves (docs/MEASUREMENTS.md).
-SMOL_TRAJECTORIES = 1280  # 160 steps of 8: what 20 minutes hold under torchrun here
+# The pretrained recipe's learning rate, chosen from a measured sweep (docs/MEASUREMENTS.md).
 SMOL_LR = 2e-4
-
-DEMO_DATA = "out/data/train.jsonl"
-SMOL_DATA = "out/smol/data/train.jsonl"
-# The synthetic data sets the presets train on (tasks.synth.write_splits settings), generated
-# when their path is missing. The demo's: more than the paper's 1,217, as the generator is free
-# and varied values make copying pay off. The pretrained recipe's: also queries no offered tool
-# answers and parallel turns, which the benchmarks test (docs/MEASUREMENTS.md, "Pretrained").
-GENERATED_DATA = {
-    DEMO_DATA: dict(n=8000),
-    SMOL_DATA: dict(n=SMOL_TRAJECTORIES, no_tool_share=0.1, parallel_share=0.1),
-}
 
 SMOLLM2 = "out/smollm2"
 FETCH_SMOLLM2 = (
@@ -231,13 +220,8 @@ def mae_table(stats: dict) -> str:
 
 def prepare_data(args, info):
     """Generate a preset's synthetic data when its path is missing (rank 0 only)."""
-    settings = GENERATED_DATA.get(args.data)
-    if settings is not None and not os.path.exists(args.data) and info.is_main:
-        from tasks.synth import write_splits
-
-        print(f"{args.data} not found: generating the synthetic data (python -m tasks.synth)", flush=True)
-        paths = write_splits(args.data, seed=0, **settings)
-        print("  wrote " + ", ".join(paths.values()))
+    if info.is_main:
+        write_preset_data(args.data, print)
     dist.barrier(info)
 
 
@@ -281,6 +265,10 @@ def main(argv=None):
     if args.preset == "paper7b" and not args.model:
         raise SystemExit(
             "--preset paper7b fine-tunes a given model: pass --model (an HF CodeLLaMA-2-7B directory)"
+        )
+    if args.model == SMOLLM2 and not os.path.isfile(os.path.join(SMOLLM2, "config.json")):
+        raise SystemExit(
+            f"{SMOLLM2}: not found. Fetch and convert SmolLM2-135M-Instruct with\n  {FETCH_SMOLLM2}"
         )
     info = dist.init_distributed(args.device)
     if args.global_batch % (args.micro_batch * info.world_size):
@@ -422,7 +410,10 @@ def main(argv=None):
     hf.export_hf(model, export, info, tokenizer=tok, dtype=export_dtype)
     if info.is_main:
         losses = [r["loss"] for r in rundir.read_metrics(args)]
-        next_ppo = "" if export == "out/sft/model" else f" --sft {export}"
+        if args.preset == "smol" and export == "out/smol/sft/model":
+            next_ppo = " --preset smol"  # its PPO preset starts from this export
+        else:
+            next_ppo = "" if export == "out/sft/model" else f" --sft {export}"
         print(
             f"\ndone: {total_steps} steps, loss {losses[0]:.3f} (step 1) -> {losses[-1]:.3f} (step {total_steps})"
             f"\n  run directory: {args.out} (args.json, metrics.jsonl, checkpoints/)"

@@ -44,7 +44,7 @@ import torch  # noqa: E402
 import evaluate  # noqa: E402
 import train_ppo  # noqa: E402
 import train_sft  # noqa: E402
-from tasks.synth import planted_kind, write_splits  # noqa: E402
+from tasks.synth import DEMO_DATA, PRESET_DATA, SMOL_DATA, planted_kind, write_splits  # noqa: E402
 from tl.calls import EOS_MARK, Call, render_prompt  # noqa: E402
 from tl.classify import Classification, call_reward  # noqa: E402
 from tl.parse import parse  # noqa: E402
@@ -245,7 +245,7 @@ def main(argv=None):
     # The data: the model preset's synthetic data (a little of it with --quick).
     data = out / "data"
     if not (data / "train.jsonl").is_file():
-        sizes = dict(train_sft.GENERATED_DATA[train_sft.SMOL_DATA if smol else train_sft.DEMO_DATA])
+        sizes = dict(PRESET_DATA[SMOL_DATA if smol else DEMO_DATA])
         if args.quick:
             sizes.update(n=40, heldout_single=6, heldout_multi=3)
         write_splits(str(data / "train.jsonl"), **sizes)

@@ -5,6 +5,7 @@ The tokenizer and model fixtures build a tiny trained tokenizer and tiny random 
 """
 
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ import torch
 from tl.hf import save_hf
 from tl.model import ModelArgs, Transformer
 from tl.tokenizer import SentencePieceTokenizer, load_tokenizer, train_bpe_tokenizer, train_tokenizer
+
+# Tests import the experiments' modules (table5, parity_real) as the scripts do.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 # The read-only benchmark copies live next to the repository (../shared/data); tests that use
 # them skip when they are absent, so the suite runs anywhere.

@@ -133,3 +133,20 @@ def test_a_fresh_run_in_an_old_directory_keeps_its_own_checkpoints(tmp_path, inf
         C.save_checkpoint(str(tmp_path), step, info, {"model": model}, {"model": optimizer}, keep=2)
     assert sorted(os.listdir(tmp_path)) == ["step_00000001", "step_00000002"]
     assert C.latest_checkpoint(str(tmp_path)).endswith("step_00000002")
+
+
+def test_a_rank_takes_its_own_gpu_or_says_there_is_none(monkeypatch):
+    """Local rank k maps to cuda:k only when that many GPUs exist; --device cuda without CUDA and
+    more local ranks than GPUs are each an error that says what to do (nothing is initialised)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="--device cuda: no CUDA device is available"):
+        D.init_distributed("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(
+        SystemExit, match=r"local rank 1 needs GPU cuda:1, but this machine has 1: .*--device cpu"
+    ):
+        D.init_distributed(None)

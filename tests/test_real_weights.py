@@ -3,7 +3,6 @@
 it; default out/smollm2). The figures: experiments/parity_real.py, docs/MEASUREMENTS.md."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from tl.tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = Path(os.environ.get("TL_SMOLLM2", ROOT / "out" / "smollm2"))
-sys.path.insert(0, str(ROOT / "experiments"))
 
 pytestmark = pytest.mark.skipif(
     not (MODEL / "config.json").is_file(), reason=f"no converted SmolLM2 at {MODEL}"

