@@ -40,8 +40,8 @@ from tl.training import (
 )
 
 # The pretrained recipe's actor learning rate and steps, chosen from measured runs (docs/MEASUREMENTS.md).
-SMOL_ACTOR_LR = 3e-6
-SMOL_STEPS = 60
+SMOL_ACTOR_LR = 1e-6
+SMOL_STEPS = 20
 
 PRESETS = {
     # A few minutes on 2 CPU cores, from the SFT demo's export. Not the paper's settings: a small

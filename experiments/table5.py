@@ -50,13 +50,14 @@ from tl.classify import Classification, call_reward  # noqa: E402
 from tl.parse import parse  # noqa: E402
 
 SFT_ROWS = {"none": ["--no-mae", "--no-pkt"], "MAE": ["--no-pkt"], "PKT": ["--no-mae"], "MAE+PKT": []}
-# row -> (the SFT row it starts from, extra flags). Multi-turn: 40 steps of 16 tasks (episodes of up
-# to 4 outputs in the sandbox), as many steps as the demo's single-turn PPO.
+# row -> (the SFT row it starts from, extra flags). Multi-turn: batches of 16 tasks (episodes of up to
+# 4 outputs in the sandbox), as many steps as the model's single-turn PPO (demo 40, smol its preset's).
 PPO_ROWS = {
     "w/ IRM": ("none", []),
     "w/ All": ("MAE+PKT", []),
-    "w/ IRM multi-turn": ("none", ["--multi_turn", "--max_steps", "40"]),
+    "w/ IRM multi-turn": ("none", ["--multi_turn"]),
 }
+MULTI_TURN_STEPS = {"demo": ["--max_steps", "40"], "smol": []}
 COLUMNS = ("TS", "PI", "CF", "DE", "CE", "VA", "planted", "wrong_tool", "prefix_share", "reward")
 # --model smol: the real benchmark files too (BFCL's accuracy per category; RoTBench's TS / PI / CF)
 BENCHMARK_COLUMNS = ("bfcl_simple", "bfcl_multiple", "bfcl_irrelevance", "rot_TS", "rot_PI", "rot_CF")
@@ -290,6 +291,8 @@ def main(argv=None):
         for seed in seeds
         for row, flags in SFT_ROWS.items()
     ]
+    # the demo's PPO prompts are its SFT data; smol's are its preset's own fresh file (docs/MEASUREMENTS.md)
+    ppo_data = [] if smol and not args.quick else ["--data", str(data / "train.jsonl")]
     ppo_jobs = [
         (
             "ppo",
@@ -300,11 +303,11 @@ def main(argv=None):
                 *preset,
                 "--sft",
                 str(sft_run(base, seed) / "model"),
-                "--data",
-                str(data / "train.jsonl"),
+                *ppo_data,
                 "--seed",
                 str(seed),
                 *flags,
+                *(MULTI_TURN_STEPS[args.model] if "--multi_turn" in flags else []),
                 *ppo_extra,
             ],
         )
@@ -314,7 +317,10 @@ def main(argv=None):
 
     results_file = out / "table5.json"
     done = load_results(results_file)
-    for phase in (sft_jobs, ppo_jobs):  # PPO starts from the SFT exports
+    # Seed by seed (a table stopped early still has whole seeds), SFT before PPO (PPO starts from
+    # the SFT exports).
+    phases = [[job for job in phase if job[2] == seed] for seed in seeds for phase in (sft_jobs, ppo_jobs)]
+    for phase in phases:
         todo = [(job, data, gold, settings, jobs > 1) for job in phase if job[2] not in done.get(job[1], {})]
         if jobs > 1:  # independent single-threaded runs side by side: ~2x one run on 2 threads
             with multiprocessing.get_context("spawn").Pool(jobs) as pool:
