@@ -1,6 +1,7 @@
 """The pretrained recipe's steps, ours against transformers on SmolLM2-135M's shape, in one process.
 
     python bench/bench_pretrained.py [--model out/smollm2] [--repeats 3] [--threads N]
+    python bench/bench_pretrained.py --device cuda --model ""     # on a GPU (bench/gpu.sh), random weights
 
 Weights: the converted SmolLM2 directory (random weights of its shape if it is absent; speed does not
 depend on the values). Data: 16 synthetic trajectories (`python -m tasks.synth`, the smol preset's
@@ -41,8 +42,8 @@ from tl.tokenizer import load_tokenizer, train_bpe_tokenizer  # noqa: E402
 SMOLLM2 = CONFIGS["smollm2"][0]  # SmolLM2-135M's shape (bench_model.py)
 
 
-def models(path: str | None):
-    """(ours, transformers') with the same weights, fp32."""
+def models(path: str | None, device: str):
+    """(ours, transformers') with the same weights, fp32, on `device`."""
     import transformers
 
     if path:
@@ -52,7 +53,7 @@ def models(path: str | None):
         ours = Transformer.from_config(SMOLLM2, seed=0)
         theirs = transformers.LlamaForCausalLM(transformers.LlamaConfig(**SMOLLM2.to_hf_config()))
         theirs.load_state_dict(ours.state_dict(), strict=False)  # tied: lm_head is the embedding
-    return ours, theirs
+    return ours.to(device), theirs.to(device)
 
 
 def logits_of(model, ids, mask, keep=None):
@@ -68,7 +69,7 @@ def sft_step_fn(model, batch, bf16: bool):
     normaliser = batch["weights"].sum()
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(keep.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = logits_of(model, batch["input_ids"], batch["attention_mask"], keep)  # [N, V]
             loss = weighted_token_loss(logits, batch["targets"][keep], batch["weights"][keep], normaliser)
         loss.backward()
@@ -82,10 +83,10 @@ def sft_step_fn(model, batch, bf16: bool):
 def ppo_update_fn(model, ids, attention, mask, bf16: bool):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
     R = mask.shape[1]
-    advantages = torch.randn(mask.shape, generator=torch.Generator().manual_seed(0))
+    advantages = torch.randn(mask.shape, generator=torch.Generator().manual_seed(0)).to(ids.device)
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=bf16):
             if isinstance(model, Transformer):
                 last = model(ids, attention_mask=attention, logits_to_keep=R + 1)
             else:
@@ -104,32 +105,40 @@ def ppo_update_fn(model, ids, attention, mask, bf16: bool):
 def rollout_fn(model, prompts: list[list[int]], pad_id: int, bf16: bool):
     """Greedy generation of 24 new tokens for the prompts, with a KV cache."""
     new = 24
+    device = next(model.parameters()).device
     if isinstance(model, Transformer):
 
         def run():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 generate(model, prompts, max_new_tokens=new, eos_id=-1, pad_id=pad_id)
 
         return run
     import transformers
 
     ids, attention, _ = ppo.pack(prompts, [[] for _ in prompts], pad_id)  # left-padded prompts
-    ids, attention = ids[:, :-1], attention[:, :-1]  # pack adds one response slot: drop it
+    ids, attention = (
+        ids[:, :-1].to(device),
+        attention[:, :-1].to(device),
+    )  # pack adds one response slot: drop it
     config = transformers.GenerationConfig(
         max_new_tokens=new, min_new_tokens=new, do_sample=False, eos_token_id=None, pad_token_id=pad_id
     )
 
     def run():
         model.eval()
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             model.generate(ids, attention_mask=attention, generation_config=config)
 
     return run
 
 
 def timed(fn) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # time the kernels, not their launch
     start = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -146,11 +155,13 @@ def main():
     ap.add_argument("--model", default="out/smollm2" if os.path.isdir("out/smollm2") else None)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
+    args.model = args.model or None  # --model "": random weights
     torch.set_num_threads(args.threads)
     import transformers
 
-    ours, theirs = models(args.model)
+    ours, theirs = models(args.model, args.device)
     records = [validate_record(r) for r in synthesize(16, seed=1, no_tool_share=0.1, parallel_share=0.1)]
     if args.model:
         tok = load_tokenizer(args.model)
@@ -159,10 +170,11 @@ def main():
         tok = load_tokenizer(train_bpe_tokenizer(texts * 20, tempfile.mkdtemp(), vocab_size=2000))
     samples, _ = build_samples(tok, records, max_seq_len=1024)
     samples.sort(key=lambda s: len(s.input_ids))
-    batch = collate(samples[6:10], tok.pad_id)  # 4 trajectories of middling length
+    batch = collate(samples[6:10], tok.pad_id, args.device)  # 4 trajectories of middling length
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads, "
-        f"cpu bf16 {cpu_has_bf16()}; weights {args.model or 'random'}; SFT batch {tuple(batch['input_ids'].shape)}, "
+        f"device {args.device}, cpu bf16 {cpu_has_bf16()}; weights {args.model or 'random'}; "
+        f"SFT batch {tuple(batch['input_ids'].shape)}, "
         f"{int((batch['weights'] > 0).sum())} weighted positions",
         flush=True,
     )
@@ -175,7 +187,7 @@ def main():
 
     prompts = [s.input_ids[:300] for s in samples[:8]]
     responses = [s.input_ids[300:324] for s in samples[8:16]]
-    ids, attention, mask = ppo.pack(prompts, responses, tok.pad_id)
+    ids, attention, mask = (t.to(args.device) for t in ppo.pack(prompts, responses, tok.pad_id))
     for bf16 in (False, True):
         o, t, ratio = compare(
             ppo_update_fn(ours, ids, attention, mask, bf16),
