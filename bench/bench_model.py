@@ -133,8 +133,12 @@ def generate_fn(model, batch: int, new_tokens: int):
 
 
 def timed(fn) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # time the kernels, not their launch
     start = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 

@@ -6,7 +6,7 @@
 Weights: the converted SmolLM2 directory (random weights of its shape if it is absent; speed does not
 depend on the values). Data: 16 synthetic trajectories (`python -m tasks.synth`, the smol preset's
 shares), tokenised as the recipe does (MAE + PKT weights). Printed, ours / transformers, each a median
-ratio over interleaved pairs (load from other processes hits both alike):
+ratio over interleaved pairs (`bench_model.alternate`; load from other processes hits both alike):
 - SFT step, batch 4: forward, weighted loss, backward, AdamW. Ours computes logits only where the
   weight is not 0; transformers computes them everywhere (its forward has no such option for a
   position mask). Both in fp32, and both under bf16 autocast (fp32 master weights);
@@ -18,16 +18,14 @@ ratio over interleaved pairs (load from other processes hits both alike):
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_model
 
 import torch  # noqa: E402
-from bench_model import CONFIGS  # noqa: E402
+from bench_model import CONFIGS, alternate  # noqa: E402
 
 from tasks.synth import generate as synthesize  # noqa: E402
 from tasks.trajectories import validate_record  # noqa: E402
@@ -132,24 +130,6 @@ def rollout_fn(model, prompts: list[list[int]], pad_id: int, bf16: bool):
     return run
 
 
-def timed(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()  # time the kernels, not their launch
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
-def compare(ours, theirs, repeats: int) -> tuple[float, float, float]:
-    """(best seconds ours, best theirs, median of theirs / ours over interleaved pairs)."""
-    ours()
-    theirs()
-    pairs = [(timed(ours), timed(theirs)) for _ in range(repeats)]
-    return min(o for o, _ in pairs), min(t for _, t in pairs), statistics.median(t / o for o, t in pairs)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="out/smollm2" if os.path.isdir("out/smollm2") else None)
@@ -179,7 +159,9 @@ def main():
         flush=True,
     )
     for bf16 in (False, True):
-        o, t, ratio = compare(sft_step_fn(ours, batch, bf16), sft_step_fn(theirs, batch, bf16), args.repeats)
+        o, t, ratio = alternate(
+            sft_step_fn(ours, batch, bf16), sft_step_fn(theirs, batch, bf16), args.repeats
+        )
         print(
             f"SFT step   {'bf16' if bf16 else 'fp32'}  ours {o:6.2f} s  transformers {t:6.2f} s  ratio {ratio:.2f}x",
             flush=True,
@@ -189,7 +171,7 @@ def main():
     responses = [s.input_ids[300:324] for s in samples[8:16]]
     ids, attention, mask = (t.to(args.device) for t in ppo.pack(prompts, responses, tok.pad_id))
     for bf16 in (False, True):
-        o, t, ratio = compare(
+        o, t, ratio = alternate(
             ppo_update_fn(ours, ids, attention, mask, bf16),
             ppo_update_fn(theirs, ids, attention, mask, bf16),
             args.repeats,
@@ -199,7 +181,7 @@ def main():
             flush=True,
         )
     for bf16 in (False, True):
-        o, t, ratio = compare(
+        o, t, ratio = alternate(
             rollout_fn(ours, prompts, tok.pad_id, bf16),
             rollout_fn(theirs, prompts, tok.pad_id, bf16),
             args.repeats,
