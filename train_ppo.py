@@ -87,6 +87,7 @@ PRESETS = {
         max_prompt_len=1024,
         kl_coef=0.1,
         save_every=10,
+        reshard_after_forward=False,  # as its SFT preset
     ),
     # The paper (Sec. 4.4: lr 2e-6 / 1e-6, batch 8, 3 epochs) and its code (greedy rollouts, answers
     # up to 512 tokens, prompts up to 8192, beta 0.4 hard-coded in its trainer, 1 PPO epoch, a cosine
@@ -215,7 +216,12 @@ def load_prompts(args, tok, log):
 
 def build_models(args, info, tok, bf16):
     """Actor, frozen reference and critic from the SFT export, and one AdamW per trained model."""
-    common = dict(bf16=bf16, activation_checkpointing=args.activation_checkpointing, tokenizer=tok)
+    common = dict(
+        bf16=bf16,
+        activation_checkpointing=args.activation_checkpointing,
+        reshard_after_forward=args.reshard_after_forward,
+        tokenizer=tok,
+    )
     actor = load_model(args.sft, info, **common)
     reference = load_model(args.sft, info, **common).requires_grad_(False).eval()
     critic = load_model(args.sft, info, wrap=ppo.Critic, **common)

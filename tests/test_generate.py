@@ -125,7 +125,15 @@ def _fsdp_worker(rank, world, port, queue):
     # rank 0's rows all end at step 1; rank 1 runs 10 steps: the ranks must not drift apart
     eos = alone[0][0] if rank == 0 else -1
     sharded = generate(model, [prompts[0]], max_new_tokens=10, eos_id=eos, pad_id=0).tokens
-    queue.put((rank, sharded, alone))
+    # generation gathered the weights for all its steps (tl.dist.gathered) and freed them after:
+    # every parameter is a shard again, and a later forward frees its blocks' weights as before
+    from torch.distributed.tensor import DTensor
+
+    freed = all(isinstance(p, DTensor) for p in model.parameters())
+    with torch.no_grad():
+        model(torch.tensor([prompts[0]]))
+    freed_after_forward = all(isinstance(p, DTensor) for p in model.layers.parameters())
+    queue.put((rank, sharded, alone, freed and freed_after_forward))
     dist.destroy_process_group()
 
 
@@ -140,7 +148,8 @@ def test_fsdp2_ranks_run_the_same_number_of_steps():
         worker.start()
     try:  # a deadlocked rank never reports: the get times out and the test fails
         results = {
-            rank: (sharded, alone) for rank, sharded, alone in (queue.get(timeout=120) for _ in workers)
+            rank: (sharded, alone, freed)
+            for rank, sharded, alone, freed in (queue.get(timeout=120) for _ in workers)
         }
         for worker in workers:
             worker.join(30)
@@ -149,7 +158,7 @@ def test_fsdp2_ranks_run_the_same_number_of_steps():
         for worker in workers:
             if worker.is_alive():
                 worker.terminate()
-    sharded, alone = results[0]
-    assert sharded == [alone[0][:1]]  # rank 0: stopped at its EOS
-    sharded, alone = results[1]
-    assert sharded == [alone[0]]  # rank 1: all 10 tokens, equal to unsharded generation
+    sharded, alone, freed = results[0]
+    assert sharded == [alone[0][:1]] and freed  # rank 0: stopped at its EOS
+    sharded, alone, freed = results[1]
+    assert sharded == [alone[0]] and freed  # rank 1: all 10 tokens, equal to unsharded generation

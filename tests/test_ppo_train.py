@@ -149,20 +149,24 @@ def test_one_vs_two_ranks_and_accumulation_give_the_same_losses(setup, tmp_path)
     train_ppo.main(_argv(setup, tmp_path / "one", *greedy, "--micro_batch", "4"))
     train_ppo.main(_argv(setup, tmp_path / "accum", *greedy, "--micro_batch", "2"))
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "train_ppo.py",
-        *_argv(setup, tmp_path / "two", *greedy, "--micro_batch", "2"),
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # FSDP's default, and the weights kept gathered from forward to backward (the smol preset's
+    # choice): in both, generation gathers the weights once (tl.dist.gathered) and frees them after.
+    for name, reshard in (("two", "--reshard_after_forward"), ("two_kept", "--no-reshard_after_forward")):
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "train_ppo.py",
+            *_argv(setup, tmp_path / name, *greedy, "--micro_batch", "2", reshard),
+        ]
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
     one = _metrics(tmp_path / "one")
     _assert_same_losses(one, _metrics(tmp_path / "accum"))
     _assert_same_losses(one, _metrics(tmp_path / "two"))
+    _assert_same_losses(one, _metrics(tmp_path / "two_kept"))
     assert one[1]["kl"] > 0  # step 2 ran on updated weights, so the update itself agreed too
 
 

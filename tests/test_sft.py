@@ -266,7 +266,8 @@ def _run(cmd, **kw):
 
 def test_torchrun_two_ranks_match_one_process(setup, reference):
     """FSDP2 on 2 gloo ranks: 2 x 2 accumulation and 2 x 1 give the single-process losses,
-    gradient norms and final weights, also with activation checkpointing; so does fine-tuning an
+    gradient norms and final weights, also with activation checkpointing and with the weights kept
+    gathered from forward to backward (--no-reshard_after_forward); so does fine-tuning an
     HF directory (read on rank 0 and broadcast into the shards), and a tied-embedding model with a
     tokenizer.json (its one output matrix sharded and trained once). One torchrun launch runs all."""
     root, base = setup
@@ -283,6 +284,7 @@ def test_torchrun_two_ranks_match_one_process(setup, reference):
         base + ["--micro_batch", "1", "--out", str(root / "fsdp_2x2")],
         base + ["--micro_batch", "2", "--out", str(root / "fsdp_2x1")],
         base + ["--micro_batch", "2", "--activation_checkpointing", "--out", str(root / "fsdp_ac")],
+        base + ["--micro_batch", "1", "--no-reshard_after_forward", "--out", str(root / "fsdp_kept")],
         from_hf + ["--micro_batch", "1", "--out", str(root / "fsdp_hf")],
         from_tied + ["--micro_batch", "1", "--out", str(root / "fsdp_tied")],
     ]
@@ -299,7 +301,7 @@ def test_torchrun_two_ranks_match_one_process(setup, reference):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "with FSDP2" in done.stdout
-    for name in ("fsdp_2x2", "fsdp_2x1", "fsdp_ac"):
+    for name in ("fsdp_2x2", "fsdp_2x1", "fsdp_ac", "fsdp_kept"):
         _assert_same_run(reference, str(root / name))
     _assert_same_run(str(root / "ref_hf"), str(root / "fsdp_hf"))
     _assert_same_run(str(root / "ref_tied"), str(root / "fsdp_tied"))

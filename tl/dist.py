@@ -7,7 +7,7 @@ code runs both ways.
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -81,11 +81,18 @@ def barrier(info: DistInfo) -> None:
 
 
 def shard_model(
-    model: torch.nn.Module, info: DistInfo, *, bf16: bool = False, activation_checkpointing: bool = False
+    model: torch.nn.Module,
+    info: DistInfo,
+    *,
+    bf16: bool = False,
+    activation_checkpointing: bool = False,
+    reshard_after_forward: bool = True,
 ):
     """Activation checkpointing per block (optional), then FSDP2 on each block and the root
     (`model.layers` are the blocks). `bf16`: blocks compute in bfloat16, master weights and
-    gradient reduction in float32."""
+    gradient reduction in float32. `reshard_after_forward`: free each block's gathered weights
+    after its forward and gather them again for its backward (FSDP's default: the least memory);
+    False keeps them from forward to backward, one all-gather per block and step instead of two."""
     from torch.distributed._composable import checkpoint  # keeps parameter names (no wrapper module)
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -97,9 +104,33 @@ def shard_model(
             param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32
         )
         for block in model.layers:
-            fully_shard(block, mp_policy=policy)
-        fully_shard(model, mp_policy=policy)
+            fully_shard(block, mp_policy=policy, reshard_after_forward=reshard_after_forward)
+        fully_shard(model, mp_policy=policy)  # the root keeps its weights to backward (FSDP2's rule)
+        model.reshard_after_forward = reshard_after_forward  # what `gathered` restores
     return model
+
+
+@contextmanager
+def gathered(model: torch.nn.Module):
+    """Inside: an FSDP2 model's weights are all-gathered at the first forward and stay gathered
+    (generation runs one forward per new token: without this, every block is gathered again for
+    each token). On leaving they are freed. A no-op for a model that is not sharded."""
+    from torch.distributed.fsdp import FSDPModule
+
+    sharded = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    if not sharded:
+        yield
+        return
+    for module in sharded:
+        module.set_reshard_after_forward(False, recurse=False)
+    try:
+        yield
+    finally:
+        restore = getattr(model, "reshard_after_forward", True)
+        for module in sharded:
+            if module is not model:  # the root never reshards after forward (see shard_model)
+                module.set_reshard_after_forward(restore, recurse=False)
+            module.reshard()
 
 
 def cpu_has_bf16() -> bool:

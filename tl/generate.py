@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tl.dist import any_rank
+from tl.dist import any_rank, gathered
 
 
 @dataclass
@@ -61,19 +61,20 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        cache = model.new_cache(total)
-        prefill_mask = mask[:, :prompt_len] if padded else None
-        logits = model(input_ids, attention_mask=prefill_mask, cache=cache, logits_to_keep=1)  # [B, 1, V]
-        for step in range(max_new_tokens):
-            sampled = sample_next(logits[:, -1].float(), temperature, generator)  # [B]
-            tokens = torch.where(running, sampled, pad_id)  # a finished row only pads
-            new_tokens[:, step] = tokens
-            steps = step + 1
-            running &= tokens != eos_id
-            if steps == max_new_tokens or not any_rank(running.any(), device):
-                break
-            step_mask = mask[:, : prompt_len + steps] if padded else None
-            logits = model(tokens[:, None], cache=cache, attention_mask=step_mask)  # [B, 1, V]
+        with gathered(model):  # under FSDP: weights gathered once, not once per token
+            cache = model.new_cache(total)
+            prefill_mask = mask[:, :prompt_len] if padded else None
+            logits = model(input_ids, attention_mask=prefill_mask, cache=cache, logits_to_keep=1)  # [B, 1, V]
+            for step in range(max_new_tokens):
+                sampled = sample_next(logits[:, -1].float(), temperature, generator)  # [B]
+                tokens = torch.where(running, sampled, pad_id)  # a finished row only pads
+                new_tokens[:, step] = tokens
+                steps = step + 1
+                running &= tokens != eos_id
+                if steps == max_new_tokens or not any_rank(running.any(), device):
+                    break
+                step_mask = mask[:, : prompt_len + steps] if padded else None
+                logits = model(tokens[:, None], cache=cache, attention_mask=step_mask)  # [B, 1, V]
     finally:
         model.train(was_training)
     rows = []

@@ -35,6 +35,13 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         default=False,
         help="recompute each block's activations in the backward pass (memory for time)",
     )
+    p.add_argument(
+        "--reshard_after_forward",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="under torchrun: free each block's gathered weights after its forward and gather them "
+        "again for its backward (memory); off: one all-gather per block and step (time)",
+    )
     p.add_argument("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
     p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
     p.add_argument(

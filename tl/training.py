@@ -23,6 +23,7 @@ def load_model(
     seed: int = 0,
     bf16: bool = False,
     activation_checkpointing: bool = False,
+    reshard_after_forward: bool = True,
     tokenizer=None,
     wrap=None,
 ) -> torch.nn.Module:
@@ -38,7 +39,11 @@ def load_model(
             return wrap(Transformer.from_config(source, seed=seed, device=device, dtype=torch.float32))
         return wrap(load_hf(source, dtype=torch.float32, device=device, tokenizer=tokenizer))
 
-    shard = dict(bf16=bf16, activation_checkpointing=activation_checkpointing)
+    shard = dict(
+        bf16=bf16,
+        activation_checkpointing=activation_checkpointing,
+        reshard_after_forward=reshard_after_forward,
+    )
     if not info.distributed:
         return shard_model(full_model(info.device), info, **shard)
 
