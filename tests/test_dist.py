@@ -150,3 +150,16 @@ def test_a_rank_takes_its_own_gpu_or_says_there_is_none(monkeypatch):
         SystemExit, match=r"local rank 1 needs GPU cuda:1, but this machine has 1: .*--device cpu"
     ):
         D.init_distributed(None)
+
+
+def test_a_checkpoint_that_cannot_fit_is_refused_with_its_size(tmp_path, info, monkeypatch):
+    model, optimizer, _ = _trained(info, steps=1)
+    state_bytes = sum(p.numel() * 4 for p in model.parameters()) * 3  # weights + AdamW's two moments
+    usage = C.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(C.shutil, "disk_usage", lambda path: usage._replace(free=state_bytes - 1))
+    with pytest.raises(SystemExit, match=r"not enough disk space .* needs 0\.\d+ GB, 0\.\d+ GB are free"):
+        C.save_checkpoint(str(tmp_path), 1, info, {"model": model}, {"model": optimizer})
+    assert C.latest_checkpoint(str(tmp_path)) is None
+    monkeypatch.setattr(C.shutil, "disk_usage", lambda path: usage._replace(free=state_bytes + 10**6))
+    path = C.save_checkpoint(str(tmp_path), 1, info, {"model": model}, {"model": optimizer})
+    assert C.latest_checkpoint(str(tmp_path)) == path

@@ -26,7 +26,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from tl.dist import DistInfo, barrier
+from tl.dist import DistInfo, all_reduce_sum, barrier
 
 
 def swap_in(tmp: str, final: str) -> None:
@@ -100,6 +100,32 @@ def _app_state(models: dict, optimizers: dict) -> dict:
     return state
 
 
+def _local_bytes(state) -> int:
+    """Bytes of this rank's tensors in a (nested) state dict: its shards under FSDP."""
+    if isinstance(state, dict):
+        return sum(_local_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_local_bytes(v) for v in state)
+    if isinstance(state, torch.Tensor):
+        local = state.to_local() if hasattr(state, "to_local") else state  # a DTensor's shard
+        return local.numel() * local.element_size()
+    return 0
+
+
+def _check_disk_space(path: str, state: dict, info: DistInfo) -> None:
+    """Refuse, on every rank alike, a checkpoint that cannot fit: a full disk would otherwise stop
+    the run inside torch.save with an error that does not say so."""
+    needed = all_reduce_sum(torch.tensor(_local_bytes(state), dtype=torch.float64), info).item()
+    free = shutil.disk_usage(path).free
+    short = all_reduce_sum(torch.tensor(float(needed > free)), info).item() > 0  # any rank short
+    if short:
+        raise SystemExit(
+            f"not enough disk space for a checkpoint in {path}: it needs {needed / 1e9:.2f} GB, "
+            f"{free / 1e9:.2f} GB are free: free some, keep fewer checkpoints (--keep), or run on a larger "
+            f"disk (--out)"
+        )
+
+
 def save_checkpoint(
     ckpt_dir: str,
     step: int,
@@ -122,7 +148,9 @@ def save_checkpoint(
                 shutil.rmtree(os.path.join(ckpt_dir, name), ignore_errors=True)
         os.makedirs(tmp)
     barrier(info)
-    dcp.save(_app_state(models, optimizers), checkpoint_id=tmp, no_dist=not info.distributed)
+    state = _app_state(models, optimizers)
+    _check_disk_space(tmp, state, info)
+    dcp.save(state, checkpoint_id=tmp, no_dist=not info.distributed)
     version, internal, gauss = random.getstate()
     rng = {"torch": torch.get_rng_state(), "python": list(internal), "python_gauss": gauss}
     if torch.cuda.is_available():
