@@ -104,7 +104,7 @@ PRESETS["smol"] = dict(
     micro_batch=4,
     max_seq_len=1024,
     save_every=50,
-    reshard_after_forward=False,  # 135M weights: gathering once per step is ~15% faster on 2 gloo ranks
+    reshard_after_forward=False,  # 135M weights: gathered once per step, 1.2x faster steps on 2 gloo ranks
 )
 
 # Settings that define what a run computes: --resume refuses to continue a run if one changed.
