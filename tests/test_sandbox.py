@@ -664,7 +664,7 @@ def test_a_worker_whose_isolation_probe_dies_does_not_start(monkeypatch, tmp_pat
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no namespace may be entered in this test process
     monkeypatch.setattr(sandbox, "_SECCOMP", sandbox._SECCOMP)
-    monkeypatch.setattr(sandbox, "_confine", lambda uid, layers: os.kill(os.getpid(), signal.SIGKILL))
+    monkeypatch.setattr(sandbox, "confine", lambda uid, layers, program: os.kill(os.getpid(), signal.SIGKILL))
     ours, theirs = Pipe()
     ours.send_bytes(b"null")  # ends the serving loop, should the worker (wrongly) start
     sandbox.worker_main({"tools": {}, "scratch_root": str(tmp_path), "uid": None}, theirs)
@@ -694,7 +694,7 @@ def run_bpf(prog, arch: int, nr: int, arg0: int = 0) -> int:
 def test_the_seccomp_program_denies_its_list_and_nothing_else(machine):
     """Checked here for both architectures, whichever this machine is; the attack tests check the real
     one."""
-    from tl.sandbox import ARCHES, DENIED, SOCKET, seccomp_filter
+    from tl.confine import ARCHES, DENIED, SOCKET, seccomp_filter
 
     col, audit = ARCHES[machine]
     denied = {nrs[col] for nrs in DENIED} - {None}

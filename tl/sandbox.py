@@ -26,7 +26,6 @@ memfd, keyrings. Root without CAP_SETUID keeps the child root. `run_in_process` 
 
 import builtins  # noqa: E401
 import contextlib
-import ctypes
 import functools
 import importlib
 import io
@@ -48,6 +47,7 @@ from multiprocessing.connection import Pipe
 
 from tl.calls import Call, valid_unicode  # untrusted text may hold lone surrogates, which UTF-8 cannot encode
 from tl.classify import ALL_RIGHT, FEEDBACK_CATEGORIES, TOOL_INSTABILITY, classify_feedback
+from tl.confine import confine, detach, enter_worker_namespaces, mount_tmpfs, seccomp_filter
 from tl.episode import Result, validate_call  # the executor contract; every executor validates first
 
 # Imported before isolation: the uid-dropped child may not be able to read the install, and an attack must
@@ -83,6 +83,7 @@ IN_CHILD = False  # True in a sandbox child once its limits apply; read by tools
 _UID_BASE = 1_000_000  # child uid = _UID_BASE + (owner pid << 8) + worker slot: unused, one per worker
 _MAX_FILE_MB = 16  # RLIMIT_FSIZE; a call's own tmpfs holds 4x this
 _FIELDS = ("ok", "output", "category", "message")
+_SECCOMP = None  # the worker's compiled filter (tl.confine.seccomp_filter), installed by each child
 
 
 def _fail(message: str, category: str = TOOL_INSTABILITY) -> Result:
@@ -169,157 +170,8 @@ def run_in_process(tools: dict, call, *, max_output: int = 8192) -> Result:
     return _invoke(tool.fn, _given_arguments(call, tool.schema), max_output)
 
 
-# The syscalls a child gets EPERM for, as (x86_64 number, aarch64 number); None where that architecture
-# lacks the call. No tool needs them: they carry data to later calls (SysV IPC, mqueues, keyrings), hold
-# memory outside RLIMIT_AS (memfd), start, signal or reach into processes, etc.
-DENIED = [
-    # SysV shared memory and semaphores
-    (29, 194),  # shmget
-    (30, 196),  # shmat
-    (31, 195),  # shmctl
-    (64, 190),  # semget
-    (65, 193),  # semop
-    (66, 191),  # semctl
-    (220, 192),  # semtimedop
-    # SysV message queues
-    (68, 186),  # msgget
-    (69, 189),  # msgsnd
-    (70, 188),  # msgrcv
-    (71, 187),  # msgctl
-    # POSIX message queues
-    (240, 180),  # mq_open
-    (241, 181),  # mq_unlink
-    (242, 182),  # mq_timedsend
-    (243, 183),  # mq_timedreceive
-    (244, 184),  # mq_notify
-    (245, 185),  # mq_getsetattr
-    # keyrings and memfd
-    (248, 217),  # add_key
-    (249, 218),  # request_key
-    (250, 219),  # keyctl
-    (319, 279),  # memfd_create
-    (447, 447),  # memfd_secret
-    # new processes and programs
-    (56, 220),  # clone
-    (435, 435),  # clone3
-    (57, None),  # fork
-    (58, None),  # vfork
-    (59, 221),  # execve
-    (322, 281),  # execveat
-    # signals to other processes
-    (62, 129),  # kill
-    (200, 130),  # tkill
-    (234, 131),  # tgkill
-    (129, 138),  # rt_sigqueueinfo
-    (297, 240),  # rt_tgsigqueueinfo
-    (424, 424),  # pidfd_send_signal
-    # reaching into other processes
-    (101, 117),  # ptrace
-    (310, 270),  # process_vm_readv
-    (311, 271),  # process_vm_writev
-    (438, 438),  # pidfd_getfd
-    # userfaultfd, bpf, perf, io_uring
-    (323, 282),  # userfaultfd
-    (321, 280),  # bpf
-    (298, 241),  # perf_event_open
-    (425, 425),  # io_uring_setup
-    (426, 426),  # io_uring_enter
-    (427, 427),  # io_uring_register
-    # namespaces and mounts
-    (272, 97),  # unshare
-    (308, 268),  # setns
-    (165, 40),  # mount
-    (166, 39),  # umount2
-    (155, 41),  # pivot_root
-    # the new mount API
-    (428, 428),  # open_tree
-    (429, 429),  # move_mount
-    (430, 430),  # fsopen
-    (432, 432),  # fsmount
-    (442, 442),  # mount_setattr
-    # file handles, kexec, modules
-    (303, 264),  # name_to_handle_at
-    (304, 265),  # open_by_handle_at
-    (246, 104),  # kexec_load
-    (175, 105),  # init_module
-    (313, 273),  # finit_module
-    (176, 106),  # delete_module
-]
-SOCKET = (41, 198)  # socket() on x86_64, aarch64
-ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}  # (column of DENIED, AUDIT_ARCH_*)
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
-_PR_SET_SECCOMP = 22
-_PR_SET_NO_NEW_PRIVS = 38
-_CLONE_NEWNS = 0x00020000
-_CLONE_NEWIPC = 0x08000000
-_CLONE_NEWNET = 0x40000000
-_MS_NOSUID_NODEV_NOEXEC = 2 | 4 | 8
-_MS_BIND = 4096
-_MS_REC_PRIVATE = 16384 | 1 << 18  # MS_REC | MS_PRIVATE
-_MNT_DETACH = 2
-_SECCOMP = None  # the worker's compiled filter, installed by each child
-
-
-def seccomp_filter(allow_inet: bool, machine: str | None = None):
-    """The BPF program (a struct sock_fprog) for `machine` (default: this one), None for an unknown one:
-    EPERM for DENIED and for socket() of any family but AF_INET/6 (those only with `allow_inet`); a syscall
-    of another ABI kills the process."""
-    col, audit = ARCHES.get(machine or os.uname().machine, (None, None))
-    if col is None:
-        return None
-    deny = [nrs[col] for nrs in DENIED if nrs[col] is not None]
-    families = (2, 10) if allow_inet else ()  # AF_INET, AF_INET6
-    # Instructions are (code, jt, jf, k); a jump skips jt (if true) or jf (if false) instructions. Layout:
-    # arch check, nr checks, socket family checks, then RET EPERM and RET ALLOW, the two targets whose
-    # distances the offsets below count.
-    prog = [
-        (0x20, 0, 0, 4),  # LD arch
-        (0x15, 1, 0, audit),  # JEQ this ABI: skip the kill
-        (0x06, 0, 0, 0x80000000),  # RET KILL_PROCESS
-        (0x20, 0, 0, 0),  # LD nr
-    ]
-    if col == 0:  # x32 numbers (bit 30 set) alias x86_64's
-        prog.append((0x35, len(deny) + len(families) + 2, 0, 0x40000000))  # JGE -> EPERM
-    for i, nr in enumerate(deny):
-        prog.append((0x15, len(deny) - i + len(families) + 1, 0, nr))  # JEQ -> EPERM
-    prog.append((0x15, 0, len(families) + 2, SOCKET[col]))  # JEQ socket, else -> ALLOW
-    prog.append((0x20, 0, 0, 16))  # LD args[0], the address family
-    for i, family in enumerate(families):
-        prog.append((0x15, len(families) - i, 0, family))  # JEQ -> ALLOW
-    prog.append((0x06, 0, 0, 0x00050001))  # RET ERRNO(EPERM)
-    prog.append((0x06, 0, 0, 0x7FFF0000))  # RET ALLOW
-    code = b"".join(
-        op.to_bytes(2, "little") + bytes([jt, jf]) + k.to_bytes(4, "little") for op, jt, jf, k in prog
-    )
-    keep = ctypes.create_string_buffer(code, len(code))  # struct sock_filter[] (both ABIs little-endian)
-    fprog = (ctypes.c_uint64 * 2)(len(prog), ctypes.addressof(keep))  # {u16 len (padded), filter pointer}
-    fprog.keep = keep  # the program must outlive every child that installs it
-    return fprog
-
-
-def _confine(uid: int | None, layers: int) -> int:
-    """Apply the per-process layers in the order they need: the uid if given, the IPC namespace if
-    `layers` & 2, seccomp if `layers` & 4. Returns the bits of those that took: 1 uid, 2 IPC namespace,
-    4 seccomp (it refuses memfd)."""
-    ipc = layers & 2 and _libc.unshare(_CLONE_NEWIPC) == 0  # before the uid drop: it needs the capability
-    with contextlib.suppress(OSError):  # root inside a container may lack CAP_SETUID
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # also what lets a non-root process install seccomp
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
-    # Seccomp last: it needs NO_NEW_PRIVS (set above) and denies unshare, which the IPC namespace used.
-    seccomp = layers & 4 and _SECCOMP is not None and _libc.prctl(_PR_SET_SECCOMP, 2, _SECCOMP, 0, 0) == 0
-    with contextlib.suppress(OSError):  # the filter took only if memfd_create now fails
-        seccomp = seccomp and os.memfd_create("probe") < 0
-    took_uid = os.getuid() == uid
-    return took_uid | bool(ipc) << 1 | bool(seccomp) << 2
-
-
 def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None, layers: int) -> dict:
-    """Fork a child for one call under `layers` (`_confine`) and wait until the call's deadline for the JSON
+    """Fork a child for one call under `layers` (`tl.confine.confine`) and wait until the call's deadline for the JSON
     result it writes to fd 3, a memfd of the worker's; the reply is bounded whatever the tool's code does.
     The fields go out unchecked (the caller's `_checked` checks them)."""
     global IN_CHILD
@@ -344,7 +196,7 @@ def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None,
                 (resource.RLIMIT_NOFILE, 64),
             ):
                 resource.setrlimit(lim, (value, value))
-            if _confine(uid, layers) != layers:
+            if confine(uid, layers, _SECCOMP) != layers:
                 os._exit(71)  # a layer the worker found working did not take
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes raise OSError instead
             sys.stdout = sys.stderr = CappedStringIO(limits["max_output"])  # stray prints: bounded, dropped
@@ -387,12 +239,6 @@ def _run_child(fn, arguments: dict, limits: dict, scratch: str, uid: int | None,
     return asdict(_fail(f"500 Server Error: the tool process crashed ({how})"))
 
 
-def _mount_setattr(path: bytes, flags: int, set_: int = 0, clear: int = 0) -> bool:
-    attr = (ctypes.c_uint64 * 4)(set_, clear, 0, 0)  # struct mount_attr
-    # syscall 442 is mount_setattr on x86_64 and aarch64 alike; -100 is AT_FDCWD
-    return _libc.syscall(442, -100, path, flags, attr, ctypes.sizeof(attr)) == 0
-
-
 def worker_main(hello: dict, conn):
     """The worker process (started by _Worker.BOOT): import the tools, enter the namespaces the OS allows
     (root), try the per-call layers in a throw-away child, report them (`Sandbox.isolation`), then serve
@@ -404,33 +250,14 @@ def worker_main(hello: dict, conn):
             fns[name] = functools.reduce(getattr, qualname.split("."), importlib.import_module(module))
         for module in PRELOAD:
             importlib.import_module(module)
-        netns = readonly = quota = False
-        if os.geteuid() == 0:
-            # a new network namespace has no interface at all
-            netns = _libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET) == 0
-        if netns:
-            root = hello["scratch_root"].encode()
-            # Private first, so that nothing mounted here leaks back out; then all of / read-only
-            # (0x8000: AT_RECURSIVE; set_=1: MOUNT_ATTR_RDONLY).
-            private = _libc.mount(b"none", b"/", None, _MS_REC_PRIVATE, None) == 0
-            readonly = private and _mount_setattr(b"/", 0x8000, set_=1)
-            # A small tmpfs holds the scratch dirs (cheap mkdirs); each call mounts its own on top.
-            tmpfs_opts = b"size=1m,mode=0755"
-            quota = (
-                readonly and _libc.mount(b"tmpfs", root, b"tmpfs", _MS_NOSUID_NODEV_NOEXEC, tmpfs_opts) == 0
-            )
-            if readonly and not quota:
-                # Without the tmpfs, the scratch root becomes a bind mount with MOUNT_ATTR_RDONLY cleared:
-                # the one writable place.
-                bound = _libc.mount(root, root, None, _MS_BIND, None) == 0
-                readonly = bound and _mount_setattr(root, 0, clear=1)
+        netns, readonly, quota = enter_worker_namespaces(hello["scratch_root"])
         _SECCOMP = seccomp_filter(allow_inet=netns)  # AF_INET/6 are harmless only where no network exists
         # The probe: a child tries the per-call layers (the IPC namespace only as root) and exits with
         # the bits of those that took.
         wanted = 2 * (os.geteuid() == 0) | 4
         pid = os.fork()
         if pid == 0:
-            os._exit(_confine(hello["uid"], wanted))
+            os._exit(confine(hello["uid"], wanted, _SECCOMP))
         layers = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         if layers < 0:  # a signal is no report: fail closed
             raise RuntimeError(f"the isolation probe was killed by signal {-layers}")
@@ -451,17 +278,13 @@ def worker_main(hello: dict, conn):
         while req := json.loads(conn.recv_bytes()):
             # a fresh dir per call: no mode, xattr or file survives from an earlier call
             scratch = tempfile.mkdtemp(dir=hello["scratch_root"])
-            own_fs = (
-                quota
-                and _libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", _MS_NOSUID_NODEV_NOEXEC, opts) == 0
-            )
+            own_fs = quota and mount_tmpfs(scratch, opts)
             if uid is not None:
                 os.chown(scratch, uid, uid)  # the call's own tmpfs, if mounted, else the directory
             reply = _run_child(fns[req["name"]], req["arguments"], hello["limits"], scratch, uid, layers)
             conn.send_bytes(json.dumps(reply).encode())
             if own_fs:
-                # the call's files go at once, however deep the tree
-                _libc.umount2(scratch.encode(), _MNT_DETACH)
+                detach(scratch)  # the call's files go at once, however deep the tree
             _remove_tree(scratch)  # after the reply, so the caller does not wait for it
 
 
