@@ -26,7 +26,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from tl.dist import DistInfo, all_reduce_sum, barrier
+from tl.dist import DistInfo, all_reduce_sum, any_rank, barrier
 
 
 def swap_in(tmp: str, final: str) -> None:
@@ -115,10 +115,11 @@ def _local_bytes(state) -> int:
 def _check_disk_space(path: str, state: dict, info: DistInfo) -> None:
     """Refuse, on every rank alike, a checkpoint that cannot fit: a full disk would otherwise stop
     the run inside torch.save with an error that does not say so."""
-    needed = all_reduce_sum(torch.tensor(_local_bytes(state), dtype=torch.float64), info).item()
+    # on the rank's device: nccl reduces only CUDA tensors
+    local = torch.tensor(_local_bytes(state), dtype=torch.float64, device=info.device)
+    needed = all_reduce_sum(local, info).item()
     free = shutil.disk_usage(path).free
-    short = all_reduce_sum(torch.tensor(float(needed > free)), info).item() > 0  # any rank short
-    if short:
+    if any_rank(needed > free, info.device):
         raise SystemExit(
             f"not enough disk space for a checkpoint in {path}: it needs {needed / 1e9:.2f} GB, "
             f"{free / 1e9:.2f} GB are free: free some, keep fewer checkpoints (--keep), or run on a larger "
